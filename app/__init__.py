@@ -1,0 +1,1 @@
+"""haul: a self-hosted Temporal platform in one Python distribution."""
