@@ -1,0 +1,604 @@
+"""ClusterSpec: the single source of configuration for one Temporal cluster.
+
+The same model renders the temporal-server config that `haul stack` boots, the values of the
+official Temporal Helm chart that infra/ deploys, the namespace and search-attribute setup that
+both apply, and the dynamic config file. Renderers are pure functions over the model and return
+plain dicts; `dump_yaml` and `dump_server_config` turn them into text.
+
+Secrets never appear in rendered output. Locally the server reads the database password from an
+environment variable through its config templating (`# enable-template` as the first line of the
+file, then `{{ env "VAR" }}`); in Kubernetes the chart reads it from an existing secret.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from app import versions
+
+Environment = Literal["dev", "staging", "prod"]
+Consistency = Literal["LOCAL_QUORUM", "QUORUM", "LOCAL_ONE", "ONE", "EACH_QUORUM", "ALL"]
+SerialConsistency = Literal["LOCAL_SERIAL", "SERIAL"]
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PASSWORD_ENV = "TEMPORAL_DB_PASSWORD"
+DEFAULT_SECRET_KEY = "password"
+ENABLE_TEMPLATE_HEADER = "# enable-template"
+DEV_SHARDS = 4
+
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DYNCONFIG_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9_]+)+$")
+
+
+class SpecError(ValueError):
+    """A ClusterSpec that must not be booted or deployed, or a request that conflicts with a
+    live cluster. The message names the input, what was wrong, and what to do."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Stores
+# --------------------------------------------------------------------------------------------
+
+
+class SecretRef(_Model):
+    """Where a database password comes from. It is never a value, only a reference.
+
+    `env_var` is read by the locally booted server at start (through config templating);
+    `existing_secret`/`secret_key` name the Kubernetes secret the Helm chart mounts.
+    """
+
+    env_var: str = DEFAULT_PASSWORD_ENV
+    existing_secret: str | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+
+    @field_validator("env_var")
+    @classmethod
+    def _env_var_name(cls, value: str) -> str:
+        if not _ENV_VAR_RE.match(value):
+            raise ValueError(
+                f"password env_var {value!r} is not an environment variable name; "
+                "give a name such as TEMPORAL_DB_PASSWORD, never the password itself"
+            )
+        return value
+
+
+class TLSSettings(_Model):
+    """TLS from the server to its database (RDS forces SSL from Postgres 15)."""
+
+    enabled: bool = False
+    ca_file: str | None = None
+    enable_host_verification: bool = False
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TLSSettings:
+        if not self.enabled and (self.enable_host_verification or self.ca_file):
+            raise ValueError(
+                "tls.enable_host_verification or tls.ca_file is set while tls.enabled is false; "
+                "set tls.enabled: true (host verification needs TLS)"
+            )
+        return self
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "enabled": self.enabled,
+            "enableHostVerification": self.enable_host_verification,
+        }
+        if self.ca_file:
+            out["caFile"] = self.ca_file
+        if self.server_name:
+            out["serverName"] = self.server_name
+        return out
+
+
+def _duration(value: timedelta) -> str:
+    """Go duration string for a timedelta ("1h", "90s")."""
+    seconds = int(value.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+class PostgresStore(_Model):
+    """A Postgres database used through the server's `postgres12` SQL plugin."""
+
+    kind: Literal["postgres"] = "postgres"
+    host: str = LOOPBACK
+    port: int = Field(default=5432, ge=1, le=65535)
+    user: str = "temporal"
+    database: str = "temporal"
+    password: SecretRef = SecretRef()
+    tls: TLSSettings = TLSSettings()
+    max_conns: int = Field(default=20, ge=1)
+    max_idle_conns: int = Field(default=20, ge=0)
+    max_conn_lifetime: timedelta = timedelta(hours=1)
+    # Helm-only: the chart's schema job creates the database and applies/updates the schema.
+    create_database: bool = True
+    manage_schema: bool = True
+
+    @model_validator(mode="after")
+    def _pool(self) -> PostgresStore:
+        if self.max_idle_conns > self.max_conns:
+            raise ValueError(
+                f"postgres store {self.database!r}: max_idle_conns {self.max_idle_conns} is above "
+                f"max_conns {self.max_conns}; lower max_idle_conns to at most max_conns"
+            )
+        return self
+
+    @property
+    def connect_addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class CassandraStore(_Model):
+    """A CQL store: Apache Cassandra locally, ScyllaDB in production."""
+
+    kind: Literal["cassandra", "scylla"] = "cassandra"
+    hosts: list[str] = Field(default_factory=lambda: [LOOPBACK], min_length=1)
+    port: int = Field(default=9042, ge=1, le=65535)
+    datacenter: str = "datacenter1"
+    keyspace: str = "temporal"
+    # Replication factor per datacenter (NetworkTopologyStrategy). Empty means RF 1 in the
+    # store's own datacenter for dev and RF 3 elsewhere.
+    replication: dict[str, int] = Field(default_factory=dict)
+    consistency: Consistency = "LOCAL_QUORUM"
+    serial_consistency: SerialConsistency = "LOCAL_SERIAL"
+    user: str | None = None
+    password: SecretRef | None = None
+    tls: TLSSettings = TLSSettings()
+    max_conns: int = Field(default=2, ge=1)
+    # Helm-only. The chart's keyspace creation cannot turn tablets off (Temporal uses LWT), so
+    # the keyspace comes from migrations/scylla and createDatabase stays false.
+    create_database: bool = False
+    manage_schema: bool = True
+
+    @field_validator("replication")
+    @classmethod
+    def _rf(cls, value: dict[str, int]) -> dict[str, int]:
+        for dc, rf in value.items():
+            if rf < 1:
+                raise ValueError(
+                    f"replication factor for datacenter {dc!r} is {rf}; give 1 or more (3 in prod)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _checks(self) -> CassandraStore:
+        if self.create_database:
+            raise ValueError(
+                f"{self.kind} store keyspace {self.keyspace!r}: create_database is true, but the "
+                "chart creates keyspaces without disabling tablets, which breaks Temporal's LWT; "
+                "set create_database: false and bootstrap the keyspace from migrations/scylla"
+            )
+        if self.replication and self.datacenter not in self.replication:
+            raise ValueError(
+                f"{self.kind} store: datacenter {self.datacenter!r} has no replication factor in "
+                f"replication {self.replication}; add it"
+            )
+        return self
+
+    def replication_for(self, environment: Environment) -> dict[str, int]:
+        if self.replication:
+            return dict(self.replication)
+        return {self.datacenter: 1 if environment == "dev" else 3}
+
+
+def _store_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("kind", "postgres")
+    else:
+        kind = getattr(value, "kind", None)
+    if kind in ("cassandra", "scylla"):
+        return "cql"
+    return kind if isinstance(kind, str) else None
+
+
+# A store without `kind` is Postgres; `kind: cassandra|scylla` is a CQL store.
+Store = Annotated[
+    Annotated[PostgresStore, Tag("postgres")] | Annotated[CassandraStore, Tag("cql")],
+    Discriminator(_store_tag),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Namespaces and dynamic config
+# --------------------------------------------------------------------------------------------
+
+
+class SearchAttributeType(StrEnum):
+    """Custom search attribute types, named as Temporal names them."""
+
+    Text = "Text"
+    Keyword = "Keyword"
+    Int = "Int"
+    Double = "Double"
+    Bool = "Bool"
+    Datetime = "Datetime"
+    KeywordList = "KeywordList"
+
+    @property
+    def indexed_value_type(self) -> str:
+        """The name in temporalio.api.enums.v1.IndexedValueType."""
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.value).upper()
+        return f"INDEXED_VALUE_TYPE_{snake}"
+
+
+_ALLOWED_SA = ", ".join(t.value for t in SearchAttributeType)
+
+
+class NamespaceSpec(_Model):
+    name: str
+    retention: timedelta = timedelta(days=3)
+    description: str = ""
+    search_attributes: dict[str, SearchAttributeType] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value or len(value) > 255 or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", value):
+            raise ValueError(
+                f"namespace name {value!r} is not valid; use letters, digits, '.', '_' or '-'"
+            )
+        return value
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_days(cls, value: Any) -> Any:
+        # An int or float is a number of days; a timedelta or ISO/pydantic duration passes on.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return timedelta(days=value)
+        return value
+
+    @field_validator("search_attributes", mode="before")
+    @classmethod
+    def _sa_types(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for attr, typ in value.items():
+            raw = typ.value if isinstance(typ, SearchAttributeType) else typ
+            if raw not in SearchAttributeType.__members__:
+                raise ValueError(
+                    f"search attribute {attr!r} has unknown type {raw!r}; "
+                    f"use one of {_ALLOWED_SA}"
+                )
+        return value
+
+    @property
+    def retention_seconds(self) -> int:
+        return int(self.retention.total_seconds())
+
+
+class ConstrainedValue(_Model):
+    """One entry of a dynamic config key: a value, optionally limited by constraints
+    (namespace, taskQueueName, taskType, ...)."""
+
+    value: Any
+    constraints: dict[str, Any] = Field(default_factory=dict)
+
+
+class DynamicConfig(RootModel[dict[str, list[ConstrainedValue]]]):
+    """Dynamic config keys such as `frontend.namespaceRPS` or
+    `matching.numTaskqueueReadPartitions`. A plain value means one unconstrained entry."""
+
+    root: dict[str, list[ConstrainedValue]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wrap(cls, data: Any) -> Any:
+        if isinstance(data, DynamicConfig):
+            return data.root
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str) or not _DYNCONFIG_KEY_RE.match(key):
+                raise ValueError(
+                    f"dynamic config key {key!r} is not a dotted server key; "
+                    "use names such as 'frontend.namespaceRPS' or 'limit.maxIDLength'"
+                )
+            if isinstance(value, list) and all(
+                isinstance(v, dict | ConstrainedValue) for v in value
+            ):
+                out[key] = value
+            else:
+                out[key] = [{"value": value}]
+        return out
+
+    def __getitem__(self, key: str) -> list[ConstrainedValue]:
+        return self.root[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.root
+
+    def keys(self) -> list[str]:
+        return list(self.root)
+
+    def render(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            key: [{"value": e.value, "constraints": dict(e.constraints)} for e in entries]
+            for key, entries in sorted(self.root.items())
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# ClusterSpec
+# --------------------------------------------------------------------------------------------
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+class ClusterSpec(_Model):
+    """One Temporal cluster: what `haul stack` boots and what infra/ deploys."""
+
+    name: str
+    environment: Environment = "dev"
+    server_version: str = versions.TEMPORAL_SERVER
+    num_history_shards: int = Field(
+        default=DEV_SHARDS,
+        validation_alias=AliasChoices("num_history_shards", "numHistoryShards"),
+        serialization_alias="numHistoryShards",
+        ge=1,
+    )
+    persistence: Store = Field(default_factory=lambda: PostgresStore())
+    visibility: PostgresStore = Field(
+        default_factory=lambda: PostgresStore(database="temporal_visibility")
+    )
+    namespaces: list[NamespaceSpec] = Field(default_factory=list)
+    dynamic_config: DynamicConfig = Field(default_factory=DynamicConfig)
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                f"cluster name {value!r} is not valid; use lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit (it becomes a Kubernetes name)"
+            )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _before(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        vis = data.get("visibility")
+        kind = None
+        if isinstance(vis, dict):
+            kind = vis.get("kind")
+        elif isinstance(vis, CassandraStore):
+            kind = vis.kind
+        if kind in ("cassandra", "scylla"):
+            raise ValueError(
+                f"visibility store is {kind}: Cassandra and ScyllaDB cannot hold visibility "
+                "since Temporal server 1.24; put visibility on Postgres (SQL visibility), "
+                "e.g. a PostgresStore with database 'temporal_visibility'"
+            )
+        env = data.get("environment", "dev")
+        if env != "dev" and "num_history_shards" not in data and "numHistoryShards" not in data:
+            raise ValueError(
+                f"numHistoryShards is not set for {env} cluster {data.get('name')!r}; it can "
+                "never change after the first deploy, so choose it explicitly (e.g. 512)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _policy(self) -> ClusterSpec:
+        n = self.num_history_shards
+        if not _is_power_of_two(n):
+            lower = 1 << (n.bit_length() - 1)
+            raise ValueError(
+                f"numHistoryShards {n} is not a power of two; our policy requires one "
+                f"(e.g. {lower} or {lower * 2}). It can never change after the first deploy"
+            )
+        if self.environment == "prod":
+            for role, store in (("persistence", self.persistence), ("visibility", self.visibility)):
+                label = f"{role} store ({store.kind})"
+                if not store.tls.enabled:
+                    raise ValueError(
+                        f"{label} has TLS off in production cluster {self.name!r}; set "
+                        "tls.enabled: true with enable_host_verification and the CA bundle "
+                        "as tls.ca_file (never sslmode=disable in production)"
+                    )
+                if isinstance(store, PostgresStore) and not store.tls.enable_host_verification:
+                    raise ValueError(
+                        f"{label} has TLS host verification off in production cluster "
+                        f"{self.name!r}; set tls.enable_host_verification: true and give the "
+                        "RDS CA bundle as tls.ca_file"
+                    )
+            for ns in self.namespaces:
+                if ns.retention < timedelta(days=1):
+                    raise ValueError(
+                        f"namespace {ns.name!r} has retention {ns.retention_seconds}s (under 1 "
+                        f"day) in production cluster {self.name!r}; set retention to at least "
+                        "1 day (e.g. 7 days) so closed workflows can be inspected and redriven"
+                    )
+        seen: set[str] = set()
+        for ns in self.namespaces:
+            if ns.name in seen:
+                raise ValueError(f"namespace {ns.name!r} is listed twice; list it once")
+            seen.add(ns.name)
+        return self
+
+    # ---- constructors ------------------------------------------------------------------
+
+    @classmethod
+    def local(
+        cls,
+        name: str,
+        backend: Literal["postgres", "cassandra"] = "postgres",
+        *,
+        postgres_port: int = 5432,
+        postgres_user: str = "postgres",
+        password_env: str = DEFAULT_PASSWORD_ENV,
+        cassandra_port: int = 9042,
+        datacenter: str = "datacenter1",
+        num_history_shards: int = DEV_SHARDS,
+        tls: TLSSettings | None = None,
+        namespaces: list[NamespaceSpec] | None = None,
+        dynamic_config: dict[str, Any] | None = None,
+    ) -> ClusterSpec:
+        """A dev cluster on loopback, as `haul stack up --backend postgres|cassandra` boots it.
+
+        Postgres holds visibility in both cases (and the default store for `postgres`); the
+        schema tools create the databases locally, so the Helm-only keys keep their defaults.
+        """
+        pg_tls = tls or TLSSettings()
+        secret = SecretRef(env_var=password_env)
+        visibility = PostgresStore(
+            port=postgres_port,
+            user=postgres_user,
+            database="temporal_visibility",
+            password=secret,
+            tls=pg_tls,
+            max_conns=10,
+            max_idle_conns=10,
+        )
+        persistence: PostgresStore | CassandraStore
+        if backend == "postgres":
+            persistence = PostgresStore(
+                port=postgres_port,
+                user=postgres_user,
+                password=secret,
+                tls=pg_tls,
+                max_conns=20,
+                max_idle_conns=20,
+            )
+        elif backend == "cassandra":
+            persistence = CassandraStore(
+                kind="cassandra",
+                port=cassandra_port,
+                datacenter=datacenter,
+                replication={datacenter: 1},
+            )
+        else:
+            raise SpecError(
+                f"backend {backend!r} is not a ClusterSpec backend; use 'postgres' or 'cassandra' "
+                "(the 'dev' backend runs the embedded dev server and needs no ClusterSpec store)"
+            )
+        dyn: dict[str, Any] = dict(LOCAL_DYNAMIC_CONFIG)
+        dyn.update(dynamic_config or {})
+        return cls(
+            name=name,
+            environment="dev",
+            num_history_shards=num_history_shards,
+            persistence=persistence,
+            visibility=visibility,
+            namespaces=default_namespaces() if namespaces is None else namespaces,
+            dynamic_config=DynamicConfig.model_validate(dyn),
+        )
+
+    def namespace(self, name: str) -> NamespaceSpec:
+        for ns in self.namespaces:
+            if ns.name == name:
+                return ns
+        raise KeyError(f"namespace {name!r} is not in cluster {self.name!r}")
+
+
+# Search attributes the app relies on (workflow ownership, deterministic IDs, carrier audits).
+APP_SEARCH_ATTRIBUTES: dict[str, SearchAttributeType] = {
+    "Team": SearchAttributeType.Keyword,
+    "TaskIdentifier": SearchAttributeType.Keyword,
+    "Carrier": SearchAttributeType.Keyword,
+}
+
+# Dev-only dynamic config: search attributes are usable at once after registration, as on the
+# dev server.
+LOCAL_DYNAMIC_CONFIG: dict[str, Any] = {
+    "system.forceSearchAttributesCacheRefreshOnRead": True,
+    "limit.maxIDLength": 1000,
+}
+
+
+def default_namespaces() -> list[NamespaceSpec]:
+    """The namespaces every haul cluster has.
+
+    `default` exists because tools and the SDK fall back to it (temporal-server does not create
+    it); `haul` holds the application's workflows. Both carry the app's search attributes.
+    """
+    return [
+        NamespaceSpec(
+            name="default",
+            retention=timedelta(days=3),
+            description="Default namespace, for tools and ad hoc runs",
+            search_attributes=dict(APP_SEARCH_ATTRIBUTES),
+        ),
+        NamespaceSpec(
+            name="haul",
+            retention=timedelta(days=7),
+            description="haul application workflows",
+            search_attributes=dict(APP_SEARCH_ATTRIBUTES),
+        ),
+    ]
+
+
+def check_shard_count(requested: int, live: int) -> None:
+    """Refuse a shard count that differs from the live cluster's (GetClusterInfo).
+
+    The server ignores a changed numHistoryShards with only a warning, so haul refuses it here.
+    """
+    if requested != live:
+        raise SpecError(
+            f"numHistoryShards {requested} was requested but the live cluster has {live} "
+            "(from GetClusterInfo); the shard count can never change after the first deploy. "
+            f"Keep {live}, or create a new cluster with {requested} and migrate to it"
+        )
+
+
+# Renderers live in spec_render; re-exported here so `app.stack.spec` is the one import.
+from app.stack.spec_render import (  # noqa: E402
+    ListenConfig,
+    dump_server_config,
+    dump_yaml,
+    render_dynamic_config,
+    render_helm_values,
+    render_namespace_setup,
+    render_server_config,
+)
+
+__all__ = [
+    "APP_SEARCH_ATTRIBUTES",
+    "CassandraStore",
+    "ClusterSpec",
+    "ConstrainedValue",
+    "DynamicConfig",
+    "ListenConfig",
+    "NamespaceSpec",
+    "PostgresStore",
+    "SearchAttributeType",
+    "SecretRef",
+    "SpecError",
+    "TLSSettings",
+    "check_shard_count",
+    "default_namespaces",
+    "dump_server_config",
+    "dump_yaml",
+    "render_dynamic_config",
+    "render_helm_values",
+    "render_namespace_setup",
+    "render_server_config",
+]

@@ -1,0 +1,369 @@
+"""Renderers for ClusterSpec: server config, Helm values, namespace setup, dynamic config.
+
+Pure functions: they read a ClusterSpec and return plain dicts. Import them from
+`app.stack.spec`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app import versions
+
+if TYPE_CHECKING:
+    from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
+
+SQL_PLUGIN = "postgres12"
+DEFAULT_STORE = "default"
+VISIBILITY_STORE = "visibility"
+METRICS_PATH = "/metrics"
+ENABLE_TEMPLATE_HEADER = "# enable-template"
+
+
+class ListenConfig(BaseModel):
+    """Where a locally booted temporal-server listens: one host (loopback) and a port each.
+
+    `from_base` lays the ports out as a block, so several clusters can run side by side.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    frontend_grpc: int = 7233
+    frontend_http: int = 7243
+    frontend_membership: int = 6933
+    history_grpc: int = 7234
+    history_membership: int = 6934
+    matching_grpc: int = 7235
+    matching_membership: int = 6935
+    worker_grpc: int = 7239
+    worker_membership: int = 6939
+    metrics: int = 9090
+    dynamic_config_path: str = "dynamicconfig.yaml"
+    dynamic_config_poll_interval: str = "10s"
+    # "opentelemetry" exports the billable-action counter as `action_total`, as the dev server
+    # does; "tally" exports it as `action`. The shared action reader accepts both names.
+    metrics_framework: Literal["opentelemetry", "tally"] = "opentelemetry"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ListenConfig:
+        ports = self.ports()
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if not 1 <= port <= 65535:
+                raise ValueError(f"listen port {name}={port} is outside 1..65535")
+            if port in seen:
+                raise ValueError(
+                    f"listen ports {seen[port]} and {name} are both {port}; give each its own port"
+                )
+            seen[port] = name
+        return self
+
+    def ports(self) -> dict[str, int]:
+        return {
+            name: getattr(self, name)
+            for name in (
+                "frontend_grpc",
+                "frontend_http",
+                "frontend_membership",
+                "history_grpc",
+                "history_membership",
+                "matching_grpc",
+                "matching_membership",
+                "worker_grpc",
+                "worker_membership",
+                "metrics",
+            )
+        }
+
+    @classmethod
+    def from_base(
+        cls, base: int, dynamic_config_path: str, host: str = "127.0.0.1", **kw: Any
+    ) -> ListenConfig:
+        """Ports base+0 .. base+9: frontend gRPC, HTTP, membership; history gRPC, membership;
+        matching gRPC, membership; worker gRPC, membership; metrics."""
+        names = list(cls().ports())
+        fields: dict[str, Any] = {name: base + i for i, name in enumerate(names)}
+        fields.update(kw, host=host, dynamic_config_path=dynamic_config_path)
+        return cls.model_validate(fields)
+
+    @property
+    def frontend_address(self) -> str:
+        return f"{self.host}:{self.frontend_grpc}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics}{METRICS_PATH}"
+
+
+# --------------------------------------------------------------------------------------------
+# temporal-server config
+# --------------------------------------------------------------------------------------------
+
+
+def _env_template(var: str) -> str:
+    # Rendered by the server's config templating (sprig); toJson makes any password a valid
+    # YAML double-quoted scalar.
+    return f'{{{{ env "{var}" | toJson }}}}'
+
+
+def _sql_datastore(store: PostgresStore) -> dict[str, Any]:
+    from app.stack.spec import _duration
+
+    return {
+        "pluginName": SQL_PLUGIN,
+        "databaseName": store.database,
+        "connectAddr": store.connect_addr,
+        "connectProtocol": "tcp",
+        "user": store.user,
+        "password": _env_template(store.password.env_var),
+        "maxConns": store.max_conns,
+        "maxIdleConns": store.max_idle_conns,
+        "maxConnLifetime": _duration(store.max_conn_lifetime),
+        "tls": store.tls.render(),
+    }
+
+
+def _cql_datastore(store: CassandraStore) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "hosts": ",".join(store.hosts),
+        "port": store.port,
+        "keyspace": store.keyspace,
+        "datacenter": store.datacenter,
+        "maxConns": store.max_conns,
+        "consistency": {
+            "default": {
+                "consistency": store.consistency,
+                "serialConsistency": store.serial_consistency,
+            }
+        },
+        "tls": store.tls.render(),
+    }
+    if store.user:
+        out["user"] = store.user
+    if store.password is not None:
+        out["password"] = _env_template(store.password.env_var)
+    return out
+
+
+def _server_datastore(store: PostgresStore | CassandraStore) -> dict[str, Any]:
+    if store.kind == "postgres":
+        return {"sql": _sql_datastore(store)}  # type: ignore[arg-type]
+    return {"cassandra": _cql_datastore(store)}  # type: ignore[arg-type]
+
+
+def _rpc(host: str, grpc: int, membership: int, http: int | None = None) -> dict[str, Any]:
+    rpc: dict[str, Any] = {"grpcPort": grpc, "membershipPort": membership, "bindOnIP": host}
+    if http is not None:
+        rpc["httpPort"] = http
+    return {"rpc": rpc}
+
+
+def render_server_config(spec: ClusterSpec, listen: ListenConfig) -> dict[str, Any]:
+    """The temporal-server config (server 1.32 format) for booting `spec` locally.
+
+    Passwords are `{{ env "VAR" | toJson }}` templates: write the file with
+    `dump_server_config`, which puts `# enable-template` on the first line, and start the
+    server with VAR set.
+    """
+    h = listen.host
+    return {
+        "log": {"stdout": True, "level": spec.log_level},
+        "persistence": {
+            "defaultStore": DEFAULT_STORE,
+            "visibilityStore": VISIBILITY_STORE,
+            "numHistoryShards": spec.num_history_shards,
+            "datastores": {
+                DEFAULT_STORE: _server_datastore(spec.persistence),
+                VISIBILITY_STORE: _server_datastore(spec.visibility),
+            },
+        },
+        "global": {
+            "membership": {"maxJoinDuration": "30s", "broadcastAddress": h},
+            "metrics": {
+                "prometheus": {
+                    "framework": listen.metrics_framework,
+                    "timerType": "histogram",
+                    "listenAddress": f"{h}:{listen.metrics}",
+                    "handlerPath": METRICS_PATH,
+                }
+            },
+        },
+        "services": {
+            "frontend": _rpc(h, listen.frontend_grpc, listen.frontend_membership,
+                             listen.frontend_http),
+            "history": _rpc(h, listen.history_grpc, listen.history_membership),
+            "matching": _rpc(h, listen.matching_grpc, listen.matching_membership),
+            "worker": _rpc(h, listen.worker_grpc, listen.worker_membership),
+        },
+        "clusterMetadata": {
+            "enableGlobalNamespace": False,
+            "failoverVersionIncrement": 10,
+            "masterClusterName": spec.name,
+            "currentClusterName": spec.name,
+            "clusterInformation": {
+                spec.name: {
+                    "enabled": True,
+                    "initialFailoverVersion": 1,
+                    "rpcName": "frontend",
+                    "rpcAddress": f"{h}:{listen.frontend_grpc}",
+                    "httpAddress": f"{h}:{listen.frontend_http}",
+                }
+            },
+        },
+        "dcRedirectionPolicy": {"policy": "noop"},
+        "archival": {
+            "history": {"state": "disabled"},
+            "visibility": {"state": "disabled"},
+        },
+        "namespaceDefaults": {
+            "archival": {
+                "history": {"state": "disabled"},
+                "visibility": {"state": "disabled"},
+            }
+        },
+        "dynamicConfigClient": {
+            "filepath": listen.dynamic_config_path,
+            "pollInterval": listen.dynamic_config_poll_interval,
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text for a rendered dict (block style, keys in insertion order)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)
+
+
+_TEMPLATE_RE = re.compile(r"""'(\{\{ env "[A-Za-z_][A-Za-z0-9_]*" \| toJson \}\})'""")
+
+
+def dump_server_config(config: dict[str, Any]) -> str:
+    """Server config file text: `# enable-template` first, so the server expands the
+    `{{ env ... }}` password references itself and no secret is written to disk."""
+    text = _TEMPLATE_RE.sub(r"\1", dump_yaml(config))
+    return f"{ENABLE_TEMPLATE_HEADER}\n{text}"
+
+
+# --------------------------------------------------------------------------------------------
+# Dynamic config and namespaces
+# --------------------------------------------------------------------------------------------
+
+
+def render_dynamic_config(spec: ClusterSpec) -> dict[str, list[dict[str, Any]]]:
+    """Content of the dynamic config file the server watches (key: [{value, constraints}])."""
+    return spec.dynamic_config.render()
+
+
+class NamespaceRegistration(BaseModel):
+    """What to register: RegisterNamespace (retention) then AddSearchAttributes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    retention_seconds: int
+    description: str = ""
+    search_attributes: dict[str, str] = Field(default_factory=dict)
+
+
+def render_namespace_setup(spec: ClusterSpec) -> list[dict[str, Any]]:
+    """Namespace registrations, with search attributes as IndexedValueType enum names
+    (e.g. INDEXED_VALUE_TYPE_KEYWORD), for the local stack and the chart's namespace job."""
+    return [
+        NamespaceRegistration(
+            name=ns.name,
+            retention_seconds=ns.retention_seconds,
+            description=ns.description,
+            search_attributes={
+                attr: typ.indexed_value_type for attr, typ in sorted(ns.search_attributes.items())
+            },
+        ).model_dump()
+        for ns in spec.namespaces
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Helm values
+# --------------------------------------------------------------------------------------------
+
+
+def _helm_secret(
+    store: PostgresStore | CassandraStore, cluster: str, label: str
+) -> dict[str, Any]:
+    ref = store.password
+    if ref is None:
+        return {}
+    return {
+        "existingSecret": ref.existing_secret or f"{cluster}-{label}-store",
+        "secretKey": ref.secret_key,
+    }
+
+
+def _helm_datastore(
+    store: PostgresStore | CassandraStore, cluster: str, label: str
+) -> dict[str, Any]:
+    server = _server_datastore(store)
+    driver, body = next(iter(server.items()))
+    body = {k: v for k, v in body.items() if k != "password"}
+    body.update(_helm_secret(store, cluster, label))
+    body["createDatabase"] = store.create_database
+    body["manageSchema"] = store.manage_schema
+    return {driver: body}
+
+
+def _retention_text(seconds: int) -> str:
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds}s"
+
+
+def render_helm_values(spec: ClusterSpec) -> dict[str, Any]:
+    """Values for the official Temporal Helm chart (pinned in app.versions)."""
+    return {
+        "server": {
+            "image": {"tag": versions.TEMPORAL_SERVER_IMAGE_TAG},
+            "config": {
+                "logLevel": spec.log_level,
+                "persistence": {
+                    "defaultStore": DEFAULT_STORE,
+                    "visibilityStore": VISIBILITY_STORE,
+                    "numHistoryShards": spec.num_history_shards,
+                    "datastores": {
+                        DEFAULT_STORE: _helm_datastore(
+                            spec.persistence, spec.name, DEFAULT_STORE
+                        ),
+                        VISIBILITY_STORE: _helm_datastore(
+                            spec.visibility, spec.name, VISIBILITY_STORE
+                        ),
+                    },
+                },
+                "namespaces": {
+                    "create": bool(spec.namespaces),
+                    "namespace": [
+                        {
+                            "name": ns.name,
+                            "retention": _retention_text(ns.retention_seconds),
+                        }
+                        for ns in spec.namespaces
+                    ],
+                },
+            },
+            "dynamicConfig": render_dynamic_config(spec),
+        },
+    }
