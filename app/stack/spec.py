@@ -280,8 +280,7 @@ class NamespaceSpec(_Model):
             raw = typ.value if isinstance(typ, SearchAttributeType) else typ
             if raw not in SearchAttributeType.__members__:
                 raise ValueError(
-                    f"search attribute {attr!r} has unknown type {raw!r}; "
-                    f"use one of {_ALLOWED_SA}"
+                    f"search attribute {attr!r} has unknown type {raw!r}; use one of {_ALLOWED_SA}"
                 )
         return value
 
@@ -571,11 +570,14 @@ def check_shard_count(requested: int, live: int) -> None:
 
 # Renderers live in spec_render; re-exported here so `app.stack.spec` is the one import.
 from app.stack.spec_render import (  # noqa: E402
+    HELM_ONLY_KEYS,
     ListenConfig,
+    NamespaceRegistration,
     dump_server_config,
     dump_yaml,
     render_dynamic_config,
     render_helm_values,
+    render_namespace_commands,
     render_namespace_setup,
     render_server_config,
 )
@@ -586,7 +588,9 @@ __all__ = [
     "ClusterSpec",
     "ConstrainedValue",
     "DynamicConfig",
+    "HELM_ONLY_KEYS",
     "ListenConfig",
+    "NamespaceRegistration",
     "NamespaceSpec",
     "PostgresStore",
     "SearchAttributeType",
@@ -599,6 +603,7 @@ __all__ = [
     "dump_yaml",
     "render_dynamic_config",
     "render_helm_values",
+    "render_namespace_commands",
     "render_namespace_setup",
     "render_server_config",
 ]

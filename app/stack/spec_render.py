@@ -6,6 +6,7 @@ Pure functions: they read a ClusterSpec and return plain dicts. Import them from
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +23,15 @@ DEFAULT_STORE = "default"
 VISIBILITY_STORE = "visibility"
 METRICS_PATH = "/metrics"
 ENABLE_TEMPLATE_HEADER = "# enable-template"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ListenConfig(BaseModel):
@@ -51,6 +61,11 @@ class ListenConfig(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> ListenConfig:
+        if not _is_loopback(self.host):
+            raise ValueError(
+                f"listen host {self.host!r} is not a loopback address; a local cluster listens "
+                "on loopback only (127.0.0.1)"
+            )
         ports = self.ports()
         seen: dict[int, str] = {}
         for name, port in ports.items():
@@ -194,8 +209,9 @@ def render_server_config(spec: ClusterSpec, listen: ListenConfig) -> dict[str, A
             },
         },
         "services": {
-            "frontend": _rpc(h, listen.frontend_grpc, listen.frontend_membership,
-                             listen.frontend_http),
+            "frontend": _rpc(
+                h, listen.frontend_grpc, listen.frontend_membership, listen.frontend_http
+            ),
             "history": _rpc(h, listen.history_grpc, listen.history_membership),
             "matching": _rpc(h, listen.matching_grpc, listen.matching_membership),
             "worker": _rpc(h, listen.worker_grpc, listen.worker_membership),
@@ -300,41 +316,46 @@ def render_namespace_setup(spec: ClusterSpec) -> list[dict[str, Any]]:
 # Helm values
 # --------------------------------------------------------------------------------------------
 
-
-def _helm_secret(
-    store: PostgresStore | CassandraStore, cluster: str, label: str
-) -> dict[str, Any]:
-    ref = store.password
-    if ref is None:
-        return {}
-    return {
-        "existingSecret": ref.existing_secret or f"{cluster}-{label}-store",
-        "secretKey": ref.secret_key,
-    }
+# Keys the chart reads and strips before it writes the server config, mapped to the spec field
+# each comes from. Everything else in a Helm datastore is the server's own config, rendered by
+# the same code as `render_server_config`, so the two cannot drift.
+HELM_ONLY_KEYS: dict[str, str] = {
+    "existingSecret": "password.existing_secret (default <cluster>-<store>-store)",
+    "secretKey": "password.secret_key",
+    "createDatabase": "create_database",
+    "manageSchema": "manage_schema",
+}
 
 
 def _helm_datastore(
     store: PostgresStore | CassandraStore, cluster: str, label: str
 ) -> dict[str, Any]:
-    server = _server_datastore(store)
-    driver, body = next(iter(server.items()))
+    driver, body = next(iter(_server_datastore(store).items()))
+    # The password is never a value: the chart reads it from existingSecret/secretKey.
     body = {k: v for k, v in body.items() if k != "password"}
-    body.update(_helm_secret(store, cluster, label))
+    if store.password is not None:
+        body["existingSecret"] = store.password.existing_secret or f"{cluster}-{label}-store"
+        body["secretKey"] = store.password.secret_key
     body["createDatabase"] = store.create_database
     body["manageSchema"] = store.manage_schema
     return {driver: body}
 
 
 def _retention_text(seconds: int) -> str:
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400}d"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600}h"
-    return f"{seconds}s"
+    # Passed to `temporal operator namespace create --retention` by the chart's namespace job;
+    # whole hours are a Go duration every version accepts.
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h" if rest == 0 else f"{seconds}s"
 
 
 def render_helm_values(spec: ClusterSpec) -> dict[str, Any]:
-    """Values for the official Temporal Helm chart (pinned in app.versions)."""
+    """Values for the official Temporal Helm chart, 1.x layout (pinned in app.versions).
+
+    Persistence follows the server's own format under `server.config.persistence.datastores`
+    plus the Helm-only keys in HELM_ONLY_KEYS; no password appears. The chart's namespace job
+    creates each namespace with its retention; search attributes and descriptions come from
+    `render_namespace_setup` / `render_namespace_commands`, which the chart does not apply.
+    """
     return {
         "server": {
             "image": {"tag": versions.TEMPORAL_SERVER_IMAGE_TAG},
@@ -345,9 +366,7 @@ def render_helm_values(spec: ClusterSpec) -> dict[str, Any]:
                     "visibilityStore": VISIBILITY_STORE,
                     "numHistoryShards": spec.num_history_shards,
                     "datastores": {
-                        DEFAULT_STORE: _helm_datastore(
-                            spec.persistence, spec.name, DEFAULT_STORE
-                        ),
+                        DEFAULT_STORE: _helm_datastore(spec.persistence, spec.name, DEFAULT_STORE),
                         VISIBILITY_STORE: _helm_datastore(
                             spec.visibility, spec.name, VISIBILITY_STORE
                         ),
@@ -356,14 +375,50 @@ def render_helm_values(spec: ClusterSpec) -> dict[str, Any]:
                 "namespaces": {
                     "create": bool(spec.namespaces),
                     "namespace": [
-                        {
-                            "name": ns.name,
-                            "retention": _retention_text(ns.retention_seconds),
-                        }
+                        {"name": ns.name, "retention": _retention_text(ns.retention_seconds)}
                         for ns in spec.namespaces
                     ],
                 },
             },
             "dynamicConfig": render_dynamic_config(spec),
         },
+        "admintools": {"image": {"tag": versions.TEMPORAL_ADMINTOOLS_IMAGE_TAG}},
     }
+
+
+def render_namespace_commands(spec: ClusterSpec) -> list[list[str]]:
+    """`temporal` CLI commands that apply the namespace setup (for a Kubernetes Job next to
+    the chart's, which creates namespaces but not search attributes). Run each; a namespace or
+    attribute that already exists makes its command fail harmlessly."""
+    cmds: list[list[str]] = []
+    for ns in spec.namespaces:
+        cmds.append(
+            [
+                "temporal",
+                "operator",
+                "namespace",
+                "create",
+                "--namespace",
+                ns.name,
+                "--retention",
+                _retention_text(ns.retention_seconds),
+                "--description",
+                ns.description,
+            ]
+        )
+        for attr, typ in sorted(ns.search_attributes.items()):
+            cmds.append(
+                [
+                    "temporal",
+                    "operator",
+                    "search-attribute",
+                    "create",
+                    "--namespace",
+                    ns.name,
+                    "--name",
+                    attr,
+                    "--type",
+                    typ.value,
+                ]
+            )
+    return cmds
