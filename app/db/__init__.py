@@ -1,0 +1,1 @@
+"""The app database: versioned migrations and the connection helpers around them."""

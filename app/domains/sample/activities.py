@@ -1,0 +1,48 @@
+"""Sample activities: a greeting with optional slow work, and an entity batch step."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from app.domains.sample import TASK_QUEUE, TEAM
+from app.domains.sample.models import GreetingInput, GreetingResult, LedgerBatch
+from app.platform.discovery import activities, activity_method
+from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent
+from app.platform.worker import WorkerContext
+
+
+@activities(team=TEAM, task_queue=TASK_QUEUE)
+class SampleActivities:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.client = ctx.client
+
+    @activity_method
+    async def compose_greeting(self, input: GreetingInput) -> GreetingResult:
+        """Sleep in heartbeated steps so cancellation and worker loss are noticed promptly."""
+        remaining = input.work_seconds
+        while remaining > 0:
+            step = min(0.2, remaining)
+            await asyncio.sleep(step)
+            remaining -= step
+            activity.heartbeat(remaining)
+        if input.fail:
+            raise ApplicationError(
+                f"greeting for {input.name!r} was asked to fail",
+                type="SampleFailure",
+                non_retryable=True,
+            )
+        return GreetingResult(greeting=f"Hello, {input.name}!", attempts=activity.info().attempt)
+
+    @activity_method
+    async def process_ledger_batch(self, batch: LedgerBatch) -> int:
+        """The entity's unit of work; optionally signals its own entity as its last step."""
+        await asyncio.sleep(batch.work_seconds)
+        if batch.echo_event_id:
+            handle = self.client.get_workflow_handle(activity.info().workflow_id)
+            await handle.signal(
+                EVENT_SIGNAL, EntityEvent(event_id=batch.echo_event_id, kind="echo")
+            )
+        return len(batch.event_ids)

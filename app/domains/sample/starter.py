@@ -1,0 +1,54 @@
+"""The sample workload that `haul run` drives: greetings and one entity's events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from app.domains.sample.models import GreetingInput
+from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
+from app.platform.client import HaulClient
+from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+
+
+async def run_sample(client: HaulClient, names: list[str]) -> list[tuple[str, str, str]]:
+    """Start one greeting per name and ten events on one entity; return (id, kind, result)."""
+    run = uuid.uuid4().hex[:8]
+    handles = [
+        await client.start(GreetingWorkflow, GreetingInput(name=name), f"{name}-{run}")
+        for name in names
+    ]
+    entity = f"sample-entity-{run}"
+    for i in range(10):
+        entity_handle = await client.signal_with_start(
+            LedgerEntityWorkflow,
+            EntityInput(entity_key=entity),
+            entity,
+            EVENT_SIGNAL,
+            EntityEvent(event_id=f"{entity}-{i}"),
+        )
+    rows = []
+    for handle in handles:
+        result = await handle.result()
+        rows.append(
+            (handle.id, "greeting", result["greeting"] if isinstance(result, dict) else str(result))
+        )
+    entity_result = await entity_handle.result()
+    processed = entity_result["processed"] if isinstance(entity_result, dict) else entity_result
+    rows.append((entity_handle.id, "entity", f"processed {processed} events"))
+    return rows
+
+
+def main() -> None:
+    from app.platform.client import connect
+
+    async def go() -> None:
+        client = HaulClient(await connect())
+        for row in await run_sample(client, ["world"]):
+            print(*row)
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The shared reader of a Temporal server's billable-action counter.
+
+The server counts billable actions in its Prometheus counter `action` (exported as
+`action_total`), labelled by `action_type` and `namespace`, on the frontend. Everything that
+reports actions (tests, benchmarks, load tests) reads it here: scrape, take the delta over a
+window, and wait until the counter is quiet so late completions are not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+ACTION_FAMILIES = ("action", "action_total")
+
+
+def parse_actions(text: str, namespace: str) -> Counter[str]:
+    """Sum the `action` counter by action_type for one namespace from a /metrics page."""
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        if family.name not in ACTION_FAMILIES:
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith(("action", "action_total")):
+                continue
+            labels = sample.labels
+            if labels.get("namespace") != namespace:
+                continue
+            if labels.get("service_name", "frontend") != "frontend":
+                continue
+            counts[labels.get("action_type", "unknown")] += sample.value
+    return counts
+
+
+def delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, int]:
+    """Per action_type increase between two scrapes, dropping zeros."""
+    out = {}
+    for key in set(before) | set(after):
+        diff = round(after.get(key, 0) - before.get(key, 0))
+        if diff:
+            out[key] = diff
+    return dict(sorted(out.items()))
+
+
+@dataclass
+class ActionReader:
+    """Reads one server's action counter for one namespace."""
+
+    metrics_url: str
+    namespace: str
+    timeout: float = 5.0
+
+    async def scrape(self) -> Counter[str]:
+        async with httpx.AsyncClient(timeout=self.timeout) as http:
+            resp = await http.get(self.metrics_url)
+            resp.raise_for_status()
+        return parse_actions(resp.text, self.namespace)
+
+    async def wait_quiet(
+        self, quiet_for: float = 2.0, timeout: float = 60.0, interval: float = 0.5
+    ) -> Counter[str]:
+        """Scrape until the counter has not moved for quiet_for seconds; return the last scrape."""
+        deadline = time.monotonic() + timeout
+        last = await self.scrape()
+        still_since = time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(interval)
+            now = await self.scrape()
+            if now != last:
+                last, still_since = now, time.monotonic()
+            elif time.monotonic() - still_since >= quiet_for:
+                return now
+        raise TimeoutError(
+            f"the action counter at {self.metrics_url} kept moving for {timeout:.0f}s; "
+            "is another workload running on this namespace?"
+        )
+
+    async def measure_start(self) -> Counter[str]:
+        """Baseline for a window: wait for quiet, then take the counts."""
+        return await self.wait_quiet()
+
+    async def measure_end(self, baseline: Mapping[str, float]) -> dict[str, int]:
+        """Counts since baseline, after the workload has gone quiet."""
+        return delta(baseline, await self.wait_quiet())

@@ -1,0 +1,118 @@
+"""retry_on_signal: many event sources converge on one running workflow per entity.
+
+Each event carries an ID. The workflow runs its unit of work over the events it holds; if more
+arrived during the work, it runs again, otherwise it completes. A signal that lands in the
+same workflow task as the completion makes the server reject that completion, so the SDK
+replays with the signal and the loop sees it: no event is processed zero times. Events are
+de-duplicated by ID within a run and across continue-as-new, so none is processed twice.
+Before the history grows large, the run continues-as-new carrying its pending events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import workflow
+
+EVENT_SIGNAL = "event"
+# Continue-as-new well before the 51,200-event history limit; tests lower it.
+DEFAULT_HISTORY_LIMIT = 10_000
+# Event IDs remembered across continue-as-new to drop late duplicates.
+REMEMBERED_IDS = 2_000
+
+
+@dataclass
+class EntityEvent:
+    """One event for an entity; event_id is the dedupe key."""
+
+    event_id: str
+    kind: str = "event"
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EntityInput:
+    """Input of an entity workflow; pending and seen carry state across continue-as-new."""
+
+    entity_key: str
+    pending: list[EntityEvent] = field(default_factory=list)
+    seen_ids: list[str] = field(default_factory=list)
+    runs: int = 0
+    processed: int = 0
+    history_limit: int = DEFAULT_HISTORY_LIMIT
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EntityResult:
+    entity_key: str
+    processed: int
+    runs: int
+    state: dict[str, Any]
+
+
+class RetryOnSignal:
+    """Base for entity workflows. Subclasses decorate the class and `run`, and implement
+    `process(events)`, usually one activity call over the batch.
+
+        @workflow_defn(team="...", task_queue="...")
+        class Thing(RetryOnSignal):
+            @workflow.run
+            async def run(self, input: EntityInput) -> EntityResult:
+                return await self.run_entity(input)
+
+            async def process(self, events: list[EntityEvent]) -> None: ...
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[EntityEvent] = []
+        self._seen: dict[str, None] = {}
+        self.state: dict[str, Any] = {}
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def on_event(self, event: EntityEvent) -> None:
+        if event.event_id in self._seen:
+            return
+        self._seen[event.event_id] = None
+        self._pending.append(event)
+
+    @workflow.query(name="pending")
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    async def process(self, events: list[EntityEvent]) -> None:
+        raise NotImplementedError
+
+    async def run_entity(self, input: EntityInput) -> EntityResult:
+        self.state = dict(input.state)
+        for event_id in input.seen_ids:
+            self._seen[event_id] = None
+        for event in input.pending:
+            self.on_event(event)
+        processed = input.processed
+        while True:
+            await workflow.wait_condition(lambda: bool(self._pending))
+            batch, self._pending = self._pending, []
+            await self.process(batch)
+            processed += len(batch)
+            if not self._pending:
+                return EntityResult(input.entity_key, processed, input.runs + 1, self.state)
+            if self._history_too_long(input.history_limit):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    EntityInput(
+                        entity_key=input.entity_key,
+                        pending=self._pending,
+                        seen_ids=list(self._seen)[-REMEMBERED_IDS:],
+                        runs=input.runs + 1,
+                        processed=processed,
+                        history_limit=input.history_limit,
+                        state=self.state,
+                    )
+                )
+
+    @staticmethod
+    def _history_too_long(limit: int) -> bool:
+        info = workflow.info()
+        return info.get_current_history_length() >= limit or info.is_continue_as_new_suggested()

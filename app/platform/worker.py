@@ -1,0 +1,177 @@
+"""The worker builder: one process serves many task queues, found by discovery.
+
+On SIGTERM it stops polling and lets in-flight activities finish within the grace period.
+It exposes the SDK's Prometheus metrics and `/healthz` on one port, and logs as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import socket
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from app.platform import tracing
+from app.platform.client import connect
+from app.platform.discovery import Discovered, activity_names, discover
+from app.platform.settings import Settings
+
+log = logging.getLogger("haul.worker")
+
+
+@dataclass
+class WorkerContext:
+    """What activity service classes receive when they take a constructor argument."""
+
+    settings: Settings
+    client: Client
+
+
+def _instantiate(cls: type, ctx: WorkerContext) -> Any:
+    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+    return cls(ctx) if params else cls()
+
+
+def build_workers(
+    client: Client,
+    discovered: Discovered,
+    settings: Settings,
+    task_queues: Iterable[str] | None = None,
+) -> list[Worker]:
+    """One Worker per task queue, with every workflow and activity discovery found for it."""
+    wanted = list(task_queues or settings.task_queues or discovered.queues)
+    unknown = [q for q in wanted if q not in discovered.queues]
+    if unknown:
+        raise ValueError(
+            f"no workflows or activities are registered for task queue(s) {unknown}; "
+            f"known queues: {sorted(discovered.queues)}"
+        )
+    ctx = WorkerContext(settings, client)
+    executor = ThreadPoolExecutor(max_workers=max(4, settings.max_concurrent_activities))
+    workers = []
+    for name in wanted:
+        reg = discovered.queues[name]
+        activities = []
+        for cls in reg.activity_classes:
+            instance = _instantiate(cls, ctx)
+            activities += [getattr(instance, m.__name__) for m in activity_names(cls).values()]
+        workers.append(
+            Worker(
+                client,
+                task_queue=name,
+                workflows=reg.workflows,
+                activities=activities,
+                activity_executor=executor,
+                max_concurrent_activities=settings.max_concurrent_activities,
+                max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+                graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+            )
+        )
+    return workers
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class HealthServer:
+    """`/healthz` (200 while the workers run) and `/metrics` (the SDK's Prometheus page)."""
+
+    def __init__(self, host: str, port: int, sdk_metrics: str) -> None:
+        self.host, self.port, self.sdk_metrics = host, port, sdk_metrics
+        self.healthy = False
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
+            if path == "/healthz":
+                status, body = (200, b"ok\n") if self.healthy else (503, b"shutting down\n")
+            elif path == "/metrics":
+                async with httpx.AsyncClient(timeout=5) as http:
+                    body = (await http.get(self.sdk_metrics)).content
+                status = 200
+            else:
+                status, body = 404, b"not found\n"
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"
+                f"Content-Type: text/plain\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+async def run_worker(
+    *,
+    profile: str | None = None,
+    config_file: str | None = None,
+    settings: Settings | None = None,
+    task_queues: Iterable[str] | None = None,
+    packages: Iterable[str] = ("app.domains",),
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run workers until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
+    settings = settings or Settings.from_env()
+    stop = stop or asyncio.Event()
+    metrics_port = _free_port()
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"127.0.0.1:{metrics_port}")
+        )
+    )
+    client = await connect(profile, config_file=config_file, runtime=runtime)
+    workers = build_workers(client, discover(packages), settings, task_queues)
+    health = HealthServer(
+        settings.health_host, settings.health_port, f"http://127.0.0.1:{metrics_port}/metrics"
+    )
+    await health.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    health.healthy = True
+    log.info(
+        "worker started",
+        extra={"task_queues": [w.task_queue for w in workers], "health_port": settings.health_port},
+    )
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopped, *runs], return_when=asyncio.FIRST_COMPLETED)
+    health.healthy = False
+    log.info(
+        "worker shutting down; in-flight activities get %ss", settings.graceful_shutdown_seconds
+    )
+    await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+    for task in runs:
+        if task.done() and task.exception():
+            log.error("worker failed", exc_info=task.exception())
+    await health.stop()
+    tracing.shutdown()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)

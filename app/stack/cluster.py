@@ -1,0 +1,199 @@
+"""`haul stack up|down|status`: named local clusters, each a set of processes tracked by pid.
+
+Every backend boots the same way: the cluster's Postgres first (app database, and for the
+production-like backends the Temporal stores too), then Temporal, then the namespaces from
+ClusterSpec. Clients reach a cluster through the envconfig profile named after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+
+from app.stack import dev, namespaces, postgres
+from app.stack.procs import StartupError, ensure_ports_free, log_tail, pid_alive, stop_pid
+from app.stack.registry import ClusterRecord, Registry
+from app.stack.spec import ClusterSpec, render_dynamic_config, render_namespace_setup
+
+BACKENDS = ("dev", "postgres", "cassandra")
+DEFAULT_SHARDS = 4
+APP_NAMESPACE = "haul"
+
+# Temporal starters for the production-like backends, registered by their modules.
+TemporalStarter = Callable[[ClusterRecord, ClusterSpec, Registry], None]
+
+
+def cluster_spec(record: ClusterRecord) -> ClusterSpec:
+    """The ClusterSpec a local cluster boots from."""
+    return ClusterSpec.local(
+        record.name,
+        # The dev server keeps its own store; its spec still carries namespaces and limits.
+        backend="cassandra" if record.backend == "cassandra" else "postgres",
+        postgres_port=record.port("postgres"),
+        postgres_user=record.postgres_user,
+        cassandra_port=record.port("cassandra_cql"),
+        num_history_shards=record.num_history_shards or DEFAULT_SHARDS,
+    )
+
+
+def profile_file(registry: Registry | None = None) -> Path:
+    """The temporal.toml that holds one envconfig profile per local cluster."""
+    return (registry or Registry()).home / "temporal.toml"
+
+
+def app_namespace(rec: ClusterRecord) -> str:
+    """The namespace the app's workflows run in: `haul`, when the cluster has it."""
+    return (
+        APP_NAMESPACE
+        if APP_NAMESPACE in rec.namespaces or not rec.namespaces
+        else rec.namespaces[0]
+    )
+
+
+def _write_profiles(registry: Registry) -> None:
+    lines = []
+    for rec in registry.all():
+        ns = app_namespace(rec)
+        lines += [f"[profile.{rec.name}]", f'address = "{rec.frontend}"', f'namespace = "{ns}"', ""]
+    path = profile_file(registry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def _alive(record: ClusterRecord, role: str) -> bool:
+    pid = record.pids.get(role)
+    return pid is not None and pid_alive(pid)
+
+
+def up(
+    name: str = "default",
+    backend: str = "dev",
+    *,
+    shards: int | None = None,
+    port_base: int | None = None,
+    headless: bool = False,
+    tls: bool = False,
+    registry: Registry | None = None,
+    timeout: float = 120.0,
+) -> ClusterRecord:
+    """Start (or confirm) a named cluster. Safe to call again on a running cluster."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    reg = registry or Registry()
+    with reg.locked():
+        rec = reg.get(name)
+        if rec is not None and rec.backend != backend:
+            raise ValueError(
+                f"cluster {name!r} exists with backend {rec.backend!r}, not {backend!r}; "
+                f"run `haul stack down {name} --purge` first or choose another --name"
+            )
+        if rec is None:
+            rec = ClusterRecord(
+                name=name,
+                backend=backend,
+                port_base=reg.allocate_block(port_base),
+                data_dir=str(reg.home / "clusters" / name),
+                postgres_password=postgres.new_password(),
+                num_history_shards=shards or DEFAULT_SHARDS,
+                tls=tls,
+            )
+            rec.path.mkdir(parents=True, exist_ok=True)
+        reg.put(rec)
+    _start_postgres(rec, reg)
+    if not _alive(rec, "temporal"):
+        spec = cluster_spec(rec)
+        if backend == "dev":
+            ensure_ports_free(
+                {r: rec.port(r) for r in ("frontend", "frontend_http", "ui", "metrics")}
+            )
+            rec.pids["temporal"] = dev.start_server(
+                rec, render_dynamic_config(spec), headless=headless
+            )
+            reg.put(rec)
+        else:
+            _starter(backend)(rec, spec, reg)
+    log = rec.path / "logs" / "temporal.log"
+    asyncio.run(_wait_and_register(rec, timeout, log))
+    reg.put(rec)
+    _write_profiles(reg)
+    return rec
+
+
+def _starter(backend: str) -> TemporalStarter:
+    from app.stack import server
+
+    return server.STARTERS[backend]
+
+
+def _start_postgres(rec: ClusterRecord, reg: Registry) -> None:
+    pgdata = rec.path / "pgdata"
+    log = rec.path / "logs" / "postgres.log"
+    if not _alive(rec, "postgres"):
+        ensure_ports_free({"postgres": rec.port("postgres")})
+        postgres.init_cluster(pgdata, rec.postgres_user, rec.postgres_password)
+        rec.pids["postgres"] = postgres.start(pgdata, rec.port("postgres"), log)
+        reg.put(rec)
+    postgres.wait_ready(rec.dsn("postgres"), rec.pids["postgres"], log)
+    postgres.ensure_database(rec.dsn("postgres"), rec.app_database)
+
+
+async def connect_raw(record: ClusterRecord, namespace: str = "default") -> Client:
+    """A plain client for stack management (no converter or interceptors needed)."""
+    return await Client.connect(record.frontend, namespace=namespace)
+
+
+async def _wait_and_register(rec: ClusterRecord, timeout: float, log: Path) -> None:
+    """Wait for the frontend to serve, then register the spec's namespaces."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    client = None
+    while time.monotonic() < deadline:
+        if not _alive(rec, "temporal"):
+            break
+        try:
+            client = await connect_raw(rec)
+            await client.workflow_service.get_system_info(GetSystemInfoRequest())
+            break
+        except Exception as err:  # the frontend is still starting
+            last = err
+            client = None
+            await asyncio.sleep(0.5)
+    if client is None:
+        raise StartupError(
+            f"Temporal on {rec.frontend} did not become healthy ({last}); "
+            f"its log says:\n{log_tail(log)}"
+        )
+    rec.namespaces = await namespaces.register(client, render_namespace_setup(cluster_spec(rec)))
+
+
+def down(name: str, *, purge: bool = False, registry: Registry | None = None) -> ClusterRecord:
+    """Stop only this cluster's pids; with purge, also delete its data and registry entry."""
+    reg = registry or Registry()
+    rec = reg.get(name)
+    if rec is None:
+        raise KeyError(f"no cluster named {name!r}; `haul stack status` lists them")
+    # Temporal first, so it does not log a storm of persistence errors while its store stops.
+    for role in sorted(rec.pids, key=lambda r: r in ("postgres", "cassandra")):
+        stop_pid(rec.pids[role])
+    rec.pids = {}
+    with reg.locked():
+        if purge:
+            reg.remove(name)
+            postgres.remove_data(rec.path)
+        else:
+            reg.put(rec)
+    _write_profiles(reg)
+    return rec
+
+
+def status(registry: Registry | None = None) -> list[tuple[ClusterRecord, dict[str, bool]]]:
+    """Every registered cluster with the liveness of each of its processes."""
+    return [
+        (rec, {role: _alive(rec, role) for role in rec.pids})
+        for rec in (registry or Registry()).all()
+    ]

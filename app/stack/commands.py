@@ -1,0 +1,75 @@
+"""`haul stack ...`: start, inspect and stop named local clusters."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.stack import cluster
+
+app = typer.Typer(
+    help="Start, inspect and stop named local Temporal clusters.", no_args_is_help=True
+)
+console = Console()
+
+
+@app.command("up")
+def up(
+    backend: str = typer.Option("dev", help="dev (embedded dev server), postgres or cassandra."),
+    name: str = typer.Option("default", help="Cluster name; each gets its own ports and data."),
+    shards: int | None = typer.Option(None, help="numHistoryShards (fixed at first boot)."),
+    port_base: int | None = typer.Option(None, help="First port of this cluster's block."),
+    headless: bool = typer.Option(False, help="Do not start the Web UI (dev backend)."),
+    tls: bool = typer.Option(False, help="Serve Postgres over TLS from a generated CA."),
+) -> None:
+    """Start a named cluster, or confirm it is running. Safe to run again.
+
+    Starts Postgres (the app database), then Temporal, then registers every namespace of the
+    cluster's ClusterSpec with its retention and search attributes.
+    """
+    with console.status(f"starting cluster {name!r} ({backend}) ..."):
+        rec = cluster.up(
+            name, backend, shards=shards, port_base=port_base, headless=headless, tls=tls
+        )
+    console.print(f"[green]cluster {rec.name!r} is up[/green]")
+    _print([rec])
+
+
+@app.command("down")
+def down(
+    name: str = typer.Argument(..., help="Cluster name."),
+    purge: bool = typer.Option(False, help="Also delete its data and forget it."),
+) -> None:
+    """Stop only this cluster's processes (by their recorded pids)."""
+    cluster.down(name, purge=purge)
+    console.print(f"cluster {name!r} stopped" + (" and purged" if purge else ""))
+
+
+@app.command("status")
+def status() -> None:
+    """List every cluster: frontend, UI, metrics, app database (password masked), processes."""
+    rows = cluster.status()
+    if not rows:
+        console.print("no clusters; start one with `haul stack up`")
+        return
+    _print([rec for rec, _ in rows], {rec.name: live for rec, live in rows})
+
+
+def _print(
+    records: list[cluster.ClusterRecord], live: dict[str, dict[str, bool]] | None = None
+) -> None:
+    table = Table("name", "backend", "frontend", "UI", "metrics", "postgres DSN", "processes")
+    for rec in records:
+        procs = live.get(rec.name, {}) if live else {r: True for r in rec.pids}
+        table.add_row(
+            rec.name,
+            rec.backend,
+            rec.frontend,
+            rec.ui_url or "-",
+            rec.metrics_url,
+            rec.dsn(masked=True),
+            ", ".join(f"{r}:{rec.pids[r]}{'' if ok else ' (dead)'}" for r, ok in procs.items())
+            or "stopped",
+        )
+    console.print(table)

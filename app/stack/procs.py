@@ -1,0 +1,136 @@
+"""Process and port helpers: every local cluster is a set of processes tracked by pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class PortInUseError(RuntimeError):
+    """A port a cluster needs is already taken by something else."""
+
+
+class StartupError(RuntimeError):
+    """A process did not become ready; the message carries the tail of its log."""
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def ensure_ports_free(ports: Mapping[str, int], host: str = "127.0.0.1") -> None:
+    """Refuse to start when any port is taken, naming the port and its role."""
+    for role, port in ports.items():
+        if not port_free(port, host):
+            raise PortInUseError(
+                f"port {port} ({role}) on {host} is already in use; stop what holds it "
+                f"(`ss -ltnp 'sport = :{port}'`) or pick another cluster name or --port-base"
+            )
+
+
+def wait_port(port: int, timeout: float, host: str = "127.0.0.1", pid: int | None = None) -> bool:
+    """Wait until host:port accepts connections, or the process dies, or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid is not None and not pid_alive(pid):
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether pid is a live, non-zombie process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def spawn(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> int:
+    """Start argv detached in its own session, with stdout and stderr appended to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            user=user,
+        )
+    return proc.pid
+
+
+def stop_pid(pid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
+    """Stop one process group led by pid: sig first, then SIGKILL after timeout."""
+    if not pid_alive(pid):
+        _reap(pid)
+        return
+    _signal_group(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+    _signal_group(pid, signal.SIGKILL)
+    for _ in range(50):
+        _reap(pid)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    """Collect an exited child of this process so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"

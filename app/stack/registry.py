@@ -1,0 +1,158 @@
+"""The registry of named local clusters: their processes, port blocks and data directories.
+
+Several clusters run at once (a Postgres one and a Cassandra one during a migration test), so
+each gets its own block of ports and its own directory, and `down` stops only its own pids.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+PORT_BASE = 17000
+BLOCK_SIZE = 20
+MAX_BLOCKS = 100
+
+# Offsets of each role inside a cluster's port block.
+PORT_OFFSETS: dict[str, int] = {
+    "frontend": 0,
+    "frontend_http": 1,
+    "ui": 2,
+    "metrics": 3,
+    "postgres": 4,
+    "history": 5,
+    "matching": 6,
+    "worker": 7,
+    "frontend_membership": 8,
+    "history_membership": 9,
+    "matching_membership": 10,
+    "worker_membership": 11,
+    "cassandra_cql": 12,
+    "cassandra_storage": 13,
+    "worker_health": 14,
+    "internal_frontend": 15,
+    "internal_frontend_membership": 16,
+}
+
+
+def state_home() -> Path:
+    """Where clusters keep their state: $HAUL_HOME, or the XDG state dir."""
+    if env := os.environ.get("HAUL_HOME"):
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "haul"
+
+
+def cache_home() -> Path:
+    """Where built binaries and jars are cached: $HAUL_CACHE, or the XDG cache dir."""
+    if env := os.environ.get("HAUL_CACHE"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "haul"
+
+
+class ClusterRecord(BaseModel):
+    """One named local cluster, as `haul stack status` reports it."""
+
+    name: str
+    backend: str
+    port_base: int
+    data_dir: str
+    pids: dict[str, int] = Field(default_factory=dict)
+    namespaces: list[str] = Field(default_factory=list)
+    app_database: str = "haul"
+    postgres_user: str = "haul"
+    postgres_password: str = ""
+    num_history_shards: int = 0
+    tls: bool = False
+
+    def port(self, role: str) -> int:
+        return self.port_base + PORT_OFFSETS[role]
+
+    @property
+    def frontend(self) -> str:
+        return f"127.0.0.1:{self.port('frontend')}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('ui')}" if self.backend == "dev" else ""
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('metrics')}/metrics"
+
+    def dsn(self, database: str | None = None, *, masked: bool = False) -> str:
+        """The app database DSN; masked hides the password for display."""
+        secret = "****" if masked and self.postgres_password else self.postgres_password
+        auth = f"{self.postgres_user}:{secret}" if secret else self.postgres_user
+        return (
+            f"postgresql://{auth}@127.0.0.1:{self.port('postgres')}/{database or self.app_database}"
+        )
+
+    @property
+    def path(self) -> Path:
+        return Path(self.data_dir)
+
+
+class Registry:
+    """A JSON file per cluster under the state home, guarded by a file lock."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or state_home()
+        self.dir = self.home / "clusters"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise registry changes across processes (port allocation must not race)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _file(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def get(self, name: str) -> ClusterRecord | None:
+        path = self._file(name)
+        if not path.exists():
+            return None
+        return ClusterRecord.model_validate_json(path.read_text())
+
+    def all(self) -> list[ClusterRecord]:
+        if not self.dir.exists():
+            return []
+        return [
+            ClusterRecord.model_validate_json(p.read_text())
+            for p in sorted(self.dir.glob("*.json"))
+        ]
+
+    def put(self, record: ClusterRecord) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._file(record.name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(record.model_dump(), indent=2))
+        tmp.replace(self._file(record.name))
+
+    def remove(self, name: str) -> None:
+        self._file(name).unlink(missing_ok=True)
+
+    def allocate_block(self, requested: int | None = None) -> int:
+        """A port base no other registered cluster uses (call under `locked`)."""
+        used = {r.port_base for r in self.all()}
+        if requested is not None:
+            if requested in used:
+                raise ValueError(f"port base {requested} is already used by another cluster")
+            return requested
+        for i in range(MAX_BLOCKS):
+            base = PORT_BASE + i * BLOCK_SIZE
+            if base not in used:
+                return base
+        raise RuntimeError(f"all {MAX_BLOCKS} port blocks are in use; run `haul stack down`")
