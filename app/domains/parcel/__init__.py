@@ -1,0 +1,9 @@
+"""Parcel ingestion: carrier EDI 210 and CSV invoices, normalized for rate audit.
+
+The parsing layer (x12, edi210, csv_parse, detect) turns a carrier file into a stream of
+normalized invoices; the workflows built on top of it split a file into one child per invoice.
+Nothing is imported here, so that loading the package (for example inside the workflow sandbox)
+does no work.
+"""
+
+TASK_QUEUE = "parcel"
