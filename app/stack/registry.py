@@ -151,8 +151,9 @@ class Registry:
             if requested in used:
                 raise ValueError(f"port base {requested} is already used by another cluster")
             return requested
+        first = int(os.environ.get("HAUL_PORT_BASE", PORT_BASE))
         for i in range(MAX_BLOCKS):
-            base = PORT_BASE + i * BLOCK_SIZE
+            base = first + i * BLOCK_SIZE
             if base not in used:
                 return base
         raise RuntimeError(f"all {MAX_BLOCKS} port blocks are in use; run `haul stack down`")

@@ -1,0 +1,40 @@
+"""The dev stack (dev server and Postgres), started once per test session by `haul stack`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from app.db.migrate import migrate
+from app.platform.client import HaulClient, connect
+from app.stack import cluster
+from app.stack.registry import ClusterRecord
+
+
+@pytest.fixture(scope="session")
+def dev_cluster() -> Iterator[ClusterRecord]:
+    rec = cluster.up("it-dev", "dev", headless=True)
+    migrate(rec.dsn())
+    try:
+        yield rec
+    finally:
+        cluster.down(rec.name, purge=True)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(dev_cluster: ClusterRecord) -> AsyncIterator[Client]:
+    yield await connect(dev_cluster.name, config_file=str(cluster.profile_file()))
+
+
+@pytest.fixture
+def haul_client(client: Client) -> HaulClient:
+    return HaulClient(client)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"
