@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 from app import versions
 
@@ -52,7 +53,48 @@ class SpecError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # Fields are snake_case in Python and accept camelCase too (as stack files write them).
+    # Errors never echo the input: a mistaken password must not reach a log.
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        alias_generator=to_camel,
+        hide_input_in_errors=True,
+    )
+
+
+_SECRET_FLAT_KEYS = {
+    "existing_secret": "existing_secret",
+    "existingSecret": "existing_secret",
+    "secret_key": "secret_key",
+    "secretKey": "secret_key",
+    "password_env": "env_var",
+    "passwordEnv": "env_var",
+}
+
+
+def _password_ref(data: Any, label: str) -> Any:
+    """Accept the Helm-style flat keys (existingSecret, secretKey, passwordEnv) on a store and
+    refuse a password given as a value."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    password = data.get("password")
+    if isinstance(password, str):
+        raise ValueError(
+            f"{label} password is given as a value; give a reference instead: existing_secret "
+            "and secret_key (the Kubernetes secret the chart reads) and/or password_env (the "
+            "environment variable the local server reads), never the password itself"
+        )
+    flat = {_SECRET_FLAT_KEYS[k]: data.pop(k) for k in list(data) if k in _SECRET_FLAT_KEYS}
+    if flat:
+        ref = dict(password) if isinstance(password, dict) else {}
+        if isinstance(password, SecretRef):
+            ref = password.model_dump()
+        ref.update(flat)
+        data["password"] = ref
+    return data
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +180,11 @@ class PostgresStore(_Model):
     create_database: bool = True
     manage_schema: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secret(cls, data: Any) -> Any:
+        return _password_ref(data, "postgres store")
+
     @model_validator(mode="after")
     def _pool(self) -> PostgresStore:
         if self.max_idle_conns > self.max_conns:
@@ -173,6 +220,11 @@ class CassandraStore(_Model):
     # the keyspace comes from migrations/scylla and createDatabase stays false.
     create_database: bool = False
     manage_schema: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret(cls, data: Any) -> Any:
+        return _password_ref(data, "cassandra/scylla store")
 
     @field_validator("replication")
     @classmethod

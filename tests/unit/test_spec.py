@@ -630,3 +630,57 @@ def test_local_cassandra_spec() -> None:
     assert spec.visibility.database == "temporal_visibility"
     assert spec.environment == "dev"
     assert prod_scylla_spec().persistence.replication_for("prod") == {"eu-west-1": 3}
+
+
+def test_stack_file_shape_camel_case_and_flat_secret_keys() -> None:
+    """infra/ hands a stack file's `spec` block over as-is: camelCase keys, Helm-style secrets."""
+    spec = ClusterSpec.model_validate(
+        {
+            "name": "temporal-a",
+            "environment": "prod",
+            "numHistoryShards": 512,
+            "persistence": {
+                "host": "db.internal",
+                "existingSecret": "temporal-a-db",
+                "secretKey": "password",
+                "maxConns": 30,
+                "maxIdleConns": 30,
+                "tls": {"enabled": True, "caFile": "/ca.pem", "enableHostVerification": True},
+            },
+            "visibility": {
+                "host": "db.internal",
+                "database": "temporal_visibility",
+                "existingSecret": "temporal-a-db",
+                "tls": {"enabled": True, "caFile": "/ca.pem", "enableHostVerification": True},
+            },
+            "namespaces": [
+                {"name": "haul", "retention": 7, "searchAttributes": {"Team": "Keyword"}}
+            ],
+            "dynamicConfig": {"frontend.rps": 2400},
+        }
+    )
+    assert spec.persistence.password is not None
+    assert spec.persistence.password.existing_secret == "temporal-a-db"
+    assert isinstance(spec.persistence, PostgresStore)
+    assert spec.persistence.max_conns == 30
+    assert spec.persistence.tls.ca_file == "/ca.pem"
+    sql = render_helm_values(spec)["server"]["config"]["persistence"]["datastores"]["default"]
+    assert sql["sql"]["existingSecret"] == "temporal-a-db"
+
+
+@pytest.mark.parametrize(
+    ("factory", "label"),
+    [
+        (lambda: PostgresStore.model_validate({"password": "hunter2"}), "postgres store"),
+        (
+            lambda: CassandraStore.model_validate({"user": "u", "password": "hunter2"}),
+            "cassandra/scylla store",
+        ),
+    ],
+)
+def test_plaintext_password_is_refused(factory: Any, label: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        factory()
+    msg = error_text(exc)
+    assert f"{label} password is given as a value" in msg
+    assert "hunter2" not in str(exc.value)
