@@ -432,6 +432,16 @@ class ClusterSpec(_Model):
             )
         return value
 
+    @field_validator("server_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.match(r"^\d+\.\d+\.\d+$", value):
+            raise ValueError(
+                f"server_version {value!r} is not a release version such as "
+                f"{versions.TEMPORAL_SERVER!r}; pins live in app/versions.py"
+            )
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _before(cls, data: Any) -> Any:

@@ -358,7 +358,7 @@ def render_helm_values(spec: ClusterSpec) -> dict[str, Any]:
     """
     return {
         "server": {
-            "image": {"tag": versions.TEMPORAL_SERVER_IMAGE_TAG},
+            "image": {"tag": spec.server_version},
             "config": {
                 "logLevel": spec.log_level,
                 "persistence": {

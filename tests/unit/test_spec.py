@@ -684,3 +684,26 @@ def test_plaintext_password_is_refused(factory: Any, label: str) -> None:
     msg = error_text(exc)
     assert f"{label} password is given as a value" in msg
     assert "hunter2" not in str(exc.value)
+
+
+def test_server_version_defaults_to_the_pin_and_sets_the_image() -> None:
+    spec = ClusterSpec(name="c1")
+    assert spec.server_version == versions.TEMPORAL_SERVER
+    assert render_helm_values(spec)["server"]["image"]["tag"] == versions.TEMPORAL_SERVER
+    older = ClusterSpec(name="c1", server_version="1.31.2")
+    assert render_helm_values(older)["server"]["image"]["tag"] == "1.31.2"
+    with pytest.raises(ValidationError) as exc:
+        ClusterSpec(name="c1", server_version="latest")
+    assert "server_version 'latest' is not a release version" in error_text(exc)
+
+
+def test_local_tls_reaches_both_postgres_stores() -> None:
+    tls = TLSSettings(enabled=True, ca_file="/tmp/ca.pem", enable_host_verification=True)
+    spec = ClusterSpec.local("pg-tls", tls=tls)
+    stores = render_server_config(spec, LISTEN)["persistence"]["datastores"]
+    for store in ("default", "visibility"):
+        assert stores[store]["sql"]["tls"] == {
+            "enabled": True,
+            "enableHostVerification": True,
+            "caFile": "/tmp/ca.pem",
+        }
