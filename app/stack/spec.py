@@ -39,7 +39,6 @@ SerialConsistency = Literal["LOCAL_SERIAL", "SERIAL"]
 LOOPBACK = "127.0.0.1"
 DEFAULT_PASSWORD_ENV = "TEMPORAL_DB_PASSWORD"
 DEFAULT_SECRET_KEY = "password"
-ENABLE_TEMPLATE_HEADER = "# enable-template"
 DEV_SHARDS = 4
 
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")

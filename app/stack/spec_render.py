@@ -249,20 +249,9 @@ def render_server_config(spec: ClusterSpec, listen: ListenConfig) -> dict[str, A
     }
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
 def dump_yaml(data: Any) -> str:
     """YAML text for a rendered dict (block style, keys in insertion order)."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=4096)
 
 
 _TEMPLATE_RE = re.compile(r"""'(\{\{ env "[A-Za-z_][A-Za-z0-9_]*" \| toJson \}\})'""")
