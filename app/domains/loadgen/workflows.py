@@ -1,0 +1,34 @@
+"""Load-generation workflows: one no-op activity, and one timer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+from app.platform.discovery import workflow_defn
+
+with workflow.unsafe.imports_passed_through():
+    from app.domains.loadgen import TASK_QUEUE, TEAM
+    from app.domains.loadgen.activities import LoadgenActivities
+    from app.domains.loadgen.models import NoopInput, TimerInput
+
+
+@workflow_defn(team=TEAM, task_queue=TASK_QUEUE)
+class NoopActivityWorkflow:
+    """Start, one no-op activity, complete: 2 billable actions."""
+
+    @workflow.run
+    async def run(self, input: NoopInput) -> None:
+        await workflow.execute_activity_method(
+            LoadgenActivities.noop, start_to_close_timeout=timedelta(seconds=30)
+        )
+
+
+@workflow_defn(team=TEAM, task_queue=TASK_QUEUE)
+class TimerWorkflow:
+    """Start, one timer, complete: 2 billable actions, and a call that stays in flight."""
+
+    @workflow.run
+    async def run(self, input: TimerInput) -> None:
+        await workflow.sleep(timedelta(seconds=input.seconds))
