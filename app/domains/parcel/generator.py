@@ -1,0 +1,497 @@
+"""Deterministic generator of carrier invoice files: X12 210, UPS billing CSV, FedEx billing CSV.
+
+Tests, samples and load tests need files of any size (up to 10,000 invoices, or 200,000 charges
+in one invoice) that look like what carriers really send. The generator streams to disk, can
+write each quirk real 210 files have (BOM, CRLF, indentation, lines wrapped mid-segment, a `.`
+terminator, several GS groups, a non-fixed-length ISA), and can plant bad invoices (a non-numeric
+amount, totals that do not add up, a negative charge that needs review). It returns a report of
+what it wrote, so a test can compare a parse with the generator's own counts and totals.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from app.domains.parcel import csv_layouts as L
+
+_ZERO = Decimal("0.00")
+
+# L108 codes the generator uses for ordinary charges, with a description
+_EDI_CHARGE_CODES = (("400", "LINEHAUL"), ("FUE", "FUEL SURCHARGE"), ("RES", "RESIDENTIAL"),
+                     ("LFT", "LIFTGATE"), ("HAZ", "HAZARDOUS MATERIAL"), ("APT", "APPOINTMENT"))
+_UPS_CHARGES = (("FRT", "Ground"), ("FSC", "Fuel Surcharge"), ("ACC", "Residential Surcharge"),
+                ("ACC", "Delivery Area Surcharge"), ("TAX", "Sales Tax"))
+_FEDEX_CHARGES = ("Fuel Surcharge", "Residential Delivery Charge", "Delivery Area Surcharge",
+                  "Additional Handling Surcharge", "Address Correction")
+
+
+@dataclass(frozen=True)
+class EdiQuirks:
+    """How the 210 text is laid out. The defaults give one clean line per file."""
+
+    bom: bool = False
+    newline: str = ""  # written after each segment terminator: "", "\n" or "\r\n"
+    indent: bool = False  # indent segments by envelope level (needs ``newline``)
+    wrap: int | None = None  # wrap the text every N characters, mid-segment
+    terminator: str = "~"  # "~", ".", "\n" ...
+    element_separator: str = "*"
+    sub_element_separator: str = ">"
+    fixed_isa: bool = True  # False: ISA fields are not padded to their fixed widths
+
+    def check(self) -> None:
+        if self.terminator in "\r\n" and self.wrap:
+            raise ValueError("lines cannot be wrapped when the line break is the terminator")
+        if self.newline not in ("", "\n", "\r\n"):
+            raise ValueError("newline must be '', '\\n' or '\\r\\n'")
+
+
+ALL_QUIRKS = EdiQuirks(bom=True, newline="\r\n", indent=True, wrap=40, terminator=".",
+                       fixed_isa=False)
+
+
+@dataclass(frozen=True)
+class Edi210Spec:
+    invoices: int = 10
+    groups_per_invoice: int = 3
+    charges_per_group: int = 2
+    functional_groups: int = 1  # GS groups; invoices are spread over them in order
+    seed: int = 0
+    scac: str = "HAUL"
+    discount_every: int = 4  # every Nth charge group ends with a DSC discount (0: never)
+    bad_amount: frozenset[int] = frozenset()  # invoice indices with a non-numeric L104
+    total_mismatch: frozenset[int] = frozenset()  # invoice indices whose B307 is off by 1.00
+    negative_charge: frozenset[int] = frozenset()  # a negative non-credit charge (review flag)
+    purposes: dict[int, str] = field(default_factory=dict)  # invoice index -> B2A01
+    quirks: EdiQuirks = EdiQuirks()
+
+
+@dataclass
+class GeneratedInvoice:
+    index: int
+    invoice_number: str
+    groups: int
+    charges: int
+    total: Decimal
+    needs_review: int
+    expected_error: str | None  # the error_type the parser must report, or None
+
+
+@dataclass
+class GenerationReport:
+    path: Path | None
+    format: str
+    invoices: list[GeneratedInvoice]
+
+    @property
+    def good(self) -> list[GeneratedInvoice]:
+        return [i for i in self.invoices if i.expected_error is None]
+
+    @property
+    def bad(self) -> list[GeneratedInvoice]:
+        return [i for i in self.invoices if i.expected_error is not None]
+
+    @property
+    def charges(self) -> int:
+        return sum(i.charges for i in self.good)
+
+    @property
+    def groups(self) -> int:
+        return sum(i.groups for i in self.good)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((i.total for i in self.good), _ZERO)
+
+
+def _cents(rng: random.Random, low: int, high: int) -> Decimal:
+    return Decimal(rng.randint(low, high)).scaleb(-2)
+
+
+def _n2(amount: Decimal) -> str:
+    return str(int(amount.scaleb(2)))
+
+
+class _Writer:
+    """Writes text to a stream, wrapping it every ``wrap`` characters when asked."""
+
+    def __init__(self, out: IO[str], wrap: int | None, line_break: str) -> None:
+        self.out = out
+        self.wrap = wrap
+        self.line_break = line_break
+        self.column = 0
+
+    def write(self, text: str) -> None:
+        if not self.wrap:
+            self.out.write(text)
+            return
+        while text:
+            room = self.wrap - self.column
+            piece, text = text[:room], text[room:]
+            self.out.write(piece)
+            nl = piece.rfind("\n")
+            self.column = len(piece) - nl - 1 if nl >= 0 else self.column + len(piece)
+            if self.column >= self.wrap:
+                self.out.write(self.line_break)
+                self.column = 0
+
+
+class _Edi:
+    def __init__(self, writer: _Writer, q: EdiQuirks) -> None:
+        self.w = writer
+        self.q = q
+        self.count = 0  # segments since ST
+
+    def seg(self, level: int, tag: str, *elements: str) -> None:
+        q = self.q
+        text = q.element_separator.join((tag, *elements)).rstrip(q.element_separator)
+        indent = "  " * level if q.indent else ""
+        self.w.write(indent + text + q.terminator + q.newline)
+        self.count += 1
+
+
+def _isa_fields(q: EdiQuirks, control: int, scac: str) -> list[str]:
+    raw = ["00", "", "00", "", "ZZ", scac, "ZZ", "HAULRECEIVER", "261125", "0350", "U", "00401",
+           str(control), "0", "P"]
+    if not q.fixed_isa:
+        return raw
+    widths = [2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1]
+    out = []
+    for value, width in zip(raw, widths, strict=True):
+        out.append(value.zfill(width) if value.isdigit() and width == 9 else value.ljust(width))
+    return out
+
+
+def write_edi210(target: str | Path | IO[str], spec: Edi210Spec) -> GenerationReport:
+    """Write a 210 file as ``spec`` says and report what was written."""
+    spec.quirks.check()
+    if isinstance(target, str | Path):
+        path = Path(target)
+        with path.open("w", encoding="utf-8", newline="") as out:
+            report = _write_edi210(out, spec)
+        report.path = path
+        return report
+    return _write_edi210(target, spec)
+
+
+def _write_edi210(out: IO[str], spec: Edi210Spec) -> GenerationReport:
+    q = spec.quirks
+    rng = random.Random(spec.seed)
+    line_break = q.newline or "\n"
+    writer = _Writer(out, q.wrap, line_break)
+    edi = _Edi(writer, q)
+    if q.bom:
+        out.write("\ufeff")
+    sep = q.element_separator
+    isa_control = 1 + spec.seed % 1000
+    writer.write(sep.join(("ISA", *_isa_fields(q, isa_control, spec.scac)))
+                 + sep + q.sub_element_separator + q.terminator + q.newline)
+    report = GenerationReport(path=None, format="edi210", invoices=[])
+    groups = max(1, min(spec.functional_groups, max(spec.invoices, 1)))
+    per_group = [spec.invoices // groups + (1 if g < spec.invoices % groups else 0)
+                 for g in range(groups)]
+    index = 0
+    for g, count in enumerate(per_group, start=1):
+        edi.seg(1, "GS", "IM", spec.scac, "HAULRECEIVER", "20261125", "0350", str(g), "X",
+                "004010")
+        for st in range(1, count + 1):
+            report.invoices.append(_write_invoice(edi, spec, rng, index, f"{st:04d}"))
+            index += 1
+        edi.seg(1, "GE", str(count), str(g))
+    edi.seg(0, "IEA", str(groups), _isa_fields(q, isa_control, spec.scac)[12])
+    return report
+
+
+def _write_invoice(edi: _Edi, spec: Edi210Spec, rng: random.Random, index: int,
+                   control: str) -> GeneratedInvoice:
+    q = spec.quirks
+    number = f"{spec.seed % 100:02d}{index + 1:08d}"
+    expected: str | None = None
+    if index in spec.bad_amount:
+        expected = "ParcelInvalidAmount"
+    elif index in spec.total_mismatch:
+        expected = "ParcelTotalsMismatch"
+    # B307 comes before the lines, so the amounts are drawn twice from their own seeded stream
+    # instead of being kept: memory stays bounded for an invoice of any size.
+    plan = _ChargePlan(spec, index)
+    total = sum(plan.amounts(), _ZERO)
+    needs_review = 0
+
+    edi.count = 0
+    edi.seg(2, "ST", "210", control)
+    b307 = total + Decimal("1.00") if index in spec.total_mismatch else total
+    edi.seg(3, "B3", "", number, f"SH{index + 1:07d}", "PP", "L", "20261120", _n2(b307), "",
+            "20261122", "035", spec.scac, "20261120")
+    purpose = spec.purposes.get(index)
+    if purpose:
+        edi.seg(3, "B2A", purpose)
+    edi.seg(3, "C3", "USD")
+    edi.seg(3, "N9", "BM", f"BOL{index + 1:07d}")
+    edi.seg(3, "G62", "86", "20261120")
+    for role, name, city in (("SH", "HAUL SHIPPER", "DAYTON"), ("CN", "HAUL CONSIGNEE", "AKRON"),
+                             ("BT", "HAUL BILLING", "TOLEDO")):
+        ident = ("25", f"ACCT{spec.seed % 1000:04d}") if role == "BT" else ()
+        edi.seg(3, "N1", role, name, *ident)
+        edi.seg(4, "N3", "1 MAIN ST")
+        edi.seg(4, "N4", city, "OH", "45402", "US")
+    it = iter(plan.amounts())
+    line = 0
+    charge_count = 0
+    for g in range(spec.groups_per_invoice):
+        edi.seg(3, "LX", str(g + 1))
+        edi.seg(4, "L5", str(g + 1), "PARCEL FREIGHT")
+        edi.seg(4, "L0", str(g + 1), "", "", str(rng.randint(1, 150)), "G", "", "", "1", "PCS")
+        for c in range(plan.charges_in_group(g)):
+            amount = next(it)
+            line += 1
+            charge_count += 1
+            code, desc = plan.code(g, c)
+            l104 = _n2(amount)
+            if index in spec.bad_amount and g == 0 and c == 0:
+                l104 = l104[:1] + "X" + l104[1:]
+            if amount < 0 and code != "DSC":
+                needs_review += 1
+            rate = "" if q.terminator == "." else f"{rng.randint(100, 9999) / 100:.2f}"
+            edi.seg(4, "L1", str(g + 1), rate, "FR" if rate else "", l104, "", "", "", code,
+                    "", "", "", desc)
+    edi.seg(3, "L3", str(spec.groups_per_invoice * 10), "G", "", "", _n2(total))
+    edi.seg(2, "SE", str(edi.count + 1), control)
+    return GeneratedInvoice(index=index, invoice_number=number, groups=spec.groups_per_invoice,
+                            charges=charge_count, total=total, needs_review=needs_review,
+                            expected_error=expected)
+
+
+class _ChargePlan:
+    """The charges of one invoice, drawn from the shared random stream in a fixed order."""
+
+    def __init__(self, spec: Edi210Spec, index: int) -> None:
+        self.spec = spec
+        self.index = index
+
+    def has_discount(self, g: int) -> bool:
+        every = self.spec.discount_every
+        return bool(every) and (g + 1) % every == 0
+
+    def charges_in_group(self, g: int) -> int:
+        return self.spec.charges_per_group + (1 if self.has_discount(g) else 0)
+
+    def code(self, g: int, c: int) -> tuple[str, str]:
+        if self.has_discount(g) and c == self.spec.charges_per_group:
+            return "DSC", "DISCOUNT"
+        return _EDI_CHARGE_CODES[(g + c) % len(_EDI_CHARGE_CODES)]
+
+    def amounts(self) -> Iterator[Decimal]:
+        rng = random.Random(self.spec.seed * 1_000_003 + self.index)
+        for g in range(self.spec.groups_per_invoice):
+            group_total = _ZERO
+            for c in range(self.charges_in_group(g)):
+                if self.has_discount(g) and c == self.spec.charges_per_group:
+                    amount = -(group_total / 10).quantize(Decimal("0.01"))
+                elif self.index in self.spec.negative_charge and g == 0 and c == 0:
+                    amount = -_cents(rng, 100, 5000)
+                else:
+                    amount = _cents(rng, 100, 50000)
+                group_total += amount
+                yield amount
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CsvSpec:
+    invoices: int = 5
+    shipments_per_invoice: int = 4
+    charges_per_shipment: int = 3  # UPS rows per tracking number, FedEx charges per row
+    seed: int = 0
+    bad_amount: frozenset[int] = frozenset()
+    total_mismatch: frozenset[int] = frozenset()
+    negative_charge: frozenset[int] = frozenset()
+    credit_every: int = 0  # UPS: every Nth shipment gets an ADJ credit row; FedEx: a discount
+    bom: bool = False
+    crlf: bool = True
+
+
+def _open_csv(target: str | Path | IO[str], spec: CsvSpec
+              ) -> tuple[IO[str], Path | None, bool]:
+    if isinstance(target, str | Path):
+        path = Path(target)
+        return path.open("w", encoding="utf-8", newline=""), path, True
+    return target, None, False
+
+
+def write_ups_csv(target: str | Path | IO[str], spec: CsvSpec) -> GenerationReport:
+    """UPS billing data: no header, 250 columns, one row per charge."""
+    out, path, close = _open_csv(target, spec)
+    try:
+        if spec.bom:
+            out.write("\ufeff")
+        writer = csv.writer(out, lineterminator="\r\n" if spec.crlf else "\n")
+        rng = random.Random(spec.seed)
+        report = GenerationReport(path=path, format="ups_csv", invoices=[])
+        for index in range(spec.invoices):
+            report.invoices.append(_ups_invoice(writer, spec, rng, index))
+        return report
+    finally:
+        if close:
+            out.close()
+
+
+def _ups_invoice(writer: Any, spec: CsvSpec, rng: random.Random, index: int
+                 ) -> GeneratedInvoice:
+    number = f"0000{spec.seed % 100:02d}{index + 1:06d}"
+    account = f"{spec.seed % 1000:03d}A1B2"
+    rows: list[dict[str, str]] = []
+    total = _ZERO
+    needs_review = 0
+    for s in range(spec.shipments_per_invoice):
+        tracking = f"1Z{spec.seed % 1000:03d}{index:05d}{s:06d}"
+        kinds = [_UPS_CHARGES[(s + c) % len(_UPS_CHARGES)] for c in
+                 range(spec.charges_per_shipment)]
+        credit = bool(spec.credit_every) and (s + 1) % spec.credit_every == 0
+        for c, (cls, desc) in enumerate(kinds):
+            amount = _cents(rng, 50, 9000)
+            if index in spec.negative_charge and s == 0 and c == 0:
+                amount = -amount
+                needs_review += 1
+            rows.append(dict(tracking=tracking, cls=cls, desc=desc, cat="SHP",
+                             amount=str(amount), incentive=str(-_cents(rng, 0, 500))))
+            total += amount
+        if credit:
+            amount = -_cents(rng, 50, 500)
+            rows.append(dict(tracking=tracking, cls="FRT", desc="Shipping Charge Correction",
+                             cat="ADJ", amount=str(amount), incentive="0.00"))
+            total += amount
+    declared = total + Decimal("1.00") if index in spec.total_mismatch else total
+    for r, data in enumerate(rows):
+        row = [""] * L.UPS_COLUMN_COUNT
+
+        def put(field: str, value: str, row: list[str] = row) -> None:
+            row[L.UPS_COLUMNS[field] - 1] = value
+
+        amount_text = data["amount"]
+        if index in spec.bad_amount and r == 0:
+            amount_text = "12.3O"
+        put("version", "2.1")
+        put("recipient_number", f"{spec.seed % 1000:03d}A1B2")
+        put("account_number", account)
+        put("account_country", "US")
+        put("invoice_date", "2026-11-20")
+        put("invoice_number", number)
+        put("invoice_type_code", "E")
+        put("invoice_currency_code", "USD")
+        put("invoice_amount", str(declared))
+        put("transaction_date", "2026-11-18")
+        put("lead_shipment_number", data["tracking"])
+        put("bill_option_code", "P/P")
+        put("package_quantity", "1")
+        put("tracking_number", data["tracking"])
+        put("billed_weight", str(rng.randint(1, 70)))
+        put("billed_weight_uom", "L")
+        put("zone", f"{rng.randint(2, 8):03d}")
+        put("charge_category_code", data["cat"])
+        put("charge_classification_code", data["cls"])
+        put("charge_description", data["desc"])
+        put("transaction_currency_code", "USD")
+        put("incentive_amount", data["incentive"])
+        put("net_amount", amount_text)
+        writer.writerow(row)
+    expected = ("ParcelInvalidAmount" if index in spec.bad_amount else
+                "ParcelTotalsMismatch" if index in spec.total_mismatch else None)
+    return GeneratedInvoice(index=index, invoice_number=number,
+                            groups=spec.shipments_per_invoice, charges=len(rows), total=total,
+                            needs_review=needs_review, expected_error=expected)
+
+
+def write_fedex_csv(target: str | Path | IO[str], spec: CsvSpec) -> GenerationReport:
+    """FedEx billing: a header row, one row per shipment, charge description/amount pairs."""
+    out, path, close = _open_csv(target, spec)
+    pairs = max(spec.charges_per_shipment, 1) + 1
+    try:
+        if spec.bom:
+            out.write("\ufeff")
+        writer = csv.writer(out, lineterminator="\r\n" if spec.crlf else "\n")
+        writer.writerow(L.fedex_header(max(pairs, L.FEDEX_CHARGE_PAIRS)))
+        width = len(L.FEDEX_COLUMNS)
+        names = list(L.FEDEX_COLUMNS)
+        rng = random.Random(spec.seed)
+        report = GenerationReport(path=path, format="fedex_csv", invoices=[])
+        for index in range(spec.invoices):
+            number = f"7{spec.seed % 100:02d}{index + 1:06d}"
+            shipments = []
+            total = _ZERO
+            needs_review = 0
+            for s in range(spec.shipments_per_invoice):
+                transport = _cents(rng, 500, 9000)
+                charges: list[tuple[str, Decimal]] = []
+                for c in range(spec.charges_per_shipment):
+                    amount = _cents(rng, 50, 2000)
+                    if index in spec.negative_charge and s == 0 and c == 0:
+                        amount = -amount
+                        needs_review += 1
+                    charges.append((_FEDEX_CHARGES[(s + c) % len(_FEDEX_CHARGES)], amount))
+                if spec.credit_every and (s + 1) % spec.credit_every == 0:
+                    charges.append(("Earned Discount", -(transport / 5).quantize(
+                        Decimal("0.01"))))
+                net = transport + sum((a for _, a in charges), _ZERO)
+                total += net
+                shipments.append((s, transport, charges, net))
+            declared = total + Decimal("1.00") if index in spec.total_mismatch else total
+            for s, transport, charges, net in shipments:
+                values = dict.fromkeys(names, "")
+                values.update(
+                    account_number=f"{spec.seed % 1000:04d}1234-5", invoice_date="11/20/2026",
+                    invoice_number=number, original_amount_due=str(declared),
+                    current_balance=str(declared), payor="Shipper",
+                    tracking_id=f"7{spec.seed % 100:02d}{index:05d}{s:04d}",
+                    transportation_charge=str(transport), net_charge=str(net),
+                    service_type="FedEx Ground", ground_service="Ground",
+                    shipment_date="11/18/2026", rated_weight=str(rng.randint(1, 70)),
+                    rated_weight_units="L", pieces="1", zone=f"{rng.randint(2, 8):02d}",
+                    currency="USD",
+                )
+                row = [values[n] for n in names]
+                assert len(row) == width
+                for c, (desc, amount) in enumerate(charges):
+                    text = str(amount)
+                    if index in spec.bad_amount and s == 0 and c == 0:
+                        text = "n/a"
+                    row += [desc, text]
+                writer.writerow(row)
+            expected = ("ParcelInvalidAmount" if index in spec.bad_amount else
+                        "ParcelTotalsMismatch" if index in spec.total_mismatch else None)
+            report.invoices.append(GeneratedInvoice(
+                index=index, invoice_number=number, groups=spec.shipments_per_invoice,
+                charges=sum(1 + len(c) for _, _, c, _ in shipments), total=total,
+                needs_review=needs_review, expected_error=expected,
+            ))
+        return report
+    finally:
+        if close:
+            out.close()
+
+
+def write_samples(directory: str | Path) -> list[GenerationReport]:
+    """The committed sample files: a quirky multi-group 210, a UPS CSV and a FedEx CSV."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_edi210(folder / "edi210_sample.edi", Edi210Spec(
+            invoices=4, groups_per_invoice=3, charges_per_group=2, functional_groups=2, seed=7,
+            purposes={2: "04"},
+            quirks=EdiQuirks(bom=True, newline="\r\n", indent=True, fixed_isa=False),
+        )),
+        write_ups_csv(folder / "ups_billing_sample.csv",
+                      CsvSpec(invoices=3, shipments_per_invoice=3, charges_per_shipment=3,
+                              seed=7, credit_every=2)),
+        write_fedex_csv(folder / "fedex_billing_sample.csv",
+                        CsvSpec(invoices=3, shipments_per_invoice=3, charges_per_shipment=2,
+                                seed=7, credit_every=2)),
+    ]
