@@ -39,8 +39,7 @@ class WorkerContext:
 
 
 def _instantiate(cls: type, ctx: WorkerContext) -> Any:
-    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
-    return cls(ctx) if params else cls()
+    return cls(ctx) if inspect.signature(cls).parameters else cls()
 
 
 def build_workers(

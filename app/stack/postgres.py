@@ -17,6 +17,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -26,14 +27,18 @@ from app.stack.procs import StartupError, log_tail, spawn
 SYSTEM_USER = "haulpg"
 
 
-def bin_path(name: str) -> Path:
-    """Path to a PostgreSQL binary shipped by pgserver."""
+def _pgserver() -> Any:
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir at import; we do not use it.
         warnings.simplefilter("ignore")
-        from pgserver._commands import POSTGRES_BIN_PATH
+        import pgserver._commands
+        import pgserver.utils
+    return pgserver
 
-    return Path(POSTGRES_BIN_PATH) / name
+
+def bin_path(name: str) -> Path:
+    """Path to a PostgreSQL binary shipped by pgserver."""
+    return Path(_pgserver()._commands.POSTGRES_BIN_PATH) / name
 
 
 def new_password() -> str:
@@ -61,8 +66,9 @@ def _run_as() -> str | None:
         )
     import stat
 
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
-
+    utils = _pgserver().utils
+    ensure_folder_permissions = utils.ensure_folder_permissions
+    ensure_prefix_permissions = utils.ensure_prefix_permissions
     binaries = Path(bin_path("postgres")).parent
     ensure_prefix_permissions(binaries)
     ensure_folder_permissions(binaries, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
@@ -74,9 +80,7 @@ def _own(path: Path, user: str | None) -> None:
     """Hand a directory to the PostgreSQL system user, making its parents traversable."""
     if user is None:
         return
-    from pgserver.utils import ensure_prefix_permissions
-
-    ensure_prefix_permissions(path)
+    _pgserver().utils.ensure_prefix_permissions(path)
     entry = pwd.getpwnam(user)
     os.chown(path, entry.pw_uid, entry.pw_gid)
     for root, dirs, files in os.walk(path):

@@ -1,0 +1,103 @@
+"""Fan-in loses nothing: every event sent to an entity is processed by exactly one run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import pytest
+from temporalio.client import Client
+
+from app.domains.sample.models import LedgerBatch
+from app.domains.sample.workflows import LedgerEntityWorkflow
+from app.platform.client import HaulClient
+from app.platform.history import run_ids, scheduled_activity_inputs
+from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from tests.integration.workers import sample_worker
+
+
+async def processed_event_ids(client: Client, workflow_ids: list[str]) -> Counter[str]:
+    """Event IDs in every process_ledger_batch input of every run, read from histories."""
+    seen: Counter[str] = Counter()
+    for wf_id in workflow_ids:
+        # Visibility is eventually consistent: wait until every run is listed and closed.
+        for _ in range(100):
+            runs = await run_ids(client, wf_id)
+            statuses = [await client.get_workflow_handle(wf_id, run_id=r).describe() for r in runs]
+            if runs and all(s.close_time is not None for s in statuses):
+                break
+            await asyncio.sleep(0.2)
+        for run in runs:
+            for batch in await scheduled_activity_inputs(
+                client, wf_id, run, "process_ledger_batch", LedgerBatch
+            ):
+                seen.update(batch.event_ids)
+    return seen
+
+
+async def test_500_events_on_10_entities_each_processed_exactly_once(
+    client: Client, haul_client: HaulClient, task_queue: str
+) -> None:
+    prefix = uuid.uuid4().hex[:8]
+    entities = [f"fan-{prefix}-{i}" for i in range(10)]
+    sent = [f"{entities[n % 10]}:{n}" for n in range(500)]
+
+    async def send(event_id: str) -> None:
+        entity = event_id.split(":")[0]
+        await haul_client.signal_with_start(
+            LedgerEntityWorkflow,
+            EntityInput(entity_key=entity, state={"work_seconds": 0.3}),
+            entity,
+            EVENT_SIGNAL,
+            EntityEvent(event_id=event_id),
+            task_queue=task_queue,
+        )
+
+    async with sample_worker(client, task_queue):
+        sem = asyncio.Semaphore(50)
+
+        async def bounded(event_id: str) -> None:
+            async with sem:
+                await send(event_id)
+
+        await asyncio.gather(*(bounded(e) for e in sent))
+        ids = [haul_client.id_for(LedgerEntityWorkflow, e) for e in entities]
+        for wf_id in ids:
+            await client.get_workflow_handle(wf_id).result()
+        processed = await processed_event_ids(client, ids)
+
+    assert set(processed) == set(sent)
+    assert [e for e, n in processed.items() if n > 1] == []
+
+
+@pytest.mark.parametrize("repeat", range(3))
+async def test_completion_race_an_activity_signalling_its_own_entity(
+    client: Client, haul_client: HaulClient, task_queue: str, repeat: int
+) -> None:
+    """Each entity's activity signals the entity as its last step; 200 times over."""
+    prefix = uuid.uuid4().hex[:8]
+    entities = [f"race-{prefix}-{i}" for i in range(200)]
+    async with sample_worker(client, task_queue):
+        sem = asyncio.Semaphore(50)
+
+        async def one(entity: str) -> None:
+            async with sem:
+                await haul_client.signal_with_start(
+                    LedgerEntityWorkflow,
+                    EntityInput(entity_key=entity),
+                    entity,
+                    EVENT_SIGNAL,
+                    EntityEvent(event_id=f"{entity}-req", kind="echo-request"),
+                    task_queue=task_queue,
+                )
+
+        await asyncio.gather(*(one(e) for e in entities))
+        ids = [haul_client.id_for(LedgerEntityWorkflow, e) for e in entities]
+        for wf_id in ids:
+            await client.get_workflow_handle(wf_id).result()
+        processed = await processed_event_ids(client, ids)
+
+    expected = {f"{e}-req" for e in entities} | {f"{e}-req-echo" for e in entities}
+    assert set(processed) == expected
+    assert max(processed.values()) == 1

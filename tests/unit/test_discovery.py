@@ -1,0 +1,64 @@
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from app.platform.discovery import DuplicateRegistrationError, discover
+
+
+def test_discovery_finds_the_sample_domain() -> None:
+    found = discover(["app.domains"])
+    sample = found.queues["sample"]
+    assert {w.__name__ for w in sample.workflows} >= {"GreetingWorkflow", "LedgerEntityWorkflow"}
+    assert [c.__name__ for c in sample.activity_classes] == ["SampleActivities"]
+
+
+def _package(root: Path, name: str, modules: dict[str, str]) -> None:
+    pkg = root / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for mod, body in modules.items():
+        (pkg / f"{mod}.py").write_text(textwrap.dedent(body))
+
+
+WORKFLOW = """
+from temporalio import workflow
+from app.platform.discovery import workflow_defn
+
+@workflow_defn(team="t", task_queue="q", name="Same")
+class {cls}:
+    @workflow.run
+    async def run(self) -> None:
+        return None
+"""
+
+ACTIVITY = """
+from app.platform.discovery import activities, activity_method
+
+@activities(team="t", task_queue="q")
+class {cls}:
+    @activity_method(name="same_activity")
+    async def go(self) -> None:
+        return None
+"""
+
+
+@pytest.mark.parametrize(("template", "kind"), [(WORKFLOW, "workflow"), (ACTIVITY, "activity")])
+def test_duplicate_names_are_refused_naming_both_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template: str, kind: str
+) -> None:
+    pkg = f"dup_{kind}_pkg"
+    _package(
+        tmp_path, pkg, {"one": template.format(cls="First"), "two": template.format(cls="Second")}
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(DuplicateRegistrationError) as err:
+            discover([pkg])
+    finally:
+        for mod in [m for m in sys.modules if m.startswith(pkg)]:
+            del sys.modules[mod]
+    message = str(err.value)
+    assert f"{kind} name" in message
+    assert f"{pkg}.one.First" in message and f"{pkg}.two.Second" in message
