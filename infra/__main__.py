@@ -1,0 +1,186 @@
+"""haul infrastructure: Temporal on EKS with RDS Postgres or ScyllaDB, and the haul workers.
+
+Order: network and EKS, then persistence, then Temporal, then workers. The stack config is
+validated (including every cluster's ClusterSpec) before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import clusterspec  # noqa: E402
+import config  # noqa: E402
+import guardrails  # noqa: E402
+from components.addons import ClusterAddons, ClusterAddonsArgs  # noqa: E402
+from components.artifacts import Artifacts, ArtifactsArgs  # noqa: E402
+from components.cluster import EksCluster, EksClusterArgs  # noqa: E402
+from components.network import Network, NetworkArgs  # noqa: E402
+from components.observability import Observability, ObservabilityArgs  # noqa: E402
+from components.postgres import PostgresPersistence, PostgresPersistenceArgs  # noqa: E402
+from components.scylla import ScyllaPersistence, ScyllaPersistenceArgs  # noqa: E402
+from components.temporal import (  # noqa: E402
+    TemporalCluster,
+    TemporalClusterArgs,
+    frontend_address,
+    issuer_name,
+)
+from components.workers import TemporalProfile, Workers, WorkersArgs  # noqa: E402
+
+stack = config.load(HERE)
+clusterspec.check_specs(stack)  # a bad ClusterSpec stops here, before any resource
+
+name = f"haul-{pulumi.get_stack()}"
+tags = {"haul.dev/stack": pulumi.get_stack(), "haul.dev/environment": stack.environment}
+rds_ca_pem = (HERE / stack.tls.rds_ca_bundle_file).read_text()
+
+network = Network(name, NetworkArgs(name=name, config=stack.network, tags=tags))
+artifacts = Artifacts(name, ArtifactsArgs(name=name, prod=stack.prod, tags=tags))
+# One storage-optimized node group carries every Scylla rack (one per zone), tainted for Scylla.
+scylla_configs = [c.scylla for c in stack.clusters if c.scylla is not None]
+scylla_groups = (
+    {
+        "scylla": scylla_configs[0].node_group.model_copy(
+            update={"taints": [config.Taint(key="haul.dev/scylla")]}
+        )
+    }
+    if scylla_configs
+    else {}
+)
+eks = EksCluster(
+    name,
+    EksClusterArgs(
+        name=name,
+        config=stack.eks,
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        extra_node_groups=scylla_groups,
+        tags=tags,
+    ),
+)
+on_k8s = pulumi.ResourceOptions(providers={"kubernetes": eks.provider})
+addons = ClusterAddons(
+    name,
+    ClusterAddonsArgs(config=stack.addons, scrape_interval=stack.observability.scrape_interval),
+    opts=on_k8s,
+)
+image = artifacts.repository.repository_url.apply(lambda url: f"{url}:{stack.apps.image_tag}")
+previous_name = stack.previous_state_stack or (
+    f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+)
+deployed = pulumi.StackReference(f"{name}-deployed", stack_name=previous_name).get_output(
+    "clusters"
+)
+client_namespaces = [*stack.apps.namespaces.values(), "keda"]
+
+frontends, databases, states = {}, {}, {}
+for cluster in stack.clusters:
+    pg = PostgresPersistence(
+        f"{name}-{cluster.name}",
+        PostgresPersistenceArgs(
+            name=f"{name}-{cluster.name}",
+            config=cluster.postgres,
+            prod=stack.prod,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            client_security_group_ids=[eks.node_security_group_id],
+            clusters=[cluster.name],
+            tags=tags,
+        ),
+    )
+    scylla = None
+    if cluster.scylla is not None:
+        scylla = ScyllaPersistence(
+            f"{name}-{cluster.name}",
+            ScyllaPersistenceArgs(
+                name=cluster.name,
+                config=cluster.scylla,
+                availability_zones=stack.network.availability_zones,
+                keyspace=clusterspec.scylla_keyspace(cluster),
+                image=image,
+                depends_on=addons.releases,
+            ),
+            opts=on_k8s,
+        )
+
+    def checked_spec(args: list, cluster: config.ClusterConfig = cluster, scylla=scylla):
+        deployed_clusters, host = args
+        spec = clusterspec.build_spec(stack, cluster, host, scylla.hosts if scylla else None)
+        return guardrails.check_cluster(spec, deployed_clusters)
+
+    spec = pulumi.Output.all(deployed, pg.address).apply(checked_spec)
+    web_secret = None
+    if cluster.web.oidc is not None:
+        web_secret = aws.secretsmanager.get_secret_version_output(
+            secret_id=cluster.web.oidc.client_secret_arn
+        ).secret_string
+    temporal = TemporalCluster(
+        f"{name}-{cluster.name}",
+        TemporalClusterArgs(
+            cluster=cluster,
+            prod=stack.prod,
+            spec=spec,
+            db_password=pg.password.result,
+            rds_ca_pem=rds_ca_pem,
+            rds_ca_mount_path=stack.tls.rds_ca_mount_path,
+            scylla_ca_pem=scylla.ca_pem if scylla else None,
+            web_client_secret=web_secret,
+            client_namespaces=client_namespaces,
+            depends_on=[*addons.releases, pg, *([scylla.bootstrap] if scylla else [])],
+        ),
+        opts=on_k8s,
+    )
+    frontends[cluster.name] = temporal.frontend_address
+    databases[cluster.name] = {"postgres": pg.address, "scylla": scylla.hosts if scylla else []}
+    states[cluster.name] = spec.apply(guardrails.deployed_state)
+
+Observability(
+    name,
+    ObservabilityArgs(
+        otlp_endpoint=stack.observability.otlp_endpoint,
+        scrape_interval=stack.observability.scrape_interval,
+        app_namespaces=list(stack.apps.namespaces.values()),
+    ),
+    opts=pulumi.ResourceOptions(providers={"kubernetes": eks.provider}, depends_on=addons.releases),
+)
+workers = Workers(
+    f"{name}-workers",
+    WorkersArgs(
+        role="worker",
+        namespace=stack.apps.namespaces["worker"],
+        groups=stack.apps.worker_groups,
+        image=image,
+        profiles=[
+            TemporalProfile(
+                cluster=c,
+                address=frontend_address(c),
+                namespace=stack.apps.worker_groups[0].namespace,
+                mtls=stack.cluster(c).mtls,
+                server_name=f"{c}-frontend",
+            )
+            for c in stack.apps.clusters
+        ],
+        bucket=artifacts.bucket.bucket,
+        bucket_policy_arn=artifacts.access_policy.arn,
+        oidc_provider_arn=eks.oidc_provider.arn,
+        oidc_issuer_url=eks.oidc_provider.url,
+        keda=stack.apps.keda and stack.addons.keda,
+        client_issuers={c: issuer_name(c) for c in stack.apps.clusters if stack.cluster(c).mtls},
+        tags=tags,
+    ),
+    opts=pulumi.ResourceOptions(providers={"kubernetes": eks.provider}, depends_on=addons.releases),
+)
+
+pulumi.export("frontendAddresses", frontends)
+pulumi.export("databaseEndpoints", databases)
+pulumi.export("ecrRepositoryUrl", artifacts.repository.repository_url)
+pulumi.export("claimCheckBucket", artifacts.bucket.bucket)
+pulumi.export("kubeconfig", eks.kubeconfig)
+pulumi.export("clusters", states)

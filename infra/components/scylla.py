@@ -1,0 +1,270 @@
+"""ScyllaPersistence: ScyllaDB through the Scylla Operator, one rack per availability zone.
+
+The Temporal keyspace is created by our bootstrap Job, not by the chart: Temporal uses
+lightweight transactions, so the keyspace needs tablets disabled, which the chart cannot do. The
+Job runs `haul db scylla-bootstrap` from the haul image (NetworkTopologyStrategy, RF 3 per
+datacenter, tablets off); the Temporal release depends on it and sets `createDatabase: false`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+from config import ScyllaConfig
+from pydantic import BaseModel, ConfigDict
+
+from app import versions
+
+OPERATOR_REPO = "https://scylla-operator-charts.storage.googleapis.com/stable"
+NODE_TAINT = {"key": "haul.dev/scylla", "operator": "Exists", "effect": "NoSchedule"}
+CQL_PORT = 9042
+TLS_DIR = "/etc/scylla-tls"
+
+
+class ScyllaPersistenceArgs(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    config: ScyllaConfig
+    availability_zones: list[str]
+    keyspace: str
+    # The haul image that carries `haul db scylla-bootstrap`.
+    image: Any
+    depends_on: list[Any] = []
+
+
+class ScyllaPersistence(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: ScyllaPersistenceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("haul:persistence:ScyllaPersistence", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        self.namespace_name = f"{name}-scylla"
+        operator = k8s.helm.v3.Release(
+            f"{name}-scylla-operator",
+            name="scylla-operator",
+            chart="scylla-operator",
+            version=versions.SCYLLA_OPERATOR_CHART,
+            namespace="scylla-operator",
+            create_namespace=True,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=OPERATOR_REPO),
+            atomic=True,
+            timeout=900,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        ns = k8s.core.v1.Namespace(
+            f"{name}-scylla",
+            metadata={"name": self.namespace_name, "labels": {"haul.dev/part-of": name}},
+            opts=child,
+        )
+        storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-scylla-gp3",
+            metadata={"name": f"{name}-scylla-gp3"},
+            provisioner="ebs.csi.aws.com",
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Retain",
+            parameters={
+                "type": "gp3",
+                "iops": "16000",
+                "throughput": "1000",
+                "encrypted": "true",
+                "csi.storage.k8s.io/fstype": "xfs",
+            },
+            opts=child,
+        )
+        self.hosts = [f"scylla-client.{self.namespace_name}.svc.cluster.local"]
+        self.ca_pem = self._client_tls(name, ns)
+        resources = {
+            "requests": {"cpu": cfg.cpu, "memory": cfg.memory},
+            "limits": {"cpu": cfg.cpu, "memory": cfg.memory},
+        }
+        racks = [
+            {
+                "name": zone,
+                "members": cfg.members_per_rack,
+                "storage": {
+                    "capacity": f"{cfg.storage_gib}Gi",
+                    "storageClassName": f"{name}-scylla-gp3",
+                },
+                "resources": resources,
+                "scyllaConfig": "scylla-config",
+                "volumes": [{"name": "client-tls", "secret": {"secretName": "scylla-client-tls"}}],
+                "volumeMounts": [{"name": "client-tls", "mountPath": TLS_DIR, "readOnly": True}],
+                "placement": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {
+                                            "key": "topology.kubernetes.io/zone",
+                                            "operator": "In",
+                                            "values": [zone],
+                                        },
+                                        {
+                                            "key": "haul.dev/node-group",
+                                            "operator": "In",
+                                            "values": ["scylla"],
+                                        },
+                                    ]
+                                }
+                            ]
+                        }
+                    },
+                    "tolerations": [NODE_TAINT],
+                },
+            }
+            for zone in args.availability_zones
+        ]
+        self.scylla_cluster = k8s.apiextensions.CustomResource(
+            f"{name}-scylla",
+            api_version="scylla.scylladb.com/v1",
+            kind="ScyllaCluster",
+            metadata={"name": "scylla", "namespace": self.namespace_name},
+            spec={
+                "version": versions.SCYLLA,
+                "repository": "docker.io/scylladb/scylla",
+                "developerMode": False,
+                "automaticOrphanedNodeCleanup": True,
+                "datacenter": {"name": cfg.datacenter, "racks": racks},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, ns, storage_class]),
+        )
+        self.datacenter = cfg.datacenter
+        self.bootstrap = k8s.batch.v1.Job(
+            f"{name}-keyspace-bootstrap",
+            metadata={"name": "temporal-keyspace-bootstrap", "namespace": self.namespace_name},
+            spec={
+                "backoffLimit": 20,
+                "ttlSecondsAfterFinished": 86400,
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/name": "scylla-bootstrap"}},
+                    "spec": {
+                        "restartPolicy": "OnFailure",
+                        "volumes": [
+                            {
+                                "name": "client-tls",
+                                "secret": {
+                                    "secretName": "scylla-client-tls",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                },
+                            }
+                        ],
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                        "containers": [
+                            {
+                                "name": "bootstrap",
+                                "image": args.image,
+                                "args": ["haul", "db", "scylla-bootstrap"],
+                                "env": [
+                                    {"name": "HAUL_SCYLLA_HOSTS", "value": ",".join(self.hosts)},
+                                    {"name": "HAUL_SCYLLA_PORT", "value": str(CQL_PORT)},
+                                    {"name": "HAUL_SCYLLA_KEYSPACE", "value": args.keyspace},
+                                    {"name": "HAUL_SCYLLA_DATACENTER", "value": cfg.datacenter},
+                                    {
+                                        "name": "HAUL_SCYLLA_REPLICATION_FACTOR",
+                                        "value": str(cfg.replication_factor),
+                                    },
+                                    {"name": "HAUL_SCYLLA_CA_FILE", "value": f"{TLS_DIR}/ca.crt"},
+                                ],
+                                "volumeMounts": [
+                                    {"name": "client-tls", "mountPath": TLS_DIR, "readOnly": True}
+                                ],
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                                    "limits": {"cpu": "500m", "memory": "512Mi"},
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                            }
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scylla_cluster]),
+        )
+        self.register_outputs({"hosts": self.hosts, "namespace": self.namespace_name})
+
+    def _client_tls(self, name: str, after: pulumi.Resource) -> pulumi.Output[str]:
+        """A CA and a serving certificate for CQL client encryption, made with pulumi-tls.
+
+        Temporal verifies the Scylla host against this CA; the CA certificate (not its key) is
+        what the Temporal server pods mount.
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        ca_key = tls.PrivateKey(
+            f"{name}-scylla-ca", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+        )
+        ca = tls.SelfSignedCert(
+            f"{name}-scylla-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            validity_period_hours=24 * 365 * 5,
+            allowed_uses=["cert_signing", "crl_signing"],
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"{name} scylla CA", organization="haul"
+            ),
+            opts=child,
+        )
+        key = tls.PrivateKey(
+            f"{name}-scylla-serving", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+        )
+        csr = tls.CertRequest(
+            f"{name}-scylla-serving",
+            private_key_pem=key.private_key_pem,
+            dns_names=[
+                *self.hosts,
+                f"*.{self.namespace_name}.svc.cluster.local",
+                f"*.{self.namespace_name}.svc",
+            ],
+            subject=tls.CertRequestSubjectArgs(common_name=self.hosts[0], organization="haul"),
+            opts=child,
+        )
+        cert = tls.LocallySignedCert(
+            f"{name}-scylla-serving",
+            cert_request_pem=csr.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=24 * 365,
+            early_renewal_hours=24 * 30,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            opts=child,
+        )
+        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[after])
+        k8s.core.v1.Secret(
+            f"{name}-scylla-client-tls",
+            metadata={"name": "scylla-client-tls", "namespace": self.namespace_name},
+            type="kubernetes.io/tls",
+            string_data={
+                "tls.crt": cert.cert_pem,
+                "tls.key": key.private_key_pem,
+                "ca.crt": ca.cert_pem,
+            },
+            opts=after_ns,
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-scylla-config",
+            metadata={"name": "scylla-config", "namespace": self.namespace_name},
+            data={
+                "scylla.yaml": "\n".join(
+                    [
+                        "client_encryption_options:",
+                        "  enabled: true",
+                        f"  certificate: {TLS_DIR}/tls.crt",
+                        f"  keyfile: {TLS_DIR}/tls.key",
+                        "  require_client_auth: false",
+                    ]
+                )
+                + "\n"
+            },
+            opts=after_ns,
+        )
+        return ca.cert_pem

@@ -1,0 +1,380 @@
+"""Workers: one generic Deployment per worker group, from the one haul image.
+
+Each group serves a set of task queues. The Temporal connection is a mounted `temporal.toml`
+with one envconfig profile per cluster (two during a migration). Pods run under an IRSA role
+that may only touch the claim-check bucket. Scaling is on task-queue backlog through KEDA's
+Temporal scaler, with a CPU HPA when KEDA is off. The api and debouncer Deployments use the same
+component with their own entrypoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from config import WorkerGroup
+from pydantic import BaseModel, ConfigDict
+
+from components.cluster import irsa_trust_policy
+
+HEALTH_PORT = 9090
+CONFIG_DIR = "/etc/haul"
+TOML_PATH = f"{CONFIG_DIR}/temporal.toml"
+TLS_DIR = f"{CONFIG_DIR}/tls"
+# Seconds a pod gets beyond the longest activity's grace before SIGKILL.
+SHUTDOWN_MARGIN_SECONDS = 30
+
+
+class TemporalProfile(BaseModel):
+    """One envconfig profile: how a worker reaches one Temporal cluster."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str
+    address: str
+    namespace: str
+    # With mTLS: the frontend's TLS name and the client certificate mounted from cert-manager.
+    mtls: bool = False
+    server_name: str = ""
+
+
+def tls_paths(cluster: str) -> dict[str, str]:
+    base = f"{TLS_DIR}/{cluster}"
+    return {
+        "client_cert_path": f"{base}/tls.crt",
+        "client_key_path": f"{base}/tls.key",
+        "server_ca_cert_path": f"{base}/ca.crt",
+    }
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_temporal_toml(profiles: list[TemporalProfile]) -> str:
+    """temporal.toml in the envconfig format the SDK and the `temporal` CLI read."""
+    lines: list[str] = []
+    for p in profiles:
+        lines += [
+            f"[profile.{_toml_str(p.cluster)}]",
+            f"address = {_toml_str(p.address)}",
+            f"namespace = {_toml_str(p.namespace)}",
+            "",
+            f"[profile.{_toml_str(p.cluster)}.tls]",
+        ]
+        if p.mtls:
+            lines.append(f"server_name = {_toml_str(p.server_name)}")
+            lines += [f"{k} = {_toml_str(v)}" for k, v in tls_paths(p.cluster).items()]
+        else:
+            lines.append("disabled = true")
+        lines.append("")
+    return "\n".join(lines)
+
+
+class WorkersArgs(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    role: Literal["worker", "api", "debouncer"] = "worker"
+    namespace: str
+    groups: list[WorkerGroup]
+    image: Any
+    profiles: list[TemporalProfile]
+    bucket: Any
+    bucket_policy_arn: Any
+    oidc_provider_arn: Any
+    oidc_issuer_url: Any
+    keda: bool
+    # cert-manager issuer per mTLS cluster, for the workers' client certificates.
+    client_issuers: dict[str, str] = {}
+    tags: dict[str, str]
+
+
+class Workers(pulumi.ComponentResource):
+    def __init__(self, name: str, args: WorkersArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("haul:workers:Workers", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={"name": ns, "labels": {"haul.dev/role": args.role}},
+            opts=child,
+        )
+        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        self.temporal_toml = render_temporal_toml(args.profiles)
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-temporal-toml",
+            metadata={"name": "temporal-client", "namespace": ns},
+            data={"temporal.toml": self.temporal_toml},
+            opts=after_ns,
+        )
+        certs = []
+        for cluster, issuer in args.client_issuers.items():
+            certs.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{cluster}-client-cert",
+                    api_version="cert-manager.io/v1",
+                    kind="Certificate",
+                    metadata={"name": f"{cluster}-client", "namespace": ns},
+                    spec={
+                        "secretName": f"{cluster}-client-tls",
+                        "commonName": f"{args.role}.{ns}",
+                        "duration": "2160h",
+                        "renewBefore": "360h",
+                        "privateKey": {
+                            "algorithm": "ECDSA",
+                            "size": 256,
+                            "rotationPolicy": "Always",
+                        },
+                        "usages": ["client auth", "digital signature", "key encipherment"],
+                        "issuerRef": {"name": issuer, "kind": "ClusterIssuer"},
+                    },
+                    opts=after_ns,
+                )
+            )
+        self.roles: dict[str, aws.iam.Role] = {}
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        for group in args.groups:
+            self._group(name, group, args, config_map, certs)
+        self.register_outputs({"namespace": ns, "deployments": list(self.deployments)})
+
+    def _group(
+        self, name: str, group: WorkerGroup, args: WorkersArgs, config_map: Any, certs: list
+    ) -> None:
+        ns = args.namespace
+        app = f"{args.role}-{group.name}"
+        labels = {
+            "app.kubernetes.io/name": app,
+            "app.kubernetes.io/part-of": "haul",
+            "haul.dev/role": args.role,
+        }
+        deps = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        role = aws.iam.Role(
+            f"{name}-{group.name}-irsa",
+            assume_role_policy=irsa_trust_policy(
+                args.oidc_provider_arn, args.oidc_issuer_url, ns, app
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{group.name}-claim-check",
+            role=role.name,
+            policy_arn=args.bucket_policy_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.roles[group.name] = role
+        k8s.core.v1.ServiceAccount(
+            f"{name}-{group.name}-sa",
+            metadata={
+                "name": app,
+                "namespace": ns,
+                "labels": labels,
+                "annotations": {"eks.amazonaws.com/role-arn": role.arn},
+            },
+            automount_service_account_token=True,
+            opts=deps,
+        )
+        volumes: list[dict[str, Any]] = [
+            {"name": "temporal-client", "configMap": {"name": "temporal-client"}}
+        ]
+        mounts: list[dict[str, Any]] = [
+            {"name": "temporal-client", "mountPath": CONFIG_DIR + "/client", "readOnly": True}
+        ]
+        for cluster in args.client_issuers:
+            volumes.append(
+                {"name": f"{cluster}-tls", "secret": {"secretName": f"{cluster}-client-tls"}}
+            )
+            mounts.append(
+                {"name": f"{cluster}-tls", "mountPath": f"{TLS_DIR}/{cluster}", "readOnly": True}
+            )
+        probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
+        container = {
+            "name": args.role,
+            "image": args.image,
+            "args": [args.role],
+            "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
+            "env": [
+                {"name": "TEMPORAL_CONFIG_FILE", "value": f"{CONFIG_DIR}/client/temporal.toml"},
+                {"name": "TEMPORAL_PROFILE", "value": args.profiles[0].cluster},
+                {
+                    "name": "HAUL_TEMPORAL_PROFILES",
+                    "value": ",".join(p.cluster for p in args.profiles),
+                },
+                {"name": "TEMPORAL_NAMESPACE", "value": group.namespace},
+                {"name": "HAUL_TASK_QUEUES", "value": ",".join(group.task_queues)},
+                {"name": "HAUL_CLAIM_CHECK_BUCKET", "value": args.bucket},
+                {"name": "HAUL_WORKER_HEALTH_PORT", "value": str(HEALTH_PORT)},
+                {
+                    "name": "HAUL_MAX_CONCURRENT_ACTIVITIES",
+                    "value": str(group.max_concurrent_activities),
+                },
+                {
+                    "name": "HAUL_GRACEFUL_SHUTDOWN_SECONDS",
+                    "value": str(group.max_activity_grace_seconds),
+                },
+            ],
+            "resources": group.resources.k8s(),
+            "livenessProbe": {**probe, "initialDelaySeconds": 20, "failureThreshold": 3},
+            "readinessProbe": {**probe, "initialDelaySeconds": 5, "failureThreshold": 2},
+            "volumeMounts": mounts,
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+        }
+        self.deployments[group.name] = k8s.apps.v1.Deployment(
+            f"{name}-{group.name}",
+            metadata={"name": app, "namespace": ns, "labels": labels},
+            spec={
+                "replicas": group.min_replicas,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
+                },
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {
+                            "haul.dev/temporal-toml-sha256": hashlib.sha256(
+                                self.temporal_toml.encode()
+                            ).hexdigest()
+                        },
+                    },
+                    "spec": {
+                        "serviceAccountName": app,
+                        "terminationGracePeriodSeconds": group.max_activity_grace_seconds
+                        + SHUTDOWN_MARGIN_SECONDS,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 10001,
+                            "fsGroup": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "nodeSelector": {"haul.dev/node-group": "workers"},
+                        "topologySpreadConstraints": [
+                            {
+                                "maxSkew": 1,
+                                "topologyKey": "topology.kubernetes.io/zone",
+                                "whenUnsatisfiable": "ScheduleAnyway",
+                                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": app}},
+                            }
+                        ],
+                        "containers": [container],
+                        "volumes": volumes,
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.namespace, config_map, *certs],
+                ignore_changes=["spec.replicas"],
+            ),
+        )
+        k8s.core.v1.Service(
+            f"{name}-{group.name}-metrics",
+            metadata={"name": app, "namespace": ns, "labels": labels},
+            spec={
+                "selector": {"app.kubernetes.io/name": app},
+                "ports": [{"name": "metrics", "port": HEALTH_PORT, "targetPort": "health"}],
+            },
+            opts=deps,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-{group.name}-pdb",
+            metadata={"name": app, "namespace": ns, "labels": labels},
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+            },
+            opts=deps,
+        )
+        if args.keda:
+            self._scaled_object(name, app, group, args)
+        else:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-{group.name}-hpa",
+                metadata={"name": app, "namespace": ns, "labels": labels},
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
+                    "minReplicas": group.min_replicas,
+                    "maxReplicas": group.max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": 70},
+                            },
+                        }
+                    ],
+                },
+                opts=deps,
+            )
+
+    def _scaled_object(self, name: str, app: str, group: WorkerGroup, args: WorkersArgs) -> None:
+        ns = args.namespace
+        deps = pulumi.ResourceOptions(
+            parent=self, depends_on=[self.namespace, self.deployments[group.name]]
+        )
+        triggers = []
+        for p in args.profiles:
+            auth = None
+            if p.mtls:
+                auth_name = f"{app}-{p.cluster}"
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{group.name}-{p.cluster}-auth",
+                    api_version="keda.sh/v1alpha1",
+                    kind="TriggerAuthentication",
+                    metadata={"name": auth_name, "namespace": ns},
+                    spec={
+                        "secretTargetRef": [
+                            {"parameter": param, "name": f"{p.cluster}-client-tls", "key": key}
+                            for param, key in (
+                                ("cert", "tls.crt"),
+                                ("key", "tls.key"),
+                                ("ca", "ca.crt"),
+                            )
+                        ]
+                    },
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+                )
+                auth = {"name": auth_name}
+            for queue in group.task_queues:
+                metadata = {
+                    "endpoint": p.address,
+                    "namespace": group.namespace,
+                    "taskQueue": queue,
+                    "queueTypes": "workflow,activity",
+                    "targetQueueSize": str(group.backlog_per_replica),
+                    "activationTargetQueueSize": "0",
+                }
+                if p.mtls:
+                    metadata["tlsServerName"] = p.server_name
+                trigger: dict[str, Any] = {
+                    "type": "temporal",
+                    "name": f"{p.cluster}-{queue}",
+                    "metadata": metadata,
+                }
+                if auth:
+                    trigger["authenticationRef"] = auth
+                triggers.append(trigger)
+        k8s.apiextensions.CustomResource(
+            f"{name}-{group.name}-scaler",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            metadata={"name": app, "namespace": ns},
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
+                "minReplicaCount": group.min_replicas,
+                "maxReplicaCount": group.max_replicas,
+                "pollingInterval": 15,
+                "cooldownPeriod": 300,
+                "triggers": triggers,
+            },
+            opts=deps,
+        )

@@ -1,0 +1,404 @@
+"""Typed stack configuration: the input contract of every component.
+
+`load()` reads the `haul:*` keys of the current stack, validates them, and returns a
+`StackConfig`. It runs before any resource is declared, so a bad stack file stops the program
+with a message that names the key, what is wrong with it, and what to do.
+
+Temporal's own cluster settings are not modelled here: each cluster's `spec` block is handed to
+`app.stack.ClusterSpec`, the single source of cluster config (see `infra/clusterspec.py`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from app import versions
+
+Environment = Literal["dev", "prod"]
+
+# Keys whose value is a credential. A stack file may only hold them as Pulumi secrets.
+SECRET_KEY_PATTERN = re.compile(r"(password|passwd|secret|token|private[_-]?key|api[_-]?key)", re.I)
+# Keys that name where a secret lives, not the secret itself.
+SECRET_REFERENCE_KEYS = {
+    "existingsecret",
+    "secretname",
+    "secretkey",
+    "secretarn",
+    "clientsecretarn",
+}
+
+
+class ConfigError(ValueError):
+    """The stack config is not deployable. The message says which key and what to do."""
+
+
+class Model(BaseModel):
+    """camelCase in the stack file, snake_case in Python; unknown keys are typos, so refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ExistingNetwork(Model):
+    vpc_id: str
+    private_subnet_ids: list[str] = Field(min_length=2)
+    public_subnet_ids: list[str] = Field(default_factory=list)
+
+
+class NetworkConfig(Model):
+    cidr: str = "10.0.0.0/16"
+    # EKS and RDS subnet groups both need subnets in at least two availability zones, even for
+    # a single-AZ dev stack (whose nodes and NAT then stay in the first zone).
+    availability_zones: list[str] = Field(min_length=2, max_length=3)
+    nat_gateways: Literal["single", "per-az"] = "per-az"
+    existing: ExistingNetwork | None = None
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        net = ipaddress.ip_network(value)
+        if net.prefixlen > 20:
+            raise ValueError(f"network.cidr {value} is too small; use a /20 or larger")
+        return value
+
+
+class Taint(Model):
+    key: str
+    value: str = "true"
+    effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"] = "NO_SCHEDULE"
+
+
+class NodeGroupConfig(Model):
+    instance_types: list[str] = Field(min_length=1)
+    min_size: int = Field(ge=0)
+    desired_size: int = Field(ge=0)
+    max_size: int = Field(ge=1)
+    disk_gib: int = Field(default=50, ge=20)
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    taints: list[Taint] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodeGroupConfig:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(
+                f"node group sizes must satisfy minSize <= desiredSize <= maxSize, got "
+                f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
+            )
+        return self
+
+
+class EksConfig(Model):
+    kubernetes_version: str = versions.EKS_KUBERNETES
+    endpoint_public_access: bool = False
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    admin_role_arns: list[str] = Field(default_factory=list)
+    # How many availability zones the node groups use (1 for a small dev stack).
+    node_zones: int = Field(default=3, ge=1, le=3)
+    node_groups: dict[str, NodeGroupConfig]
+
+    @model_validator(mode="after")
+    def _groups(self) -> EksConfig:
+        missing = {"system", "temporal", "workers"} - set(self.node_groups)
+        if missing:
+            raise ValueError(
+                "eks.nodeGroups must define system, temporal and workers; "
+                f"missing {sorted(missing)}"
+            )
+        if self.endpoint_public_access and (
+            not self.public_access_cidrs or "0.0.0.0/0" in self.public_access_cidrs
+        ):
+            raise ValueError(
+                "eks.endpointPublicAccess needs eks.publicAccessCidrs, and never 0.0.0.0/0"
+            )
+        return self
+
+
+class AddonsConfig(Model):
+    keda: bool = True
+    cert_manager: bool = True
+    prometheus_stack: bool = True
+
+
+class PostgresTls(Model):
+    enabled: bool = True
+    verify_host: bool = True
+
+
+class PostgresConfig(Model):
+    instance_class: str
+    allocated_storage_gib: int = Field(ge=20)
+    max_allocated_storage_gib: int = Field(ge=20)
+    multi_az: bool
+    deletion_protection: bool
+    backup_retention_days: int = Field(default=7, ge=1, le=35)
+    engine_version: str = versions.RDS_POSTGRES_ENGINE
+    max_connections: int = Field(ge=50)
+    tls: PostgresTls = PostgresTls()
+    # Extra CIDRs (a VPN, a peered VPC) admitted on 5432 besides the EKS cluster.
+    allowed_cidrs: list[str] = Field(default_factory=list)
+    # Knobs that exist only to be refused: a public or unencrypted database is never deployed.
+    publicly_accessible: bool = False
+    storage_encrypted: bool = True
+
+    @model_validator(mode="after")
+    def _never(self) -> PostgresConfig:
+        if self.publicly_accessible:
+            raise ValueError("postgres.publiclyAccessible must be false; RDS is never public")
+        if not self.storage_encrypted:
+            raise ValueError("postgres.storageEncrypted must be true; storage is KMS-encrypted")
+        for cidr in self.allowed_cidrs:
+            if ipaddress.ip_network(cidr).prefixlen == 0:
+                raise ValueError(
+                    f"postgres.allowedCidrs holds {cidr}; never open Postgres to the world"
+                )
+        return self
+
+
+class ScyllaConfig(Model):
+    datacenter: str
+    members_per_rack: int = Field(default=1, ge=1)
+    replication_factor: int = Field(default=3, ge=3)
+    storage_gib: int = Field(ge=100)
+    cpu: str = "7"
+    memory: str = "56Gi"
+    node_group: NodeGroupConfig
+
+
+class Resources(Model):
+    cpu_request: str
+    memory_request: str
+    # Limits are required by the policy pack; the model lets a stack omit them so that the
+    # policy, not a parse error, explains why.
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+
+    def k8s(self) -> dict[str, Any]:
+        limits = {k: v for k, v in (("cpu", self.cpu_limit), ("memory", self.memory_limit)) if v}
+        out: dict[str, Any] = {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}}
+        if limits:
+            out["limits"] = limits
+        return out
+
+
+class ServiceConfig(Model):
+    replicas: int = Field(ge=1)
+    resources: Resources
+
+
+class WebOidc(Model):
+    issuer_url: str
+    client_id: str
+    # The client secret lives in AWS Secrets Manager; the stack file holds only its ARN.
+    client_secret_arn: str
+    callback_url: str
+
+
+class WebConfig(Model):
+    enabled: bool = False
+    oidc: WebOidc | None = None
+
+
+class TemporalServices(Model):
+    frontend: ServiceConfig
+    history: ServiceConfig
+    matching: ServiceConfig
+    worker: ServiceConfig
+
+
+class ClusterConfig(Model):
+    """One Temporal cluster: `spec` goes to ClusterSpec, the rest is how infra deploys it."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+    store: Literal["postgres", "scylla"]
+    spec: dict[str, Any]
+    services: TemporalServices
+    postgres: PostgresConfig
+    scylla: ScyllaConfig | None = None
+    web: WebConfig = WebConfig()
+    admintools: bool = False
+    mtls: bool = False
+
+    @model_validator(mode="after")
+    def _store(self) -> ClusterConfig:
+        if self.store == "scylla" and self.scylla is None:
+            raise ValueError(f"cluster {self.name}: store scylla needs a scylla block")
+        if self.store == "postgres" and self.scylla is not None:
+            raise ValueError(f"cluster {self.name}: a scylla block needs store: scylla")
+        if self.web.enabled and self.web.oidc is None:
+            raise ValueError(
+                f"cluster {self.name}: web.enabled needs web.oidc; the Web UI is never open"
+            )
+        return self
+
+
+class WorkerGroup(Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+    namespace: str
+    task_queues: list[str] = Field(min_length=1)
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    resources: Resources
+    # The longest activity's graceful shutdown, so pods are never killed mid-activity.
+    max_activity_grace_seconds: int = Field(ge=1)
+    backlog_per_replica: int = Field(default=50, ge=1)
+    max_concurrent_activities: int = Field(default=100, ge=1)
+
+
+class AppsConfig(Model):
+    image_tag: str
+    # Temporal clusters the workers connect to, one envconfig profile each. Two during a
+    # migration: the first is where new work starts.
+    clusters: list[str] = Field(min_length=1, max_length=2)
+    keda: bool = True
+    namespaces: dict[Literal["worker", "api", "debouncer"], str] = {
+        "worker": "haul-workers",
+        "api": "haul-api",
+        "debouncer": "haul-debouncer",
+    }
+    worker_groups: list[WorkerGroup] = Field(min_length=1)
+
+
+class ObservabilityConfig(Model):
+    otlp_endpoint: str
+    scrape_interval: str = "30s"
+
+
+class TlsConfig(Model):
+    # PEM bundle of the RDS certificate authorities (global-bundle.pem from AWS), read at
+    # deploy time from this path relative to infra/. It cannot be fetched by the program.
+    rds_ca_bundle_file: str
+    # Where the bundle is mounted in the Temporal server pods.
+    rds_ca_mount_path: str = "/etc/temporal/rds-ca/global-bundle.pem"
+
+
+class StackConfig(Model):
+    environment: Environment
+    region: str
+    network: NetworkConfig
+    eks: EksConfig
+    addons: AddonsConfig = AddonsConfig()
+    tls: TlsConfig
+    clusters: list[ClusterConfig] = Field(min_length=1, max_length=2)
+    apps: AppsConfig
+    observability: ObservabilityConfig
+    # Stack whose outputs hold the deployed state the guardrails compare against. Empty means
+    # this stack itself (organization/project/stack).
+    previous_state_stack: str = ""
+
+    @property
+    def prod(self) -> bool:
+        return self.environment == "prod"
+
+    @model_validator(mode="after")
+    def _cross(self) -> StackConfig:
+        names = [c.name for c in self.clusters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"clusters must have distinct names, got {names}")
+        unknown = [n for n in self.apps.clusters if n not in names]
+        if unknown:
+            raise ValueError(f"apps.clusters names {unknown}, which are not in clusters {names}")
+        if self.prod:
+            for c in self.clusters:
+                pg = c.postgres
+                if not (pg.tls.enabled and pg.tls.verify_host):
+                    raise ValueError(
+                        f"cluster {c.name}: postgres.tls must be enabled with verifyHost in "
+                        "prod (RDS Postgres 15+ forces SSL; never sslmode=disable)"
+                    )
+                if not pg.multi_az or not pg.deletion_protection:
+                    raise ValueError(
+                        f"cluster {c.name}: prod Postgres needs multiAz and deletionProtection"
+                    )
+                if c.admintools:
+                    raise ValueError(f"cluster {c.name}: admintools must be off in prod")
+        elif len(self.network.availability_zones) < 2:
+            raise ValueError("network.availabilityZones needs two zones")
+        return self
+
+    def cluster(self, name: str) -> ClusterConfig:
+        return next(c for c in self.clusters if c.name == name)
+
+
+def plaintext_secret_keys(raw: dict[str, Any], secret_keys: set[str]) -> list[str]:
+    """Config paths that look like credentials and are not Pulumi secrets."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str, top: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                sub = f"{path}.{k}"
+                if (
+                    SECRET_KEY_PATTERN.search(str(k))
+                    and str(k).lower() not in SECRET_REFERENCE_KEYS
+                    and isinstance(v, str | int)
+                    and top not in secret_keys
+                ):
+                    found.append(sub)
+                walk(v, sub, top)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]", top)
+
+    for key, value in raw.items():
+        if SECRET_KEY_PATTERN.search(key.split(":")[-1]) and key not in secret_keys:
+            found.append(key)
+        walk(value, key, key)
+    return found
+
+
+def parse(raw: dict[str, Any], secret_keys: set[str] | None = None) -> StackConfig:
+    """Validate raw `haul:*` config (values already decoded from JSON) into a StackConfig."""
+    leaked = plaintext_secret_keys(raw, secret_keys or set())
+    if leaked:
+        raise ConfigError(
+            f"stack config holds credentials in plain text at {leaked}; store them with "
+            "`pulumi config set --secret` or reference a Secrets Manager ARN instead"
+        )
+    fields = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("haul:")}
+    try:
+        return StackConfig.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"haul:{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid stack config: {problems}") from None
+
+
+def load(project_dir: Path) -> StackConfig:
+    """Read this stack's `haul:*` config from the Pulumi engine, and check the CA bundle."""
+    from pulumi.runtime.config import is_config_secret
+
+    cfg = pulumi.Config("haul")
+    raw: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key in StackConfig.model_fields:
+        alias = to_camel(key)
+        value = cfg.get(alias)
+        if value is None:
+            continue
+        if is_config_secret(f"haul:{alias}"):
+            secret_keys.add(f"haul:{alias}")
+        try:
+            raw[f"haul:{alias}"] = json.loads(value)
+        except json.JSONDecodeError:
+            raw[f"haul:{alias}"] = value
+    region = pulumi.Config("aws").get("region")
+    if region and "haul:region" not in raw:
+        raw["haul:region"] = region
+    stack = parse(raw, secret_keys)
+    bundle = project_dir / stack.tls.rds_ca_bundle_file
+    if not bundle.is_file() or b"BEGIN CERTIFICATE" not in bundle.read_bytes():
+        raise ConfigError(
+            f"haul:tls.rdsCaBundleFile: {bundle} is not a PEM certificate bundle; download the "
+            "RDS global bundle from AWS (global-bundle.pem) and point this key at it"
+        )
+    return stack
