@@ -38,6 +38,7 @@ PORT_OFFSETS: dict[str, int] = {
     "worker_health": 14,
     "internal_frontend": 15,
     "internal_frontend_membership": 16,
+    "cassandra_jmx": 17,
 }
 
 
