@@ -1,0 +1,235 @@
+"""Build once, cache per version: temporal-server and its schema tools, and Apache Cassandra.
+
+- temporal-server, temporal-sql-tool and temporal-cassandra-tool are `go install`ed from the
+  server module at the version pinned in app/versions.py, into
+  `cache_home()/<server version>/bin`.
+- Apache Cassandra's jars come from Maven Central through a small pom (package data
+  `cassandra-pom.xml`) and `mvn dependency:copy-dependencies`, into
+  `cache_home()/cassandra-<version>/lib`.
+
+A build runs under a file lock, into a temporary directory that is renamed into place, so two
+processes never build twice and a failed build leaves nothing half-made behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from app import versions
+from app.stack.registry import cache_home
+
+# `go install` package path (under the server module) -> the name we cache the binary as.
+GO_TOOLS = {
+    "cmd/server": "temporal-server",
+    "cmd/tools/sql": "temporal-sql-tool",
+    "cmd/tools/cassandra": "temporal-cassandra-tool",
+}
+JAVA_MAJOR = 17
+
+
+class BuildError(RuntimeError):
+    """A binary or jar set could not be built or fetched; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class TemporalBinaries:
+    server: Path
+    sql_tool: Path
+    cassandra_tool: Path
+    # Schema versions the pinned server needs: {"postgresql": "1.19", ...}.
+    schema_versions: dict[str, str]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _require(tool: str, install_hint: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        raise BuildError(f"`{tool}` was not found on PATH; {install_hint}")
+    return found
+
+
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+    )
+    if proc.returncode != 0:
+        out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise BuildError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{out}")
+    return proc
+
+
+# --------------------------------------------------------------------------------------------
+# temporal-server and its schema tools
+# --------------------------------------------------------------------------------------------
+
+
+def temporal_dir(version: str = versions.TEMPORAL_SERVER) -> Path:
+    return cache_home() / version
+
+
+def _module_dir(go: str, module: str, version: str, env: dict[str, str]) -> Path:
+    proc = _run(
+        [go, "mod", "download", "-json", f"{module}@v{version}"], "go mod download", env=env
+    )
+    return Path(json.loads(proc.stdout)["Dir"])
+
+
+def _read_schema_versions(module_dir: Path) -> dict[str, str]:
+    """The schema versions the server at module_dir needs, from its schema/*/version.go."""
+
+    def const(path: Path, name: str) -> str:
+        match = re.search(rf'{name}\s*=\s*"([0-9.]+)"', path.read_text())
+        if not match:
+            raise BuildError(f"no {name} constant in {path}; the server module layout changed")
+        return match.group(1)
+
+    pg = module_dir / "schema" / "postgresql" / "v12" / "version.go"
+    cql = module_dir / "schema" / "cassandra" / "version.go"
+    return {
+        "postgresql": const(pg, "Version"),
+        "postgresql_visibility": const(pg, "VisibilityVersion"),
+        "cassandra": const(cql, "Version"),
+    }
+
+
+def temporal_binaries(version: str = versions.TEMPORAL_SERVER) -> TemporalBinaries:
+    """temporal-server and the schema tools at `version`, building them the first time."""
+    root = temporal_dir(version)
+    bindir = root / "bin"
+    meta = root / "schema-versions.json"
+    paths = {name: bindir / name for name in GO_TOOLS.values()}
+    if not (all(p.exists() for p in paths.values()) and meta.exists()):
+        with _locked(cache_home() / f".build-{version}.lock"):
+            if not (all(p.exists() for p in paths.values()) and meta.exists()):
+                _build_go(version, root)
+    return TemporalBinaries(
+        server=paths["temporal-server"],
+        sql_tool=paths["temporal-sql-tool"],
+        cassandra_tool=paths["temporal-cassandra-tool"],
+        schema_versions=json.loads(meta.read_text()),
+    )
+
+
+def _build_go(version: str, root: Path) -> None:
+    go = _require(
+        "go",
+        "install Go 1.25 or newer (https://go.dev/dl/ or `apt-get install golang`) to build "
+        f"temporal-server {version}",
+    )
+    module = versions.TEMPORAL_SERVER_MODULE
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=root))
+    try:
+        env = {"GOBIN": str(tmp / "bin")}
+        for pkg in GO_TOOLS:
+            _run(
+                [go, "install", f"{module}/{pkg}@v{version}"],
+                f"building {module}/{pkg} v{version} (needs network access to the Go proxy "
+                "on a fresh machine)",
+                env=env,
+            )
+        for pkg, name in GO_TOOLS.items():
+            (tmp / "bin" / Path(pkg).name).rename(tmp / "bin" / name)
+        schema = _read_schema_versions(_module_dir(go, module, version, env))
+        (tmp / "schema-versions.json").write_text(json.dumps(schema, indent=2))
+        shutil.rmtree(root / "bin", ignore_errors=True)
+        (tmp / "bin").rename(root / "bin")
+        (tmp / "schema-versions.json").replace(root / "schema-versions.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Apache Cassandra
+# --------------------------------------------------------------------------------------------
+
+
+def cassandra_dir(version: str = versions.CASSANDRA) -> Path:
+    return cache_home() / f"cassandra-{version}"
+
+
+def cassandra_lib(version: str = versions.CASSANDRA) -> Path:
+    """Directory holding cassandra-all and its runtime jars, fetched the first time."""
+    lib = cassandra_dir(version) / "lib"
+    if not (lib / f"cassandra-all-{version}.jar").exists():
+        with _locked(cache_home() / f".cassandra-{version}.lock"):
+            if not (lib / f"cassandra-all-{version}.jar").exists():
+                _fetch_cassandra(version, lib)
+    return lib
+
+
+def _fetch_cassandra(version: str, lib: Path) -> None:
+    java_binary()  # fail early with the Java hint, before a download that cannot run
+    mvn = _require(
+        "mvn",
+        "install Apache Maven 3.6 or newer (`apt-get install maven`) to fetch Apache Cassandra "
+        f"{version} from Maven Central",
+    )
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="fetch-", dir=lib.parent))
+    try:
+        pom = tmp / "pom.xml"
+        pom.write_bytes(resources.files("app.stack").joinpath("cassandra-pom.xml").read_bytes())
+        _run(
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                f"-Dcassandra.version={version}",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={tmp / 'lib'}",
+            ],
+            f"fetching org.apache.cassandra:cassandra-all:{version} from Maven Central",
+            cwd=tmp,
+        )
+        if not (tmp / "lib" / f"cassandra-all-{version}.jar").exists():
+            raise BuildError(f"Maven finished but cassandra-all-{version}.jar is not in {tmp}")
+        shutil.rmtree(lib, ignore_errors=True)
+        (tmp / "lib").rename(lib)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def java_binary() -> str:
+    """The `java` to run Cassandra with ($JAVA_HOME first), checked to be Java 17."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    hint = (
+        f"install a Java {JAVA_MAJOR} runtime (`apt-get install openjdk-{JAVA_MAJOR}-jre-headless`"
+        f" or Temurin {JAVA_MAJOR}) and put it on PATH or in JAVA_HOME"
+    )
+    if not java or not Path(java).exists():
+        raise BuildError(f"`java` was not found; Apache Cassandra 5.0 needs Java: {hint}")
+    proc = subprocess.run([java, "-version"], capture_output=True, text=True)
+    match = re.search(r'version "(\d+)', proc.stderr + proc.stdout)
+    major = int(match.group(1)) if match else 0
+    if major != JAVA_MAJOR:
+        raise BuildError(
+            f"{java} is Java {major or 'of unknown version'}; haul runs Apache Cassandra "
+            f"{versions.CASSANDRA} on Java {JAVA_MAJOR}: {hint}"
+        )
+    return java
