@@ -131,6 +131,10 @@ class _InvoiceMapper:
         )
 
     def _amount(self, seg: Segment, n: int, what: str) -> Decimal:
+        text = seg[n].strip()
+        digits = text[1:] if text[:1] == "-" else text
+        if digits.isdigit() and digits.isascii():  # the common case, without building a message
+            return Decimal(text).scaleb(-2)
         return parse_implied_decimal(
             seg[n], what=f"{seg.ref(n)} ({what}) in {seg.tag} at segment {seg.position}"
             f"{self._invoice_phrase()}",

@@ -15,6 +15,7 @@ many segments a transaction set holds.
 from __future__ import annotations
 
 import codecs
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -132,6 +133,7 @@ def iter_text_chunks(source: Source | Any, chunk_size: int = CHUNK_SIZE) -> Iter
 # --------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def _bad_tag(tag: str) -> bool:
     return not (2 <= len(tag) <= 3 and tag.isascii() and tag.isalnum() and tag == tag.upper())
 
@@ -297,7 +299,17 @@ class SegmentReader:
         term = buf[i]
         i += 1
         if term in _LINE_BREAKS:
-            term = "\n"
+            # Either line breaks are the terminator, or the ISA was wrapped right after ISA16
+            # and the terminator follows: a segment ID never starts with punctuation.
+            j = i
+            while j < n and buf[j] in _LINE_BREAKS:
+                j += 1
+            if j >= n and not eof:
+                return None
+            if j < n and not buf[j].isalnum() and not buf[j].isspace():
+                term, i = buf[j], j + 1
+            else:
+                term = "\n"
         elif term.isalnum() or term == " " or term in (elem, sub):
             raise X12SyntaxError(
                 f"the character after ISA16 is {term!r}, which cannot be a segment terminator "
