@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from app.db import commands as db_commands
+from app.platform import commands as platform_commands
 from app.stack import commands as stack_commands
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_commands.app, name="stack")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(platform_commands.app, name="failures")
 console = Console()
 
 

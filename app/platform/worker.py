@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 from app.platform import tracing
 from app.platform.client import connect
 from app.platform.discovery import Discovered, activity_names, discover
+from app.platform.failures import FailureActivities, FailureInterceptor, FailureStore
 from app.platform.settings import Settings
 
 log = logging.getLogger("haul.worker")
@@ -57,11 +58,14 @@ def build_workers(
             f"known queues: {sorted(discovered.queues)}"
         )
     ctx = WorkerContext(settings, client)
+    recorder = FailureActivities(
+        FailureStore(settings.database_url) if settings.database_url else None
+    )
     executor = ThreadPoolExecutor(max_workers=max(4, settings.max_concurrent_activities))
     workers = []
     for name in wanted:
         reg = discovered.queues[name]
-        activities = []
+        activities: list[Any] = [recorder.record]
         for cls in reg.activity_classes:
             instance = _instantiate(cls, ctx)
             activities += [getattr(instance, m.__name__) for m in activity_names(cls).values()]
@@ -72,6 +76,7 @@ def build_workers(
                 workflows=reg.workflows,
                 activities=activities,
                 activity_executor=executor,
+                interceptors=[FailureInterceptor()],
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),

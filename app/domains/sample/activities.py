@@ -41,7 +41,7 @@ class SampleActivities:
         """The entity's unit of work; optionally signals its own entity as its last step."""
         await asyncio.sleep(batch.work_seconds)
         if batch.echo_event_id:
-            handle = self.client.get_workflow_handle(activity.info().workflow_id)
+            handle = self.client.get_workflow_handle(batch.entity_key)
             await handle.signal(
                 EVENT_SIGNAL, EntityEvent(event_id=batch.echo_event_id, kind="echo")
             )
