@@ -1,0 +1,126 @@
+"""Generator round trips: what the generator says it wrote is what the parsers read back."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.domains.parcel.csv_parse import iter_csv_invoices
+from app.domains.parcel.detect import iter_file_events, iter_file_invoices
+from app.domains.parcel.edi210 import iter_edi210_invoices
+from app.domains.parcel.generator import (
+    ALL_QUIRKS,
+    CsvSpec,
+    Edi210Spec,
+    EdiQuirks,
+    GenerationReport,
+    write_edi210,
+    write_fedex_csv,
+    write_samples,
+    write_ups_csv,
+)
+from app.domains.parcel.invoice import (
+    Invoice,
+    InvoiceFailed,
+    InvoiceFailure,
+    InvoiceFinished,
+    InvoiceResult,
+)
+
+SAMPLES = Path(__file__).resolve().parents[3] / "app" / "domains" / "parcel" / "samples"
+
+
+def _compare(results: list[InvoiceResult], report: GenerationReport) -> None:
+    assert len(results) == len(report.invoices)
+    for result, expected in zip(results, report.invoices, strict=True):
+        if expected.expected_error is None:
+            assert isinstance(result, Invoice), result
+            s = result.summary
+            assert s.invoice_number == expected.invoice_number
+            assert (s.group_count, s.charge_count) == (expected.groups, expected.charges)
+            assert s.charges_total == expected.total
+            assert s.needs_review_count == expected.needs_review
+        else:
+            assert isinstance(result, InvoiceFailure), result
+            assert result.error_type == expected.expected_error
+            assert result.invoice_number == expected.invoice_number
+
+
+@pytest.mark.parametrize("quirks", [EdiQuirks(), ALL_QUIRKS,
+                                    EdiQuirks(terminator="\n", bom=True, fixed_isa=False)],
+                         ids=["clean", "all-quirks", "newline-terminator"])
+def test_edi_round_trip_with_bad_invoices(quirks: EdiQuirks) -> None:
+    buf = io.StringIO()
+    report = write_edi210(buf, Edi210Spec(
+        invoices=12, groups_per_invoice=5, charges_per_group=3, functional_groups=3, seed=11,
+        discount_every=2, bad_amount=frozenset({2, 9}), total_mismatch=frozenset({5}),
+        negative_charge=frozenset({7}), purposes={3: "04", 4: "01"}, quirks=quirks,
+    ))
+    assert [i.index for i in report.bad] == [2, 5, 9]
+    assert report.invoices[7].needs_review == 1
+    results = list(iter_edi210_invoices(buf.getvalue()))
+    _compare(results, report)
+    purposes = [r.header.purpose.value for r in results if isinstance(r, Invoice)][2:4]
+    assert purposes == ["change", "cancel"]
+
+
+def test_csv_round_trips() -> None:
+    spec = CsvSpec(invoices=6, shipments_per_invoice=4, charges_per_shipment=3, seed=5,
+                   credit_every=2, bad_amount=frozenset({1}), total_mismatch=frozenset({3}),
+                   negative_charge=frozenset({4}))
+    ups, fedex = io.StringIO(), io.StringIO()
+    report = write_ups_csv(ups, spec)
+    _compare(list(iter_csv_invoices(ups.getvalue(), "ups")), report)
+    report = write_fedex_csv(fedex, spec)
+    _compare(list(iter_csv_invoices(fedex.getvalue(), "fedex")), report)
+
+
+def test_generation_is_deterministic() -> None:
+    def edi(seed: int) -> str:
+        buf = io.StringIO()
+        write_edi210(buf, Edi210Spec(invoices=3, seed=seed, quirks=ALL_QUIRKS))
+        return buf.getvalue()
+
+    def ups(seed: int) -> str:
+        buf = io.StringIO()
+        write_ups_csv(buf, CsvSpec(invoices=2, seed=seed))
+        return buf.getvalue()
+
+    assert edi(1) == edi(1) and edi(1) != edi(2)
+    assert ups(1) == ups(1) and ups(1) != ups(2)
+
+
+def test_committed_samples_are_the_generator_output(tmp_path: Path) -> None:
+    reports = write_samples(tmp_path)
+    names = sorted(r.path.name for r in reports if r.path is not None)
+    assert names == sorted(p.name for p in SAMPLES.iterdir())
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name
+    for report in reports:
+        assert report.path is not None
+        _compare(list(iter_file_invoices(SAMPLES / report.path.name)), report)
+
+
+def test_ten_thousand_invoices(tmp_path: Path) -> None:
+    path = tmp_path / "many.edi"
+    report = write_edi210(path, Edi210Spec(invoices=10_000, groups_per_invoice=1,
+                                           charges_per_group=1, functional_groups=4,
+                                           discount_every=0, bad_amount=frozenset({4321}),
+                                           quirks=EdiQuirks(newline="\n")))
+    finished = 0
+    charges = 0
+    seen_total = Decimal("0")
+    failed = []
+    for event in iter_file_events(path):
+        if isinstance(event, InvoiceFinished):
+            finished += 1
+            charges += event.summary.charge_count
+            seen_total += event.summary.charges_total
+        elif isinstance(event, InvoiceFailed):
+            failed.append(event.failure.index)
+    assert finished == 9_999 and failed == [4321]
+    assert len(report.good) == 9_999
+    assert charges == report.charges and seen_total == report.total
