@@ -97,6 +97,9 @@ def main() -> None:
             raise
         console.print(f"[red]error:[/red] {exc}")
         code = 1
+    from app.platform import tracing
+
+    tracing.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -40,6 +40,8 @@ async def run_sample(client: HaulClient, names: list[str]) -> list[tuple[str, st
 
 
 def main() -> None:
+    """Run the sample against the cluster that envconfig points at."""
+    from app.platform import tracing
     from app.platform.client import connect
 
     async def go() -> None:
@@ -48,6 +50,7 @@ def main() -> None:
             print(*row)
 
     asyncio.run(go())
+    tracing.shutdown()
 
 
 if __name__ == "__main__":
