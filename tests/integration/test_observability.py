@@ -62,11 +62,7 @@ def test_client_workflow_and_activity_spans_reach_the_otlp_endpoint(
     try:
         done = subprocess.run(
             [sys.executable, "-m", "app.domains.sample.starter"],
-            env={
-                **worker_env(dev_cluster),
-                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-                "PATH": "/usr/bin:/bin",
-            },
+            env={**os.environ, **worker_env(dev_cluster)},
             capture_output=True,
             text=True,
             timeout=120,
