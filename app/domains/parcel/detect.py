@@ -16,13 +16,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
+from pydantic import BaseModel
+
 from app.domains.parcel import csv_layouts as L
 from app.domains.parcel.csv_parse import iter_csv_events
-from app.domains.parcel.edi210 import iter_edi210_events
+from app.domains.parcel.edi210 import Edi210Parser, iter_edi210_events
 from app.domains.parcel.invoice import (
     EmptyFileError,
     InvoiceEvent,
+    InvoiceFailed,
+    InvoiceFailure,
+    InvoiceFinished,
     InvoiceResult,
+    InvoiceSummary,
     UnrecognizedFormatError,
     collect_invoices,
     parse_date,
@@ -125,3 +131,58 @@ def iter_file_invoices(source: str | Path | IO[bytes] | bytes, *, carrier: str |
     """Whole invoices (or per-invoice failures) of a file of any known format."""
     return collect_invoices(iter_file_events(source, carrier=carrier,
                                              strict_envelope=strict_envelope))
+
+
+class FileScan(BaseModel):
+    """What a first, cheap pass over a file found: per-invoice summaries and failures only (no
+    charge groups), so a splitter knows its totals before it starts any child."""
+
+    format: FileFormat
+    invoices: list[InvoiceSummary]
+    failures: list[InvoiceFailure]
+    envelope_issues: list[str] = []
+
+    @property
+    def invoice_count(self) -> int:
+        return len(self.invoices) + len(self.failures)
+
+    @property
+    def charge_count(self) -> int:
+        return sum(s.charge_count for s in self.invoices)
+
+
+def scan_file(source: str | Path | IO[bytes] | bytes, *, carrier: str | None = None,
+              strict_envelope: bool = True) -> FileScan:
+    """Read a whole file once, checking the envelope and every invoice's totals, and keep only
+    summaries. File-level errors (envelope, layout, empty, unknown format) raise."""
+    if isinstance(source, bytes):
+        head = source[:HEAD_SIZE]
+    elif isinstance(source, str | Path):
+        with Path(source).open("rb") as stream:
+            head = stream.read(HEAD_SIZE)
+    else:
+        raise TypeError("scan_file needs a path or bytes, so the file can be read again later")
+    found = detect_format(head, carrier=carrier)
+    invoices: list[InvoiceSummary] = []
+    failures: list[InvoiceFailure] = []
+    issues: list[str] = []
+    chunks: Iterable[bytes]
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, bytes):
+            chunks = [source]
+        else:
+            _, chunks = _chunks(stack.enter_context(Path(source).open("rb")))
+        if found is FileFormat.EDI_X12:
+            parser = Edi210Parser(chunks, strict_envelope=strict_envelope)
+            events: Iterable[InvoiceEvent] = parser.events()
+        else:
+            parser = None
+            events = iter_csv_events(chunks, "ups" if found is FileFormat.UPS_CSV else "fedex")
+        for event in events:
+            if isinstance(event, InvoiceFinished):
+                invoices.append(event.summary)
+            elif isinstance(event, InvoiceFailed):
+                failures.append(event.failure)
+        if parser is not None:
+            issues = [i.message for i in parser.reader.issues]
+    return FileScan(format=found, invoices=invoices, failures=failures, envelope_issues=issues)

@@ -144,6 +144,11 @@ def test_fedex_rows_with_charge_pairs() -> None:
     assert inv.summary.charges_total == Decimal("30.00")
     assert inv.header.invoice_date is not None and inv.header.invoice_date.day == 20
 
+    rows[2] = row("9", "T2", "8.00", "9.50", "30.00", "Residential Delivery Charge", "0.50")
+    [failure] = iter_csv_invoices(_csv(rows), "fedex")
+    assert isinstance(failure, InvoiceFailure) and failure.error_type == "ParcelTotalsMismatch"
+    assert failure.position == 3 and "'T2'" in failure.message and "9.50" in failure.message
+
 
 def test_fedex_missing_columns() -> None:
     with pytest.raises(CsvFormatError, match="lacks 'Express or Ground Tracking ID'"):

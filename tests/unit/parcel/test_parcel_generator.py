@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from app.domains.parcel.csv_parse import iter_csv_invoices
-from app.domains.parcel.detect import iter_file_events, iter_file_invoices
+from app.domains.parcel.detect import (
+    FileFormat,
+    FileScan,
+    iter_file_events,
+    iter_file_invoices,
+    scan_file,
+)
 from app.domains.parcel.edi210 import iter_edi210_invoices
 from app.domains.parcel.generator import (
     ALL_QUIRKS,
@@ -124,3 +130,27 @@ def test_ten_thousand_invoices(tmp_path: Path) -> None:
     assert finished == 9_999 and failed == [4321]
     assert len(report.good) == 9_999
     assert charges == report.charges and seen_total == report.total
+
+
+def test_scan_file_summarizes_without_groups(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.edi"
+    report = write_edi210(path, Edi210Spec(invoices=8, functional_groups=2, seed=3,
+                                           bad_amount=frozenset({1}),
+                                           total_mismatch=frozenset({6})))
+    scan = scan_file(path)
+    assert scan.format is FileFormat.EDI_X12 and scan.invoice_count == 8
+    assert [f.index for f in scan.failures] == [1, 6]
+    assert [f.error_type for f in scan.failures] == ["ParcelInvalidAmount", "ParcelTotalsMismatch"]
+    assert scan.charge_count == report.charges
+    assert sum(s.charges_total for s in scan.invoices) == report.total
+    assert FileScan.model_validate_json(scan.model_dump_json()) == scan
+
+
+def test_models_survive_json(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    write_edi210(buf, Edi210Spec(invoices=1, discount_every=1))
+    [inv] = iter_edi210_invoices(buf.getvalue())
+    assert isinstance(inv, Invoice)
+    again = Invoice.model_validate_json(inv.model_dump_json())
+    assert again == inv
+    assert any(c.amount < 0 for g in again.charge_groups for c in g.charges)
