@@ -220,8 +220,8 @@ class UpsCsvParser(_GroupedCsvParser):
             currency=self.col(row, "invoice_currency_code") or "USD",
             net_amount_due=_money(amount, "the invoice amount (column 11)", number, rownum)
             if amount else None,
-            references=[Reference(qualifier="invoice_type",
-                                  value=self.col(row, "invoice_type_code"))],
+            references=[Reference(qualifier="invoice_type_code", value=value)
+                        for value in [self.col(row, "invoice_type_code")] if value],
             position=rownum,
         )
 

@@ -186,3 +186,18 @@ def scan_file(source: str | Path | IO[bytes] | bytes, *, carrier: str | None = N
         if parser is not None:
             issues = [i.message for i in parser.reader.issues]
     return FileScan(format=found, invoices=invoices, failures=failures, envelope_issues=issues)
+
+
+def _error_types() -> tuple[str, ...]:
+    from app.domains.parcel import invoice, x12
+
+    classes = (invoice.EmptyFileError, invoice.UnrecognizedFormatError,
+               invoice.UnknownCarrierError, invoice.CsvFormatError, invoice.InvoiceError,
+               invoice.InvalidAmountError, invoice.TotalsMismatchError,
+               invoice.InvoiceStructureError, x12.X12Error, x12.NotX12Error, x12.X12SyntaxError,
+               x12.X12EnvelopeError)
+    return tuple(cls.error_type for cls in classes)
+
+
+# every error_type the parsing layer raises; none of them is worth a retry
+NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = _error_types()

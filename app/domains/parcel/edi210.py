@@ -229,7 +229,7 @@ class _InvoiceMapper:
             elif tag == "L0":
                 if self.group is not None and self.group.weight is None:
                     self.group.weight = parse_optional_decimal(seg[4])
-                    self.group.weight_unit = seg[11].strip() or seg[5].strip()
+                    self.group.weight_unit = seg[11].strip()  # L011; L005 is a qualifier
                     self.group.quantity = parse_optional_decimal(seg[8])
             elif tag == "B3":
                 self._b3(seg)

@@ -225,6 +225,8 @@ class SegmentReader:
                             "with its contents"
                         )
                     continue
+                if len(buf) < 3 and not eof:
+                    continue
                 started = True
                 _reject_non_x12(buf)
             parsed = self._parse_isa(buf, eof)
@@ -335,8 +337,7 @@ class SegmentReader:
 
 
 def _reject_non_x12(buf: str) -> None:
-    head = buf[:3]
-    if head == "ISA" or len(buf) < 3 and "ISA".startswith(buf):
+    if buf.startswith("ISA"):
         return
     if buf[0] in "{[":
         raise NotX12Error(

@@ -208,3 +208,12 @@ def test_iter_file_invoices_reads_each_format(tmp_path: object) -> None:
         assert len(results) == len(report.invoices)
         assert sum(r.summary.charges_total for r in results if isinstance(r, Invoice)) == \
             report.total
+
+
+def test_error_types_are_stable_and_distinct() -> None:
+    from app.domains.parcel.detect import NON_RETRYABLE_ERROR_TYPES
+
+    assert len(set(NON_RETRYABLE_ERROR_TYPES)) == len(NON_RETRYABLE_ERROR_TYPES) == 12
+    assert {"X12Envelope", "ParcelInvalidAmount", "ParcelTotalsMismatch", "ParcelEmptyFile",
+            "ParcelUnknownCarrier", "ParcelUnrecognizedFormat", "X12NotEdi"} <= set(
+        NON_RETRYABLE_ERROR_TYPES)

@@ -55,7 +55,7 @@ def test_charge_groups_and_charges() -> None:
     assert [g.sequence for g in inv.charge_groups] == [1, 2]
     first = inv.charge_groups[0]
     assert (first.description, first.weight, first.weight_unit, first.quantity) == (
-        "BOXES", Decimal("120"), "G", Decimal("2"))
+        "BOXES", Decimal("120"), "", Decimal("2"))
     charge = first.charges[0]
     assert (charge.line_number, charge.code, charge.description, charge.amount, charge.rate) == (
         "1", "400", "LINEHAUL", Decimal("100.00"), Decimal("10.00"))

@@ -218,3 +218,11 @@ def test_envelope_is_checked_even_when_the_body_is_not_read() -> None:
     with pytest.raises(X12EnvelopeError, match="SE01 says '4'"):
         for _ in reader.transaction_sets():
             pass
+
+
+def test_one_byte_chunks_still_detect_non_edi() -> None:
+    with pytest.raises(NotX12Error):
+        list(tokenize(iter([b"I", b"S", b"B*00*"])))
+    text = CLEAN.encode()
+    assert len(list(tokenize(iter(text[i:i + 1] for i in range(len(text)))))) == len(
+        list(tokenize(CLEAN)))
