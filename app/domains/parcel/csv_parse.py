@@ -57,6 +57,24 @@ def iter_lines(source: Source | Any) -> Iterator[str]:
         yield pending
 
 
+def read_csv(source: Source | Any) -> Iterator[list[str]]:
+    """CSV rows, with the csv module's own errors (NUL bytes, oversized fields, a quote left
+    open) turned into ``CsvFormatError``."""
+    reader = csv.reader(iter_lines(source))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise CsvFormatError(
+                f"line {reader.line_num} cannot be read as CSV ({error}); check that the file "
+                "is the carrier's CSV export and was not cut short",
+                row=reader.line_num,
+            ) from None
+        yield row
+
+
 class _InvoiceState:
     """The invoice being read: header, group in progress, running totals."""
 
@@ -194,7 +212,7 @@ class UpsCsvParser(_GroupedCsvParser):
         return row[L.UPS_COLUMNS[field] - 1].strip()
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        for rownum, row in enumerate(csv.reader(iter_lines(self.source)), start=1):
+        for rownum, row in enumerate(read_csv(self.source), start=1):
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) < L.UPS_MIN_COLUMNS:
@@ -305,7 +323,7 @@ class FedexCsvParser(_GroupedCsvParser):
             )
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(iter_lines(self.source))
+        reader = read_csv(self.source)
         header = next(reader, None)
         if header is None:
             raise EmptyFileError("the FedEx billing file is empty; send it again with its "

@@ -23,6 +23,7 @@ from typing import IO, Any
 from app.domains.parcel.invoice import EmptyFileError, ParcelInputError
 
 CHUNK_SIZE = 1 << 16
+MAX_SEGMENT = 1 << 20  # no real segment comes near this; keeps memory bounded on bad input
 _MAX_ISA_SCAN = 1 << 14  # an ISA longer than this is not an ISA
 _LINE_BREAKS = "\r\n"
 
@@ -170,6 +171,13 @@ class SegmentReader:
                 text = text.replace("\r", "").replace("\n", "")
             pending += text
             if term not in pending:
+                if len(pending) > MAX_SEGMENT:
+                    raise X12SyntaxError(
+                        f"segment {self.count + 1} runs past {MAX_SEGMENT} characters without a "
+                        f"segment terminator ({self._term_name()}, from the ISA); the file uses "
+                        "a different terminator or is corrupt",
+                        position=self.count + 1,
+                    )
                 continue
             parts = pending.split(term)
             pending = parts.pop()

@@ -217,3 +217,9 @@ def test_error_types_are_stable_and_distinct() -> None:
     assert {"X12Envelope", "ParcelInvalidAmount", "ParcelTotalsMismatch", "ParcelEmptyFile",
             "ParcelUnknownCarrier", "ParcelUnrecognizedFormat", "X12NotEdi"} <= set(
         NON_RETRYABLE_ERROR_TYPES)
+
+
+def test_unreadable_csv_is_a_typed_error() -> None:
+    text = _csv([_ups_row()]) + '"' + "x" * (1 << 18)
+    with pytest.raises(CsvFormatError, match="cannot be read as CSV"):
+        list(iter_csv_events(text, "ups"))

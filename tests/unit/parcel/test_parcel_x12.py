@@ -226,3 +226,12 @@ def test_one_byte_chunks_still_detect_non_edi() -> None:
     text = CLEAN.encode()
     assert len(list(tokenize(iter(text[i:i + 1] for i in range(len(text)))))) == len(
         list(tokenize(CLEAN)))
+
+
+def test_missing_terminators_do_not_grow_memory_without_bound() -> None:
+    isa = CLEAN[:CLEAN.index("GS")]
+    endless = (isa + "GS*IM" + "*X" * (1 << 20)).encode()
+    chunks = (endless[i:i + 65536] for i in range(0, len(endless), 65536))
+    with pytest.raises(X12SyntaxError, match="without a segment terminator") as err:
+        list(tokenize(chunks))
+    assert err.value.position == 2
