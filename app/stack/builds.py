@@ -233,3 +233,89 @@ def java_binary() -> str:
             f"{versions.CASSANDRA} on Java {JAVA_MAJOR}: {hint}"
         )
     return java
+
+
+# --------------------------------------------------------------------------------------------
+# btree_gin for pgserver's PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+# Temporal's Postgres visibility schema (postgresql/v12/visibility 1.2+) runs
+# `CREATE EXTENSION btree_gin`. pgserver ships PostgreSQL 16 without contrib, so the extension is
+# built once with PGXS against pgserver's own server headers. Its source is contrib/btree_gin
+# from the PostgreSQL source package of Debian bookworm (the only release line in Debian's
+# registry here); extension version 1.3 is the one PostgreSQL 16 ships too.
+BTREE_GIN_SOURCE_PACKAGE = "postgresql-15"
+DEBIAN_SOURCES = "deb-src http://deb.debian.org/debian bookworm main\n"
+
+
+def _pg_install() -> Path:
+    from app.stack.postgres import bin_path
+
+    return Path(bin_path("postgres")).parent.parent
+
+
+def ensure_btree_gin() -> None:
+    """Make `CREATE EXTENSION btree_gin` work on pgserver's PostgreSQL (build once, cache)."""
+    pg = _pg_install()
+    ext_dir = pg / "share" / "postgresql" / "extension"
+    lib_dir = pg / "lib" / "postgresql"
+    if (ext_dir / "btree_gin.control").exists() and (lib_dir / "btree_gin.so").exists():
+        return
+    cache = cache_home() / "btree_gin-pg16"
+    with _locked(cache_home() / ".btree_gin.lock"):
+        if not (cache / "btree_gin.so").exists():
+            _build_btree_gin(pg, cache)
+        for path in cache.iterdir():
+            dest = lib_dir if path.suffix == ".so" else ext_dir
+            shutil.copy2(path, dest / path.name)
+
+
+def _build_btree_gin(pg: Path, cache: Path) -> None:
+    hint = "install it (`apt-get install build-essential`) to build btree_gin for PostgreSQL"
+    apt = _require("apt-get", "fetching PostgreSQL's source needs Debian's apt-get")
+    make = _require("make", hint)
+    _require("gcc", hint)
+    tmp = Path(tempfile.mkdtemp(prefix="btree-gin-"))
+    try:
+        # A private apt state, so the machine's own sources and lists stay untouched.
+        for sub in ("lists/partial", "cache/archives/partial", "parts", "src"):
+            (tmp / sub).mkdir(parents=True)
+        (tmp / "sources.list").write_text(DEBIAN_SOURCES)
+        opts = [
+            "-o",
+            f"Dir::Etc::SourceList={tmp / 'sources.list'}",
+            "-o",
+            f"Dir::Etc::SourceParts={tmp / 'parts'}",
+            "-o",
+            f"Dir::State::Lists={tmp / 'lists'}",
+            "-o",
+            f"Dir::Cache={tmp / 'cache'}",
+        ]
+        _run([apt, *opts, "-q", "update"], "reading Debian's source index")
+        _run(
+            [apt, *opts, "-q", "source", "--download-only", BTREE_GIN_SOURCE_PACKAGE],
+            f"downloading the {BTREE_GIN_SOURCE_PACKAGE} source package from Debian",
+            cwd=tmp / "src",
+        )
+        import tarfile
+
+        orig = next((tmp / "src").glob("*.orig.tar.*"))
+        with tarfile.open(orig) as tar:
+            members = [m for m in tar.getmembers() if "/contrib/btree_gin/" in m.name]
+            tar.extractall(tmp / "src", members=members, filter="data")
+        srcdir = next((tmp / "src").glob("*/contrib/btree_gin"))
+        _run(
+            [make, "-C", str(srcdir), "USE_PGXS=1", f"PG_CONFIG={pg / 'bin' / 'pg_config'}"],
+            "building btree_gin with PGXS",
+        )
+        out = tmp / "out"
+        out.mkdir()
+        for path in [srcdir / "btree_gin.so", srcdir / "btree_gin.control"]:
+            shutil.copy2(path, out / path.name)
+        for path in srcdir.glob("btree_gin--*.sql"):
+            shutil.copy2(path, out / path.name)
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(out), str(cache))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -12,13 +12,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.api.workflowservice.v1 import GetClusterInfoRequest, GetSystemInfoRequest
 from temporalio.client import Client
 
-from app.stack import dev, namespaces, postgres
-from app.stack.procs import StartupError, ensure_ports_free, log_tail, pid_alive, stop_pid
+from app.stack import dev, namespaces, postgres, tls
+from app.stack.procs import (
+    PortInUseError,
+    StartupError,
+    ensure_ports_free,
+    log_tail,
+    pid_alive,
+    stop_pid,
+)
 from app.stack.registry import ClusterRecord, Registry
-from app.stack.spec import ClusterSpec, render_dynamic_config, render_namespace_setup
+from app.stack.spec import (
+    ClusterSpec,
+    check_shard_count,
+    render_dynamic_config,
+    render_namespace_setup,
+)
 
 BACKENDS = ("dev", "postgres", "cassandra")
 DEFAULT_SHARDS = 4
@@ -38,7 +50,13 @@ def cluster_spec(record: ClusterRecord) -> ClusterSpec:
         postgres_user=record.postgres_user,
         cassandra_port=record.port("cassandra_cql"),
         num_history_shards=record.num_history_shards or DEFAULT_SHARDS,
+        tls=tls.settings_for(tls.ensure_certs(tls_dir(record))) if record.tls else None,
     )
+
+
+def tls_dir(record: ClusterRecord) -> Path:
+    """Where `--tls` keeps the cluster's generated CA and server certificate."""
+    return record.path / "tls"
 
 
 def profile_file(registry: Registry | None = None) -> Path:
@@ -87,6 +105,7 @@ def up(
     reg = registry or Registry()
     with reg.locked():
         rec = reg.get(name)
+        created = rec is None
         if rec is not None and rec.backend != backend:
             raise ValueError(
                 f"cluster {name!r} exists with backend {rec.backend!r}, not {backend!r}; "
@@ -104,13 +123,21 @@ def up(
             )
             rec.path.mkdir(parents=True, exist_ok=True)
         reg.put(rec)
+    # Check every port this call will bind before starting anything, so a clash leaves no
+    # half-started cluster behind.
+    needed = {"postgres": rec.port("postgres")} if not _alive(rec, "postgres") else {}
+    if backend == "dev" and not _alive(rec, "temporal"):
+        needed |= {r: rec.port(r) for r in ("frontend", "frontend_http", "ui", "metrics")}
+    try:
+        ensure_ports_free(needed)
+    except PortInUseError:
+        if created:
+            reg.remove(name)
+        raise
     _start_postgres(rec, reg)
     if not _alive(rec, "temporal"):
         spec = cluster_spec(rec)
         if backend == "dev":
-            ensure_ports_free(
-                {r: rec.port(r) for r in ("frontend", "frontend_http", "ui", "metrics")}
-            )
             rec.pids["temporal"] = dev.start_server(
                 rec, render_dynamic_config(spec), headless=headless
             )
@@ -118,8 +145,11 @@ def up(
         else:
             _starter(backend)(rec, spec, reg)
     log = rec.path / "logs" / "temporal.log"
-    asyncio.run(_wait_and_register(rec, timeout, log))
+    live_shards = asyncio.run(_wait_and_register(rec, timeout, log))
     reg.put(rec)
+    if shards is not None and backend != "dev":
+        # numHistoryShards is fixed at first boot; the server would only warn about a change.
+        check_shard_count(shards, live_shards)
     _write_profiles(reg)
     return rec
 
@@ -134,9 +164,9 @@ def _start_postgres(rec: ClusterRecord, reg: Registry) -> None:
     pgdata = rec.path / "pgdata"
     log = rec.path / "logs" / "postgres.log"
     if not _alive(rec, "postgres"):
-        ensure_ports_free({"postgres": rec.port("postgres")})
         postgres.init_cluster(pgdata, rec.postgres_user, rec.postgres_password)
-        rec.pids["postgres"] = postgres.start(pgdata, rec.port("postgres"), log)
+        settings = tls.prepare_postgres(pgdata, tls.ensure_certs(tls_dir(rec))) if rec.tls else None
+        rec.pids["postgres"] = postgres.start(pgdata, rec.port("postgres"), log, settings)
         reg.put(rec)
     postgres.wait_ready(rec.dsn("postgres"), rec.pids["postgres"], log)
     postgres.ensure_database(rec.dsn("postgres"), rec.app_database)
@@ -147,8 +177,9 @@ async def connect_raw(record: ClusterRecord, namespace: str = "default") -> Clie
     return await Client.connect(record.frontend, namespace=namespace)
 
 
-async def _wait_and_register(rec: ClusterRecord, timeout: float, log: Path) -> None:
-    """Wait for the frontend to serve, then register the spec's namespaces."""
+async def _wait_and_register(rec: ClusterRecord, timeout: float, log: Path) -> int:
+    """Wait for the frontend to serve, register the spec's namespaces, and return the live
+    history shard count (GetClusterInfo)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     client = None
@@ -169,6 +200,8 @@ async def _wait_and_register(rec: ClusterRecord, timeout: float, log: Path) -> N
             f"its log says:\n{log_tail(log)}"
         )
     rec.namespaces = await namespaces.register(client, render_namespace_setup(cluster_spec(rec)))
+    info = await client.workflow_service.get_cluster_info(GetClusterInfoRequest())
+    return int(info.history_shard_count)
 
 
 def down(name: str, *, purge: bool = False, registry: Registry | None = None) -> ClusterRecord:

@@ -1,0 +1,146 @@
+"""temporal-server on Postgres or on Cassandra, booted from the config ClusterSpec renders.
+
+The starters run after the cluster's Postgres is up (cluster.up calls them):
+
+- postgres: schemas for `temporal` and `temporal_visibility`, then temporal-server;
+- cassandra: Cassandra, the keyspace from migrations/scylla, Temporal's keyspace schema, the
+  visibility schema on Postgres, then temporal-server.
+
+The server reads `config/temporal.yaml` (rendered, with `{{ env ... }}` in place of the
+password) and watches `config/dynamicconfig.yaml`. The database password reaches it only
+through its environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from app.db import scylla
+from app.stack import builds, cassandra, schema, tls
+from app.stack.procs import ensure_ports_free, pid_alive, spawn
+from app.stack.registry import ClusterRecord, Registry
+from app.stack.spec import (
+    CassandraStore,
+    ClusterSpec,
+    ListenConfig,
+    PostgresStore,
+    dump_server_config,
+    dump_yaml,
+    render_dynamic_config,
+    render_server_config,
+)
+
+
+def listen_config(rec: ClusterRecord) -> ListenConfig:
+    """The server's ports, from the cluster's port block."""
+    return ListenConfig(
+        frontend_grpc=rec.port("frontend"),
+        frontend_http=rec.port("frontend_http"),
+        frontend_membership=rec.port("frontend_membership"),
+        history_grpc=rec.port("history"),
+        history_membership=rec.port("history_membership"),
+        matching_grpc=rec.port("matching"),
+        matching_membership=rec.port("matching_membership"),
+        worker_grpc=rec.port("worker"),
+        worker_membership=rec.port("worker_membership"),
+        metrics=rec.port("metrics"),
+        dynamic_config_path=str(config_dir(rec) / "dynamicconfig.yaml"),
+    )
+
+
+def config_dir(rec: ClusterRecord) -> Path:
+    return rec.path / "config"
+
+
+def log_path(rec: ClusterRecord) -> Path:
+    return rec.path / "logs" / "temporal.log"
+
+
+def write_config(rec: ClusterRecord, spec: ClusterSpec) -> Path:
+    """Write the dynamic config and the server config; return the server config's path."""
+    listen = listen_config(rec)
+    cdir = config_dir(rec)
+    cdir.mkdir(parents=True, exist_ok=True)
+    Path(listen.dynamic_config_path).write_text(dump_yaml(render_dynamic_config(spec)))
+    path = cdir / "temporal.yaml"
+    path.write_text(dump_server_config(render_server_config(spec, listen)))
+    return path
+
+
+def _password_env(spec: ClusterSpec, password: str) -> dict[str, str]:
+    env = {}
+    for store in (spec.persistence, spec.visibility):
+        if store.password is not None:
+            env[store.password.env_var] = password
+    return env
+
+
+def _sql_schemas(
+    rec: ClusterRecord, tools: builds.TemporalBinaries, stores: dict[str, PostgresStore]
+) -> None:
+    if "visibility" in stores:
+        builds.ensure_btree_gin()
+    for store in stores.values():
+        if store.tls.enabled:
+            tls.verify_postgres(
+                store.host,
+                store.port,
+                store.tls,
+                store.user,
+                rec.postgres_password,
+                "postgres",
+            )
+            break
+    for role, store in stores.items():
+        schema.setup_sql(
+            tools, store, role, rec.postgres_password, log=rec.path / "logs" / "schema.log"
+        )
+
+
+def _spawn_server(
+    rec: ClusterRecord, spec: ClusterSpec, reg: Registry, tools: builds.TemporalBinaries
+) -> int:
+    listen = listen_config(rec)
+    ensure_ports_free(listen.ports())
+    config = write_config(rec, spec)
+    pid = spawn(
+        [str(tools.server), "--config-file", str(config), "--allow-no-auth", "start"],
+        log_path(rec),
+        env=_password_env(spec, rec.postgres_password),
+        cwd=rec.path,
+    )
+    rec.pids["temporal"] = pid
+    reg.put(rec)
+    return pid
+
+
+def start_on_postgres(rec: ClusterRecord, spec: ClusterSpec, reg: Registry) -> None:
+    """Schemas for both Postgres databases, then temporal-server."""
+    assert isinstance(spec.persistence, PostgresStore)
+    tools = builds.temporal_binaries(spec.server_version)
+    _sql_schemas(rec, tools, {"default": spec.persistence, "visibility": spec.visibility})
+    _spawn_server(rec, spec, reg, tools)
+
+
+def start_on_cassandra(rec: ClusterRecord, spec: ClusterSpec, reg: Registry) -> None:
+    """Cassandra, its keyspace and schema, visibility on Postgres, then temporal-server."""
+    store = spec.persistence
+    assert isinstance(store, CassandraStore)
+    tools = builds.temporal_binaries(spec.server_version)
+    pid = rec.pids.get("cassandra")
+    if pid is None or not pid_alive(pid):
+        rec.pids["cassandra"] = cassandra.start(rec, store)
+        reg.put(rec)
+    else:
+        cassandra.wait_cql(store, pid, cassandra.log_path(rec), timeout=60)
+    scylla.bootstrap(scylla.CqlTarget.from_store(store, spec.environment))
+    schema.setup_cassandra(tools, store, log=rec.path / "logs" / "schema.log")
+    _sql_schemas(rec, tools, {"visibility": spec.visibility})
+    _spawn_server(rec, spec, reg, tools)
+
+
+STARTERS: dict[str, Callable[[ClusterRecord, ClusterSpec, Registry], None]] = {
+    "postgres": start_on_postgres,
+    "cassandra": start_on_cassandra,
+}

@@ -1,0 +1,208 @@
+"""TLS for a local cluster's Postgres, from a CA that haul generates (`haul stack up --tls`).
+
+RDS Postgres 15+ forces SSL and production verifies the server against the RDS CA bundle; the
+local stack does the same with its own CA: Postgres serves a certificate the CA signed (for
+`localhost` and 127.0.0.1) and accepts TCP connections only over TLS, and temporal-server
+connects with `tls.enabled`, `enableHostVerification`, `caFile` and `serverName`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from app.stack.spec import TLSSettings
+
+SERVER_NAME = "localhost"
+VALIDITY = dt.timedelta(days=365)
+
+
+class TLSError(RuntimeError):
+    """The server's certificate does not verify against the configured CA."""
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "haul local stack"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def generate_ca(directory: Path, common_name: str) -> tuple[Path, Path]:
+    """A self-signed CA certificate and key in directory: (ca.pem, ca-key.pem)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    ca, ca_key = directory / "ca.pem", directory / "ca-key.pem"
+    ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(ca_key, key)
+    return ca, ca_key
+
+
+def issue_server_cert(directory: Path, ca: Path, ca_key: Path) -> tuple[Path, Path]:
+    """A server certificate for localhost and 127.0.0.1, signed by the CA: (server.pem, key)."""
+    ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
+    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(SERVER_NAME))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(SERVER_NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+        .sign(signer, hashes.SHA256())
+    )
+    out, out_key = directory / "server.pem", directory / "server-key.pem"
+    out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(out_key, key)
+    return out, out_key
+
+
+def ensure_certs(directory: Path) -> TLSFiles:
+    """The cluster's CA and server certificate, generated on first use and kept after."""
+    ca, ca_key = directory / "ca.pem", directory / "ca-key.pem"
+    cert, key = directory / "server.pem", directory / "server-key.pem"
+    if not (ca.exists() and ca_key.exists()):
+        ca, ca_key = generate_ca(directory, "haul local CA")
+        cert.unlink(missing_ok=True)
+    if not (cert.exists() and key.exists()):
+        cert, key = issue_server_cert(directory, ca, ca_key)
+    return TLSFiles(ca=ca, cert=cert, key=key)
+
+
+def settings_for(files: TLSFiles) -> TLSSettings:
+    """ClusterSpec TLS settings for temporal-server: verify the host against our CA."""
+    return TLSSettings(
+        enabled=True,
+        ca_file=str(files.ca),
+        enable_host_verification=True,
+        server_name=SERVER_NAME,
+    )
+
+
+def prepare_postgres(pgdata: Path, files: TLSFiles) -> dict[str, str]:
+    """Install the server certificate into pgdata, allow TCP only over TLS, and return the
+    postgresql.conf settings that turn ssl on."""
+    cert, key = pgdata / "server.crt", pgdata / "server.key"
+    shutil.copyfile(files.cert, cert)
+    shutil.copyfile(files.key, key)
+    key.chmod(0o600)
+    hba = pgdata / "pg_hba.conf"
+    lines = []
+    for line in hba.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "host":
+            line = "hostssl" + line[len("host") :]
+        lines.append(line)
+    hba.write_text("\n".join(lines) + "\n")
+    return {
+        "ssl": "on",
+        "ssl_cert_file": str(cert),
+        "ssl_key_file": str(key),
+        "ssl_min_protocol_version": "TLSv1.2",
+    }
+
+
+def verify_postgres(
+    host: str, port: int, tls: TLSSettings, user: str, password: str, database: str
+) -> None:
+    """Connect the way temporal-server will (verify-full against tls.ca_file), so a wrong CA
+    fails here with a clear message rather than deep in the server's log."""
+    import psycopg
+
+    params = {
+        "host": tls.server_name or host,
+        "hostaddr": host,
+        "port": port,
+        "user": user,
+        "password": password,
+        "dbname": database,
+        "connect_timeout": 5,
+        "sslmode": "verify-full" if tls.enable_host_verification else "verify-ca",
+    }
+    if tls.ca_file:
+        params["sslrootcert"] = tls.ca_file
+    try:
+        with psycopg.connect(**params) as conn:  # type: ignore[arg-type]
+            conn.execute("select 1")
+    except psycopg.OperationalError as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        if "certificate" in str(err).lower() or "ssl" in str(err).lower():
+            raise TLSError(
+                f"Postgres at {host}:{port} presented a TLS certificate that does not verify "
+                f"against CA file {tls.ca_file} for server name {params['host']!r} ({text}); "
+                "point tls.ca_file at the CA that issued the server's certificate (the RDS CA "
+                "bundle in production; for a local cluster the ca.pem that `haul stack up "
+                "--tls` generated in the cluster's tls/ directory)"
+            ) from err
+        raise
