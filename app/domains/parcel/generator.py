@@ -70,6 +70,17 @@ class Edi210Spec:
     purposes: dict[int, str] = field(default_factory=dict)  # invoice index -> B2A01
     quirks: EdiQuirks = EdiQuirks()
 
+    @classmethod
+    def sized(cls, invoices: int, charges_per_invoice: int, *, charges_per_group: int = 4,
+              **options: Any) -> Edi210Spec:
+        """A spec with exactly ``charges_per_invoice`` charges in each invoice (no discount
+        lines), in groups of ``charges_per_group`` when that divides evenly, else one each."""
+        if charges_per_invoice < 1:
+            raise ValueError("an invoice needs at least one charge")
+        per_group = charges_per_group if charges_per_invoice % charges_per_group == 0 else 1
+        return cls(invoices=invoices, groups_per_invoice=charges_per_invoice // per_group,
+                   charges_per_group=per_group, discount_every=0, **options)
+
 
 @dataclass
 class GeneratedInvoice:

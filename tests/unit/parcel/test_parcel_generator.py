@@ -154,3 +154,14 @@ def test_models_survive_json(tmp_path: Path) -> None:
     again = Invoice.model_validate_json(inv.model_dump_json())
     assert again == inv
     assert any(c.amount < 0 for g in again.charge_groups for c in g.charges)
+
+
+@pytest.mark.parametrize("charges,per_group", [(10, 1), (1_000, 4), (12, 4)])
+def test_sized_specs_hold_exactly_the_charges_asked_for(charges: int, per_group: int) -> None:
+    spec = Edi210Spec.sized(3, charges, seed=2)
+    assert spec.charges_per_group == per_group
+    buf = io.StringIO()
+    report = write_edi210(buf, spec)
+    results = list(iter_edi210_invoices(buf.getvalue()))
+    assert [r.summary.charge_count for r in results if isinstance(r, Invoice)] == [charges] * 3
+    _compare(results, report)
