@@ -12,28 +12,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import pulumi
+from policies.rules import SECRET_KEY_PATTERN, SECRET_REFERENCE_KEYS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from app import versions
 
 Environment = Literal["dev", "prod"]
-
-# Keys whose value is a credential. A stack file may only hold them as Pulumi secrets.
-SECRET_KEY_PATTERN = re.compile(r"(password|passwd|secret|token|private[_-]?key|api[_-]?key)", re.I)
-# Keys that name where a secret lives, not the secret itself.
-SECRET_REFERENCE_KEYS = {
-    "existingsecret",
-    "secretname",
-    "secretkey",
-    "secretarn",
-    "clientsecretarn",
-}
 
 
 class ConfigError(ValueError):
@@ -364,6 +353,8 @@ def parse(raw: dict[str, Any], secret_keys: set[str] | None = None) -> StackConf
             "`pulumi config set --secret` or reference a Secrets Manager ARN instead"
         )
     fields = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("haul:")}
+    if "region" not in fields and raw.get("aws:region"):
+        fields["region"] = raw["aws:region"]
     try:
         return StackConfig.model_validate(fields)
     except ValidationError as exc:
@@ -392,8 +383,8 @@ def load(project_dir: Path) -> StackConfig:
         except json.JSONDecodeError:
             raw[f"haul:{alias}"] = value
     region = pulumi.Config("aws").get("region")
-    if region and "haul:region" not in raw:
-        raw["haul:region"] = region
+    if region:
+        raw["aws:region"] = region
     stack = parse(raw, secret_keys)
     bundle = project_dir / stack.tls.rds_ca_bundle_file
     if not bundle.is_file() or b"BEGIN CERTIFICATE" not in bundle.read_bytes():

@@ -43,7 +43,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
         super().__init__("haul:persistence:ScyllaPersistence", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        self.namespace_name = f"{name}-scylla"
+        self.namespace_name = f"{args.name}-scylla"
         operator = k8s.helm.v3.Release(
             f"{name}-scylla-operator",
             name="scylla-operator",
@@ -63,7 +63,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
         )
         storage_class = k8s.storage.v1.StorageClass(
             f"{name}-scylla-gp3",
-            metadata={"name": f"{name}-scylla-gp3"},
+            metadata={"name": f"{args.name}-scylla-gp3"},
             provisioner="ebs.csi.aws.com",
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
@@ -89,7 +89,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
                 "members": cfg.members_per_rack,
                 "storage": {
                     "capacity": f"{cfg.storage_gib}Gi",
-                    "storageClassName": f"{name}-scylla-gp3",
+                    "storageClassName": f"{args.name}-scylla-gp3",
                 },
                 "resources": resources,
                 "scyllaConfig": "scylla-config",

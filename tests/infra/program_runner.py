@@ -17,6 +17,7 @@ Output (stdout, last line): {"ok", "error", "resources": [...], "outputs": {...}
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -81,6 +82,22 @@ def model_update(model: Any, path: list[str | int], value: Any) -> Any:
     return model.model_copy(update={str(head): new})
 
 
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def plain(value: Any) -> Any:
+    """Unwrap Pulumi secret markers, and turn whole floats (the wire's numbers) back into ints."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return plain(value.get("value"))
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class Mocks:
     """Records every resource; returns the computed outputs the program reads."""
 
@@ -89,7 +106,7 @@ class Mocks:
         self.resources: list[dict[str, Any]] = []
 
     def new_resource(self, args):
-        inputs = dict(args.inputs)
+        inputs = plain(dict(args.inputs))
         name = args.name
         state = dict(inputs)
         t = args.typ
@@ -214,14 +231,22 @@ def main() -> None:
     pulumi.runtime.set_mocks(
         mocks, project="haul", stack=request["stack"], preview=True, organization="haul-platform"
     )
-    result: dict[str, Any] = {"ok": True, "error": None, "outputs": {}}
+    result: dict[str, Any] = {"ok": True, "error": None, "outputs": {}, "secret_outputs": []}
 
     @pulumi.runtime.test
     def run():
-        result["globals"] = runpy.run_path(str(INFRA / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(INFRA / "__main__.py"), run_name="__main__")
         root = pulumi.runtime.settings.get_root_resource()
-        outputs = getattr(root, "outputs", None) or {}
-        return pulumi.Output.from_input(outputs).apply(lambda o: result["outputs"].update(o))
+        outputs = dict(getattr(root, "outputs", None) or {})
+
+        async def collect():
+            for key, value in outputs.items():
+                out = pulumi.Output.from_input(value)
+                result["outputs"][key] = plain(await out.future())
+                if await out.is_secret():
+                    result["secret_outputs"].append(key)
+
+        return asyncio.ensure_future(collect())
 
     try:
         run()
@@ -229,7 +254,6 @@ def main() -> None:
         result["ok"] = False
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc()
-    result.pop("globals", None)
     result["resources"] = mocks.resources
     print(json.dumps(result, default=str))
 

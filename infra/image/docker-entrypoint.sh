@@ -1,0 +1,21 @@
+#!/bin/sh
+# Entrypoints of the haul image: worker, api, debouncer and migrate. Anything else is run as
+# given (for example `haul db scylla-bootstrap` in the Scylla keyspace Job).
+set -eu
+case "${1:-}" in
+  worker | api | debouncer)
+    role="$1"
+    shift
+    exec haul "$role" "$@"
+    ;;
+  migrate)
+    shift
+    exec haul db migrate "$@"
+    ;;
+  "")
+    exec haul --help
+    ;;
+  *)
+    exec "$@"
+    ;;
+esac

@@ -1,0 +1,403 @@
+"""The haul policy rules, as plain functions plus their pulumi_policy wrappers.
+
+Each rule is a function over resource types and their input properties (what the Pulumi engine
+hands a policy pack, and what Pulumi mocks record), returning a list of violation messages. The
+`PolicyPack` itself is built only in `policies/__main__.py`: constructing it starts a gRPC
+server and blocks, so tests import this module instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+RDS_INSTANCE = "aws:rds/instance:Instance"
+RDS_PARAMS = "aws:rds/parameterGroup:ParameterGroup"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+
+TEMPORAL_SERVICES = ("frontend", "history", "matching", "worker")
+# Postgres, CQL, and the Temporal frontend's gRPC and HTTP ports.
+PROTECTED_PORTS = {
+    5432: "Postgres",
+    9042: "CQL",
+    7233: "Temporal frontend gRPC",
+    7243: "Temporal frontend HTTP",
+}
+SECRET_KEY_PATTERN = re.compile(r"(password|passwd|secret|token|private[_-]?key|api[_-]?key)", re.I)
+# Keys that name where a secret lives, not the secret itself.
+SECRET_REFERENCE_KEYS = {
+    "existingsecret",
+    "secretname",
+    "secretkey",
+    "secretarn",
+    "clientsecretarn",
+    "additionalenvsecretname",
+    "secretkeyref",
+}
+
+
+@dataclass(frozen=True)
+class Res:
+    """A resource as a policy sees it: type, name and input properties."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def environment(resources: Iterable[Res]) -> str | None:
+    """The stack's environment, from the `haul.dev/environment` tag every AWS resource has."""
+    for r in resources:
+        tags = r.props.get("tags") or {}
+        if isinstance(tags, Mapping) and tags.get("haul.dev/environment"):
+            return str(tags["haul.dev/environment"])
+    return None
+
+
+def temporal_releases(resources: Iterable[Res]) -> list[Res]:
+    return [r for r in resources if r.type == RELEASE and r.props.get("chart") == "temporal"]
+
+
+def _values(release: Res) -> Mapping[str, Any]:
+    return release.props.get("values") or {}
+
+
+def _datastores(release: Res) -> dict[str, Mapping[str, Any]]:
+    persistence = _values(release).get("server", {}).get("config", {}).get("persistence", {})
+    return dict(persistence.get("datastores") or {})
+
+
+def plaintext_secret_paths(value: Any, path: str = "") -> list[str]:
+    """Paths under `value` whose key names a credential and whose value is a literal."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            literal = isinstance(v, str | int) and not isinstance(v, bool) and v != ""
+            if SECRET_KEY_PATTERN.search(str(k)) and str(k).lower() not in SECRET_REFERENCE_KEYS:
+                if literal:
+                    found.append(sub)
+            found += plaintext_secret_paths(v, sub)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            # An env entry {"name": "X_TOKEN", "value": "..."} is a literal credential too.
+            if (
+                isinstance(v, Mapping)
+                and isinstance(v.get("name"), str)
+                and SECRET_KEY_PATTERN.search(v["name"])
+                and v.get("value")
+            ):
+                found.append(f"{path}[{i}]({v['name']})")
+            found += plaintext_secret_paths(v, f"{path}[{i}]")
+    return found
+
+
+def _world(cidr: Any) -> bool:
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def _ports_hit(from_port: Any, to_port: Any, protocol: Any) -> list[int]:
+    if str(protocol) in ("-1", "all"):
+        return list(PROTECTED_PORTS)
+    lo = int(from_port if from_port is not None else 0)
+    hi = int(to_port if to_port is not None else 65535)
+    return [p for p in PROTECTED_PORTS if lo <= p <= hi]
+
+
+# ---------------------------------------------------------------------------------------------
+# rules
+# ---------------------------------------------------------------------------------------------
+
+
+def check_no_public_rds(r: Res) -> list[str]:
+    if r.type == RDS_INSTANCE and r.props.get("publiclyAccessible"):
+        return [f"RDS instance {r.name} is publicly accessible; set publicly_accessible=False"]
+    return []
+
+
+def check_encrypted_storage(r: Res) -> list[str]:
+    if r.type == RDS_INSTANCE:
+        if not r.props.get("storageEncrypted") or not r.props.get("kmsKeyId"):
+            return [f"RDS instance {r.name} storage is not KMS-encrypted"]
+    if (
+        r.type == STORAGE_CLASS
+        and str((r.props.get("parameters") or {}).get("encrypted")) != "true"
+    ):
+        return [f"StorageClass {r.name} does not encrypt its volumes (parameters.encrypted)"]
+    return []
+
+
+def check_tls_in_production(resources: list[Res]) -> list[str]:
+    if environment(resources) != "prod":
+        return []
+    out: list[str] = []
+    for r in resources:
+        if r.type == RDS_PARAMS:
+            params = {p.get("name"): str(p.get("value")) for p in r.props.get("parameters") or []}
+            if params.get("rds.force_ssl") != "1":
+                out.append(f"parameter group {r.name} does not set rds.force_ssl=1 in production")
+    for rel in temporal_releases(resources):
+        for store, body in _datastores(rel).items():
+            for driver, conf in body.items():
+                tls = conf.get("tls") or {}
+                if not tls.get("enabled"):
+                    out.append(f"Temporal release {rel.name}: {store} store ({driver}) has TLS off")
+                elif driver == "sql" and not (
+                    tls.get("enableHostVerification") and tls.get("caFile")
+                ):
+                    out.append(
+                        f"Temporal release {rel.name}: {store} store does not verify the "
+                        "RDS host against the CA bundle"
+                    )
+    return out
+
+
+def check_deletion_protection_in_production(resources: list[Res]) -> list[str]:
+    if environment(resources) != "prod":
+        return []
+    out = []
+    for r in resources:
+        if r.type != RDS_INSTANCE:
+            continue
+        if not r.props.get("deletionProtection"):
+            out.append(f"RDS instance {r.name} has no deletion protection in production")
+        if r.props.get("skipFinalSnapshot") or not r.props.get("finalSnapshotIdentifier"):
+            out.append(f"RDS instance {r.name} takes no final snapshot in production")
+    return out
+
+
+def check_history_shards(r: Res) -> list[str]:
+    if r.type != RELEASE or r.props.get("chart") != "temporal":
+        return []
+    persistence = _values(r).get("server", {}).get("config", {}).get("persistence", {})
+    shards = persistence.get("numHistoryShards")
+    if shards is None:
+        return [f"Temporal release {r.name} does not set numHistoryShards"]
+    n = int(shards)
+    if n <= 0 or n & (n - 1):
+        return [f"Temporal release {r.name}: numHistoryShards {n} is not a power of two"]
+    return []
+
+
+def _limits_missing(resources: Any) -> bool:
+    limits = (resources or {}).get("limits") or {}
+    return not (limits.get("cpu") and limits.get("memory"))
+
+
+def check_pdb_and_limits(resources: list[Res]) -> list[str]:
+    out: list[str] = []
+    pdbs = [r for r in resources if r.type == PDB]
+    for d in (r for r in resources if r.type == DEPLOYMENT):
+        ns = d.props.get("metadata", {}).get("namespace")
+        template = d.props.get("spec", {}).get("template", {})
+        labels = template.get("metadata", {}).get("labels", {})
+        for c in template.get("spec", {}).get("containers", []):
+            if _limits_missing(c.get("resources")):
+                out.append(
+                    f"Deployment {d.name} container {c.get('name')} has no cpu/memory limits"
+                )
+        covered = any(
+            p.props.get("metadata", {}).get("namespace") == ns
+            and (sel := p.props.get("spec", {}).get("selector", {}).get("matchLabels"))
+            and all(labels.get(k) == v for k, v in sel.items())
+            for p in pdbs
+        )
+        if not covered:
+            out.append(f"Deployment {d.name} has no PodDisruptionBudget")
+    for rel in temporal_releases(resources):
+        server = _values(rel).get("server", {})
+        for svc in TEMPORAL_SERVICES:
+            sv = server.get(svc, {})
+            # The chart renders a PDB only for more than one replica.
+            if not sv.get("podDisruptionBudget") or int(sv.get("replicaCount", 0)) < 2:
+                out.append(
+                    f"Temporal release {rel.name}: {svc} gets no PDB (needs "
+                    "podDisruptionBudget and replicaCount >= 2)"
+                )
+            if _limits_missing(sv.get("resources")):
+                out.append(f"Temporal release {rel.name}: {svc} has no cpu/memory limits")
+    return out
+
+
+def check_no_plaintext_secrets(r: Res) -> list[str]:
+    if r.type == RELEASE:
+        leaked = plaintext_secret_paths(r.props.get("values") or {})
+        return [f"Helm release {r.name} has a plaintext secret in values at {p}" for p in leaked]
+    if r.type == CONFIG_MAP:
+        leaked = [k for k in (r.props.get("data") or {}) if SECRET_KEY_PATTERN.search(k)]
+        return [f"ConfigMap {r.name} holds a credential-like key {k}" for k in leaked]
+    return []
+
+
+def check_no_world_open_ports(r: Res) -> list[str]:
+    rules: list[tuple[Any, Any, Any, list[Any]]] = []
+    if r.type == SG_INGRESS:
+        rules.append(
+            (
+                r.props.get("fromPort"),
+                r.props.get("toPort"),
+                r.props.get("ipProtocol"),
+                [r.props.get("cidrIpv4"), r.props.get("cidrIpv6")],
+            )
+        )
+    elif r.type == SG_RULE and r.props.get("type") == "ingress":
+        rules.append(
+            (
+                r.props.get("fromPort"),
+                r.props.get("toPort"),
+                r.props.get("protocol"),
+                [*(r.props.get("cidrBlocks") or []), *(r.props.get("ipv6CidrBlocks") or [])],
+            )
+        )
+    elif r.type == SG:
+        for rule in r.props.get("ingress") or []:
+            rules.append(
+                (
+                    rule.get("fromPort"),
+                    rule.get("toPort"),
+                    rule.get("protocol"),
+                    [*(rule.get("cidrBlocks") or []), *(rule.get("ipv6CidrBlocks") or [])],
+                )
+            )
+    out = []
+    for lo, hi, proto, cidrs in rules:
+        if any(_world(c) for c in cidrs if c):
+            for port in _ports_hit(lo, hi, proto):
+                out.append(f"{r.name} opens {PROTECTED_PORTS[port]} ({port}) to the world")
+    return out
+
+
+def connection_budget(resources: list[Res]) -> list[tuple[str, int, int]]:
+    """(parameter group, connections the Temporal pods may open, max_connections) per database."""
+    releases = {rel.props.get("name"): rel for rel in temporal_releases(resources)}
+    out = []
+    for r in resources:
+        if r.type != RDS_PARAMS:
+            continue
+        params = {p.get("name"): p.get("value") for p in r.props.get("parameters") or []}
+        if "max_connections" not in params:
+            continue
+        clusters = str((r.props.get("tags") or {}).get("haul.dev/temporal-clusters", ""))
+        total = 0
+        for cluster in filter(None, clusters.split(",")):
+            rel = releases.get(cluster)
+            if rel is None:
+                continue
+            server = _values(rel).get("server", {})
+            pods = sum(int(server.get(s, {}).get("replicaCount", 1)) for s in TEMPORAL_SERVICES)
+            per_pod = sum(
+                int(body["sql"].get("maxConns", 0))
+                for body in _datastores(rel).values()
+                if "sql" in body
+            )
+            total += pods * per_pod
+        out.append((r.name, total, int(params["max_connections"])))
+    return out
+
+
+def check_connection_budget(resources: list[Res]) -> list[str]:
+    return [
+        f"parameter group {name}: Temporal pods x maxConns = {used} connections, not under "
+        f"max_connections {limit}; raise max_connections or lower replicas or maxConns"
+        for name, used, limit in connection_budget(resources)
+        if used >= limit
+    ]
+
+
+RESOURCE_RULES = {
+    "no-public-rds": (check_no_public_rds, "RDS instances are never publicly accessible"),
+    "encrypted-storage": (check_encrypted_storage, "Databases and volumes are encrypted at rest"),
+    "history-shards-power-of-two": (
+        check_history_shards,
+        "numHistoryShards is set and a power of two",
+    ),
+    "no-plaintext-secrets": (
+        check_no_plaintext_secrets,
+        "No plaintext credentials in Helm values or ConfigMaps",
+    ),
+    "no-world-open-ports": (
+        check_no_world_open_ports,
+        "No security group opens a database or frontend port to the world",
+    ),
+}
+STACK_RULES = {
+    "tls-in-production": (check_tls_in_production, "Database TLS is on in production"),
+    "deletion-protection-in-production": (
+        check_deletion_protection_in_production,
+        "RDS has deletion protection and a final snapshot",
+    ),
+    "pdb-and-limits": (check_pdb_and_limits, "Every Deployment has a PDB and resource limits"),
+    "rds-connection-budget": (
+        check_connection_budget,
+        "Temporal pods x maxConns stay under max_connections",
+    ),
+}
+
+
+def evaluate(resources: list[Res]) -> dict[str, list[str]]:
+    """Every rule over a whole stack: {rule name: violations}."""
+    out = {name: [m for r in resources for m in fn(r)] for name, (fn, _) in RESOURCE_RULES.items()}
+    out.update({name: fn(resources) for name, (fn, _) in STACK_RULES.items()})
+    return out
+
+
+def _resource_policy(name: str, fn, description: str) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        for message in fn(Res(args.resource_type, args.name, args.props)):
+            report(message, None)
+
+    return ResourceValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )
+
+
+def _stack_policy(name: str, fn, description: str) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        resources = [Res(r.resource_type, r.name, r.props) for r in args.resources]
+        for message in fn(resources):
+            report(message, None)
+
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )
+
+
+def policies() -> list:
+    """The policies of the haul pack, mandatory all."""
+    return [
+        *(_resource_policy(n, fn, d) for n, (fn, d) in RESOURCE_RULES.items()),
+        *(_stack_policy(n, fn, d) for n, (fn, d) in STACK_RULES.items()),
+    ]

@@ -1,0 +1,329 @@
+"""Each committed stack under Pulumi mocks: RDS, security groups, Helm values, workers, IRSA."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import INFRA, STACKS
+from temporalio.envconfig import ClientConfig
+
+from app.stack.spec import render_helm_values
+
+RDS = "aws:rds/instance:Instance"
+PARAMS = "aws:rds/parameterGroup:ParameterGroup"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+ROLE = "aws:iam/role:Role"
+POLICY = "aws:iam/policy:Policy"
+
+
+def stack_file(stack: str) -> dict:
+    return yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def clusters(stack: str) -> list[dict]:
+    return stack_file(stack)["haul:clusters"]
+
+
+def leaves(tree, path=()):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from leaves(v, (*path, k))
+    else:
+        yield path, tree
+
+
+def at(tree, path):
+    for part in path:
+        tree = tree[part]
+    return tree
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rds_settings(stacks, stack):
+    run = stacks[stack]
+    prod = stack_file(stack)["haul:environment"] == "prod"
+    instances = run.of_type(RDS)
+    assert len(instances) == len(clusters(stack))
+    for inst, cluster in zip(instances, clusters(stack), strict=True):
+        i = inst["inputs"]
+        cfg = cluster["postgres"]
+        assert i["engine"] == "postgres"
+        assert i["engineVersion"].split(".")[0] >= "15"  # RDS 15+ forces SSL
+        assert i["publiclyAccessible"] is False
+        assert i["storageEncrypted"] is True and i["kmsKeyId"].startswith("arn:")
+        assert i["multiAz"] is cfg["multiAz"]
+        assert i["deletionProtection"] is cfg["deletionProtection"]
+        assert i["instanceClass"] == cfg["instanceClass"]
+        assert i["dbName"] == "haul"  # RDS makes one database; the chart's job makes the rest
+        if prod:
+            assert i["multiAz"] and i["deletionProtection"]
+            assert i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"]
+        else:
+            assert i["skipFinalSnapshot"] is True
+        group = run.one(PARAMS, name=i["parameterGroupName"])["inputs"]
+        params = {p["name"]: p["value"] for p in group["parameters"]}
+        assert params["rds.force_ssl"] == "1"
+        assert params["max_connections"] == str(cfg["maxConnections"])
+        assert float(params["autovacuum_vacuum_scale_factor"]) <= 0.05
+        assert group["family"] == f"postgres{i['engineVersion'].split('.')[0]}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rds_password_comes_from_random_and_secrets_manager(stacks, stack):
+    run = stacks[stack]
+    passwords = run.of_type("random:index/randomPassword:RandomPassword")
+    versions = run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    assert len(passwords) == len(versions) == len(clusters(stack))
+    by_name = {v["name"]: v for v in versions}
+    for inst in run.of_type(RDS):
+        version = by_name[f"{inst['name']}-master"]
+        stored = json.loads(version["inputs"]["secretString"])
+        assert stored["password"] == inst["inputs"]["password"]
+        assert stored["host"].endswith(".rds.amazonaws.com")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_security_groups_admit_only_the_cluster(stacks, stack):
+    run = stacks[stack]
+    eks = run.of_type("aws:eks/cluster:Cluster")[0]
+    db_groups = run.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert db_groups and all(not g["inputs"].get("ingress") for g in db_groups)
+    rules = run.of_type(INGRESS)
+    assert len(rules) == len(db_groups)
+    for rule in rules:
+        r = rule["inputs"]
+        assert (r["fromPort"], r["toPort"], r["ipProtocol"]) == (5432, 5432, "tcp")
+        assert r["referencedSecurityGroupId"] == f"sg-{eks['name']}-cluster"
+        assert "cidrIpv4" not in r and "cidrIpv6" not in r
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_helm_values_are_what_clusterspec_renders(stacks, stack):
+    import clusterspec
+    import config
+
+    run = stacks[stack]
+    doc = stack_file(stack)
+    stack_cfg = config.parse(doc)
+    for cluster in stack_cfg.clusters:
+        release = run.temporal_release(cluster.name)["inputs"]
+        assert release["version"] == __import__("app.versions").versions.TEMPORAL_HELM_CHART
+        host = run.outputs["databaseEndpoints"][cluster.name]["postgres"]
+        assert host.endswith(".rds.amazonaws.com")
+        scylla = run.outputs["databaseEndpoints"][cluster.name]["scylla"] or None
+        if cluster.store == "scylla":
+            assert scylla == [f"scylla-client.{cluster.name}-scylla.svc.cluster.local"]
+        spec = clusterspec.build_spec(stack_cfg, cluster, host, scylla)
+        expected = render_helm_values(spec)
+        values = release["values"]
+        checked = 0
+        for path, value in leaves(expected):
+            assert at(values, path) == value, f"{cluster.name}: {'.'.join(path)}"
+            checked += 1
+        assert checked > 20
+        # What infra fills in from the stack and the deployed database:
+        stores = values["server"]["config"]["persistence"]["datastores"]
+        vis = stores["visibility"]["sql"]
+        assert vis["connectAddr"] == f"{host}:5432"
+        assert vis["tls"] == {
+            "enabled": True,
+            "enableHostVerification": True,
+            "caFile": "/etc/temporal/rds-ca/global-bundle.pem",
+            "serverName": host,
+        }
+        assert vis["existingSecret"] == f"{cluster.name}-postgres-credentials"
+        assert "password" not in vis
+        shards = doc["haul:clusters"][stack_cfg.clusters.index(cluster)]["spec"]
+        assert (
+            values["server"]["config"]["persistence"]["numHistoryShards"]
+            == (shards["numHistoryShards"])
+        )
+        if cluster.store == "scylla":
+            cql = stores["default"]["cassandra"]
+            assert cql["createDatabase"] is False
+            assert cql["consistency"]["default"] == {
+                "consistency": "LOCAL_QUORUM",
+                "serialConsistency": "LOCAL_SERIAL",
+            }
+            assert cql["tls"]["enabled"] is True
+        else:
+            assert stores["default"]["sql"]["createDatabase"] is True
+        assert vis["createDatabase"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_deployment_values(stacks, stack):
+    run = stacks[stack]
+    prod = stack_file(stack)["haul:environment"] == "prod"
+    for cluster in clusters(stack):
+        values = run.temporal_release(cluster["name"])["inputs"]["values"]
+        server = values["server"]
+        for svc, conf in cluster["services"].items():
+            assert server[svc]["replicaCount"] == conf["replicas"]
+            assert server[svc]["podDisruptionBudget"] == {"maxUnavailable": 1}
+            assert server[svc]["resources"]["limits"]["memory"] == conf["resources"]["memoryLimit"]
+        svc = server["frontend"]["service"]
+        assert svc["type"] == "LoadBalancer"
+        assert svc["annotations"]["service.beta.kubernetes.io/aws-load-balancer-internal"] == "true"
+        assert server["metrics"]["serviceMonitor"]["enabled"] is True
+        assert values["admintools"]["enabled"] is (not prod and cluster.get("admintools", False))
+        web = values["web"]
+        if web["enabled"]:
+            env = {e["name"]: e for e in web["additionalEnv"]}
+            assert env["TEMPORAL_AUTH_ENABLED"]["value"] == "true"
+            assert "value" not in env["TEMPORAL_AUTH_CLIENT_SECRET"]
+        if cluster.get("mtls"):
+            assert server["tls"]["frontend"]["requireClientAuth"] is True
+            assert server["tls"]["internode"]["enabled"] is True
+
+
+def test_release_waits_for_persistence_and_hooks(stacks):
+    release = stacks["prod-scylla"].temporal_release("temporal-b")["inputs"]
+    assert release["repositoryOpts"]["repo"] == "https://go.temporal.io/helm-charts"
+    assert release["atomic"] is True and release["waitForJobs"] is True
+
+
+def worker_toml(run) -> str:
+    cm = run.one(
+        "kubernetes:core/v1:ConfigMap",
+        metadata={"name": "temporal-client", "namespace": "haul-workers"},
+    )
+    return cm["inputs"]["data"]["temporal.toml"]
+
+
+def test_worker_temporal_toml_one_cluster(stacks):
+    text = worker_toml(stacks["dev"])
+    config = ClientConfig.load(config_source=text, config_file_strict=True)
+    assert set(config.profiles) == {"temporal-a"}
+    profile = config.profiles["temporal-a"]
+    assert profile.address == "temporal-a-frontend.temporal-a.svc.cluster.local:7233"
+    assert profile.namespace == "haul"
+    assert profile.tls is not None and profile.tls.disabled is True
+
+
+def test_worker_temporal_toml_two_clusters(stacks):
+    run = stacks["migration"]
+    config = ClientConfig.load(config_source=worker_toml(run), config_file_strict=True)
+    assert set(config.profiles) == {"temporal-a", "temporal-b"}
+    for name, profile in config.profiles.items():
+        assert profile.address == f"{name}-frontend.{name}.svc.cluster.local:7233"
+        assert profile.tls.server_name == f"{name}-frontend"
+        assert str(profile.tls.client_cert) == f"/etc/haul/tls/{name}/tls.crt"
+    deployment = run.of_type("kubernetes:apps/v1:Deployment")[0]["inputs"]
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["HAUL_TEMPORAL_PROFILES"] == "temporal-b,temporal-a"
+    assert env["TEMPORAL_PROFILE"] == "temporal-b"  # new work starts on the new cluster
+    assert env["TEMPORAL_CONFIG_FILE"] == "/etc/haul/client/temporal.toml"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_irsa_policies_are_scoped_to_the_bucket(stacks, stack):
+    run = stacks[stack]
+    bucket = run.outputs["claimCheckBucket"]
+    arn = f"arn:aws:s3:::{bucket}"
+    policy = run.one(
+        POLICY, description="Read and write claim-check payloads in the haul bucket only"
+    )
+    doc = json.loads(policy["inputs"]["policy"])
+    resources = {
+        r
+        for s in doc["Statement"]
+        for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    }
+    assert resources == {arn, f"{arn}/*"}
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    assert not any("*" in a for a in actions)
+    assert actions <= {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    groups = stack_file(stack)["haul:apps"]["workerGroups"]
+    irsa = [r for r in run.of_type(ROLE) if r["name"].endswith("-irsa")]
+    assert len(irsa) == len(groups)
+    for role, group in zip(irsa, groups, strict=True):
+        trust = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"][0]
+        subject = next(
+            v for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub")
+        )
+        assert subject == f"system:serviceaccount:haul-workers:worker-{group['name']}"
+    attachments = [
+        r
+        for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r["name"].endswith("-claim-check")
+    ]
+    assert len(attachments) == len(groups)
+    assert all(
+        a["inputs"]["policyArn"] == policy["inputs"].get("arn", a["inputs"]["policyArn"])
+        for a in attachments
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_workers(stacks, stack):
+    run = stacks[stack]
+    groups = stack_file(stack)["haul:apps"]["workerGroups"]
+    deployments = run.of_type("kubernetes:apps/v1:Deployment")
+    assert len(deployments) == len(groups)
+    for dep, group in zip(deployments, groups, strict=True):
+        pod = dep["inputs"]["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        assert c["image"] == f"{run.outputs['ecrRepositoryUrl']}:0.1.0"
+        assert c["args"] == ["worker"]
+        assert pod["terminationGracePeriodSeconds"] > group["maxActivityGraceSeconds"]
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["readinessProbe"]["httpGet"]["port"] == "health"
+        assert c["ports"][0]["containerPort"] == 9090
+        assert c["resources"]["limits"]["cpu"] == group["resources"]["cpuLimit"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["HAUL_TASK_QUEUES"] == ",".join(group["taskQueues"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs(stacks, stack):
+    out = stacks[stack].outputs
+    names = [c["name"] for c in clusters(stack)]
+    assert set(out["frontendAddresses"]) == set(names)
+    assert set(out["databaseEndpoints"]) == set(names)
+    assert out["ecrRepositoryUrl"].endswith("/haul")
+    assert json.loads(out["kubeconfig"])["users"][0]["user"]["exec"]["command"] == "aws"
+    assert stacks[stack].secret_outputs == ["kubeconfig"]
+    for c in clusters(stack):
+        assert out["clusters"][c["name"]]["numHistoryShards"] == c["spec"]["numHistoryShards"]
+
+
+def test_eks_uses_pulumi_aws_resources(stacks):
+    run = stacks["prod-scylla"]
+    cluster = run.of_type("aws:eks/cluster:Cluster")[0]["inputs"]
+    assert cluster["version"] == __import__("app.versions").versions.EKS_KUBERNETES
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+    assert cluster["vpcConfig"]["endpointPublicAccess"] is False
+    groups = {
+        g["name"].rsplit("-", 1)[-1]: g["inputs"]
+        for g in run.of_type("aws:eks/nodeGroup:NodeGroup")
+    }
+    assert set(groups) == {"system", "temporal", "workers", "scylla"}
+    assert groups["scylla"]["instanceTypes"][0].startswith("i4i")
+    assert len(groups["scylla"]["subnetIds"]) == 3
+    addons = {a["inputs"]["addonName"] for a in run.of_type("aws:eks/addon:Addon")}
+    assert {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"} <= addons
+    assert run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert run.of_type("aws:eks/accessEntry:AccessEntry")
+    charts = {
+        r["inputs"]["chart"]: r["inputs"]["version"]
+        for r in run.of_type("kubernetes:helm.sh/v3:Release")
+    }
+    versions = __import__("app.versions").versions
+    assert charts["keda"] == versions.KEDA_CHART
+    assert charts["cert-manager"] == versions.CERT_MANAGER_CHART
+    assert charts["kube-prometheus-stack"] == versions.KUBE_PROMETHEUS_STACK_CHART
+    assert charts["scylla-operator"] == versions.SCYLLA_OPERATOR_CHART
+
+
+def test_dev_is_single_zone_for_nodes_and_nat(stacks):
+    run = stacks["dev"]
+    assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    for group in run.of_type("aws:eks/nodeGroup:NodeGroup"):
+        assert len(group["inputs"]["subnetIds"]) == 1
+    assert run.of_type(RDS)[0]["inputs"]["multiAz"] is False
