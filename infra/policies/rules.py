@@ -98,9 +98,9 @@ def plaintext_secret_paths(value: Any, path: str = "") -> list[str]:
         for k, v in value.items():
             sub = f"{path}.{k}" if path else str(k)
             literal = isinstance(v, str | int) and not isinstance(v, bool) and v != ""
-            if SECRET_KEY_PATTERN.search(str(k)) and str(k).lower() not in SECRET_REFERENCE_KEYS:
-                if literal:
-                    found.append(sub)
+            named = SECRET_KEY_PATTERN.search(str(k))
+            if named and literal and str(k).lower() not in SECRET_REFERENCE_KEYS:
+                found.append(sub)
             found += plaintext_secret_paths(v, sub)
     elif isinstance(value, list):
         for i, v in enumerate(value):
@@ -143,9 +143,9 @@ def check_no_public_rds(r: Res) -> list[str]:
 
 
 def check_encrypted_storage(r: Res) -> list[str]:
-    if r.type == RDS_INSTANCE:
-        if not r.props.get("storageEncrypted") or not r.props.get("kmsKeyId"):
-            return [f"RDS instance {r.name} storage is not KMS-encrypted"]
+    encrypted = r.props.get("storageEncrypted") and r.props.get("kmsKeyId")
+    if r.type == RDS_INSTANCE and not encrypted:
+        return [f"RDS instance {r.name} storage is not KMS-encrypted"]
     if (
         r.type == STORAGE_CLASS
         and str((r.props.get("parameters") or {}).get("encrypted")) != "true"
