@@ -45,6 +45,10 @@ class EdiQuirks:
     fixed_isa: bool = True  # False: ISA fields are not padded to their fixed widths
 
     def check(self) -> None:
+        delimiters = (self.element_separator, self.sub_element_separator, self.terminator)
+        if len(set(delimiters)) != 3 or any(len(d) != 1 or d.isalnum() for d in delimiters):
+            raise ValueError("the three delimiters must be distinct single punctuation "
+                             "characters")
         if self.terminator in "\r\n" and self.wrap:
             raise ValueError("lines cannot be wrapped when the line break is the terminator")
         if self.newline not in ("", "\n", "\r\n"):
@@ -251,7 +255,6 @@ def _write_invoice(edi: _Edi, spec: Edi210Spec, rng: random.Random, index: int,
         edi.seg(4, "N3", "1 MAIN ST")
         edi.seg(4, "N4", city, "OH", "45402", "US")
     it = iter(plan.amounts())
-    line = 0
     charge_count = 0
     for g in range(spec.groups_per_invoice):
         edi.seg(3, "LX", str(g + 1))
@@ -259,7 +262,6 @@ def _write_invoice(edi: _Edi, spec: Edi210Spec, rng: random.Random, index: int,
         edi.seg(4, "L0", str(g + 1), "", "", str(rng.randint(1, 150)), "G", "", "", "1", "PCS")
         for c in range(plan.charges_in_group(g)):
             amount = next(it)
-            line += 1
             charge_count += 1
             code, desc = plan.code(g, c)
             l104 = _n2(amount)
@@ -330,8 +332,7 @@ class CsvSpec:
     crlf: bool = True
 
 
-def _open_csv(target: str | Path | IO[str], spec: CsvSpec
-              ) -> tuple[IO[str], Path | None, bool]:
+def _open_csv(target: str | Path | IO[str]) -> tuple[IO[str], Path | None, bool]:
     if isinstance(target, str | Path):
         path = Path(target)
         return path.open("w", encoding="utf-8", newline=""), path, True
@@ -340,7 +341,7 @@ def _open_csv(target: str | Path | IO[str], spec: CsvSpec
 
 def write_ups_csv(target: str | Path | IO[str], spec: CsvSpec) -> GenerationReport:
     """UPS billing data: no header, 250 columns, one row per charge."""
-    out, path, close = _open_csv(target, spec)
+    out, path, close = _open_csv(target)
     try:
         if spec.bom:
             out.write("\ufeff")
@@ -423,7 +424,7 @@ def _ups_invoice(writer: Any, spec: CsvSpec, rng: random.Random, index: int
 
 def write_fedex_csv(target: str | Path | IO[str], spec: CsvSpec) -> GenerationReport:
     """FedEx billing: a header row, one row per shipment, charge description/amount pairs."""
-    out, path, close = _open_csv(target, spec)
+    out, path, close = _open_csv(target)
     pairs = max(spec.charges_per_shipment, 1) + 1
     try:
         if spec.bom:
