@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from app.stack import cluster
 
@@ -59,17 +58,17 @@ def status() -> None:
 def _print(
     records: list[cluster.ClusterRecord], live: dict[str, dict[str, bool]] | None = None
 ) -> None:
-    table = Table("name", "backend", "frontend", "UI", "metrics", "postgres DSN", "processes")
+    """One block per cluster, so long URLs and DSNs are never cut to fit a table."""
     for rec in records:
         procs = live.get(rec.name, {}) if live else {r: True for r in rec.pids}
-        table.add_row(
-            rec.name,
-            rec.backend,
-            rec.frontend,
-            rec.ui_url or "-",
-            rec.metrics_url,
-            rec.dsn(masked=True),
-            ", ".join(f"{r}:{rec.pids[r]}{'' if ok else ' (dead)'}" for r, ok in procs.items())
-            or "stopped",
-        )
-    console.print(table)
+        pids = ", ".join(f"{r}:{rec.pids[r]}{'' if ok else ' (dead)'}" for r, ok in procs.items())
+        console.print(f"[bold]{rec.name}[/bold] ({rec.backend})", highlight=False)
+        for label, value in (
+            ("frontend", rec.frontend),
+            ("UI", rec.ui_url or "-"),
+            ("metrics", rec.metrics_url),
+            ("postgres", rec.dsn(masked=True)),
+            ("namespaces", ", ".join(rec.namespaces) or "-"),
+            ("processes", pids or "stopped"),
+        ):
+            console.print(f"  {label:<11}{value}", highlight=False, soft_wrap=True)
