@@ -3,8 +3,8 @@
 One ST*210 is one invoice. The mapping is our own code over ``x12.X12Reader``:
 
 - B3: B302 invoice number, B303 shipment id, B304 payment method, B306 invoice date,
-  B307 net amount due (N2), B311 SCAC; B2A01 gives the purpose (00 original, 04/05 change,
-  01 cancel); C301 the currency (USD when absent);
+  B307 net amount due (N2), B309 delivery date, B311 SCAC, B312 date; B2A01 gives the
+  purpose (00 original, 04/05 change, 01 cancel); C301 the currency (USD when absent);
 - N9 references, G62 dates, N1/N2/N3/N4 parties (with N9 inside an N1 loop kept on the party);
 - each LX starts a charge group (L5 description, L0 weight and quantity, N9/N1 inside the loop),
   whose L1 segments are the charges (L101 line, L102/L103 rate, L104 amount N2, L108 special
@@ -158,6 +158,7 @@ class _InvoiceMapper:
             index=self.index, source_format=SourceFormat.EDI210, carrier=scac, scac=scac,
             account=_account(self.parties, self.references),
             invoice_number=f["invoice_number"], invoice_date=f.get("invoice_date"),
+            delivery_date=f.get("delivery_date"),
             shipment_id=f.get("shipment_id", ""), payment_method=f.get("payment_method", ""),
             currency=f.get("currency") or "USD", purpose=f.get("purpose", Purpose.ORIGINAL),
             purpose_code=f.get("purpose_code", ""), net_amount_due=f["net_amount_due"],
@@ -272,8 +273,13 @@ class _InvoiceMapper:
         self.fields.update(
             invoice_number=number, shipment_id=seg[3].strip(), payment_method=seg[4].strip(),
             invoice_date=invoice_date, net_amount_due=self._amount(seg, 7, "net amount due"),
-            scac=seg[11].strip(),
+            scac=seg[11].strip(), delivery_date=parse_date(seg[9]),
         )
+        # B309 (delivery date, qualified by B310) and B312 (shipment date) join the G62 dates
+        for n, qualifier in ((9, seg[10].strip() or "B309"), (12, "B312")):
+            if seg[n].strip():
+                self.dates.append(DateRef(qualifier=qualifier, date=parse_date(seg[n]),
+                                          raw=seg[n]))
 
     def _b2a(self, seg: Segment) -> None:
         code = seg[1].strip()

@@ -309,6 +309,7 @@ class InvoiceHeader(_Model):
     account: str = ""
     invoice_number: str
     invoice_date: dt.date | None = None
+    delivery_date: dt.date | None = None
     shipment_id: str = ""
     payment_method: str = ""
     currency: str = "USD"

@@ -42,7 +42,10 @@ def test_header_fields_are_mapped() -> None:
     assert h.net_amount_due == Decimal("150.00")
     assert h.purpose is Purpose.ORIGINAL
     assert [(r.qualifier, r.value) for r in h.references] == [("BM", "BOL77")]
-    assert h.dates[0].date == dt.date(2026, 11, 20)
+    assert h.delivery_date == dt.date(2026, 11, 22)
+    assert [(d.qualifier, d.date) for d in h.dates] == [
+        ("035", dt.date(2026, 11, 22)), ("B312", dt.date(2026, 11, 20)),
+        ("86", dt.date(2026, 11, 20))]
     bill_to = h.parties[0]
     assert (bill_to.role, bill_to.name, bill_to.id_code, bill_to.city, bill_to.postal_code) == (
         "BT", "BILL TO CO", "ACCT42", "DAYTON", "45402")
