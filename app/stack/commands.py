@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from app.stack import cluster
 
@@ -43,6 +44,34 @@ def down(
     """Stop only this cluster's processes (by their recorded pids)."""
     cluster.down(name, purge=purge)
     console.print(f"cluster {name!r} stopped" + (" and purged" if purge else ""))
+
+
+@app.command("check")
+def check(
+    name: str = typer.Argument(..., help="Cluster name."),
+    keyspace: str | None = typer.Option(
+        None, help="Check this CQL keyspace instead of the cluster's own (cassandra backend)."
+    ),
+) -> None:
+    """Validate a live cluster and report each check; changes nothing but a scratch LWT row.
+
+    Checks keyspace replication and datacenter, schema versions against what the pinned
+    server needs, a working lightweight transaction, the Postgres TLS mode and the
+    registered namespaces. Exits 1 when any check fails.
+    """
+    from app.stack import check as checks
+    from app.stack.registry import Registry
+
+    rec = Registry().get(name)
+    if rec is None:
+        raise typer.BadParameter(f"no cluster named {name!r}; `haul stack status` lists them")
+    results = checks.run_checks(rec, keyspace=keyspace)
+    table = Table("check", "result", "detail", title=f"cluster {name!r} ({rec.backend})")
+    for res in results:
+        table.add_row(res.name, "[green]ok[/green]" if res.ok else "[red]FAIL[/red]", res.detail)
+    console.print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
 
 
 @app.command("status")
