@@ -36,8 +36,11 @@ def _pgserver() -> Any:
     return pgserver
 
 
-def bin_path(name: str) -> Path:
-    """Path to a PostgreSQL binary shipped by pgserver."""
+def bin_path(name: str, bindir: Path | None = None) -> Path:
+    """Path to a PostgreSQL binary: pgserver's, or one in bindir (another PostgreSQL build,
+    e.g. one with SSL support, which pgserver's lacks)."""
+    if bindir is not None:
+        return bindir / name
     return Path(_pgserver()._commands.POSTGRES_BIN_PATH) / name
 
 
@@ -89,7 +92,7 @@ def _own(path: Path, user: str | None) -> None:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
-def init_cluster(pgdata: Path, superuser: str, password: str) -> None:
+def init_cluster(pgdata: Path, superuser: str, password: str, bindir: Path | None = None) -> None:
     """initdb a fresh data directory with scram passwords on TCP and trust on the socket."""
     if (pgdata / "PG_VERSION").exists():
         return
@@ -104,7 +107,7 @@ def init_cluster(pgdata: Path, superuser: str, password: str) -> None:
     try:
         subprocess.run(
             [
-                str(bin_path("initdb")),
+                str(bin_path("initdb", bindir)),
                 "-D",
                 str(pgdata),
                 "-U",
@@ -138,7 +141,11 @@ def write_settings(pgdata: Path, settings: Mapping[str, str]) -> None:
 
 
 def start(
-    pgdata: Path, port: int, log_path: Path, settings: Mapping[str, str] | None = None
+    pgdata: Path,
+    port: int,
+    log_path: Path,
+    settings: Mapping[str, str] | None = None,
+    bindir: Path | None = None,
 ) -> int:
     """Start postgres on 127.0.0.1:port and return its pid once it accepts connections."""
     user = _run_as()
@@ -157,7 +164,7 @@ def start(
         },
     )
     (pgdata / "postmaster.pid").unlink(missing_ok=True)
-    pid = spawn([str(bin_path("postgres")), "-D", str(pgdata)], log_path, user=user)
+    pid = spawn([str(bin_path("postgres", bindir)), "-D", str(pgdata)], log_path, user=user)
     return pid
 
 
