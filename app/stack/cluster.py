@@ -164,9 +164,11 @@ def _start_postgres(rec: ClusterRecord, reg: Registry) -> None:
     pgdata = rec.path / "pgdata"
     log = rec.path / "logs" / "postgres.log"
     if not _alive(rec, "postgres"):
-        postgres.init_cluster(pgdata, rec.postgres_user, rec.postgres_password)
+        # pgserver's PostgreSQL has no SSL support; a TLS cluster runs one built with it.
+        bindir = tls.ssl_bindir() if rec.tls else None
+        postgres.init_cluster(pgdata, rec.postgres_user, rec.postgres_password, bindir)
         settings = tls.prepare_postgres(pgdata, tls.ensure_certs(tls_dir(rec))) if rec.tls else None
-        rec.pids["postgres"] = postgres.start(pgdata, rec.port("postgres"), log, settings)
+        rec.pids["postgres"] = postgres.start(pgdata, rec.port("postgres"), log, settings, bindir)
         reg.put(rec)
     postgres.wait_ready(rec.dsn("postgres"), rec.pids["postgres"], log)
     postgres.ensure_database(rec.dsn("postgres"), rec.app_database)

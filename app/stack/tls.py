@@ -25,6 +25,36 @@ SERVER_NAME = "localhost"
 VALIDITY = dt.timedelta(days=365)
 
 
+def ssl_bindir() -> Path:
+    """A PostgreSQL server build with SSL support, for `--tls` clusters.
+
+    pgserver's PostgreSQL is built without OpenSSL, so a TLS cluster runs the distribution's
+    PostgreSQL server (Debian: `apt-get install postgresql`), or the one in
+    $HAUL_POSTGRES_SSL_BINDIR.
+    """
+    import os
+    import subprocess
+
+    if env := os.environ.get("HAUL_POSTGRES_SSL_BINDIR"):
+        candidates = [Path(env)]
+    else:
+        found = Path("/usr/lib/postgresql").glob("*/bin")
+        candidates = sorted(found, key=lambda p: int(p.parent.name), reverse=True)
+    for bindir in candidates:
+        if not (bindir / "postgres").exists() or not (bindir / "pg_config").exists():
+            continue
+        conf = subprocess.run(
+            [str(bindir / "pg_config"), "--configure"], capture_output=True, text=True
+        ).stdout
+        if "--with-openssl" in conf or "--with-ssl=openssl" in conf:
+            return bindir
+    raise TLSError(
+        "--tls needs a PostgreSQL server built with SSL, and pgserver's is built without it; "
+        "install the distribution's server (`apt-get install postgresql` on Debian/Ubuntu) or "
+        "set HAUL_POSTGRES_SSL_BINDIR to the bin/ directory of a PostgreSQL built with OpenSSL"
+    )
+
+
 class TLSError(RuntimeError):
     """The server's certificate does not verify against the configured CA."""
 
