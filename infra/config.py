@@ -366,22 +366,22 @@ def parse(raw: dict[str, Any], secret_keys: set[str] | None = None) -> StackConf
 
 def load(project_dir: Path) -> StackConfig:
     """Read this stack's `haul:*` config from the Pulumi engine, and check the CA bundle."""
-    from pulumi.runtime.config import is_config_secret
+    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
-    cfg = pulumi.Config("haul")
+    # Every haul:* key, known or not: an unknown key is a typo, and any key may leak a secret.
+    keys = sorted(k for k in {**get_config_env(), **CONFIG.get()} if k.startswith("haul:"))
     raw: dict[str, Any] = {}
     secret_keys: set[str] = set()
-    for key in StackConfig.model_fields:
-        alias = to_camel(key)
-        value = cfg.get(alias)
+    for key in keys:
+        value = pulumi.Config("haul").get(key.split(":", 1)[1])
         if value is None:
             continue
-        if is_config_secret(f"haul:{alias}"):
-            secret_keys.add(f"haul:{alias}")
+        if is_config_secret(key):
+            secret_keys.add(key)
         try:
-            raw[f"haul:{alias}"] = json.loads(value)
+            raw[key] = json.loads(value)
         except json.JSONDecodeError:
-            raw[f"haul:{alias}"] = value
+            raw[key] = value
     region = pulumi.Config("aws").get("region")
     if region:
         raw["aws:region"] = region

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 from config import AddonsConfig
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
 
@@ -45,7 +45,7 @@ def release(
 class ClusterAddonsArgs(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    config: AddonsConfig
+    config: SkipValidation[AddonsConfig]
     scrape_interval: str
 
 

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from config import EksConfig, NodeGroupConfig
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 # Addons EKS manages for us; versions float to the default for the cluster's Kubernetes version.
 CORE_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver")
@@ -72,11 +72,11 @@ class EksClusterArgs(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
-    config: EksConfig
+    config: SkipValidation[EksConfig]
     vpc_id: Any
     private_subnet_ids: list[Any]
     # Extra node groups (the storage-optimized Scylla group), keyed by name.
-    extra_node_groups: dict[str, NodeGroupConfig] = {}
+    extra_node_groups: SkipValidation[dict[str, NodeGroupConfig]] = {}
     tags: dict[str, str]
 
 

@@ -10,14 +10,14 @@ import ipaddress
 import pulumi
 import pulumi_aws as aws
 from config import NetworkConfig
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 
 class NetworkArgs(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    config: NetworkConfig
+    config: SkipValidation[NetworkConfig]
     tags: dict[str, str]
 
 

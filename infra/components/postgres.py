@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 from config import PostgresConfig
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 PORT = 5432
 MASTER_USER = "temporal"
@@ -42,7 +42,7 @@ class PostgresPersistenceArgs(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
-    config: PostgresConfig
+    config: SkipValidation[PostgresConfig]
     prod: bool
     vpc_id: Any
     subnet_ids: list[Any]

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 from config import ScyllaConfig
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
 
@@ -28,7 +28,7 @@ class ScyllaPersistenceArgs(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
-    config: ScyllaConfig
+    config: SkipValidation[ScyllaConfig]
     availability_zones: list[str]
     keyspace: str
     # The haul image that carries `haul db scylla-bootstrap`.

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from clusterspec import SCYLLA_CA_MOUNT, password_secret
 from config import ClusterConfig
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
 from app.stack.spec import ClusterSpec, render_helm_values
@@ -176,7 +176,7 @@ def render_values(
 class TemporalClusterArgs(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
-    cluster: ClusterConfig
+    cluster: SkipValidation[ClusterConfig]
     prod: bool
     # Output[ClusterSpec], built once the database endpoints are known and the guardrails pass.
     spec: Any

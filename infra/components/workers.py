@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from config import WorkerGroup
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from components.cluster import irsa_trust_policy
 
@@ -79,7 +79,7 @@ class WorkersArgs(BaseModel):
 
     role: Literal["worker", "api", "debouncer"] = "worker"
     namespace: str
-    groups: list[WorkerGroup]
+    groups: SkipValidation[list[WorkerGroup]]
     image: Any
     profiles: list[TemporalProfile]
     bucket: Any

@@ -91,17 +91,27 @@ def _datastores(release: Res) -> dict[str, Mapping[str, Any]]:
     return dict(persistence.get("datastores") or {})
 
 
+def _has_literal(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(
+            _has_literal(v) for k, v in value.items() if str(k).lower() not in SECRET_REFERENCE_KEYS
+        )
+    if isinstance(value, list):
+        return any(_has_literal(v) for v in value)
+    return isinstance(value, str | int) and not isinstance(value, bool) and value != ""
+
+
 def plaintext_secret_paths(value: Any, path: str = "") -> list[str]:
-    """Paths under `value` whose key names a credential and whose value is a literal."""
+    """Paths under `value` whose key names a credential and that hold a literal value."""
     found: list[str] = []
     if isinstance(value, Mapping):
         for k, v in value.items():
             sub = f"{path}.{k}" if path else str(k)
-            literal = isinstance(v, str | int) and not isinstance(v, bool) and v != ""
             named = SECRET_KEY_PATTERN.search(str(k))
-            if named and literal and str(k).lower() not in SECRET_REFERENCE_KEYS:
+            if named and str(k).lower() not in SECRET_REFERENCE_KEYS and _has_literal(v):
                 found.append(sub)
-            found += plaintext_secret_paths(v, sub)
+            else:
+                found += plaintext_secret_paths(v, sub)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             # An env entry {"name": "X_TOKEN", "value": "..."} is a literal credential too.
