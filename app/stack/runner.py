@@ -59,6 +59,18 @@ def start_worker(rec: ClusterRecord, *, role: str = "worker", timeout: float = 6
     raise StartupError(f"the worker did not become healthy; its log says:\n{log_tail(log)}")
 
 
+def stop_worker(rec: ClusterRecord, role: str = "worker", *, sig: int = signal.SIGTERM) -> None:
+    """Stop a worker started by start_worker and forget its pid."""
+    pid = rec.pids.pop(role, None)
+    if pid is not None:
+        stop_pid(pid, sig=sig)
+    reg = Registry()
+    with reg.locked():
+        fresh = reg.get(rec.name)
+        if fresh is not None and fresh.pids.pop(role, None) is not None:
+            reg.put(fresh)
+
+
 def run_main_job(name: str, *, exit_when_done: bool, headless: bool, console: Console) -> None:
     from app.domains.sample.starter import run_sample
     from app.platform.client import HaulClient, connect
@@ -97,6 +109,6 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool, console: Co
         except KeyboardInterrupt:
             pass
     finally:
-        stop_pid(worker_pid)
+        stop_worker(rec)
         if exit_when_done or not os.environ.get("HAUL_KEEP_CLUSTER"):
             cluster.down(rec.name)

@@ -13,9 +13,8 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from app.stack.procs import stop_pid
 from app.stack.registry import ClusterRecord
-from app.stack.runner import start_worker, worker_env
+from app.stack.runner import start_worker, stop_worker, worker_env
 
 
 class OtlpCollector(ThreadingHTTPServer):
@@ -58,7 +57,7 @@ def test_client_workflow_and_activity_spans_reach_the_otlp_endpoint(
 ) -> None:
     endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-    pid = start_worker(dev_cluster, role="worker-traced")
+    start_worker(dev_cluster, role="worker-traced")
     try:
         done = subprocess.run(
             [sys.executable, "-m", "app.domains.sample.starter"],
@@ -69,7 +68,7 @@ def test_client_workflow_and_activity_spans_reach_the_otlp_endpoint(
         )
         assert done.returncode == 0, done.stderr
     finally:
-        stop_pid(pid)  # SIGTERM: the worker flushes its spans on the way out
+        stop_worker(dev_cluster, "worker-traced")  # SIGTERM: spans are flushed on the way out
     assert "StartWorkflow:GreetingWorkflow" in collector.spans
     assert "RunWorkflow:GreetingWorkflow" in collector.spans
     assert "RunActivity:compose_greeting" in collector.spans
@@ -85,7 +84,7 @@ def test_no_endpoint_means_no_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_worker_serves_healthz_and_sdk_metrics_then_stops_cleanly(
     dev_cluster: ClusterRecord,
 ) -> None:
-    pid = start_worker(dev_cluster, role="worker-health")
+    start_worker(dev_cluster, role="worker-health")
     base = f"http://127.0.0.1:{dev_cluster.port('worker_health')}"
     try:
         assert httpx.get(f"{base}/healthz").status_code == 200
@@ -93,6 +92,6 @@ def test_worker_serves_healthz_and_sdk_metrics_then_stops_cleanly(
         assert metrics.status_code == 200
         assert "temporal_" in metrics.text
     finally:
-        stop_pid(pid)
+        stop_worker(dev_cluster, "worker-health")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/healthz")

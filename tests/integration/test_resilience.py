@@ -14,7 +14,7 @@ from app.platform.client import HaulClient
 from app.stack import cluster
 from app.stack.procs import pid_alive, stop_pid
 from app.stack.registry import ClusterRecord
-from app.stack.runner import start_worker
+from app.stack.runner import start_worker, stop_worker
 from tests.integration.workers import sample_worker
 
 
@@ -38,15 +38,15 @@ async def test_killed_worker_is_replaced_and_the_workflow_completes(
             GreetingWorkflow, GreetingInput(name="kill", work_seconds=4), uuid.uuid4().hex
         )
         await wait_activity_started(handle)
-        stop_pid(pid, sig=signal.SIGKILL)
+        stop_worker(dev_cluster, "worker-doomed", sig=signal.SIGKILL)
         assert not pid_alive(pid)
-        replacement = start_worker(dev_cluster, role="worker-replacement")
+        start_worker(dev_cluster, role="worker-replacement")
         try:
             result = await asyncio.wait_for(handle.result(), 90)
         finally:
-            stop_pid(replacement)
+            stop_worker(dev_cluster, "worker-replacement")
     finally:
-        stop_pid(pid)
+        stop_worker(dev_cluster, "worker-doomed")
     assert result["greeting"] == "Hello, kill!"
     # The first attempt died with the worker; a retry on the replacement finished it.
     assert result["attempts"] >= 2
@@ -61,17 +61,17 @@ async def test_sigterm_lets_the_running_activity_finish(
             GreetingWorkflow, GreetingInput(name="drain", work_seconds=3), uuid.uuid4().hex
         )
         await wait_activity_started(handle)
-        stop_pid(pid, timeout=30, sig=signal.SIGTERM)
+        stop_worker(dev_cluster, "worker-sigterm", sig=signal.SIGTERM)
         assert not pid_alive(pid)
         # The activity finished during the grace period, so its workflow task is waiting for a
         # worker; a fresh one completes it without running the activity again.
-        replacement = start_worker(dev_cluster, role="worker-after-sigterm")
+        start_worker(dev_cluster, role="worker-after-sigterm")
         try:
             result = await asyncio.wait_for(handle.result(), 60)
         finally:
-            stop_pid(replacement)
+            stop_worker(dev_cluster, "worker-after-sigterm")
     finally:
-        stop_pid(pid)
+        stop_worker(dev_cluster, "worker-sigterm")
     assert result == {"greeting": "Hello, drain!", "attempts": 1}
 
 
