@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint venv
+.PHONY: run test lint venv sysdeps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,23 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/haul run $(ARGS)
 
+# Toolchains the stack tier builds and boots with: Go (temporal-server), Java 17 + Maven
+# (Cassandra), and a PostgreSQL server built with SSL (the --tls stack; pgserver's has none).
+# Installed from Debian's packages when missing and we may (root).
+sysdeps:
+	@missing=""; \
+	command -v go >/dev/null || missing="$$missing golang"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "install these packages first:$$missing" >&2; exit 1; fi; \
+	fi
+
 # Every test tier: unit, integration (dev stack), stack (temporal-server on Postgres and
 # Cassandra), infra (Pulumi mocks, policies, schemas, hadolint), loadtest, replay.
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest tests -p no:cacheprovider
 
 lint: $(STAMP)
