@@ -1,0 +1,222 @@
+"""Every core Kubernetes object the stacks build passes kubernetes-validate; custom resources
+(which it has no schemas for) get asserts on the fields we rely on.
+
+Schema version: kubernetes-validate ships schemas per Kubernetes minor (1.25 to 1.37 in the
+pinned release), so the EKS pin in app/versions.py (1.33) is validated against exactly, in
+strict mode (unknown fields are errors).
+"""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+from conftest import STACKS
+from kubernetes_validate.utils import all_versions
+
+from app import versions
+
+CORE_GROUPS = (
+    "core/",
+    "apps/",
+    "batch/",
+    "policy/",
+    "networking.k8s.io/",
+    "storage.k8s.io/",
+    "autoscaling/",
+    "rbac.authorization.k8s.io/",
+)
+
+
+def k8s_version() -> str:
+    supported = all_versions()
+    wanted = versions.EKS_KUBERNETES
+    assert any(v.startswith(wanted) for v in supported), (
+        f"kubernetes-validate has no schemas for EKS {wanted}; supported: {supported}"
+    )
+    return wanted
+
+
+def core_objects(run):
+    for r in run.resources:
+        kind = r["type"].removeprefix("kubernetes:")
+        if r["type"].startswith("kubernetes:") and kind.startswith(CORE_GROUPS):
+            yield r
+
+
+def custom(run, kind):
+    return [r["inputs"] for r in run.resources if r["type"].endswith(f":{kind}")]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_core_objects_pass_kubernetes_validate(stacks, stack):
+    version = k8s_version()
+    objects = list(core_objects(stacks[stack]))
+    kinds = {o["inputs"]["kind"] for o in objects}
+    assert {
+        "Namespace",
+        "Secret",
+        "ConfigMap",
+        "Deployment",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Service",
+        "ServiceAccount",
+    } <= kinds
+    for obj in objects:
+        kubernetes_validate.validate(obj["inputs"], version, strict=True)
+
+
+def test_scylla_stack_validates_its_job_and_storage_class(stacks):
+    kinds = {o["inputs"]["kind"] for o in core_objects(stacks["prod-scylla"])}
+    assert {"Job", "StorageClass"} <= kinds
+
+
+def test_hpa_fallback_validates_when_keda_is_off(run_stack):
+    run = run_stack("dev", overrides={"haul:apps.keda": False})
+    assert run.ok, run.error
+    assert custom(run, "ScaledObject") == []
+    (hpa,) = [o for o in core_objects(run) if o["inputs"]["kind"] == "HorizontalPodAutoscaler"]
+    kubernetes_validate.validate(hpa["inputs"], k8s_version(), strict=True)
+    assert hpa["inputs"]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_invalid_object_is_caught():
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"replicas": "two", "selector": {}, "template": {}},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, k8s_version(), strict=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_scaled_objects(stacks, stack):
+    run = stacks[stack]
+    scaled = custom(run, "ScaledObject")
+    deployments = {
+        d["inputs"]["metadata"]["name"] for d in run.of_type("kubernetes:apps/v1:Deployment")
+    }
+    assert len(scaled) == len(deployments)
+    for so in scaled:
+        assert so["apiVersion"] == "keda.sh/v1alpha1"
+        spec = so["spec"]
+        assert spec["scaleTargetRef"]["name"] in deployments
+        assert spec["scaleTargetRef"]["kind"] == "Deployment"
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+        for trigger in spec["triggers"]:
+            assert trigger["type"] == "temporal"
+            meta = trigger["metadata"]
+            assert meta["endpoint"].endswith(":7233")
+            assert meta["taskQueue"] and meta["namespace"] == "haul"
+            assert int(meta["targetQueueSize"]) >= 1
+            assert all(isinstance(v, str) for v in meta.values())  # KEDA metadata is strings
+
+
+def test_scaled_object_scales_on_both_clusters_during_migration(stacks):
+    so = custom(stacks["migration"], "ScaledObject")[0]
+    endpoints = {t["metadata"]["endpoint"] for t in so["spec"]["triggers"]}
+    assert endpoints == {
+        "temporal-a-frontend.temporal-a.svc.cluster.local:7233",
+        "temporal-b-frontend.temporal-b.svc.cluster.local:7233",
+    }
+    assert all(t["authenticationRef"]["name"] for t in so["spec"]["triggers"])  # mTLS
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_service_monitor_and_rules(stacks, stack):
+    run = stacks[stack]
+    (sm,) = custom(run, "ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/part-of": "haul"}
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    assert "haul-workers" in sm["spec"]["namespaceSelector"]["matchNames"]
+    (rule,) = custom(run, "PrometheusRule")
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {
+        "TemporalStartWorkflowLatencyHigh",
+        "TemporalScheduleToStartLatencyHigh",
+        "TemporalShardLockLatencyHigh",
+        "TemporalResourceExhausted",
+        "TemporalPersistenceErrors",
+    }
+    assert (
+        'operation="StartWorkflowExecution"' in alerts["TemporalStartWorkflowLatencyHigh"]["expr"]
+    )
+    assert alerts["TemporalStartWorkflowLatencyHigh"]["expr"].endswith("> 0.150")
+    assert alerts["TemporalScheduleToStartLatencyHigh"]["expr"].endswith("> 0.150")
+    assert alerts["TemporalShardLockLatencyHigh"]["expr"].endswith("> 0.005")
+    assert "service_errors_resource_exhausted" in alerts["TemporalResourceExhausted"]["expr"]
+    assert "persistence_errors" in alerts["TemporalPersistenceErrors"]["expr"]
+
+
+@pytest.mark.parametrize("stack", ["prod-scylla", "migration"])
+def test_scylla_cluster(stacks, stack):
+    run = stacks[stack]
+    (sc,) = custom(run, "ScyllaCluster")
+    assert sc["apiVersion"] == "scylla.scylladb.com/v1"
+    assert sc["spec"]["version"] == versions.SCYLLA
+    assert sc["spec"]["developerMode"] is False
+    racks = sc["spec"]["datacenter"]["racks"]
+    zones = [r["name"] for r in racks]
+    assert zones == ["us-east-1a", "us-east-1b", "us-east-1c"]  # one rack per zone
+    assert sum(r["members"] for r in racks) >= 3  # RF 3
+    for rack in racks:
+        terms = rack["placement"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        exprs = {e["key"]: e["values"] for e in terms["nodeSelectorTerms"][0]["matchExpressions"]}
+        assert exprs["topology.kubernetes.io/zone"] == [rack["name"]]
+        assert rack["resources"]["requests"] == rack["resources"]["limits"]  # guaranteed QoS
+    (job,) = [o["inputs"] for o in core_objects(run) if o["inputs"]["kind"] == "Job"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["haul", "db", "scylla-bootstrap"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HAUL_SCYLLA_REPLICATION_FACTOR"] == "3"
+    assert env["HAUL_SCYLLA_DATACENTER"] == "us-east-1"
+
+
+def test_scylla_release_waits_for_the_keyspace_bootstrap(stacks):
+    run = stacks["prod-scylla"]
+    release = run.temporal_release("temporal-b")["inputs"]
+    cql = release["values"]["server"]["config"]["persistence"]["datastores"]["default"]["cassandra"]
+    assert cql["createDatabase"] is False
+    assert cql["keyspace"] == "temporal"
+
+
+@pytest.mark.parametrize("stack", ["prod-postgres", "migration"])
+def test_mtls_certificates(stacks, stack):
+    run = stacks[stack]
+    certs = custom(run, "Certificate")
+    names = {c["metadata"]["name"] for c in certs}
+    for cluster in ("temporal-a",):
+        assert {
+            f"{cluster}-ca",
+            f"{cluster}-internode-tls",
+            f"{cluster}-frontend-tls",
+            f"{cluster}-client",
+        } <= names
+    for c in certs:
+        assert c["apiVersion"] == "cert-manager.io/v1"
+        assert c["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
+        assert c["spec"]["secretName"]
+    internode = next(c for c in certs if c["metadata"]["name"].endswith("-internode-tls"))
+    assert {"server auth", "client auth"} <= set(internode["spec"]["usages"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_network_policies_admit_only_app_namespaces(stacks, stack):
+    run = stacks[stack]
+    policies = [o["inputs"] for o in core_objects(run) if o["inputs"]["kind"] == "NetworkPolicy"]
+    frontend = [p for p in policies if p["metadata"]["name"] == "temporal-frontend-clients"]
+    assert frontend
+    for p in frontend:
+        assert p["spec"]["podSelector"]["matchLabels"] == {
+            "app.kubernetes.io/component": "frontend"
+        }
+        (rule,) = p["spec"]["ingress"]
+        allowed = {
+            s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for s in rule["from"]
+        }
+        assert allowed == {"haul-workers", "haul-api", "haul-debouncer", "keda"}
+        assert {port["port"] for port in rule["ports"]} == {7233, 7243}
