@@ -74,10 +74,16 @@ def build_spec(
         }
     try:
         return ClusterSpec.model_validate(data)
-    except (ValidationError, SpecError) as exc:
-        raise ConfigError(
-            f"haul:clusters[{cluster.name}].spec is not a valid ClusterSpec: {exc}"
-        ) from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise ConfigError(f"haul:clusters[{cluster.name}].spec: {problems}") from None
+    except SpecError as exc:
+        raise ConfigError(f"haul:clusters[{cluster.name}].spec: {exc}") from None
 
 
 def check_specs(stack: StackConfig) -> dict[str, ClusterSpec]:

@@ -292,6 +292,14 @@ class StackConfig(Model):
         names = [c.name for c in self.clusters]
         if len(set(names)) != len(names):
             raise ValueError(f"clusters must have distinct names, got {names}")
+        for c in self.clusters:
+            if c.scylla is not None:
+                nodes = len(self.network.availability_zones) * c.scylla.members_per_rack
+                if nodes < c.scylla.replication_factor:
+                    raise ValueError(
+                        f"cluster {c.name}: scylla.replicationFactor {c.scylla.replication_factor} "
+                        f"needs at least that many nodes, but {nodes} racks x members are planned"
+                    )
         unknown = [n for n in self.apps.clusters if n not in names]
         if unknown:
             raise ValueError(f"apps.clusters names {unknown}, which are not in clusters {names}")
