@@ -80,7 +80,7 @@ deployed = pulumi.StackReference(f"{name}-deployed", stack_name=previous_name).g
 )
 client_namespaces = [*stack.apps.namespaces.values(), "keda"]
 
-frontends, databases, states = {}, {}, {}
+frontends, databases, states, releases = {}, {}, {}, []
 for cluster in stack.clusters:
     pg = PostgresPersistence(
         f"{name}-{cluster.name}",
@@ -137,6 +137,7 @@ for cluster in stack.clusters:
         ),
         opts=on_k8s,
     )
+    releases += [temporal.release, temporal.namespace_setup]
     frontends[cluster.name] = temporal.frontend_address
     databases[cluster.name] = {"postgres": pg.address, "scylla": scylla.hosts if scylla else []}
     states[cluster.name] = spec.apply(guardrails.deployed_state)
@@ -175,7 +176,10 @@ workers = Workers(
         client_issuers={c: issuer_name(c) for c in stack.apps.clusters if stack.cluster(c).mtls},
         tags=tags,
     ),
-    opts=pulumi.ResourceOptions(providers={"kubernetes": eks.provider}, depends_on=addons.releases),
+    # Workers come last: after the clusters they connect to and their namespaces exist.
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": eks.provider}, depends_on=[*addons.releases, *releases]
+    ),
 )
 
 pulumi.export("frontendAddresses", frontends)

@@ -78,6 +78,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
             opts=child,
         )
         self.hosts = [f"scylla-client.{self.namespace_name}.svc.cluster.local"]
+        self._network_policy(name, args.name, ns)
         self.ca_pem = self._client_tls(name, ns)
         resources = {
             "requests": {"cpu": cfg.cpu, "memory": cfg.memory},
@@ -192,6 +193,34 @@ class ScyllaPersistence(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scylla_cluster]),
         )
         self.register_outputs({"hosts": self.hosts, "namespace": self.namespace_name})
+
+    def _network_policy(self, name: str, cluster: str, ns: pulumi.Resource) -> None:
+        """CQL only from the Temporal cluster's namespace; the operator and pods of this
+        namespace (members, the bootstrap Job) keep full access; Prometheus scrapes metrics."""
+
+        def namespace(n: str) -> dict:
+            return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}}
+
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-scylla-ingress",
+            metadata={"name": "scylla-ingress", "namespace": self.namespace_name},
+            spec={
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"from": [{"podSelector": {}}, namespace("scylla-operator")]},
+                    {
+                        "from": [namespace(cluster)],
+                        "ports": [{"protocol": "TCP", "port": CQL_PORT}],
+                    },
+                    {
+                        "from": [namespace("monitoring")],
+                        "ports": [{"protocol": "TCP", "port": 9180}],
+                    },
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+        )
 
     def _client_tls(self, name: str, after: pulumi.Resource) -> pulumi.Output[str]:
         """A CA and a serving certificate for CQL client encryption, made with pulumi-tls.

@@ -13,6 +13,7 @@ setup/update schemas) completes before the new server pods roll out.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pulumi
@@ -22,7 +23,7 @@ from config import ClusterConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
-from app.stack.spec import ClusterSpec, render_helm_values
+from app.stack.spec import ClusterSpec, render_helm_values, render_namespace_commands
 
 FRONTEND_PORTS = (7233, 7243)
 METRICS_PORT = 9090
@@ -68,6 +69,80 @@ def merge_values(
 
 def issuer_name(cluster: str) -> str:
     return f"{cluster}-ca"
+
+
+def namespace_setup_script(spec: ClusterSpec) -> str:
+    """Register every namespace and search attribute in the spec, idempotently.
+
+    The chart's job creates namespaces but not search attributes; this runs ClusterSpec's own
+    commands after the release. An "already exists" answer is success; anything else fails.
+    """
+    lines = [
+        "set -u",
+        "until temporal operator cluster health >/dev/null 2>&1; do sleep 5; done",
+        "run() {",
+        '  if out=$("$@" 2>&1); then echo "done: $*"; return 0; fi',
+        '  case "$out" in',
+        '    *already*|*Already*) echo "exists: $*" ;;',
+        '    *) echo "$out" >&2; exit 1 ;;',
+        "  esac",
+        "}",
+    ]
+    lines += [f"run {shlex.join(cmd)}" for cmd in render_namespace_commands(spec)]
+    return "\n".join(lines) + "\n"
+
+
+def namespace_job_spec(spec: ClusterSpec, cluster: ClusterConfig) -> dict[str, Any]:
+    env = [{"name": "TEMPORAL_ADDRESS", "value": f"{cluster.name}-frontend:{FRONTEND_PORTS[0]}"}]
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if cluster.mtls:
+        tls_dir = "/etc/temporal/client-tls"
+        env += [
+            {"name": "TEMPORAL_TLS_CLIENT_CERT_PATH", "value": f"{tls_dir}/tls.crt"},
+            {"name": "TEMPORAL_TLS_CLIENT_KEY_PATH", "value": f"{tls_dir}/tls.key"},
+            {"name": "TEMPORAL_TLS_CA_PATH", "value": f"{tls_dir}/ca.crt"},
+            {"name": "TEMPORAL_TLS_SERVER_NAME", "value": f"{cluster.name}-frontend"},
+        ]
+        volumes.append(
+            {"name": "client-tls", "secret": {"secretName": f"{cluster.name}-admin-client-tls"}}
+        )
+        mounts.append({"name": "client-tls", "mountPath": tls_dir, "readOnly": True})
+    return {
+        "backoffLimit": 6,
+        "activeDeadlineSeconds": 1800,
+        "template": {
+            "metadata": {
+                "labels": {
+                    "app.kubernetes.io/name": "namespace-setup",
+                    "app.kubernetes.io/instance": cluster.name,
+                }
+            },
+            "spec": {
+                "restartPolicy": "OnFailure",
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000},
+                "nodeSelector": {"haul.dev/node-group": "temporal"},
+                "containers": [
+                    {
+                        "name": "namespace-setup",
+                        "image": f"temporalio/admin-tools:{versions.TEMPORAL_ADMINTOOLS_IMAGE_TAG}",
+                        "command": ["sh", "-c", namespace_setup_script(spec)],
+                        "env": env,
+                        "volumeMounts": mounts,
+                        "resources": {
+                            "requests": {"cpu": "50m", "memory": "64Mi"},
+                            "limits": {"cpu": "200m", "memory": "128Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
+                "volumes": volumes,
+            },
+        },
+    }
 
 
 def frontend_address(cluster: str) -> str:
@@ -268,6 +343,12 @@ class TemporalCluster(pulumi.ComponentResource):
             timeout=1800,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, *prereqs, *args.depends_on]),
         )
+        self.namespace_setup = k8s.batch.v1.Job(
+            f"{name}-namespace-setup",
+            metadata={"name": "namespace-setup", "namespace": ns_name},
+            spec=args.spec.apply(lambda spec: namespace_job_spec(spec, cfg)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+        )
         self.frontend_address = frontend_address(cfg.name)
         self.register_outputs(
             {"frontendAddress": self.frontend_address, "release": self.release.name}
@@ -315,6 +396,7 @@ class TemporalCluster(pulumi.ComponentResource):
         for role, usages in (
             ("internode", ["server auth", "client auth"]),
             ("frontend", ["server auth"]),
+            ("admin-client", ["client auth"]),
         ):
             certs.append(
                 k8s.apiextensions.CustomResource(
@@ -324,10 +406,12 @@ class TemporalCluster(pulumi.ComponentResource):
                     metadata={"name": f"{cluster}-{role}-tls", "namespace": cluster},
                     spec={
                         "secretName": f"{cluster}-{role}-tls",
-                        "dnsNames": [
-                            f"{cluster}-{role}",
-                            f"{cluster}-frontend.{cluster}.svc.cluster.local",
-                        ],
+                        "dnsNames": [f"{cluster}-{role}"]
+                        + (
+                            []
+                            if role == "admin-client"
+                            else [f"{cluster}-frontend.{cluster}.svc.cluster.local"]
+                        ),
                         "duration": "2160h",
                         "renewBefore": "360h",
                         "privateKey": {

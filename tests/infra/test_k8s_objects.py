@@ -167,7 +167,12 @@ def test_scylla_cluster(stacks, stack):
         exprs = {e["key"]: e["values"] for e in terms["nodeSelectorTerms"][0]["matchExpressions"]}
         assert exprs["topology.kubernetes.io/zone"] == [rack["name"]]
         assert rack["resources"]["requests"] == rack["resources"]["limits"]  # guaranteed QoS
-    (job,) = [o["inputs"] for o in core_objects(run) if o["inputs"]["kind"] == "Job"]
+    (job,) = [
+        o["inputs"]
+        for o in core_objects(run)
+        if o["inputs"]["kind"] == "Job"
+        and o["inputs"]["metadata"]["name"] == "temporal-keyspace-bootstrap"
+    ]
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["haul", "db", "scylla-bootstrap"]
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -220,3 +225,31 @@ def test_network_policies_admit_only_app_namespaces(stacks, stack):
         }
         assert allowed == {"haul-workers", "haul-api", "haul-debouncer", "keda"}
         assert {port["port"] for port in rule["ports"]} == {7233, 7243}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespace_setup_job_registers_every_namespace_and_attribute(stacks, stack):
+    import yaml
+    from conftest import INFRA
+
+    run = stacks[stack]
+    doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
+    for cluster in doc["haul:clusters"]:
+        (job,) = [
+            o["inputs"]
+            for o in core_objects(run)
+            if o["inputs"]["kind"] == "Job"
+            and o["inputs"]["metadata"] == {"name": "namespace-setup", "namespace": cluster["name"]}
+        ]
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        assert (
+            container["image"] == f"temporalio/admin-tools:{versions.TEMPORAL_ADMINTOOLS_IMAGE_TAG}"
+        )
+        script = container["command"][-1]
+        for ns in cluster["spec"]["namespaces"]:
+            assert f"namespace create --namespace {ns['name']} --retention" in script
+            for attr, kind in ns["search_attributes"].items():
+                assert f"--namespace {ns['name']} --name {attr} --type {kind}" in script
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["TEMPORAL_ADDRESS"] == f"{cluster['name']}-frontend:7233"
+        assert ("TEMPORAL_TLS_CLIENT_CERT_PATH" in env) is bool(cluster.get("mtls"))
