@@ -80,35 +80,33 @@ def run_checks(rec: ClusterRecord, *, keyspace: str | None = None) -> list[Check
 def _cql_checks(
     target: scylla.CqlTarget, store: CassandraStore, wanted: dict[str, str]
 ) -> list[CheckResult]:
-    out: list[CheckResult] = []
     ks = store.keyspace
     with scylla.session(target) as sess:
-        actual = scylla.keyspace_replication(sess, ks)
-        if actual is None:
-            out.append(CheckResult("keyspace replication", False, f"keyspace {ks!r} is missing"))
-        else:
-            why = scylla.replication_mismatch(actual, target.replication)
-            shown = {k: v for k, v in actual.items() if k != "class"}
-            cls = actual.get("class", "").rsplit(".", 1)[-1]
-            out.append(
-                CheckResult(
-                    "keyspace replication",
-                    why is None,
-                    f"{ks}: {cls} {shown}" if why is None else f"{ks}: {why}",
-                )
-            )
-        dcs = {r.data_center for r in sess.execute("SELECT data_center FROM system.local")}
-        dcs |= {r.data_center for r in sess.execute("SELECT data_center FROM system.peers")}
-        out.append(
-            CheckResult(
-                "datacenter",
-                store.datacenter in dcs,
-                f"configured {store.datacenter!r}; nodes report {sorted(dcs)}",
-            )
-        )
-        out.append(_cql_schema(sess, ks, wanted["cassandra"]))
-        out.append(_lwt(sess, ks))
-    return out
+        return [
+            *_guard("keyspace replication", lambda: _replication(sess, ks, target)),
+            *_guard("datacenter", lambda: _datacenter(sess, store.datacenter)),
+            *_guard(f"schema {ks}", lambda: _cql_schema(sess, ks, wanted["cassandra"])),
+            *_guard("lightweight transaction", lambda: _lwt(sess, ks)),
+        ]
+
+
+def _replication(sess: Any, ks: str, target: scylla.CqlTarget) -> CheckResult:
+    actual = scylla.keyspace_replication(sess, ks)
+    if actual is None:
+        return CheckResult("keyspace replication", False, f"keyspace {ks!r} is missing")
+    why = scylla.replication_mismatch(actual, target.replication)
+    shown = {k: v for k, v in actual.items() if k != "class"}
+    cls = actual.get("class", "").rsplit(".", 1)[-1]
+    detail = f"{ks}: {cls} {shown}" if why is None else f"{ks}: {why}"
+    return CheckResult("keyspace replication", why is None, detail)
+
+
+def _datacenter(sess: Any, datacenter: str) -> CheckResult:
+    dcs = {r.data_center for r in sess.execute("SELECT data_center FROM system.local")}
+    dcs |= {r.data_center for r in sess.execute("SELECT data_center FROM system.peers")}
+    return CheckResult(
+        "datacenter", datacenter in dcs, f"configured {datacenter!r}; nodes report {sorted(dcs)}"
+    )
 
 
 def _cql_schema(sess: Any, ks: str, wanted: str) -> CheckResult:
@@ -132,6 +130,17 @@ def _cql_schema(sess: Any, ks: str, wanted: str) -> CheckResult:
 
 
 def _lwt(sess: Any, ks: str) -> CheckResult:
+    tables = sess.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s "
+        "AND table_name = 'haul_lwt_probe'",
+        (ks,),
+    ).one()
+    if tables is None:
+        return CheckResult(
+            "lightweight transaction",
+            False,
+            f"no {ks}.haul_lwt_probe table; run `haul db scylla-bootstrap` for this keyspace",
+        )
     probe = f"check-{uuid.uuid4()}"
     now = datetime.now(UTC)
     first = sess.execute(

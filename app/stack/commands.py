@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -70,8 +71,10 @@ def check(
     for res in results:
         table.add_row(res.name, "[green]ok[/green]" if res.ok else "[red]FAIL[/red]", res.detail)
     console.print(table)
-    if not all(r.ok for r in results):
-        raise typer.Exit(1)
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        # A ClickException (not typer.Exit) so the exit code survives `haul`'s main().
+        raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
 
 @app.command("status")

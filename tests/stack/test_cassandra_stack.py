@@ -1,0 +1,159 @@
+"""temporal-server on Cassandra (the ScyllaDB stand-in) with visibility on Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+
+from app.db import scylla
+from app.platform.client import HaulClient
+from app.stack import check, cluster
+from app.stack.registry import ClusterRecord
+from app.stack.spec import CassandraStore
+from tests.stack.conftest import CS
+from tests.stack.helpers import kill_server_mid_run, run_id_of, sample_run
+
+
+def _target(rec: ClusterRecord, keyspace: str | None = None) -> scylla.CqlTarget:
+    store = cluster.cluster_spec(rec).persistence
+    assert isinstance(store, CassandraStore)
+    if keyspace:
+        store = store.model_copy(update={"keyspace": keyspace})
+    return scylla.CqlTarget.from_store(store)
+
+
+async def test_sample_workflows_persist_in_cassandra_and_visibility_in_postgres(
+    cs_cluster: ClusterRecord, cs_client: HaulClient, run_id: str
+) -> None:
+    ids = await sample_run(cs_client, f"cs-{run_id}")
+    greeting = ids["greeting"]
+    run = uuid.UUID(await run_id_of(cs_client, greeting))
+    target = _target(cs_cluster)
+    with scylla.session(target) as sess:
+        execs = sess.execute(
+            "SELECT run_id FROM temporal.executions WHERE workflow_id = %s ALLOW FILTERING",
+            (greeting,),
+        ).all()
+        nodes = sess.execute(
+            "SELECT node_id FROM temporal.history_node WHERE tree_id = %s", (run,)
+        ).all()
+        ks = sess.execute(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = 'temporal'"
+        ).one()
+        tables = {
+            r.table_name
+            for r in sess.execute(
+                "SELECT table_name FROM system_schema.tables WHERE keyspace_name = 'temporal'"
+            )
+        }
+    assert run in {r.run_id for r in execs}
+    assert len(nodes) > 0
+    assert ks.replication["class"].endswith("NetworkTopologyStrategy")
+    assert ks.replication["datacenter1"] == "1"
+    assert "executions_visibility" not in tables
+    with psycopg.connect(cs_cluster.dsn("temporal_visibility")) as conn:
+        vis = conn.execute(
+            "select status from executions_visibility where workflow_id = %s", (greeting,)
+        ).fetchall()
+    assert vis == [(2,)]  # completed, recorded in Postgres visibility
+    with psycopg.connect(cs_cluster.dsn("postgres")) as conn:
+        dbs = {r[0] for r in conn.execute("select datname from pg_database").fetchall()}
+    assert "temporal" not in dbs  # the default store is Cassandra, not Postgres
+
+
+async def test_server_killed_mid_run_restarts_and_workflows_complete(
+    cs_cluster: ClusterRecord, cs_client: HaulClient, run_id: str
+) -> None:
+    await kill_server_mid_run(cs_cluster, cs_client, f"cs-kill-{run_id}")
+
+
+async def test_postgres_and_cassandra_clusters_run_side_by_side(
+    pg_cluster: ClusterRecord, cs_cluster: ClusterRecord
+) -> None:
+    assert pg_cluster.port_base != cs_cluster.port_base
+    for rec in (pg_cluster, cs_cluster):
+        client = await cluster.connect_raw(rec)
+        info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        assert info.server_version == "1.32.0"
+
+
+async def test_check_passes_on_the_live_cassandra_cluster(cs_cluster: ClusterRecord) -> None:
+    results = await asyncio.to_thread(check.run_checks, cs_cluster)
+    by_name = {r.name: r for r in results}
+    for name in (
+        "keyspace replication",
+        "datacenter",
+        "schema temporal",
+        "lightweight transaction",
+        "schema temporal_visibility",
+        "postgres TLS",
+        "namespaces",
+    ):
+        assert by_name[name].ok, by_name[name]
+    assert "NetworkTopologyStrategy" in by_name["keyspace replication"].detail
+
+
+def _make_keyspace(rec: ClusterRecord, name: str, replication: str) -> None:
+    with scylla.session(_target(rec)) as sess:
+        sess.execute(f"DROP KEYSPACE IF EXISTS {name}")
+        sess.execute(f"CREATE KEYSPACE {name} WITH replication = {replication}")
+
+
+async def test_check_fails_on_a_keyspace_with_the_wrong_replication(
+    cs_cluster: ClusterRecord,
+) -> None:
+    _make_keyspace(cs_cluster, "st_simple", "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    _make_keyspace(cs_cluster, "st_rf3", "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}")
+    simple = await asyncio.to_thread(check.run_checks, cs_cluster, keyspace="st_simple")
+    other = await asyncio.to_thread(check.run_checks, cs_cluster, keyspace="st_rf3")
+    rep = {r.name: r for r in simple}["keyspace replication"]
+    assert not rep.ok and "SimpleStrategy" in rep.detail
+    rep = {r.name: r for r in other}["keyspace replication"]
+    assert not rep.ok and "{'datacenter1': 3}" in rep.detail and "{'datacenter1': 1}" in rep.detail
+    schema = {r.name: r for r in simple}["schema st_simple"]
+    assert not schema.ok and "1.13" in schema.detail
+    # The command reports the failure and exits non-zero.
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "stack", "check", CS, "--keyspace", "st_simple"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL" in proc.stdout and "SimpleStrategy" in proc.stdout
+
+
+async def test_scylla_bootstrap_is_idempotent_and_refuses_drift(
+    cs_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    # On the live keyspace everything is applied already.
+    assert scylla.bootstrap(_target(cs_cluster)) == []
+    # A fresh keyspace gets every file once, as NetworkTopologyStrategy.
+    fresh = f"st_boot_{uuid.uuid4().hex[:8]}"
+    applied = scylla.bootstrap(_target(cs_cluster, fresh))
+    assert applied == [m.name for m in scylla.load()]
+    with scylla.session(_target(cs_cluster)) as sess:
+        assert not scylla.is_scylla(sess)
+        rep = scylla.keyspace_replication(sess, fresh)
+    assert rep == {"class": scylla.NTS, "datacenter1": "1"}
+    # A file changed after it was applied is refused.
+    changed = tmp_path / "scylla"
+    shutil.copytree(scylla.migrations_dir(), changed)
+    first = sorted(changed.glob("*.cql"))[-1]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(scylla.BootstrapError, match="was changed after it was applied"):
+        scylla.bootstrap(_target(cs_cluster, fresh), changed)
+    # A keyspace that exists with other replication is refused, naming what differs.
+    _make_keyspace(cs_cluster, "st_simple", "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    with pytest.raises(scylla.BootstrapError, match="SimpleStrategy"):
+        scylla.bootstrap(_target(cs_cluster, "st_simple"))
