@@ -58,6 +58,7 @@ eks = EksCluster(
     name,
     EksClusterArgs(
         name=name,
+        region=stack.region,
         config=stack.eks,
         vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids,

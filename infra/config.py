@@ -89,7 +89,8 @@ class EksConfig(Model):
     kubernetes_version: str = versions.EKS_KUBERNETES
     endpoint_public_access: bool = False
     public_access_cidrs: list[str] = Field(default_factory=list)
-    admin_role_arns: list[str] = Field(default_factory=list)
+    # Cluster admins, including the role that runs `pulumi up` (the creator gets no access).
+    admin_role_arns: list[str] = Field(min_length=1)
     # How many availability zones the node groups use (1 for a small dev stack).
     node_zones: int = Field(default=3, ge=1, le=3)
     node_groups: dict[str, NodeGroupConfig]

@@ -72,6 +72,7 @@ class EksClusterArgs(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
+    region: str
     config: SkipValidation[EksConfig]
     vpc_id: Any
     private_subnet_ids: list[Any]
@@ -218,6 +219,8 @@ class EksCluster(pulumi.ComponentResource):
             for addon in CORE_ADDONS
         ]
 
+        # The role that runs `pulumi up` must be among these: the creator gets no implicit access.
+        self.access: list[pulumi.Resource] = []
         for i, role_arn in enumerate(cfg.admin_role_arns):
             entry = aws.eks.AccessEntry(
                 f"{name}-admin-{i}",
@@ -227,26 +230,29 @@ class EksCluster(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=child,
             )
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{i}",
-                cluster_name=self.cluster.name,
-                principal_arn=role_arn,
-                policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            self.access.append(
+                aws.eks.AccessPolicyAssociation(
+                    f"{name}-admin-{i}",
+                    cluster_name=self.cluster.name,
+                    principal_arn=role_arn,
+                    policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+                )
             )
 
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
                 self.cluster.name, self.cluster.endpoint, self.cluster.certificate_authority.data
-            ).apply(lambda a: kubeconfig(*a))
+            ).apply(lambda a: kubeconfig(*a, region=args.region))
         )
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[*self.node_groups.values(), *self.addons]
+                parent=self,
+                depends_on=[*self.node_groups.values(), *self.addons, *self.access],
             ),
         )
         self.register_outputs(
@@ -259,7 +265,7 @@ class EksCluster(pulumi.ComponentResource):
         )
 
 
-def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
     """A kubeconfig that authenticates with `aws eks get-token` (no static credentials)."""
     return json.dumps(
         {
@@ -282,7 +288,14 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name],
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster_name,
+                                "--region",
+                                region,
+                            ],
                         }
                     },
                 }

@@ -85,6 +85,11 @@ CASES = {
         {"drop": ["haul:clusters[0].web.oidc"]},
         ["web.enabled needs web.oidc"],
     ),
+    "no cluster admins": (
+        "dev",
+        {"overrides": {"haul:eks.adminRoleArns": []}},
+        ["haul:eks.adminRoleArns", "at least 1 item"],
+    ),
     "missing RDS CA bundle": (
         "dev",
         {"ca_file": "/nonexistent/rds-bundle.pem"},

@@ -287,7 +287,9 @@ def test_outputs(stacks, stack):
     assert set(out["frontendAddresses"]) == set(names)
     assert set(out["databaseEndpoints"]) == set(names)
     assert out["ecrRepositoryUrl"].endswith("/haul")
-    assert json.loads(out["kubeconfig"])["users"][0]["user"]["exec"]["command"] == "aws"
+    user = json.loads(out["kubeconfig"])["users"][0]["user"]["exec"]
+    assert user["command"] == "aws"
+    assert user["args"][-2:] == ["--region", "us-east-1"]
     assert stacks[stack].secret_outputs == ["kubeconfig"]
     for c in clusters(stack):
         assert out["clusters"][c["name"]]["numHistoryShards"] == c["spec"]["numHistoryShards"]
