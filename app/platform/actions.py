@@ -9,6 +9,7 @@ window, and wait until the counter is quiet so late completions are not missed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -80,6 +81,26 @@ class ActionReader:
             f"the action counter at {self.metrics_url} kept moving for {timeout:.0f}s; "
             "is another workload running on this namespace?"
         )
+
+    async def sample(
+        self, stop: asyncio.Event, interval: float = 1.0
+    ) -> list[tuple[float, Counter[str]]]:
+        """Scrape every interval until stop is set: (unix time, counts) pairs for rates over time.
+
+        A failed scrape is skipped rather than ending the series; the caller sees the gap.
+        """
+        series: list[tuple[float, Counter[str]]] = []
+        last = False
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                series.append((time.time(), await self.scrape()))
+            if last:
+                return series
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+                last = True  # one more scrape, so the series ends at the stop
+            except TimeoutError:
+                continue
 
     async def measure_start(self) -> Counter[str]:
         """Baseline for a window: wait for quiet, then take the counts."""

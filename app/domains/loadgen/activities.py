@@ -8,6 +8,11 @@ from app.platform.discovery import activities, activity_method
 
 @activities(team=TEAM, task_queue=TASK_QUEUE)
 class LoadgenActivities:
+    # An explicit no-argument constructor: the worker builder reads __init__'s signature, and
+    # object's own (*args, **kwargs) would make it pass a context this class does not take.
+    def __init__(self) -> None:
+        pass
+
     @activity_method
     async def noop(self) -> None:
         return None

@@ -1,0 +1,239 @@
+"""Action accounting: what the server counted against what workflow histories say it should.
+
+The server's `action` counter (read with the shared ActionReader) is the primary measure. After
+a run has gone quiet, every workflow run the harness touched is listed and its history is
+tallied into the action types that histories show. Queries are not in history, so the harness
+counts them with a client interceptor; heartbeats are taken from the server alone. Any type
+whose two counts differ by more than the tolerance is flagged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from temporalio.api.enums.v1 import ContinueAsNewInitiator, EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    QueryWorkflowInput,
+)
+
+TOLERANCE_PCT = 2.0
+# Signals the harness sends carry this key in their payload, naming the API that sent them,
+# so a history tells a signal-with-start from a plain signal.
+VIA_KEY = "via"
+VIA_SIGNAL_WITH_START = "signal_with_start"
+
+# One history event -> one action of this type.
+_EVENT_ACTIONS: dict[int, str] = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: "command_ScheduleActivityTask",
+    EventType.EVENT_TYPE_TIMER_STARTED: "command_StartTimer",
+    EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED: (
+        "command_StartChildWorkflowExecution"
+    ),
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: (
+        "command_ContinueAsNewWorkflowExecution"
+    ),
+    EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED: (
+        "command_SignalExternalWorkflowExecution"
+    ),
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: (
+        "command_UpsertWorkflowSearchAttributes"
+    ),
+    EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED: "command_ModifyWorkflowProperties",
+}
+
+# Every type a history (or the harness's query interceptor) can account for.
+HISTORY_TYPES = frozenset(
+    {
+        *_EVENT_ACTIONS.values(),
+        "grpc_StartWorkflowExecution",
+        "grpc_SignalWithStartWorkflowExecution",
+        "grpc_SignalWorkflowExecution",
+        "activity_retry",
+        "command_BatchMarkers",
+    }
+)
+CLIENT_TYPES = frozenset({"grpc_QueryWorkflow"})
+
+
+def _signal_via(event: HistoryEvent) -> str | None:
+    """The `via` label the harness put in a signal's payload, if any."""
+    payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+    if not payloads or payloads[0].metadata.get("encoding") != b"json/plain":
+        return None
+    try:
+        body = json.loads(payloads[0].data)
+    except ValueError:
+        return None
+    inner = body.get("payload") if isinstance(body, dict) else None
+    return inner.get(VIA_KEY) if isinstance(inner, dict) else None
+
+
+def tally_history(events: Iterable[HistoryEvent]) -> Counter[str]:
+    """The billable actions one run's history accounts for, by action_type."""
+    counts: Counter[str] = Counter()
+    events = list(events)
+    marker_tasks: set[int] = set()
+    for i, event in enumerate(events):
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            attrs = event.workflow_execution_started_event_attributes
+            if attrs.HasField("parent_workflow_execution"):
+                continue  # billed to the parent's StartChildWorkflowExecution command
+            if attrs.continued_execution_run_id and attrs.initiator in (
+                ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW,
+                ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_RETRY,
+                ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE,
+            ):
+                continue  # continue-as-new is billed to the previous run; retries and crons
+            nxt = events[i + 1] if i + 1 < len(events) else None
+            started_by_sws = (
+                nxt is not None
+                and nxt.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                and _signal_via(nxt) == VIA_SIGNAL_WITH_START
+            )
+            if not started_by_sws:
+                counts["grpc_StartWorkflowExecution"] += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            attrs_s = event.workflow_execution_signaled_event_attributes
+            if attrs_s.HasField("external_workflow_execution"):
+                continue  # billed to the sender's SignalExternalWorkflowExecution command
+            if _signal_via(event) == VIA_SIGNAL_WITH_START:
+                counts["grpc_SignalWithStartWorkflowExecution"] += 1
+            else:
+                counts["grpc_SignalWorkflowExecution"] += 1
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            # Only the last attempt is in history; its attempt number says how many came before.
+            retries = event.activity_task_started_event_attributes.attempt - 1
+            if retries > 0:
+                counts["activity_retry"] += retries
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker_tasks.add(
+                event.marker_recorded_event_attributes.workflow_task_completed_event_id
+            )
+        elif kind in _EVENT_ACTIONS:
+            counts[_EVENT_ACTIONS[kind]] += 1
+    if marker_tasks:
+        counts["command_BatchMarkers"] += len(marker_tasks)
+    return counts
+
+
+@dataclass
+class HistoryTally:
+    runs: int = 0
+    workflow_ids: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+async def _list_runs(client: Client, run_tag: str, since: datetime) -> list[tuple[str, str]]:
+    query = f'StartTime >= "{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
+    return [
+        (wf.id, wf.run_id)
+        async for wf in client.list_workflows(query, page_size=1000)
+        if run_tag in wf.id
+    ]
+
+
+async def tally_runs(
+    client: Client,
+    run_tag: str,
+    since: datetime,
+    *,
+    concurrency: int = 16,
+    settle_checks: int = 2,
+    settle_interval: float = 1.0,
+) -> HistoryTally:
+    """List every run whose workflow ID carries run_tag (started at or after since), and sum
+    their histories. Lists until the count is stable, since visibility lags the histories."""
+    runs = await _list_runs(client, run_tag, since)
+    stable = 0
+    while stable < settle_checks:
+        await asyncio.sleep(settle_interval)
+        again = await _list_runs(client, run_tag, since)
+        stable = stable + 1 if len(again) == len(runs) else 0
+        runs = again
+    sem = asyncio.Semaphore(concurrency)
+    total: Counter[str] = Counter()
+
+    async def one(wf_id: str, run_id: str) -> None:
+        async with sem:
+            history = await client.get_workflow_handle(wf_id, run_id=run_id).fetch_history()
+        total.update(tally_history(history.events))
+
+    await asyncio.gather(*(one(w, r) for w, r in runs))
+    return HistoryTally(
+        runs=len(runs),
+        workflow_ids=len({w for w, _ in runs}),
+        by_type=dict(sorted(total.items())),
+    )
+
+
+@dataclass
+class Comparison:
+    action_type: str
+    server: int
+    expected: int | None
+    source: str  # "history", "client" or "server only"
+    diff_pct: float | None
+    flagged: bool
+
+
+def compare(
+    server: Mapping[str, int],
+    from_history: Mapping[str, int],
+    from_client: Mapping[str, int],
+    tolerance_pct: float = TOLERANCE_PCT,
+) -> list[Comparison]:
+    """Per action_type: server count, expected count and whether they differ beyond tolerance."""
+    rows = []
+    for kind in sorted(set(server) | set(from_history) | set(from_client)):
+        got = int(server.get(kind, 0))
+        if kind in HISTORY_TYPES or kind in CLIENT_TYPES:
+            source = "client" if kind in CLIENT_TYPES else "history"
+            want = int((from_client if kind in CLIENT_TYPES else from_history).get(kind, 0))
+            if not got and not want:
+                continue
+            diff = abs(got - want) / want * 100 if want else 100.0
+            rows.append(Comparison(kind, got, want, source, round(diff, 2), diff > tolerance_pct))
+        else:
+            rows.append(Comparison(kind, got, None, "server only", None, False))
+    return rows
+
+
+def comparison_dicts(rows: Iterable[Comparison]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]
+
+
+class QueryCounter(Interceptor):
+    """Client interceptor that counts queries (they are billed but never reach a history)."""
+
+    def __init__(self) -> None:
+        self.succeeded = 0
+        self.failed = 0
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _QueryCountingOutbound(next, self)
+
+
+class _QueryCountingOutbound(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, counter: QueryCounter) -> None:
+        super().__init__(next)
+        self._counter = counter
+
+    async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+        try:
+            result = await super().query_workflow(input)
+        except BaseException:
+            self._counter.failed += 1
+            raise
+        self._counter.succeeded += 1
+        return result

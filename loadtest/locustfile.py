@@ -1,0 +1,115 @@
+"""haul's Locust scenarios: weighted TemporalUser classes (see app/loadtest/scenarios.py).
+
+Run through `haul loadtest run --scenario S ...`, which picks the classes, sets the target
+(TEMPORAL_* / envconfig) and the run tag, and accounts for the actions afterwards. Workers run
+in their own processes (`haul worker`), never here.
+
+Settings (environment, set by `haul loadtest`):
+  HAUL_LT_RUN_TAG   prefix of every task identifier, so the run's workflows can be found
+  HAUL_LT_ENTITIES  signal_fan_in: number of entities the bursts land on (default 10)
+  HAUL_LT_BURST     signal_fan_in: signal-with-starts per burst (default 5)
+  HAUL_LT_WAIT      seconds a user waits between operations (default 0: closed loop, as omes)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import uuid
+from typing import Any
+
+from locust import constant, task
+from temporal_user import TemporalUser
+
+from app.domains.loadgen.models import NoopInput, TimerInput
+from app.domains.loadgen.workflows import NoopActivityWorkflow, TimerWorkflow
+from app.domains.sample.workflows import LedgerEntityWorkflow
+from app.loadtest.accounting import VIA_KEY, VIA_SIGNAL_WITH_START
+from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+
+RUN_TAG = os.environ.get("HAUL_LT_RUN_TAG") or f"lt-{uuid.uuid4().hex[:8]}"
+ENTITIES = int(os.environ.get("HAUL_LT_ENTITIES", "10"))
+BURST = int(os.environ.get("HAUL_LT_BURST", "5"))
+WAIT = float(os.environ.get("HAUL_LT_WAIT", "0"))
+_seq = itertools.count()
+
+
+def _ident(kind: str) -> str:
+    """A task identifier unique across users, processes and machines of one run."""
+    return f"{RUN_TAG}-{kind}-{os.getpid()}-{next(_seq)}"
+
+
+class StartAndCompleteUser(TemporalUser):
+    """One workflow with one no-op activity, started and awaited: 2 actions per operation."""
+
+    weight = 3
+    wait_time = constant(WAIT)
+
+    @task
+    def start_and_complete(self) -> None:
+        async def op() -> Any:
+            handle = await self.haul.start(
+                NoopActivityWorkflow, NoopInput(tag=RUN_TAG), _ident("noop")
+            )
+            return await handle.result()
+
+        self.run_op("start_and_complete", op)
+
+
+class SignalFanInUser(TemporalUser):
+    """Bursts of signal-with-start on a fixed set of retry_on_signal entities."""
+
+    weight = 1
+    wait_time = constant(WAIT)
+
+    def entity_key(self, k: int) -> str:
+        return f"{RUN_TAG}-entity-{k}"
+
+    def sws(self, entity: str) -> Any:
+        event = EntityEvent(event_id=_ident("event"), payload={VIA_KEY: VIA_SIGNAL_WITH_START})
+
+        async def op() -> Any:
+            return await self.haul.signal_with_start(
+                LedgerEntityWorkflow,
+                EntityInput(entity_key=entity, state={"work_seconds": 0.0}),
+                entity,
+                EVENT_SIGNAL,
+                event,
+            )
+
+        return op
+
+    @task(5)
+    def burst(self) -> None:
+        entity = self.entity_key(random.randrange(ENTITIES))
+        self.run_ops("signal_with_start", [self.sws(entity) for _ in range(BURST)])
+
+
+class MixedEntityUser(SignalFanInUser):
+    """signal_fan_in plus queries on the entities (queries are billed, not in history)."""
+
+    @task(1)
+    def query_pending(self) -> None:
+        entity = self.entity_key(random.randrange(ENTITIES))
+        # Make sure the entity exists, then ask how many events it holds.
+        self.run_ops("signal_with_start", [self.sws(entity)])
+        self.run_op(
+            "query_pending",
+            lambda: self.haul.query(LedgerEntityWorkflow, entity, "pending", result_type=int),
+        )
+
+
+class TimerUser(TemporalUser):
+    """A workflow that waits on a 1-second timer, started and awaited (the concurrency check)."""
+
+    weight = 1
+    wait_time = constant(WAIT)
+
+    @task
+    def timer_1s(self) -> None:
+        async def op() -> Any:
+            handle = await self.haul.start(TimerWorkflow, TimerInput(seconds=1.0), _ident("timer"))
+            return await handle.result()
+
+        self.run_op("timer_1s", op)
