@@ -135,6 +135,11 @@ class Observability(pulumi.ComponentResource):
                                 "processors": ["memory_limiter", "batch"],
                                 "exporters": ["otlphttp"],
                             },
+                            "metrics": {
+                                "receivers": ["otlp"],
+                                "processors": ["memory_limiter", "batch"],
+                                "exporters": ["otlphttp"],
+                            },
                         }
                     },
                 },
