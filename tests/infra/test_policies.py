@@ -170,3 +170,16 @@ def test_the_pack_is_built_only_in_its_main():
     rules = (INFRA / "policies" / "rules.py").read_text()
     assert "PolicyPack(" in main
     assert "PolicyPack(" not in rules
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_committed_stack_files_hold_no_plaintext_credentials(stack):
+    import config
+    import yaml
+    from conftest import INFRA
+
+    doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert config.plaintext_secret_keys(doc, set()) == []
+    leaked = {**doc, "haul:apps": {**doc["haul:apps"], "registryPassword": "hunter2"}}
+    assert config.plaintext_secret_keys(leaked, set()) == ["haul:apps.registryPassword"]
+    assert config.plaintext_secret_keys(leaked, {"haul:apps"}) == []
