@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from app.stack.procs import port_free
+
 PORT_BASE = 17000
 BLOCK_SIZE = 20
 MAX_BLOCKS = 100
@@ -155,6 +157,7 @@ class Registry:
         first = int(os.environ.get("HAUL_PORT_BASE", PORT_BASE))
         for i in range(MAX_BLOCKS):
             base = first + i * BLOCK_SIZE
-            if base not in used:
+            # Skip blocks another registry (another HAUL_HOME) is already listening on.
+            if base not in used and all(port_free(base + off) for off in PORT_OFFSETS.values()):
                 return base
         raise RuntimeError(f"all {MAX_BLOCKS} port blocks are in use; run `haul stack down`")

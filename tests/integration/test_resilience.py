@@ -29,49 +29,44 @@ async def wait_activity_started(handle: WorkflowHandle, timeout: float = 30) -> 
     raise AssertionError(f"activity of {handle.id} never started")
 
 
-async def test_killed_worker_is_replaced_and_the_workflow_completes(
-    dev_cluster: ClusterRecord, client: Client, haul_client: HaulClient
-) -> None:
-    pid = start_worker(dev_cluster, role="worker-doomed")
+async def swap_worker_mid_activity(
+    dev_cluster: ClusterRecord, haul_client: HaulClient, name: str, sig: int
+) -> dict[str, object]:
+    """Start a workflow on one worker process, stop that worker with `sig` while the activity
+    runs, then let a fresh worker process finish the workflow; return its result."""
+    pid = start_worker(dev_cluster, role="worker-first")
     try:
         handle = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="kill", work_seconds=4), uuid.uuid4().hex
+            GreetingWorkflow, GreetingInput(name=name, work_seconds=3), uuid.uuid4().hex
         )
         await wait_activity_started(handle)
-        stop_worker(dev_cluster, "worker-doomed", sig=signal.SIGKILL)
+        stop_worker(dev_cluster, "worker-first", sig=sig)
         assert not pid_alive(pid)
-        start_worker(dev_cluster, role="worker-replacement")
+        start_worker(dev_cluster, role="worker-second")
         try:
-            result = await asyncio.wait_for(handle.result(), 90)
+            result: dict[str, object] = await asyncio.wait_for(handle.result(), 90)
         finally:
-            stop_worker(dev_cluster, "worker-replacement")
+            stop_worker(dev_cluster, "worker-second")
     finally:
-        stop_worker(dev_cluster, "worker-doomed")
+        stop_worker(dev_cluster, "worker-first")
+    return result
+
+
+async def test_killed_worker_is_replaced_and_the_workflow_completes(
+    dev_cluster: ClusterRecord, haul_client: HaulClient
+) -> None:
+    result = await swap_worker_mid_activity(dev_cluster, haul_client, "kill", signal.SIGKILL)
     assert result["greeting"] == "Hello, kill!"
     # The first attempt died with the worker; a retry on the replacement finished it.
-    assert result["attempts"] >= 2
+    assert int(str(result["attempts"])) >= 2
 
 
 async def test_sigterm_lets_the_running_activity_finish(
-    dev_cluster: ClusterRecord, client: Client, haul_client: HaulClient
+    dev_cluster: ClusterRecord, haul_client: HaulClient
 ) -> None:
-    pid = start_worker(dev_cluster, role="worker-sigterm")
-    try:
-        handle = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="drain", work_seconds=3), uuid.uuid4().hex
-        )
-        await wait_activity_started(handle)
-        stop_worker(dev_cluster, "worker-sigterm", sig=signal.SIGTERM)
-        assert not pid_alive(pid)
-        # The activity finished during the grace period, so its workflow task is waiting for a
-        # worker; a fresh one completes it without running the activity again.
-        start_worker(dev_cluster, role="worker-after-sigterm")
-        try:
-            result = await asyncio.wait_for(handle.result(), 60)
-        finally:
-            stop_worker(dev_cluster, "worker-after-sigterm")
-    finally:
-        stop_worker(dev_cluster, "worker-sigterm")
+    result = await swap_worker_mid_activity(dev_cluster, haul_client, "drain", signal.SIGTERM)
+    # The activity finished within the grace period, so it was never retried; the second
+    # worker only completed the workflow.
     assert result == {"greeting": "Hello, drain!", "attempts": 1}
 
 
