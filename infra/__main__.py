@@ -111,12 +111,19 @@ for cluster in stack.clusters:
             opts=on_k8s,
         )
 
-    def checked_spec(args: list, cluster: config.ClusterConfig = cluster, scylla=scylla):
-        deployed_clusters, host = args
-        spec = clusterspec.build_spec(stack, cluster, host, scylla.hosts if scylla else None)
-        return guardrails.check_cluster(spec, deployed_clusters)
+    # The guardrails need only the deployed state, so they run at preview even while the
+    # database address is still unknown; the release's values wait for them.
+    guard = deployed.apply(
+        lambda deployed_clusters, cluster=cluster: guardrails.check_cluster(
+            clusterspec.build_spec(stack, cluster), deployed_clusters
+        )
+    )
 
-    spec = pulumi.Output.all(deployed, pg.address).apply(checked_spec)
+    def final_spec(args: list, cluster: config.ClusterConfig = cluster, scylla=scylla):
+        _, host = args
+        return clusterspec.build_spec(stack, cluster, host, scylla.hosts if scylla else None)
+
+    spec = pulumi.Output.all(guard, pg.address).apply(final_spec)
     web_secret = None
     if cluster.web.oidc is not None:
         web_secret = aws.secretsmanager.get_secret_version_output(
