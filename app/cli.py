@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from app.db import commands as db_commands
+from app.loadtest import commands as loadtest_commands
 from app.platform import commands as platform_commands
 from app.stack import commands as stack_commands
 
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 app.add_typer(stack_commands.app, name="stack")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(loadtest_commands.app, name="loadtest")
+app.command("cost")(loadtest_commands.cost)
 app.add_typer(platform_commands.app, name="failures")
 console = Console()
 

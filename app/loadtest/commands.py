@@ -1,0 +1,362 @@
+"""`haul loadtest run|capacity|ceiling` and `haul cost`.
+
+Load tests change nothing but the target namespace's workload: they start workflows there (and,
+for a local cluster with no worker, start a `haul worker` process and stop it afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app import cost as cost_model
+from app.loadtest import report, scenarios
+
+app = typer.Typer(
+    help="Load tests in billable actions: Locust scenarios, capacity steps, the asyncio ceiling.",
+    no_args_is_help=True,
+)
+console = Console()
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """`30`, `30s`, `2m`, `1h` -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a duration; use e.g. 30s, 2m or 1h")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+TARGET = typer.Option(
+    "default",
+    "--target",
+    help="A local cluster NAME (haul stack), an envconfig profile NAME, or HOST:PORT.",
+)
+NAMESPACE = typer.Option(None, help="Namespace (default: the cluster's app namespace, haul).")
+METRICS = typer.Option(
+    None,
+    "--metrics-url",
+    help="The server's Prometheus /metrics URL (known for local clusters); without it there "
+    "is no server-side action accounting.",
+)
+OUT = typer.Option(Path("loadtest-reports"), "--out", help="Directory for reports.")
+SLO_P95 = typer.Option(2000.0, "--slo-p95-ms", help="SLO: p95 of each business operation.")
+SLO_FAIL = typer.Option(0.01, "--slo-failure-ratio", help="SLO: failed / all operations.")
+WORKER = typer.Option(
+    True,
+    "--worker/--no-worker",
+    help="For a local cluster with no live worker, start `haul worker` for the run.",
+)
+
+
+def _scenario(name: str) -> str:
+    try:
+        return scenarios.get(name).name
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+async def _with_worker(target: Any, use_worker: bool, body: Any) -> Any:
+    from app.loadtest.runner import ensure_worker
+    from app.stack.procs import stop_pid
+
+    pid = await asyncio.to_thread(ensure_worker, target) if use_worker else None
+    try:
+        return await body()
+    finally:
+        if pid:
+            stop_pid(pid)
+
+
+def _print_run(result: dict[str, Any]) -> None:
+    console.print(report.summary_table(result))
+    if result["accounting"]:
+        console.print(report.accounting_table(result))
+    for gate in result["gates"]:
+        mark = "[green]pass[/green]" if gate["passed"] else "[red]FAIL[/red]"
+        console.print(f"  {mark} {gate['name']}: {gate['detail']}")
+    console.print(f"report: {result['files']['html']}")
+
+
+@app.command("run")
+def run(
+    scenario: str = typer.Option(
+        "start_and_complete", help=f"One of: {', '.join(scenarios.SCENARIOS)}."
+    ),
+    users: int = typer.Option(10, "--users", "-u", help="Concurrent Locust users."),
+    spawn_rate: float = typer.Option(10.0, "--spawn-rate", "-r", help="Users started per second."),
+    duration: str = typer.Option("30s", "--duration", "-t", help="Run time (30s, 2m, ...)."),
+    target: str = TARGET,
+    namespace: str | None = NAMESPACE,
+    metrics_url: str | None = METRICS,
+    out: Path = OUT,
+    slo_p95_ms: float = SLO_P95,
+    slo_failure_ratio: float = SLO_FAIL,
+    entities: int = typer.Option(10, help="signal_fan_in: entities the bursts land on."),
+    burst: int = typer.Option(5, help="signal_fan_in: signal-with-starts per burst."),
+    wait: float = typer.Option(0.0, help="Seconds a user waits between operations."),
+    processes: int = typer.Option(1, help="Locust processes on this machine (--processes)."),
+    web: bool = typer.Option(False, "--web", help="Start Locust's web UI instead of headless."),
+    web_port: int = typer.Option(8089, help="Port of the web UI (127.0.0.1)."),
+    worker: bool = WORKER,
+) -> None:
+    """Run one scenario under Locust and report it in billable actions.
+
+    Writes Locust's CSV and JSON, report.json and a self-contained report.html under --out,
+    prints a summary, and compares the server's action counts with the run's workflow
+    histories per action_type (flagging differences over 2%). Exits 1 when an SLO gate fails.
+    """
+    from app.loadtest.runner import RunSettings, resolve_target, run_load
+
+    settings = RunSettings(
+        scenario=_scenario(scenario),
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=parse_duration(duration),
+        out_dir=out,
+        slo_p95_ms=slo_p95_ms,
+        slo_failure_ratio=slo_failure_ratio,
+        entities=entities,
+        burst=burst,
+        wait=wait,
+        processes=processes,
+        web=web,
+        web_port=web_port,
+    )
+    tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
+    if web:
+        console.print(f"Locust UI on http://127.0.0.1:{web_port}; Ctrl-C ends the run")
+    result = asyncio.run(_with_worker(tgt, worker, lambda: run_load(tgt, settings)))
+    _print_run(result)
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command("capacity")
+def capacity(
+    scenario: str = typer.Option("start_and_complete", help="Scenario to step up."),
+    start_users: int = typer.Option(5, help="Users in the first step."),
+    step_users: int = typer.Option(5, help="Users added per step."),
+    steps: int = typer.Option(5, help="Number of steps."),
+    step_duration: str = typer.Option("20s", "--step-duration", help="Length of each step."),
+    spawn_rate: float = typer.Option(50.0, help="Users started per second within a step."),
+    target: str = TARGET,
+    namespace: str | None = NAMESPACE,
+    metrics_url: str | None = METRICS,
+    out: Path = OUT,
+    slo_p95_ms: float = SLO_P95,
+    slo_failure_ratio: float = SLO_FAIL,
+    worker: bool = WORKER,
+) -> None:
+    """Raise load step by step (a Locust LoadTestShape) and report the highest sustained
+    billable actions/s within the SLOs, and the step where they broke."""
+    from app.loadtest.runner import RunSettings, resolve_target, run_load
+
+    seconds = parse_duration(step_duration)
+    settings = RunSettings(
+        scenario=_scenario(scenario),
+        users=start_users + (steps - 1) * step_users,
+        spawn_rate=spawn_rate,
+        duration=seconds * steps,
+        out_dir=out,
+        slo_p95_ms=slo_p95_ms,
+        slo_failure_ratio=slo_failure_ratio,
+        steps={
+            "step_start": start_users,
+            "step_users": step_users,
+            "steps": steps,
+            "step_seconds": seconds,
+            "spawn_rate": spawn_rate,
+        },
+    )
+    tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
+    result = asyncio.run(_with_worker(tgt, worker, lambda: run_load(tgt, settings)))
+    cap = result["capacity"]
+    table = Table(title=f"capacity: {result['scenario']} on {result['target']}")
+    for col in ("step", "users", "actions/s", "operations", "p95 ms", "failure ratio", "SLO"):
+        table.add_column(col, justify="right")
+    for row in cap["steps"]:
+        table.add_row(
+            str(row["step"]),
+            str(row["users"]),
+            f"{row['actions_per_s']:.1f}",
+            str(row["operations"]),
+            str(row["p95_ms"]),
+            f"{row['failure_ratio']:.2%}",
+            "[green]held[/green]" if row["within_slo"] else "[red]broke[/red]",
+        )
+    console.print(table)
+    console.print(
+        f"highest sustained within SLOs: {cap['max_sustained_actions_per_s']:.1f} actions/s"
+        + (f" at {cap['best_step']['users']} users" if cap["best_step"] else "")
+    )
+    broke = cap["breaking_step"]
+    console.print(
+        f"broke at step {broke['step']} ({broke['users']} users)"
+        if broke
+        else "did not break within the steps run; raise --steps or --step-users"
+    )
+    console.print(f"report: {result['files']['html']}")
+
+
+@app.command("ceiling")
+def ceiling(
+    duration: str = typer.Option("20s", "--duration", "-t", help="Length of each of the two runs."),
+    concurrency: int = typer.Option(
+        20, help="Coroutines of the bare driver, and Locust users of the harness run."
+    ),
+    target: str = TARGET,
+    namespace: str | None = NAMESPACE,
+    metrics_url: str | None = METRICS,
+    out: Path = OUT,
+    worker: bool = WORKER,
+) -> None:
+    """Drive start_and_complete with bare asyncio temporalio (no Locust), then with the Locust
+    harness, against the same server; print the harness throughput as a ratio of the ceiling
+    (target >= 0.9) and, when lower, where the harness loses time."""
+    from app.loadtest.ceiling import diagnose, drive
+    from app.loadtest.runner import RunSettings, resolve_target, run_load
+    from app.platform.actions import ActionReader
+    from app.platform.client import HaulClient
+
+    seconds = parse_duration(duration)
+    tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
+
+    async def both() -> tuple[Any, dict[str, Any]]:
+        client = HaulClient(await tgt.client())
+        reader = ActionReader(tgt.metrics_url, tgt.namespace) if tgt.metrics_url else None
+        bare = await drive(client, duration=seconds, concurrency=concurrency, reader=reader)
+        settings = RunSettings(
+            scenario="start_and_complete",
+            users=concurrency,
+            spawn_rate=float(concurrency),
+            duration=seconds,
+            out_dir=out,
+        )
+        return bare, await run_load(tgt, settings)
+
+    bare, harness = asyncio.run(_with_worker(tgt, worker, both))
+    h_wfps = harness["summary"]["operations_per_s"]
+    ratio = h_wfps / bare.wf_per_s if bare.wf_per_s else 0.0
+    table = Table(title=f"ceiling vs harness: start_and_complete on {tgt.label}")
+    for col in ("driver", "wf/s", "actions/s", "p50 ms", "p95 ms", "workflows"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        "bare asyncio",
+        f"{bare.wf_per_s:.1f}",
+        f"{bare.actions_per_s:.1f}",
+        f"{bare.p50_ms:.0f}",
+        f"{bare.p95_ms:.0f}",
+        str(bare.workflows),
+    )
+    s = harness["summary"]
+    table.add_row(
+        "Locust harness",
+        f"{h_wfps:.1f}",
+        f"{s['actions_per_s']:.1f}",
+        str(s["p50_ms"]),
+        str(s["p95_ms"]),
+        str(s["operations"]),
+    )
+    console.print(table)
+    verdict = "[green]meets[/green]" if ratio >= 0.9 else "[red]below[/red]"
+    console.print(f"harness / ceiling = {ratio:.2f} ({verdict} the 0.9 target)")
+    for note in diagnose(bare, harness["harness"], harness):
+        console.print(f"  - {note}")
+    summary = {
+        "ceiling": bare.__dict__,
+        "harness_wf_per_s": h_wfps,
+        "ratio": ratio,
+        "harness_report": harness["files"]["json"],
+    }
+    path = Path(harness["out_dir"]) / "ceiling.json"
+    path.write_text(json.dumps(summary, indent=2, default=str))
+    console.print(f"ceiling summary: {path}")
+
+
+def cost(
+    actions_per_second: float | None = typer.Option(
+        None, "--actions-per-second", help="Sustained billable actions/s one deployment holds."
+    ),
+    capacity_report: Path | None = typer.Option(
+        None, "--capacity-report", help="A report.json from `haul loadtest capacity` (or run)."
+    ),
+    monthly_actions: float = typer.Option(1e9, help="Billable actions to carry per month."),
+    peak_factor: float = typer.Option(1.0, help="Peak rate over the month's average rate."),
+    eks_clusters: int = typer.Option(1, help="EKS control planes."),
+    node: list[str] = typer.Option(
+        [], "--node", help="EKS node group TYPE:COUNT (repeatable), e.g. m6i.2xlarge:3."
+    ),
+    rds_class: str | None = typer.Option(None, help="RDS Postgres class, e.g. db.r6g.xlarge."),
+    multi_az: bool = typer.Option(True, "--multi-az/--single-az", help="RDS Multi-AZ."),
+    rds_storage_gb: float = typer.Option(0.0, help="RDS gp3 storage (GB)."),
+    scylla_node: list[str] = typer.Option(
+        [], "--scylla-node", help="Scylla node group TYPE:COUNT (repeatable), e.g. i4i.2xlarge:3."
+    ),
+    ebs_gb: float = typer.Option(0.0, "--ebs-gb", help="EBS gp3 storage (GB)."),
+    prices: Path | None = typer.Option(None, help="AWS price table (default: shipped)."),
+    cloud_pricing: Path | None = typer.Option(None, help="Temporal Cloud price list."),
+) -> None:
+    """Monthly cost and $ per million billable actions, self-hosted vs Temporal Cloud.
+
+    Reads prices from dated, cited data files (app/data/); changes nothing.
+    """
+    if capacity_report is not None:
+        rate = cost_model.capacity_from_report(capacity_report)
+    elif actions_per_second is not None:
+        rate = actions_per_second
+    else:
+        raise typer.BadParameter("give --actions-per-second or --capacity-report")
+    bom = cost_model.BillOfMaterials(
+        eks_clusters=eks_clusters,
+        nodes=[cost_model.NodeGroup.parse(n) for n in node],
+        rds_class=rds_class,
+        rds_multi_az=multi_az,
+        rds_storage_gb=rds_storage_gb,
+        scylla_nodes=[cost_model.NodeGroup.parse(n) for n in scylla_node],
+        ebs_storage_gb=ebs_gb,
+    )
+    est = cost_model.estimate(
+        rate,
+        bom,
+        monthly_actions=monthly_actions,
+        peak_factor=peak_factor,
+        prices=cost_model.load_aws_prices(prices),
+        cloud_pricing=cost_model.load_cloud_pricing(cloud_pricing),
+    )
+    lines = Table(title="one self-hosted deployment, per month (USD)")
+    lines.add_column("item")
+    lines.add_column("USD/month", justify="right")
+    for item, usd in est.lines.items():
+        lines.add_row(item, f"{usd:,.2f}")
+    console.print(lines)
+    table = Table(title=f"{monthly_actions:,.0f} billable actions per month")
+    table.add_column("")
+    table.add_column("self-hosted", justify="right")
+    table.add_column("Temporal Cloud", justify="right")
+    table.add_row("monthly (USD)", f"{est.self_hosted_monthly:,.2f}", f"{est.cloud_monthly:,.2f}")
+    table.add_row(
+        "$ per million actions",
+        f"{est.self_hosted_per_million:,.2f}",
+        f"{est.cloud_per_million:,.2f}",
+    )
+    console.print(table)
+    console.print(
+        f"needs {est.required_actions_per_s:,.1f} actions/s (peak factor {peak_factor}); one "
+        f"deployment holds {rate:,.1f}, so {est.deployments} deployment(s)"
+    )
+    console.print(
+        f"savings ratio (Cloud / self-hosted): {est.savings_ratio:,.2f}x  "
+        f"[dim](prices as of: AWS {est.aws_prices_as_of}, Temporal Cloud "
+        f"{est.cloud_pricing_as_of})[/dim]"
+    )

@@ -1,0 +1,411 @@
+"""Load-test reports: Locust's CSVs read back, SLO gates, a rich summary and a one-file HTML
+page with inline SVG plots (actions/s, latency percentiles over time, failures, actions by
+type). No plotting library: the charts are a few dozen lines of SVG."""
+
+from __future__ import annotations
+
+import csv
+import html
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+
+def _num(value: str | None) -> float | None:
+    if value in (None, "", "N/A"):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def read_stats(prefix: Path) -> list[dict[str, Any]]:
+    """Rows of Locust's <prefix>_stats.csv: one per request name, plus Aggregated."""
+    path = Path(f"{prefix}_stats.csv")
+    if not path.exists():
+        return []
+    rows = []
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            rows.append(
+                {
+                    "type": row["Type"],
+                    "name": row["Name"],
+                    "requests": int(row["Request Count"]),
+                    "failures": int(row["Failure Count"]),
+                    "p50_ms": _num(row.get("50%")),
+                    "p95_ms": _num(row.get("95%")),
+                    "p99_ms": _num(row.get("99%")),
+                    "avg_ms": _num(row.get("Average Response Time")),
+                    "rps": _num(row.get("Requests/s")) or 0.0,
+                }
+            )
+    return rows
+
+
+def read_history(prefix: Path) -> list[dict[str, Any]]:
+    """Rows of Locust's <prefix>_stats_history.csv (one per second and request name)."""
+    path = Path(f"{prefix}_stats_history.csv")
+    if not path.exists():
+        return []
+    rows = []
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            rows.append(
+                {
+                    "t": float(row["Timestamp"]),
+                    "users": int(row["User Count"]),
+                    "name": row["Name"],
+                    "rps": _num(row["Requests/s"]) or 0.0,
+                    "fps": _num(row["Failures/s"]) or 0.0,
+                    "p50_ms": _num(row.get("50%")),
+                    "p95_ms": _num(row.get("95%")),
+                    "p99_ms": _num(row.get("99%")),
+                    "total_requests": int(row["Total Request Count"]),
+                    "total_failures": int(row["Total Failure Count"]),
+                }
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# SLO gates
+
+
+@dataclass
+class Gate:
+    name: str
+    limit: float
+    measured: float | None
+    passed: bool
+    detail: str
+
+
+def slo_gates(
+    stats: Sequence[Mapping[str, Any]],
+    operations: Iterable[str],
+    *,
+    p95_ms: float,
+    failure_ratio: float,
+) -> list[Gate]:
+    """p95 of every business operation and the failure ratio across them, against the SLOs.
+
+    A run with no business operation at all fails: there is nothing to vouch for.
+    """
+    ops = set(operations)
+    rows = [r for r in stats if r["name"] in ops and r["name"] != "Aggregated"]
+    requests = sum(r["requests"] for r in rows)
+    failures = sum(r["failures"] for r in rows)
+    gates = [
+        Gate(
+            "operations completed",
+            1,
+            float(requests - failures),
+            requests - failures >= 1,
+            f"{requests - failures} successful of {requests}",
+        )
+    ]
+    for row in rows:
+        p95 = row["p95_ms"]
+        gates.append(
+            Gate(
+                f"p95 {row['name']} (ms)",
+                p95_ms,
+                p95,
+                p95 is not None and p95 <= p95_ms,
+                f"p95 {p95} ms against {p95_ms} ms",
+            )
+        )
+    ratio = failures / requests if requests else 1.0
+    gates.append(
+        Gate(
+            "failure ratio",
+            failure_ratio,
+            ratio,
+            ratio <= failure_ratio,
+            f"{failures} failed of {requests}",
+        )
+    )
+    return gates
+
+
+def gates_passed(gates: Iterable[Gate | Mapping[str, Any]]) -> bool:
+    return all(g.passed if isinstance(g, Gate) else g["passed"] for g in gates)
+
+
+def gate_dicts(gates: Iterable[Gate]) -> list[dict[str, Any]]:
+    return [asdict(g) for g in gates]
+
+
+# ---------------------------------------------------------------------------------------------
+# Action series
+
+
+def action_rates(
+    series: Sequence[tuple[float, Mapping[str, float]]],
+) -> list[tuple[float, float, dict[str, float]]]:
+    """(time, total actions/s, per-type actions/s) for each interval between two scrapes."""
+    out = []
+    for (t0, c0), (t1, c1) in zip(series, series[1:], strict=False):
+        dt = t1 - t0
+        if dt <= 0:
+            continue
+        per = {k: (c1.get(k, 0) - c0.get(k, 0)) / dt for k in set(c0) | set(c1)}
+        out.append((t1, sum(per.values()), per))
+    return out
+
+
+def sustained_rate(
+    rates: Sequence[tuple[float, float, Mapping[str, float]]], start: float, end: float
+) -> float:
+    """Median actions/s over the intervals that end inside [start, end]."""
+    inside = [r for t, r, _ in rates if start < t <= end]
+    return statistics.median(inside) if inside else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary table (rich)
+
+
+def summary_table(report: Mapping[str, Any]) -> Table:
+    table = Table(title=f"load test: {report['scenario']} on {report['target']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    s = report["summary"]
+    rows = [
+        ("users / duration", f"{report['settings']['users']} / {report['duration_s']:.0f} s"),
+        ("business operations", f"{s['operations']}"),
+        ("operations/s", f"{s['operations_per_s']:.1f}"),
+        ("billable actions (server)", f"{s['actions_total']}"),
+        ("actions/s (average)", f"{s['actions_per_s']:.1f}"),
+        ("actions/s (sustained median)", f"{s['actions_per_s_sustained']:.1f}"),
+        ("actions per operation", f"{s['actions_per_operation']:.2f}"),
+        ("p50 / p95 / p99 (ms)", f"{s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']}"),
+        ("failures", f"{s['failures']} ({s['failure_ratio']:.2%})"),
+        (
+            "accounting vs histories",
+            "within tolerance"
+            if not s["accounting_flags"]
+            else f"FLAGGED: {s['accounting_flags']}",
+        ),
+        ("SLO gates", "PASS" if report["passed"] else "FAIL"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def accounting_table(report: Mapping[str, Any]) -> Table:
+    table = Table(title="billable actions by type: server vs expected")
+    for col in ("action_type", "server", "expected", "source", "diff %", "flag"):
+        table.add_column(col, justify="left" if col in ("action_type", "source") else "right")
+    for row in report["accounting"]:
+        table.add_row(
+            row["action_type"],
+            str(row["server"]),
+            "-" if row["expected"] is None else str(row["expected"]),
+            row["source"],
+            "-" if row["diff_pct"] is None else f"{row['diff_pct']:.2f}",
+            "> 2%" if row["flagged"] else "",
+        )
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# SVG charts
+
+_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+_W, _H, _PAD = 720, 260, 48
+
+
+def _title(title: str) -> str:
+    return (
+        f'<text x="{_W / 2}" y="18" text-anchor="middle" font-size="14">{html.escape(title)}</text>'
+    )
+
+
+def svg_lines(title: str, lines: Mapping[str, Sequence[tuple[float, float]]], y_label: str) -> str:
+    """A line chart; x is seconds since the start of the run."""
+    points = [p for pts in lines.values() for p in pts]
+    if not points:
+        return f"<p><em>{html.escape(title)}: no data</em></p>"
+    xmax = max(p[0] for p in points) or 1.0
+    ymax = max(p[1] for p in points) or 1.0
+    ymax *= 1.1
+
+    def xy(x: float, y: float) -> str:
+        return (
+            f"{_PAD + x / xmax * (_W - 2 * _PAD):.1f},{_H - _PAD - y / ymax * (_H - 2 * _PAD):.1f}"
+        )
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        _title(title),
+        f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" stroke="#888"/>',
+        f'<line x1="{_PAD}" y1="{_PAD}" x2="{_PAD}" y2="{_H - _PAD}" stroke="#888"/>',
+        f'<text x="{_PAD - 4}" y="{_PAD}" text-anchor="end" font-size="10">{ymax:.0f}</text>',
+        f'<text x="{_PAD - 4}" y="{_H - _PAD}" text-anchor="end" font-size="10">0</text>',
+        f'<text x="{_W - _PAD}" y="{_H - _PAD + 14}" text-anchor="end" font-size="10">'
+        f"{xmax:.0f} s</text>",
+        f'<text x="12" y="{_H / 2}" font-size="10" transform="rotate(-90 12 {_H / 2})">'
+        f"{html.escape(y_label)}</text>",
+    ]
+    for i, (name, pts) in enumerate(lines.items()):
+        color = _COLORS[i % len(_COLORS)]
+        if pts:
+            path = " ".join(xy(x, y) for x, y in pts)
+            parts.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>'
+            )
+        parts.append(
+            f'<text x="{_W - _PAD + 4 - 150}" y="{_PAD + 12 * i}" font-size="10" '
+            f'fill="{color}">{html.escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_bars(title: str, values: Mapping[str, float]) -> str:
+    if not values:
+        return f"<p><em>{html.escape(title)}: no data</em></p>"
+    vmax = max(values.values()) or 1.0
+    bar_h, label_w = 18, 300
+    height = 30 + bar_h * len(values) + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        _title(title),
+    ]
+    for i, (name, v) in enumerate(sorted(values.items(), key=lambda kv: -kv[1])):
+        y = 30 + i * bar_h
+        w = v / vmax * (_W - label_w - 60)
+        parts += [
+            f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end" font-size="11">'
+            f"{html.escape(name)}</text>",
+            f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{bar_h - 4}" '
+            f'fill="{_COLORS[i % len(_COLORS)]}"/>',
+            f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" font-size="11">{v:g}</text>',
+        ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table_html(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(
+    report: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    rates: Sequence[tuple[float, float, Mapping[str, float]]],
+) -> str:
+    """The self-contained HTML report (inline CSS and SVG, no external assets)."""
+    t0 = report["started_at"]
+    total = [(t - t0, r) for t, r, _ in rates if t >= t0]
+    kinds: Counter[str] = Counter()
+    for _, _, per in rates:
+        kinds.update({k: v for k, v in per.items() if v > 0})
+    top = [k for k, _ in kinds.most_common(5)]
+    action_lines: dict[str, list[tuple[float, float]]] = {"all actions": total}
+    for k in top:
+        action_lines[k] = [(t - t0, per.get(k, 0.0)) for t, _, per in rates if t >= t0]
+    agg = [h for h in history if h["name"] == "Aggregated" and h["t"] >= t0]
+    latency = {
+        q: [(h["t"] - t0, h[f"{q}_ms"]) for h in agg if h[f"{q}_ms"] is not None]
+        for q in ("p50", "p95", "p99")
+    }
+    throughput = {
+        "requests/s": [(h["t"] - t0, h["rps"]) for h in agg],
+        "failures/s": [(h["t"] - t0, h["fps"]) for h in agg],
+    }
+    s = report["summary"]
+    settings = report["settings"]
+    summary_rows = [
+        ("scenario", report["scenario"]),
+        ("target", report["target"]),
+        (
+            "users / spawn rate",
+            f"{settings['users']} / {settings['spawn_rate']}",
+        ),
+        ("duration (s)", f"{report['duration_s']:.1f}"),
+        ("business operations", s["operations"]),
+        ("operations/s", f"{s['operations_per_s']:.2f}"),
+        ("billable actions (server)", s["actions_total"]),
+        (
+            "actions/s average / sustained",
+            f"{s['actions_per_s']:.2f} / {s['actions_per_s_sustained']:.2f}",
+        ),
+        ("actions per operation", f"{s['actions_per_operation']:.3f}"),
+        ("latency p50 / p95 / p99 (ms)", f"{s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']}"),
+        ("failures", f"{s['failures']} ({s['failure_ratio']:.2%})"),
+        ("workflow runs in histories", report["histories"]["runs"]),
+        ("SLO gates", "PASS" if report["passed"] else "FAIL"),
+    ]
+    acct_rows = [
+        (
+            r["action_type"],
+            r["server"],
+            "-" if r["expected"] is None else r["expected"],
+            r["source"],
+            "-" if r["diff_pct"] is None else f"{r['diff_pct']:.2f}",
+            "FLAG > 2%" if r["flagged"] else "",
+        )
+        for r in report["accounting"]
+    ]
+    gate_rows = [
+        (g["name"], g["limit"], g["measured"], "pass" if g["passed"] else "FAIL", g["detail"])
+        for g in report["gates"]
+    ]
+    stat_rows = [
+        (r["name"], r["requests"], r["failures"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["rps"])
+        for r in report["locust_stats"]
+    ]
+    harness = report.get("harness", {})
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:960px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        ".pass{color:#2ca02c}.fail{color:#d62728}"
+    )
+    verdict = '<b class="pass">PASS</b>' if report["passed"] else '<b class="fail">FAIL</b>'
+    return "".join(
+        [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>haul load test: {html.escape(report['scenario'])}</title>",
+            f"<style>{style}</style></head><body>",
+            f"<h1>haul load test: {html.escape(report['scenario'])} {verdict}</h1>",
+            f"<p>{html.escape(report.get('description', ''))}</p>",
+            "<h2>Summary</h2>",
+            _table_html(("measure", "value"), summary_rows),
+            "<h2>Billable actions per second</h2>",
+            svg_lines("billable actions/s (server counter)", action_lines, "actions/s"),
+            "<h2>Latency percentiles over time</h2>",
+            svg_lines("latency (ms), all requests", latency, "ms"),
+            "<h2>Requests and failures</h2>",
+            svg_lines("requests/s and failures/s", throughput, "per second"),
+            "<h2>Actions by type</h2>",
+            svg_bars("billable actions by action_type", dict(report["server_actions"])),
+            "<h2>Server count vs workflow histories</h2>",
+            _table_html(
+                ("action_type", "server", "expected", "source", "diff %", "flag"), acct_rows
+            ),
+            "<h2>SLO gates</h2>",
+            _table_html(("gate", "limit", "measured", "result", "detail"), gate_rows),
+            "<h2>Locust statistics</h2>",
+            _table_html(("name", "requests", "failures", "p50", "p95", "p99", "req/s"), stat_rows),
+            "<h2>Harness</h2>",
+            _table_html(("measure", "value"), sorted((k, v) for k, v in harness.items())),
+            "</body></html>",
+        ]
+    )

@@ -1,0 +1,396 @@
+"""Run a Locust load test as a subprocess and account for what it cost in billable actions.
+
+The parent (`haul loadtest ...`) never imports Locust: Locust patches the interpreter with
+gevent, and this process uses asyncio temporalio clients. The parent takes the action baseline,
+samples the server's counter every second while Locust runs, waits for quiet, tallies the
+histories of every run the harness touched, and writes the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from app.loadtest import accounting, report, scenarios
+from app.platform.actions import ActionReader, delta
+from app.platform.client import connect
+from app.stack import cluster
+from app.stack.procs import pid_alive
+from app.stack.registry import ClusterRecord, Registry
+
+
+def locust_dir() -> Path:
+    """The repository's loadtest/ directory (locustfile.py, temporal_user.py, shapes.py)."""
+    env = os.environ.get("HAUL_LOADTEST_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "loadtest"
+    if not (path / "locustfile.py").exists():
+        raise FileNotFoundError(
+            f"no locustfile.py in {path}; run from a haul checkout or set HAUL_LOADTEST_DIR "
+            "to the directory that holds loadtest/locustfile.py"
+        )
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+
+
+@dataclass
+class Target:
+    """Where the load goes: a local cluster by name, an envconfig profile, or an address."""
+
+    label: str
+    namespace: str
+    metrics_url: str | None
+    env: dict[str, str] = field(default_factory=dict)
+    profile: str | None = None
+    config_file: str | None = None
+    record: ClusterRecord | None = None
+
+    async def client(self, interceptors: Sequence[Any] = ()) -> Client:
+        if self.profile is None:
+            # An address target: the same TEMPORAL_* variables the Locust process gets.
+            os.environ.update(self.env)
+        return await connect(self.profile, config_file=self.config_file, interceptors=interceptors)
+
+
+def resolve_target(
+    target: str, *, namespace: str | None = None, metrics_url: str | None = None
+) -> Target:
+    """NAME of a local cluster, an envconfig profile NAME, or HOST:PORT."""
+    rec = Registry().get(target)
+    if rec is not None:
+        ns = namespace or cluster.app_namespace(rec)
+        config = str(cluster.profile_file())
+        return Target(
+            label=target,
+            namespace=ns,
+            metrics_url=metrics_url or rec.metrics_url,
+            env={"TEMPORAL_CONFIG_FILE": config, "TEMPORAL_PROFILE": rec.name},
+            profile=rec.name,
+            config_file=config,
+            record=rec,
+        )
+    if ":" in target:
+        ns = namespace or cluster.APP_NAMESPACE
+        return Target(
+            label=target,
+            namespace=ns,
+            metrics_url=metrics_url,
+            env={"TEMPORAL_ADDRESS": target, "TEMPORAL_NAMESPACE": ns},
+        )
+    env = {"TEMPORAL_PROFILE": target}
+    if namespace:
+        env["TEMPORAL_NAMESPACE"] = namespace
+    return Target(
+        label=target,
+        namespace=namespace or cluster.APP_NAMESPACE,
+        metrics_url=metrics_url,
+        env=env,
+        profile=target,
+    )
+
+
+def ensure_worker(target: Target) -> int | None:
+    """For a local cluster with no live worker, start one (its own process); return its pid."""
+    rec = target.record
+    if rec is None:
+        return None
+    fresh = Registry().get(rec.name) or rec
+    pid = fresh.pids.get("worker")
+    if pid and pid_alive(pid):
+        return None
+    from app.stack.runner import start_worker
+
+    return start_worker(fresh)
+
+
+# ---------------------------------------------------------------------------------------------
+# One Locust run
+
+
+@dataclass
+class RunSettings:
+    scenario: str
+    users: int = 10
+    spawn_rate: float = 10.0
+    duration: float = 30.0
+    out_dir: Path = Path("loadtest-reports")
+    slo_p95_ms: float = 2000.0
+    slo_failure_ratio: float = 0.01
+    entities: int = 10
+    burst: int = 5
+    wait: float = 0.0
+    processes: int = 1
+    sample_interval: float = 1.0
+    tolerance_pct: float = accounting.TOLERANCE_PCT
+    web: bool = False
+    web_port: int = 8089
+    # Capacity: a stepped LoadTestShape instead of -u/-r/-t.
+    steps: dict[str, float] | None = None
+    quiet_timeout: float = 120.0
+
+
+def _locust_argv(s: RunSettings, sc: scenarios.Scenario, prefix: Path) -> list[str]:
+    ldir = locust_dir()
+    files = str(ldir / "locustfile.py")
+    if s.steps:
+        files += "," + str(ldir / "shapes.py")
+    argv = [sys.executable, "-m", "locust", "-f", files]
+    argv += ["--csv", str(prefix), "--csv-full-history", "--json-file", str(prefix)]
+    argv += ["--exit-code-on-error", "0", "--loglevel", "WARNING"]
+    if s.processes > 1:
+        argv += ["--processes", str(s.processes)]
+    if s.web:
+        argv += ["--web-host", "127.0.0.1", "--web-port", str(s.web_port)]
+        argv += ["-u", str(s.users), "-r", str(s.spawn_rate)]
+    else:
+        argv += ["--headless", "--only-summary"]
+        if not s.steps:
+            argv += ["-u", str(s.users), "-r", str(s.spawn_rate), "-t", f"{int(s.duration)}s"]
+    return argv + list(sc.user_classes)
+
+
+def _locust_env(target: Target, s: RunSettings, run_tag: str, out: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for key in [k for k in env if k.startswith("TEMPORAL_")]:
+        del env[key]
+    env.update(target.env)
+    env.update(
+        {
+            "HAUL_LT_RUN_TAG": run_tag,
+            "HAUL_LT_OUT": str(out),
+            "HAUL_LT_ENTITIES": str(s.entities),
+            "HAUL_LT_BURST": str(s.burst),
+            "HAUL_LT_WAIT": str(s.wait),
+        }
+    )
+    if s.steps:
+        env.update({f"HAUL_LT_{k.upper()}": str(v) for k, v in s.steps.items()})
+    return env
+
+
+def _rounded(values: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in values.items()}
+
+
+def _harness_stats(out: Path) -> dict[str, Any]:
+    """Merge the per-process harness files the Locust processes wrote."""
+    files = sorted(out.glob("harness-*.json"))
+    procs = [json.loads(p.read_text()) for p in files]
+    if not procs:
+        return {"processes": 0}
+    return {
+        "processes": len(procs),
+        "connect_calls_per_process": [p["connect_calls"] for p in procs],
+        "max_in_flight_per_process": [p["max_in_flight"] for p in procs],
+        "queries_succeeded": sum(p["queries_succeeded"] for p in procs),
+        "queries_failed": sum(p["queries_failed"] for p in procs),
+        "submit_lag_p95_ms": round(max(p["submit_lag_ms"]["p95"] for p in procs), 3),
+        "wake_lag_p95_ms": round(max(p["wake_lag_ms"]["p95"] for p in procs), 3),
+        "cpu_seconds": round(sum(p["cpu_seconds"] for p in procs), 2),
+    }
+
+
+async def run_load(target: Target, s: RunSettings, console: Any | None = None) -> dict[str, Any]:
+    """Run one scenario under Locust, then measure and report. Returns the report dict."""
+    sc = scenarios.get(s.scenario)
+    run_tag = f"lt{uuid.uuid4().hex[:10]}"
+    out = s.out_dir / f"{s.scenario}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{run_tag}"
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = out / "locust"
+    reader = ActionReader(target.metrics_url, target.namespace) if target.metrics_url else None
+
+    baseline = await reader.wait_quiet(timeout=s.quiet_timeout) if reader else None
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(reader.sample(stop, s.sample_interval)) if reader else None
+    log_path = out / "locust.log"
+    started = time.time()
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *_locust_argv(s, sc, prefix),
+            env=_locust_env(target, s, run_tag, out),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        code = await proc.wait()
+    ended = time.time()
+    stop.set()
+    series = await sampler if sampler else []
+    if code not in (0, None):
+        raise RuntimeError(
+            f"locust exited with {code}; its log {log_path} ends with:\n"
+            + "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
+        )
+
+    server: dict[str, int] = {}
+    if reader and baseline is not None:
+        server = delta(baseline, await reader.wait_quiet(timeout=s.quiet_timeout))
+    client = await target.client()
+    tally = await accounting.tally_runs(client, run_tag, since)
+    harness = _harness_stats(out)
+    client_counts = {"grpc_QueryWorkflow": harness.get("queries_succeeded", 0)}
+    comparison = (
+        accounting.compare(server, tally.by_type, client_counts, s.tolerance_pct) if reader else []
+    )
+
+    stats = report.read_stats(prefix)
+    history = report.read_history(prefix)
+    gates = report.slo_gates(
+        stats, sc.operations, p95_ms=s.slo_p95_ms, failure_ratio=s.slo_failure_ratio
+    )
+    rates = report.action_rates(series)
+    # Rates are over the load window: the -t run time for a fixed run (Locust's start-up and
+    # shut-down are not load), the whole subprocess for web and stepped runs.
+    duration = ended - started if (s.web or s.steps) else s.duration
+    op_rows = [r for r in stats if r["name"] in sc.operations]
+    ops = sum(r["requests"] - r["failures"] for r in op_rows)
+    requests = sum(r["requests"] for r in op_rows)
+    failures = sum(r["failures"] for r in op_rows)
+    total_actions = sum(server.values())
+    agg = next((r for r in stats if r["name"] == "Aggregated"), {})
+    gate_op = max(op_rows, key=lambda r: r["requests"], default={})
+    result: dict[str, Any] = {
+        "scenario": s.scenario,
+        "description": sc.description,
+        "target": target.label,
+        "namespace": target.namespace,
+        "run_tag": run_tag,
+        "out_dir": str(out),
+        "started_at": started,
+        "ended_at": ended,
+        "duration_s": duration,
+        "wall_s": ended - started,
+        "settings": {
+            "users": s.users,
+            "spawn_rate": s.spawn_rate,
+            "duration": s.duration,
+            "entities": s.entities,
+            "burst": s.burst,
+            "wait": s.wait,
+            "processes": s.processes,
+            "slo_p95_ms": s.slo_p95_ms,
+            "slo_failure_ratio": s.slo_failure_ratio,
+            "steps": s.steps,
+        },
+        "summary": {
+            "operations": ops,
+            "operations_per_s": ops / duration if duration else 0.0,
+            "actions_total": total_actions,
+            "actions_per_s": total_actions / duration if duration else 0.0,
+            "actions_per_s_sustained": report.sustained_rate(rates, started, ended),
+            "actions_per_operation": total_actions / ops if ops else 0.0,
+            "p50_ms": gate_op.get("p50_ms"),
+            "p95_ms": gate_op.get("p95_ms"),
+            "p99_ms": gate_op.get("p99_ms"),
+            "all_requests_p95_ms": agg.get("p95_ms"),
+            "failures": failures,
+            "failure_ratio": failures / requests if requests else 0.0,
+            "accounting_flags": [r.action_type for r in comparison if r.flagged],
+        },
+        "server_actions": server,
+        "history_actions": tally.by_type,
+        "histories": {"runs": tally.runs, "workflow_ids": tally.workflow_ids},
+        "accounting": accounting.comparison_dicts(comparison),
+        "gates": report.gate_dicts(gates),
+        "passed": report.gates_passed(gates),
+        "locust_stats": stats,
+        "harness": harness,
+        "action_series": [
+            {
+                "t": t,
+                "actions_per_s": round(r, 3),
+                "by_type": {k: round(v, 3) for k, v in p.items()},
+            }
+            for t, r, p in rates
+        ],
+        "files": {
+            "locust_csv": [str(p) for p in sorted(out.glob("locust_*.csv"))],
+            "locust_json": str(prefix) + ".json",
+            "html": str(out / "report.html"),
+            "json": str(out / "report.json"),
+        },
+    }
+    if s.steps:
+        result["capacity"] = capacity_steps(result, history, rates, s)
+    (out / "report.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / "report.html").write_text(report.render_html(result, history, rates))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Capacity: evaluate each step of the stepped shape
+
+
+def capacity_steps(
+    result: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    rates: Sequence[tuple[float, float, Mapping[str, float]]],
+    s: RunSettings,
+) -> dict[str, Any]:
+    """Per step: users, sustained actions/s, p95 and failure ratio of the business operations,
+    and whether the step held the SLOs. The capacity is the best passing step before the first
+    failing one; the breaking step is that first failing one."""
+    assert s.steps is not None
+    sc = scenarios.get(s.scenario)
+    t0 = result["started_at"]
+    length = float(s.steps["step_seconds"])
+    start_users = int(s.steps["step_start"])
+    step_users = int(s.steps["step_users"])
+    rows: list[dict[str, Any]] = []
+    for i in range(int(s.steps["steps"])):
+        lo, hi = t0 + i * length, t0 + (i + 1) * length
+        settle = lo + length * 0.25  # skip the ramp at the start of each step
+        step_rates = [r for t, r, _ in rates if settle < t <= hi]
+        ops = [h for h in history if h["name"] in sc.operations and lo < h["t"] <= hi]
+        late = [h for h in ops if h["t"] > lo + length / 2 and h["p95_ms"] is not None]
+        p95 = max((h["p95_ms"] for h in late), default=None)
+        reqs = fails = 0
+        for name in sc.operations:
+            mine = [h for h in ops if h["name"] == name]
+            if mine:
+                before = [h for h in history if h["name"] == name and h["t"] <= lo]
+                base_r = before[-1]["total_requests"] if before else 0
+                base_f = before[-1]["total_failures"] if before else 0
+                reqs += mine[-1]["total_requests"] - base_r
+                fails += mine[-1]["total_failures"] - base_f
+        ratio = fails / reqs if reqs else 1.0
+        ok = reqs > 0 and p95 is not None and p95 <= s.slo_p95_ms and ratio <= s.slo_failure_ratio
+        rows.append(
+            {
+                "step": i + 1,
+                "users": start_users + i * step_users,
+                "actions_per_s": round(statistics.median(step_rates), 2) if step_rates else 0.0,
+                "operations": reqs - fails,
+                "p95_ms": p95,
+                "failure_ratio": round(ratio, 4),
+                "within_slo": ok,
+            }
+        )
+    best: dict[str, Any] | None = None
+    breaking: dict[str, Any] | None = None
+    for row in rows:
+        if not row["within_slo"]:
+            breaking = row
+            break
+        if best is None or row["actions_per_s"] > best["actions_per_s"]:
+            best = row
+    return {
+        "steps": rows,
+        "max_sustained_actions_per_s": best["actions_per_s"] if best else 0.0,
+        "best_step": best,
+        "breaking_step": breaking,
+    }
