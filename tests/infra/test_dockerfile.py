@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import INFRA, ROOT
+from infra_harness import INFRA, ROOT
 
 from app import versions
 

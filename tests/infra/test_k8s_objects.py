@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from conftest import STACKS
+from infra_harness import STACKS
 from kubernetes_validate.utils import all_versions
 
 from app import versions
@@ -230,7 +230,7 @@ def test_network_policies_admit_only_app_namespaces(stacks, stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_namespace_setup_job_registers_every_namespace_and_attribute(stacks, stack):
     import yaml
-    from conftest import INFRA
+    from infra_harness import INFRA
 
     run = stacks[stack]
     doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]

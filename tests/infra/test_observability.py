@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import INFRA
+from infra_harness import INFRA
 
 DASHBOARDS = sorted((INFRA / "dashboards").glob("*.json"))
 

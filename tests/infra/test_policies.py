@@ -10,7 +10,7 @@ Negative cases change the real program's configuration, never a hand-written res
 from __future__ import annotations
 
 import pytest
-from conftest import STACKS
+from infra_harness import STACKS
 from policies.rules import RESOURCE_RULES, STACK_RULES, Res, evaluate, policies
 from pulumi_policy import (
     PolicyResource,
@@ -164,7 +164,7 @@ def test_connection_budget_counts_pods_and_pools(stacks):
 
 
 def test_the_pack_is_built_only_in_its_main():
-    from conftest import INFRA
+    from infra_harness import INFRA
 
     main = (INFRA / "policies" / "__main__.py").read_text()
     rules = (INFRA / "policies" / "rules.py").read_text()
@@ -176,7 +176,7 @@ def test_the_pack_is_built_only_in_its_main():
 def test_committed_stack_files_hold_no_plaintext_credentials(stack):
     import config
     import yaml
-    from conftest import INFRA
+    from infra_harness import INFRA
 
     doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
     assert config.plaintext_secret_keys(doc, set()) == []

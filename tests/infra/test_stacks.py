@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import INFRA, STACKS
+from infra_harness import INFRA, STACKS
 from temporalio.envconfig import ClientConfig
 
 from app.stack.spec import render_helm_values
