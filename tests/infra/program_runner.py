@@ -11,8 +11,11 @@ runtime (the runtime keeps a global root stack resource). Input is one JSON obje
   spec_updates    {"path.sub": value} applied to every built ClusterSpec, skipping validation
   deployed        previous `clusters` output of the stack (the guardrails' deployed state)
   ca_file         PEM bundle standing in for the RDS CA bundle
+  secret_keys     config keys to mark as Pulumi secrets
 
-Output (stdout, last line): {"ok", "error", "resources": [...], "outputs": {...}}.
+Output (stdout, last line): {"ok", "error", "traceback", "resources": [...], "outputs": {...},
+"secret_outputs": [...]}. The runner always runs at preview (preview=True), as a guardrail must
+refuse there.
 """
 
 from __future__ import annotations
