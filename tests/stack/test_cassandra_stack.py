@@ -157,3 +157,25 @@ async def test_scylla_bootstrap_is_idempotent_and_refuses_drift(
     _make_keyspace(cs_cluster, "st_simple", "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     with pytest.raises(scylla.BootstrapError, match="SimpleStrategy"):
         scylla.bootstrap(_target(cs_cluster, "st_simple"))
+
+
+def test_a_cassandra_that_fails_to_start_shows_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.stack import cassandra
+    from app.stack.procs import StartupError
+
+    rec = ClusterRecord(
+        name="st-broken", backend="cassandra", port_base=27900, data_dir=str(tmp_path)
+    )
+    store = CassandraStore(port=rec.port("cassandra_cql"), replication={"datacenter1": 1})
+    render = cassandra.render_yaml
+
+    def broken(rec: ClusterRecord, store: CassandraStore) -> dict:
+        return {**render(rec, store), "no_such_setting_in_cassandra": True}
+
+    monkeypatch.setattr(cassandra, "render_yaml", broken)
+    with pytest.raises(StartupError) as err:
+        cassandra.start(rec, store, timeout=120)
+    msg = str(err.value)
+    assert "exited during startup" in msg and "no_such_setting_in_cassandra" in msg

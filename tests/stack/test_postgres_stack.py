@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -67,3 +68,24 @@ async def test_check_passes_on_the_live_postgres_cluster(pg_cluster: ClusterReco
     assert {"schema temporal", "schema temporal_visibility", "postgres TLS", "namespaces"} <= names
     failed = [r for r in results if not r.ok]
     assert not failed, failed
+
+
+def test_dynamic_config_is_the_file_the_server_watches(pg_cluster: ClusterRecord) -> None:
+    import subprocess
+
+    import yaml
+
+    from app.stack import builds, server
+    from app.stack.spec import render_dynamic_config
+
+    spec = cluster.cluster_spec(pg_cluster)
+    watched = str(server.config_dir(pg_cluster) / "dynamicconfig.yaml")
+    config = (pg_cluster.path / "config" / "temporal.yaml").read_text()
+    assert f"dynamicConfigClient:\n  filepath: {watched}\n" in config
+    assert yaml.safe_load(Path(watched).read_text()) == render_dynamic_config(spec)
+    # The pinned server itself accepts every key and type in it.
+    tools = builds.temporal_binaries()
+    proc = subprocess.run(
+        [str(tools.server), "validate-dynamic-config", watched], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
