@@ -8,6 +8,8 @@ WORKDIR /src
 RUN python -m pip install --no-cache-dir "build==1.6.1"
 COPY pyproject.toml README.md ./
 COPY app ./app
+# SQL and CQL migrations ship in the wheel (data-files), for the migrate entrypoint.
+COPY migrations ./migrations
 RUN python -m build --wheel --outdir /dist .
 
 FROM ${PYTHON_IMAGE} AS runtime

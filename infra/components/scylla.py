@@ -162,16 +162,17 @@ class ScyllaPersistence(pulumi.ComponentResource):
                                 "name": "bootstrap",
                                 "image": args.image,
                                 "args": ["haul", "db", "scylla-bootstrap"],
+                                # `haul db scylla-bootstrap` reads its options from these.
                                 "env": [
-                                    {"name": "HAUL_SCYLLA_HOSTS", "value": ",".join(self.hosts)},
-                                    {"name": "HAUL_SCYLLA_PORT", "value": str(CQL_PORT)},
-                                    {"name": "HAUL_SCYLLA_KEYSPACE", "value": args.keyspace},
-                                    {"name": "HAUL_SCYLLA_DATACENTER", "value": cfg.datacenter},
+                                    {"name": "HAUL_CQL_HOSTS", "value": ",".join(self.hosts)},
+                                    {"name": "HAUL_CQL_PORT", "value": str(CQL_PORT)},
+                                    {"name": "HAUL_CQL_KEYSPACE", "value": args.keyspace},
+                                    {"name": "HAUL_CQL_DATACENTER", "value": cfg.datacenter},
                                     {
-                                        "name": "HAUL_SCYLLA_REPLICATION_FACTOR",
-                                        "value": str(cfg.replication_factor),
+                                        "name": "HAUL_CQL_REPLICATION",
+                                        "value": f"{cfg.datacenter}={cfg.replication_factor}",
                                     },
-                                    {"name": "HAUL_SCYLLA_CA_FILE", "value": f"{TLS_DIR}/ca.crt"},
+                                    {"name": "HAUL_CQL_TLS_CA_FILE", "value": f"{TLS_DIR}/ca.crt"},
                                 ],
                                 "volumeMounts": [
                                     {"name": "client-tls", "mountPath": TLS_DIR, "readOnly": True}

@@ -159,6 +159,7 @@ def test_wheel_installs_with_the_dockerfiles_commands(tmp_path):
     context = build_context(tmp_path / "src")
     assert (context / "pyproject.toml").exists() and (context / "app" / "__init__.py").exists()
     assert not (context / "tests").exists() and not (context / "infra" / "__main__.py").exists()
+    assert list((context / "migrations" / "scylla").glob("*.cql"))
     # The base image's python: a clean interpreter on PATH, as `python`.
     base = tmp_path / "base"
     subprocess.run([sys.executable, "-m", "venv", str(base)], check=True)
@@ -187,6 +188,10 @@ def test_wheel_installs_with_the_dockerfiles_commands(tmp_path):
     run_step(mapped(install[0]), env, tmp_path)
     haul = tmp_path / "opt-haul" / "bin" / "haul"
     assert haul.exists(), "the wheel installed no `haul` console script"
+    # The migrate entrypoint and the Scylla bootstrap Job need the migrations in the image.
+    share = tmp_path / "opt-haul" / "share" / "haul" / "migrations"
+    assert list((share / "postgres").glob("*.sql")), "no SQL migrations installed"
+    assert list((share / "scylla").glob("*.cql")), "no CQL migrations installed"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     help_text = subprocess.run(
         [str(haul), "--help"], capture_output=True, text=True, timeout=120, env=clean
@@ -198,3 +203,8 @@ def test_wheel_installs_with_the_dockerfiles_commands(tmp_path):
     )
     assert worker.returncode == 0, worker.stderr
     assert "Usage" in worker.stdout
+    for command in (["db", "migrate", "--help"], ["db", "scylla-bootstrap", "--help"]):
+        proc = subprocess.run(
+            [str(haul), *command], capture_output=True, text=True, timeout=120, env=clean
+        )
+        assert proc.returncode == 0, f"haul {' '.join(command)}: {proc.stderr}"

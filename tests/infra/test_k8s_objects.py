@@ -176,8 +176,11 @@ def test_scylla_cluster(stacks, stack):
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["haul", "db", "scylla-bootstrap"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["HAUL_SCYLLA_REPLICATION_FACTOR"] == "3"
-    assert env["HAUL_SCYLLA_DATACENTER"] == "us-east-1"
+    assert env["HAUL_CQL_REPLICATION"] == "us-east-1=3"
+    assert env["HAUL_CQL_DATACENTER"] == "us-east-1"
+    assert env["HAUL_CQL_KEYSPACE"] == "temporal"
+    assert env["HAUL_CQL_HOSTS"] == f"scylla-client.{sc['metadata']['namespace']}.svc.cluster.local"
+    assert env["HAUL_CQL_TLS_CA_FILE"].endswith("/ca.crt")
 
 
 def test_scylla_release_waits_for_the_keyspace_bootstrap(stacks):
