@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +27,16 @@ app = typer.Typer(
 console = Console()
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+class SLOFailed(click.ClickException):
+    """An SLO gate failed: exit code 1, with the failed gates named.
+
+    A ClickException rather than typer.Exit: `haul`'s entry point runs click with
+    standalone_mode=False, where an Exit's code is returned and would be lost.
+    """
+
+    exit_code = 1
 
 
 def parse_duration(text: str) -> float:
@@ -139,7 +150,8 @@ def run(
     result = asyncio.run(_with_worker(tgt, worker, lambda: run_load(tgt, settings)))
     _print_run(result)
     if not result["passed"]:
-        raise typer.Exit(1)
+        failed = [g["name"] for g in result["gates"] if not g["passed"]]
+        raise SLOFailed(f"SLO gate(s) failed: {', '.join(failed)}")
 
 
 @app.command("capacity")

@@ -1,0 +1,178 @@
+"""Short headless load tests against the dev stack: reports, action accounting, concurrency,
+SLO gates, and the ceiling and capacity commands. No assertion is about speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.loadtest import scenarios
+from app.loadtest.runner import RunSettings, resolve_target, run_load
+from app.stack.registry import ClusterRecord
+from tests.loadtest.conftest import SCENARIO_SECONDS
+
+
+def _haul(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess (the tests' HAUL_HOME is inherited)."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _check_report_files(result: dict[str, Any]) -> None:
+    out = Path(result["out_dir"])
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!doctype html>")
+    assert html.count("<svg") >= 4  # actions/s, latency, requests and failures, actions by type
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.json", "report.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "report.json").read_text())["run_tag"] == result["run_tag"]
+
+
+def _check_accounting(result: dict[str, Any]) -> None:
+    rows = {r["action_type"]: r for r in result["accounting"]}
+    compared = [r for r in rows.values() if r["source"] in ("history", "client")]
+    assert compared, f"nothing to compare: {rows}"
+    for row in compared:
+        assert row["diff_pct"] <= 2.0, f"server and histories disagree: {row}"
+    assert not result["summary"]["accounting_flags"]
+    # Every billable type the server counted for this namespace is one histories explain or
+    # the harness counted, except types only the server can see.
+    assert result["histories"]["runs"] > 0
+
+
+@pytest.mark.parametrize("name", ["start_and_complete", "signal_fan_in", "mixed"])
+async def test_scenario_runs_and_accounts_within_two_percent(
+    lt_cluster: ClusterRecord, tmp_path: Path, name: str
+) -> None:
+    target = resolve_target(lt_cluster.name)
+    settings = RunSettings(
+        scenario=name,
+        users=4,
+        spawn_rate=4,
+        duration=SCENARIO_SECONDS,
+        out_dir=tmp_path,
+        entities=4,
+        burst=4,
+        slo_p95_ms=120_000,
+        slo_failure_ratio=1.0,
+    )
+    result = await run_load(target, settings)
+    _check_report_files(result)
+    _check_accounting(result)
+    assert result["summary"]["operations"] > 0
+    server = result["server_actions"]
+    if name == "start_and_complete":
+        # Each operation is exactly one start and one activity.
+        assert server["grpc_StartWorkflowExecution"] == server["command_ScheduleActivityTask"]
+    if name in ("signal_fan_in", "mixed"):
+        assert server["grpc_SignalWithStartWorkflowExecution"] > 0
+    if name == "mixed":
+        queries = result["harness"]["queries_succeeded"]
+        assert queries > 0
+        assert server.get("grpc_QueryWorkflow") == queries
+    assert result["harness"]["connect_calls_per_process"] == [1]
+
+
+async def test_one_process_holds_100_calls_in_flight_on_one_connect(
+    lt_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    assert scenarios.get("timer").user_classes == ("TimerUser",)
+    target = resolve_target(lt_cluster.name)
+    settings = RunSettings(
+        scenario="timer",
+        users=200,
+        spawn_rate=200,
+        duration=6,
+        out_dir=tmp_path,
+        slo_p95_ms=120_000,
+        slo_failure_ratio=1.0,
+    )
+    result = await run_load(target, settings)
+    harness = result["harness"]
+    assert harness["processes"] == 1
+    assert harness["max_in_flight_per_process"][0] >= 100, harness
+    assert harness["connect_calls_per_process"] == [1], harness
+    _check_accounting(result)
+
+
+def test_slo_gate_sets_the_exit_code(lt_cluster: ClusterRecord, tmp_path: Path) -> None:
+    common = ["--scenario", "start_and_complete", "--users", "2", "--spawn-rate", "2"]
+    common += ["--duration", "4s", "--target", lt_cluster.name, "--out", str(tmp_path)]
+    impossible = _haul("loadtest", "run", *common, "--slo-p95-ms", "0.001")
+    assert impossible.returncode == 1, impossible.stdout + impossible.stderr
+    assert "FAIL p95 start_and_complete" in impossible.stdout
+    generous = _haul(
+        "loadtest", "run", *common, "--slo-p95-ms", "600000", "--slo-failure-ratio", "1"
+    )
+    assert generous.returncode == 0, generous.stdout + generous.stderr
+
+
+def test_ceiling_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> None:
+    done = _haul(
+        "loadtest",
+        "ceiling",
+        "--duration",
+        "4s",
+        "--concurrency",
+        "4",
+        "--target",
+        lt_cluster.name,
+        "--out",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "harness / ceiling" in done.stdout
+    summary = json.loads(next(tmp_path.glob("*/ceiling.json")).read_text())
+    assert summary["ceiling"]["workflows"] > 0
+    assert summary["harness_wf_per_s"] > 0
+    assert summary["ratio"] == pytest.approx(
+        summary["harness_wf_per_s"] / summary["ceiling"]["wf_per_s"]
+    )
+    # The bare driver's own action count: one start and one activity per workflow (plus any
+    # still in flight when it stopped, which also completed before the quiet check).
+    acts = summary["ceiling"]["actions"]
+    assert acts["grpc_StartWorkflowExecution"] == acts["command_ScheduleActivityTask"]
+    assert acts["grpc_StartWorkflowExecution"] >= summary["ceiling"]["workflows"]
+
+
+def test_capacity_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> None:
+    done = _haul(
+        "loadtest",
+        "capacity",
+        "--start-users",
+        "2",
+        "--step-users",
+        "2",
+        "--steps",
+        "2",
+        "--step-duration",
+        "5s",
+        "--target",
+        lt_cluster.name,
+        "--out",
+        str(tmp_path),
+        "--slo-p95-ms",
+        "600000",
+        "--slo-failure-ratio",
+        "1",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "highest sustained within SLOs" in done.stdout
+    report = json.loads(next(tmp_path.glob("*/report.json")).read_text())
+    steps = report["capacity"]["steps"]
+    assert [s["users"] for s in steps] == [2, 4]
+    assert report["capacity"]["max_sustained_actions_per_s"] == max(
+        s["actions_per_s"] for s in steps if s["within_slo"]
+    )
