@@ -24,7 +24,7 @@ TEMPORAL_HELM_REPO = "https://go.temporal.io/helm-charts"
 TEMPORAL_SERVER_IMAGE_TAG = TEMPORAL_SERVER
 TEMPORAL_ADMINTOOLS_IMAGE_TAG = TEMPORAL_SERVER
 # Apache Cassandra from Maven Central: the local CQL stand-in for ScyllaDB.
-CASSANDRA = "5.0.5"
+CASSANDRA = "5.0.9"
 # ScyllaDB and its operator, deployed by infra/.
 SCYLLA = "2025.1.2"
 SCYLLA_OPERATOR_CHART = "1.17.1"

@@ -147,7 +147,7 @@ def jvm_args(rec: ClusterRecord, lib: Path) -> list[str]:
         "-Djava.net.preferIPv4Stack=true",
         "-Djdk.attach.allowAttachSelf=true",
         "-Dio.netty.tryReflectionSetAccessible=true",
-        f"-javaagent:{lib / 'jamm-0.4.0.jar'}",
+        *(f"-javaagent:{jar}" for jar in sorted(lib.glob("jamm-*.jar"))[-1:]),
         *JAVA17_MODULE_FLAGS,
         f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
         f"-Dcassandra-rackdc.properties=file://{conf / 'cassandra-rackdc.properties'}",
