@@ -40,6 +40,7 @@ async def drive(
     concurrency: int,
     reader: ActionReader | None = None,
     quiet_timeout: float = 120.0,
+    sample_interval: float = 1.0,
 ) -> CeilingResult:
     tag = f"ceil{uuid.uuid4().hex[:10]}"
     seq = itertools.count()
@@ -63,8 +64,14 @@ async def drive(
                 continue
             latencies.append(time.perf_counter() - t)
 
+    # Sample the action counter as the Locust run does, so both pay the same scrape cost.
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(reader.sample(stop, sample_interval)) if reader else None
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     seconds = time.perf_counter() - start
+    stop.set()
+    if sampler:
+        await sampler
     actions: dict[str, int] = {}
     if reader and baseline is not None:
         actions = delta(baseline, await reader.wait_quiet(timeout=quiet_timeout))
