@@ -179,3 +179,36 @@ def test_a_cassandra_that_fails_to_start_shows_its_log(
         cassandra.start(rec, store, timeout=120)
     msg = str(err.value)
     assert "exited during startup" in msg and "no_such_setting_in_cassandra" in msg
+
+
+async def test_check_names_both_versions_on_an_old_keyspace_schema(
+    cs_cluster: ClusterRecord,
+) -> None:
+    from app.stack import builds
+
+    old_ks = f"st_old_{uuid.uuid4().hex[:8]}"
+    scylla.bootstrap(_target(cs_cluster, old_ks))
+    tools = builds.temporal_binaries()
+    wanted = tools.schema_versions["cassandra"]
+    major, minor = wanted.split(".")
+    older = f"{major}.{int(minor) - 1}"
+    base = [
+        str(tools.cassandra_tool),
+        "--ep",
+        "127.0.0.1",
+        "-p",
+        str(cs_cluster.port("cassandra_cql")),
+        "-k",
+        old_ks,
+    ]
+    for args in (
+        ["setup-schema", "-v", "0.0"],
+        ["update-schema", "-s", "cassandra/temporal", "-v", older],
+    ):
+        proc = subprocess.run([*base, *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = await asyncio.to_thread(check.run_checks, cs_cluster, keyspace=old_ks)
+    res = {r.name: r for r in results}[f"schema {old_ks}"]
+    assert not res.ok
+    assert res.detail == f"schema_version is {older}, the pinned server needs {wanted}"
+    assert {r.name: r for r in results}["keyspace replication"].ok
