@@ -24,7 +24,11 @@ from components.artifacts import Artifacts, ArtifactsArgs  # noqa: E402
 from components.cluster import EksCluster, EksClusterArgs  # noqa: E402
 from components.network import Network, NetworkArgs  # noqa: E402
 from components.observability import Observability, ObservabilityArgs  # noqa: E402
-from components.postgres import PostgresPersistence, PostgresPersistenceArgs  # noqa: E402
+from components.postgres import (  # noqa: E402
+    PostgresPersistence,
+    PostgresPersistenceArgs,
+    app_database_url,
+)
 from components.scylla import ScyllaPersistence, ScyllaPersistenceArgs  # noqa: E402
 from components.temporal import (  # noqa: E402
     TemporalCluster,
@@ -32,7 +36,7 @@ from components.temporal import (  # noqa: E402
     frontend_address,
     issuer_name,
 )
-from components.workers import TemporalProfile, Workers, WorkersArgs  # noqa: E402
+from components.workers import RDS_CA_PATH, TemporalProfile, Workers, WorkersArgs  # noqa: E402
 
 stack = config.load(HERE)
 clusterspec.check_specs(stack)  # a bad ClusterSpec stops here, before any resource
@@ -81,7 +85,12 @@ deployed = pulumi.StackReference(f"{name}-deployed", stack_name=previous_name).g
 )
 client_namespaces = [*stack.apps.namespaces.values(), "keda"]
 
-frontends, databases, states, releases = {}, {}, {}, []
+# The app database lives on one cluster's RDS instance; its budget counts the app pods.
+app_db_cluster = stack.apps.app_database_cluster(stack.clusters)
+app_connections = stack.apps.db_connections_per_pod * sum(
+    g.max_replicas for g in stack.apps.worker_groups
+)
+frontends, databases, states, releases, rds = {}, {}, {}, [], {}
 for cluster in stack.clusters:
     pg = PostgresPersistence(
         f"{name}-{cluster.name}",
@@ -93,9 +102,11 @@ for cluster in stack.clusters:
             subnet_ids=network.private_subnet_ids,
             client_security_group_ids=[eks.node_security_group_id],
             clusters=[cluster.name],
+            app_connections=app_connections if cluster.name == app_db_cluster else 0,
             tags=tags,
         ),
     )
+    rds[cluster.name] = pg
     scylla = None
     if cluster.scylla is not None:
         scylla = ScyllaPersistence(
@@ -159,6 +170,12 @@ Observability(
     ),
     opts=pulumi.ResourceOptions(providers={"kubernetes": eks.provider}, depends_on=addons.releases),
 )
+app_db = rds[app_db_cluster]
+database_url = pulumi.Output.secret(
+    pulumi.Output.all(app_db.password.result, app_db.address).apply(
+        lambda a: app_database_url(a[0], a[1], RDS_CA_PATH)
+    )
+)
 workers = Workers(
     f"{name}-workers",
     WorkersArgs(
@@ -178,6 +195,8 @@ workers = Workers(
         ],
         bucket=artifacts.bucket.bucket,
         bucket_policy_arn=artifacts.access_policy.arn,
+        database_url=database_url,
+        rds_ca_pem=rds_ca_pem,
         oidc_provider_arn=eks.oidc_provider.arn,
         oidc_issuer_url=eks.oidc_provider.url,
         keda=stack.apps.keda and stack.addons.keda,

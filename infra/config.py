@@ -255,6 +255,14 @@ class AppsConfig(Model):
         "debouncer": "haul-debouncer",
     }
     worker_groups: list[WorkerGroup] = Field(min_length=1)
+    # The app database (idempotency rows, failure store) is the `haul` database on this
+    # cluster's RDS instance; default: the first cluster. Keep it through a migration.
+    database_cluster: str | None = None
+    # Connections one app pod may hold at once, for the RDS connection budget.
+    db_connections_per_pod: int = Field(default=10, ge=1)
+
+    def app_database_cluster(self, clusters: list[ClusterConfig]) -> str:
+        return self.database_cluster or clusters[0].name
 
 
 class ObservabilityConfig(Model):
@@ -301,6 +309,10 @@ class StackConfig(Model):
                         f"cluster {c.name}: scylla.replicationFactor {c.scylla.replication_factor} "
                         f"needs at least that many nodes, but {nodes} racks x members are planned"
                     )
+        if self.apps.database_cluster and self.apps.database_cluster not in names:
+            raise ValueError(
+                f"apps.databaseCluster {self.apps.database_cluster} is not in clusters {names}"
+            )
         unknown = [n for n in self.apps.clusters if n not in names]
         if unknown:
             raise ValueError(f"apps.clusters names {unknown}, which are not in clusters {names}")

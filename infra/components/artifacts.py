@@ -30,7 +30,12 @@ def bucket_access_policy(bucket_arn: str) -> str:
                 {
                     "Sid": "ClaimCheckObjects",
                     "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Action": [
+                        "s3:GetObject",
+                        "s3:PutObject",
+                        "s3:DeleteObject",
+                        "s3:AbortMultipartUpload",
+                    ],
                     "Resource": f"{bucket_arn}/*",
                 },
                 {

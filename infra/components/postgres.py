@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pulumi
 import pulumi_aws as aws
@@ -18,9 +19,18 @@ from pydantic import BaseModel, ConfigDict, SkipValidation
 
 PORT = 5432
 MASTER_USER = "temporal"
+APP_DATABASE = "haul"
 # Characters RDS refuses in a master password: '/', '@', '"' and space.
 PASSWORD_SPECIALS = "!#$%^&*()-_=+[]{}<>:?"
 RDS_CA = "rds-ca-rsa2048-g1"
+
+
+def app_database_url(password: str, host: str, ca_path: str) -> str:
+    """The app's DSN: TLS with full verification against the RDS CA bundle."""
+    return (
+        f"postgresql://{MASTER_USER}:{quote(password, safe='')}@{host}:{PORT}/{APP_DATABASE}"
+        f"?sslmode=verify-full&sslrootcert={ca_path}"
+    )
 
 
 def temporal_parameters(cfg: PostgresConfig) -> dict[str, str]:
@@ -49,6 +59,8 @@ class PostgresPersistenceArgs(BaseModel):
     # Security groups of the EKS nodes and pods: the only sources admitted on 5432.
     client_security_group_ids: list[Any]
     clusters: list[str]
+    # Connections the haul app pods may open to the `haul` database here (0: none).
+    app_connections: int = 0
     tags: dict[str, str]
 
 
@@ -59,7 +71,11 @@ class PostgresPersistence(pulumi.ComponentResource):
         super().__init__("haul:persistence:PostgresPersistence", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        tags = {**args.tags, "haul.dev/temporal-clusters": ",".join(args.clusters)}
+        tags = {
+            **args.tags,
+            "haul.dev/temporal-clusters": ",".join(args.clusters),
+            "haul.dev/app-connections": str(args.app_connections),
+        }
 
         key = aws.kms.Key(
             f"{name}-storage",
@@ -131,7 +147,7 @@ class PostgresPersistence(pulumi.ComponentResource):
             storage_type="gp3",
             storage_encrypted=cfg.storage_encrypted,
             kms_key_id=key.arn,
-            db_name="haul",
+            db_name=APP_DATABASE,
             username=MASTER_USER,
             password=self.password.result,
             port=PORT,

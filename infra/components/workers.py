@@ -24,6 +24,13 @@ HEALTH_PORT = 9090
 CONFIG_DIR = "/etc/haul"
 TOML_PATH = f"{CONFIG_DIR}/temporal.toml"
 TLS_DIR = f"{CONFIG_DIR}/tls"
+RDS_CA_PATH = f"{CONFIG_DIR}/rds-ca/global-bundle.pem"
+RDS_CA_VOLUME = {"name": "rds-ca", "configMap": {"name": "rds-ca-bundle"}}
+RDS_CA_MOUNT = {"name": "rds-ca", "mountPath": f"{CONFIG_DIR}/rds-ca", "readOnly": True}
+DATABASE_URL_ENV = {
+    "name": "HAUL_DATABASE_URL",
+    "valueFrom": {"secretKeyRef": {"name": "haul-database", "key": "url"}},
+}
 # Seconds a pod gets beyond the longest activity's grace before SIGKILL.
 SHUTDOWN_MARGIN_SECONDS = 30
 
@@ -84,6 +91,9 @@ class WorkersArgs(BaseModel):
     profiles: list[TemporalProfile]
     bucket: Any
     bucket_policy_arn: Any
+    # postgresql:// URL of the app database (a secret Output), and the RDS CA bundle it uses.
+    database_url: Any
+    rds_ca_pem: str
     oidc_provider_arn: Any
     oidc_issuer_url: Any
     keda: bool
@@ -110,7 +120,21 @@ class Workers(pulumi.ComponentResource):
             data={"temporal.toml": self.temporal_toml},
             opts=after_ns,
         )
-        certs = []
+        database = k8s.core.v1.Secret(
+            f"{name}-database",
+            metadata={"name": "haul-database", "namespace": ns},
+            type="Opaque",
+            string_data={"url": args.database_url},
+            opts=after_ns,
+        )
+        rds_ca = k8s.core.v1.ConfigMap(
+            f"{name}-rds-ca",
+            metadata={"name": "rds-ca-bundle", "namespace": ns},
+            data={RDS_CA_PATH.rsplit("/", 1)[1]: args.rds_ca_pem},
+            opts=after_ns,
+        )
+        self.migrate = self._migrate_job(name, args, [database, rds_ca])
+        certs: list[pulumi.Resource] = [database, rds_ca, self.migrate]
         for cluster, issuer in args.client_issuers.items():
             certs.append(
                 k8s.apiextensions.CustomResource(
@@ -139,6 +163,48 @@ class Workers(pulumi.ComponentResource):
         for group in args.groups:
             self._group(name, group, args, config_map, certs)
         self.register_outputs({"namespace": ns, "deployments": list(self.deployments)})
+
+    def _migrate_job(self, name: str, args: WorkersArgs, needs: list) -> k8s.batch.v1.Job:
+        """`migrate` (haul db migrate) on the app database, before any app pod starts.
+
+        Jobs are immutable, so a new image replaces the Job and the migrations run again; each
+        is applied once, so a rerun is harmless.
+        """
+        return k8s.batch.v1.Job(
+            f"{name}-db-migrate",
+            metadata={"name": "haul-db-migrate", "namespace": args.namespace},
+            spec={
+                "backoffLimit": 6,
+                "activeDeadlineSeconds": 1800,
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/name": "haul-db-migrate"}},
+                    "spec": {
+                        "restartPolicy": "OnFailure",
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                        "containers": [
+                            {
+                                "name": "migrate",
+                                "image": args.image,
+                                "args": ["migrate"],
+                                "env": [DATABASE_URL_ENV],
+                                "volumeMounts": [RDS_CA_MOUNT],
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                                    "limits": {"cpu": "500m", "memory": "256Mi"},
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                            }
+                        ],
+                        "volumes": [RDS_CA_VOLUME],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *needs]),
+        )
 
     def _group(
         self, name: str, group: WorkerGroup, args: WorkersArgs, config_map: Any, certs: list
@@ -178,10 +244,12 @@ class Workers(pulumi.ComponentResource):
             opts=deps,
         )
         volumes: list[dict[str, Any]] = [
-            {"name": "temporal-client", "configMap": {"name": "temporal-client"}}
+            {"name": "temporal-client", "configMap": {"name": "temporal-client"}},
+            RDS_CA_VOLUME,
         ]
         mounts: list[dict[str, Any]] = [
-            {"name": "temporal-client", "mountPath": CONFIG_DIR + "/client", "readOnly": True}
+            {"name": "temporal-client", "mountPath": CONFIG_DIR + "/client", "readOnly": True},
+            RDS_CA_MOUNT,
         ]
         for cluster in args.client_issuers:
             volumes.append(
@@ -205,8 +273,14 @@ class Workers(pulumi.ComponentResource):
                 },
                 {"name": "TEMPORAL_NAMESPACE", "value": group.namespace},
                 {"name": "HAUL_TASK_QUEUES", "value": ",".join(group.task_queues)},
-                {"name": "HAUL_CLAIM_CHECK_BUCKET", "value": args.bucket},
+                {
+                    "name": "HAUL_BLOB_DIR",
+                    "value": pulumi.Output.concat("s3://", args.bucket, "/claim-check"),
+                },
+                DATABASE_URL_ENV,
                 {"name": "HAUL_WORKER_HEALTH_PORT", "value": str(HEALTH_PORT)},
+                # Probes and scrapes come from the node and Prometheus, not from loopback.
+                {"name": "HAUL_WORKER_HEALTH_HOST", "value": "0.0.0.0"},
                 {
                     "name": "HAUL_MAX_CONCURRENT_ACTIVITIES",
                     "value": str(group.max_concurrent_activities),

@@ -305,7 +305,7 @@ def check_no_world_open_ports(r: Res) -> list[str]:
 
 
 def connection_budget(resources: list[Res]) -> list[tuple[str, int, int]]:
-    """(parameter group, connections the Temporal pods may open, max_connections) per database."""
+    """(parameter group, connections the Temporal and app pods may open, max_connections)."""
     releases = {rel.props.get("name"): rel for rel in temporal_releases(resources)}
     out = []
     for r in resources:
@@ -314,8 +314,9 @@ def connection_budget(resources: list[Res]) -> list[tuple[str, int, int]]:
         params = {p.get("name"): p.get("value") for p in r.props.get("parameters") or []}
         if "max_connections" not in params:
             continue
-        clusters = str((r.props.get("tags") or {}).get("haul.dev/temporal-clusters", ""))
-        total = 0
+        tags = r.props.get("tags") or {}
+        clusters = str(tags.get("haul.dev/temporal-clusters", ""))
+        total = int(tags.get("haul.dev/app-connections", 0))
         for cluster in filter(None, clusters.split(",")):
             rel = releases.get(cluster)
             if rel is None:
@@ -334,8 +335,8 @@ def connection_budget(resources: list[Res]) -> list[tuple[str, int, int]]:
 
 def check_connection_budget(resources: list[Res]) -> list[str]:
     return [
-        f"parameter group {name}: Temporal pods x maxConns = {used} connections, not under "
-        f"max_connections {limit}; raise max_connections or lower replicas or maxConns"
+        f"parameter group {name}: Temporal pods x maxConns + app pods = {used} connections, "
+        f"not under max_connections {limit}; raise max_connections or lower replicas or pools"
         for name, used, limit in connection_budget(resources)
         if used >= limit
     ]

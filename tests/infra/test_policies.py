@@ -126,8 +126,8 @@ NEGATIVES = {
     ),
     "rds-connection-budget": (
         "prod-postgres",
-        {"overrides": {"haul:clusters[0].services.history.replicas": 40}},
-        "not under max_connections 1000",
+        {"overrides": {"haul:clusters[0].services.history.replicas": 50}},
+        "not under max_connections 2000",
     ),
 }
 
@@ -157,10 +157,18 @@ def test_connection_budget_counts_pods_and_pools(stacks):
     from policies.rules import connection_budget
 
     budget = connection_budget(as_res(stacks["prod-postgres"]))
-    # 3 + 8 + 4 + 2 pods, each with a 20-connection default pool and a 10-connection visibility pool
-    assert [(used, limit) for _, used, limit in budget] == [(17 * 30, 1000)]
+    # 3 + 8 + 4 + 2 Temporal pods, each with a 20-connection default pool and a 10-connection
+    # visibility pool, plus the app database's workers: (30 + 20) max replicas x 10.
+    app = (30 + 20) * 10
+    assert [(used, limit) for _, used, limit in budget] == [(17 * 30 + app, 2000)]
     scylla = connection_budget(as_res(stacks["prod-scylla"]))
-    assert [(used, limit) for _, used, limit in scylla] == [(17 * 10, 400)]
+    assert [(used, limit) for _, used, limit in scylla] == [(17 * 10 + app, 1000)]
+    migration = sorted(connection_budget(as_res(stacks["migration"])))
+    # The app database stays on temporal-a's instance through the migration.
+    assert [(used, limit) for _, used, limit in migration] == [
+        (17 * 30 + app, 2000),
+        (17 * 10, 400),
+    ]
 
 
 def test_the_pack_is_built_only_in_its_main():

@@ -238,7 +238,13 @@ def test_irsa_policies_are_scoped_to_the_bucket(stacks, stack):
     assert resources == {arn, f"{arn}/*"}
     actions = {a for s in doc["Statement"] for a in s["Action"]}
     assert not any("*" in a for a in actions)
-    assert actions <= {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    assert actions <= {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucket",
+    }
     groups = stack_file(stack)["haul:apps"]["workerGroups"]
     irsa = [r for r in run.of_type(ROLE) if r["name"].endswith("-irsa")]
     assert len(irsa) == len(groups)
@@ -278,6 +284,11 @@ def test_workers(stacks, stack):
         assert c["resources"]["limits"]["cpu"] == group["resources"]["cpuLimit"]
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["HAUL_TASK_QUEUES"] == ",".join(group["taskQueues"])
+        assert env["HAUL_BLOB_DIR"] == f"s3://{run.outputs['claimCheckBucket']}/claim-check"
+        assert env["HAUL_WORKER_HEALTH_HOST"] == "0.0.0.0"
+        url = next(e for e in c["env"] if e["name"] == "HAUL_DATABASE_URL")
+        assert url["valueFrom"]["secretKeyRef"] == {"name": "haul-database", "key": "url"}
+        assert "value" not in url
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -329,3 +340,39 @@ def test_dev_is_single_zone_for_nodes_and_nat(stacks):
     for group in run.of_type("aws:eks/nodeGroup:NodeGroup"):
         assert len(group["inputs"]["subnetIds"]) == 1
     assert run.of_type(RDS)[0]["inputs"]["multiAz"] is False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_database_and_migrations(stacks, stack):
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    run = stacks[stack]
+    doc = stack_file(stack)
+    app_cluster = doc["haul:apps"].get("databaseCluster") or doc["haul:clusters"][0]["name"]
+    secret = run.one(
+        "kubernetes:core/v1:Secret", metadata={"name": "haul-database", "namespace": "haul-workers"}
+    )
+    url = urlsplit(secret["inputs"]["stringData"]["url"])
+    instance = next(r for r in run.of_type(RDS) if r["name"].endswith(app_cluster))
+    assert url.hostname == run.outputs["databaseEndpoints"][app_cluster]["postgres"]
+    assert url.path == "/haul" and url.username == "temporal"
+    assert unquote(url.password) == instance["inputs"]["password"]
+    query = parse_qs(url.query)
+    assert query["sslmode"] == ["verify-full"]
+    assert query["sslrootcert"] == ["/etc/haul/rds-ca/global-bundle.pem"]
+    ca = run.one(
+        "kubernetes:core/v1:ConfigMap",
+        metadata={"name": "rds-ca-bundle", "namespace": "haul-workers"},
+    )
+    assert "BEGIN CERTIFICATE" in ca["inputs"]["data"]["global-bundle.pem"]
+    job = run.one(
+        "kubernetes:batch/v1:Job", metadata={"name": "haul-db-migrate", "namespace": "haul-workers"}
+    )
+    container = job["inputs"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["migrate"]
+    assert container["image"] == f"{run.outputs['ecrRepositoryUrl']}:0.1.0"
+    assert "haul-database" in json.dumps(container["env"])
+    params = next(
+        p["inputs"] for p in run.of_type(PARAMS) if p["name"].endswith(f"{app_cluster}-params")
+    )
+    assert int(params["tags"]["haul.dev/app-connections"]) > 0
