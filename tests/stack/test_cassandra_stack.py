@@ -212,3 +212,23 @@ async def test_check_names_both_versions_on_an_old_keyspace_schema(
     assert not res.ok
     assert res.detail == f"schema_version is {older}, the pinned server needs {wanted}"
     assert {r.name: r for r in results}["keyspace replication"].ok
+
+
+def test_scylla_bootstrap_command_creates_the_keyspace(cs_cluster: ClusterRecord) -> None:
+    keyspace = f"st_cli_{uuid.uuid4().hex[:8]}"
+    argv = [sys.executable, "-m", "app", "db", "scylla-bootstrap", "--keyspace", keyspace]
+    env = {
+        **os.environ,
+        "HAUL_CQL_HOSTS": "127.0.0.1",
+        "HAUL_CQL_PORT": str(cs_cluster.port("cassandra_cql")),
+        "HAUL_CQL_DATACENTER": "datacenter1",
+        "HAUL_CQL_REPLICATION": "datacenter1=1",
+    }
+    first = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"keyspace {keyspace!r}: applied {len(scylla.load())} CQL file(s)" in first.stdout
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and "applied 0 CQL file(s)" in again.stdout
+    with scylla.session(_target(cs_cluster)) as sess:
+        rep = scylla.keyspace_replication(sess, keyspace)
+    assert rep == {"class": scylla.NTS, "datacenter1": "1"}
