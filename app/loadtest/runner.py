@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -245,7 +246,16 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
-        code = await proc.wait()
+        loop = asyncio.get_running_loop()
+        if s.web:
+            # Ctrl-C reaches Locust too (same process group); it stops and writes its CSVs.
+            # Here it must not cancel the wait, so the report is still written afterwards.
+            loop.add_signal_handler(signal.SIGINT, lambda: None)
+        try:
+            code = await proc.wait()
+        finally:
+            if s.web:
+                loop.remove_signal_handler(signal.SIGINT)
     ended = time.time()
     stop.set()
     series = await sampler if sampler else []
