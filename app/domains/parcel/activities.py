@@ -1,0 +1,363 @@
+"""Parcel activities: index a file once, read its pages, normalize an invoice, queue findings.
+
+Files and charges move between activities through the blob store and Postgres, never through
+workflow history. Bad input is raised as `ApplicationError(non_retryable=True, type=...)` with
+the parser's error type, so Temporal never retries it and the failure store names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from app.domains.parcel import TASK_QUEUE
+from app.domains.parcel import store as db
+from app.domains.parcel.blobstore import BlobStore, open_store
+from app.domains.parcel.csv_parse import iter_csv_events
+from app.domains.parcel.detect import detect_format
+from app.domains.parcel.edi210 import Edi210Parser
+from app.domains.parcel.invoice import (
+    ChargeGroup,
+    ChargeGroupParsed,
+    InvoiceFailed,
+    InvoiceFailure,
+    InvoiceFinished,
+    InvoiceHeader,
+    InvoiceStarted,
+    InvoiceSummary,
+    ParcelInputError,
+)
+from app.domains.parcel.models import (
+    FinishInput,
+    IndexInput,
+    IndexResult,
+    IngestSummary,
+    InvoiceInput,
+    NormalizeResult,
+    PageEntry,
+    PageRequest,
+    QueueInput,
+    file_blob_key,
+    index_blob_key,
+    invoice_blob_key,
+    page_blob_key,
+)
+from app.platform.client import HaulClient
+from app.platform.discovery import activities, activity_method
+from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.worker import WorkerContext
+
+TEAM = "parcel"
+STATUS_WORKFLOW = "UpdateRateAuditStatus"
+HEARTBEAT_EVERY = 500  # invoices (indexing) or charge groups (normalizing)
+MAX_ENVELOPE_ISSUES = 50
+
+
+def input_error(err: ParcelInputError) -> ApplicationError:
+    """The parser's typed error as a Temporal error that is never retried."""
+    return ApplicationError(
+        err.message, err.details(), type=err.error_type, non_retryable=True
+    )
+
+
+class _Abandon(Exception):
+    """Drop a half-written blob (the parser failed the invoice it holds)."""
+
+
+def _lines(stream: IO[bytes] | Any) -> Iterator[bytes]:
+    if hasattr(stream, "iter_lines"):  # an S3 streaming body
+        yield from stream.iter_lines(chunk_size=1 << 16)
+    else:
+        yield from stream
+
+
+def job_key_of(header: InvoiceHeader) -> str:
+    """The shipment job an invoice belongs to: SCAC and shipment ID (or invoice number)."""
+    return f"{header.scac}:{header.shipment_id or header.invoice_number}"
+
+
+class _Indexer:
+    """Streams the file's events into one blob per invoice and one manifest per page."""
+
+    def __init__(self, blobs: BlobStore, input: IndexInput) -> None:
+        self.blobs = blobs
+        self.input = input
+        self.page: list[PageEntry] = []
+        self.pages = 0
+        self.invoices = self.charges = self.groups = self.failures = 0
+
+    def _entry(self, entry: PageEntry) -> None:
+        self.page.append(entry)
+        self.invoices += 1
+        if len(self.page) >= self.input.page_size:
+            self._flush_page()
+        if self.invoices % HEARTBEAT_EVERY == 0:
+            activity.heartbeat(self.invoices)
+
+    def _flush_page(self) -> None:
+        if self.page:
+            body = json.dumps([e.model_dump(exclude_defaults=True) for e in self.page])
+            self.blobs.put(page_blob_key(self.input.content_hash, self.pages), body.encode())
+            self.pages += 1
+            self.page = []
+
+    def _failure(self, failure: InvoiceFailure) -> None:
+        key = invoice_blob_key(self.input.content_hash, failure.index)
+        self.blobs.put(key, (json.dumps({"f": failure.model_dump(mode="json")}) + "\n").encode())
+        self.failures += 1
+        self._entry(PageEntry(i=failure.index, n=failure.invoice_number or "", bad=True))
+
+    def run(self, events: Iterator[Any]) -> None:
+        pending: Any = None  # the event that ended the previous invoice's blob early
+        while True:
+            event = pending if pending is not None else next(events, None)
+            pending = None
+            if event is None:
+                break
+            if isinstance(event, InvoiceFailed):
+                self._failure(event.failure)
+                continue
+            if not isinstance(event, InvoiceStarted):
+                continue  # a group with no open invoice cannot happen; skip defensively
+            header = event.header
+            try:
+                with self.blobs.writer(
+                    invoice_blob_key(self.input.content_hash, header.index)
+                ) as out:
+                    out.write(b'{"h":' + header.model_dump_json().encode() + b"}\n")
+                    for event in events:
+                        if isinstance(event, ChargeGroupParsed):
+                            out.write(b'{"g":' + event.group.model_dump_json().encode() + b"}\n")
+                        elif isinstance(event, InvoiceFinished):
+                            summary = event.summary
+                            out.write(b'{"s":' + summary.model_dump_json().encode() + b"}\n")
+                            break
+                        else:
+                            pending = event
+                            raise _Abandon
+            except _Abandon:
+                if not isinstance(pending, InvoiceFailed):
+                    raise RuntimeError(
+                        f"invoice {header.index} of the file ended without a finish or failure"
+                    ) from None
+                continue
+            self.charges += summary.charge_count
+            self.groups += summary.group_count
+            self._entry(PageEntry(i=header.index, n=header.invoice_number, c=summary.charge_count))
+        self._flush_page()
+
+
+def read_invoice_blob(
+    stream: IO[bytes] | Any,
+) -> tuple[InvoiceHeader | InvoiceFailure, Iterator[ChargeGroup], list[InvoiceSummary]]:
+    """(header or failure, the groups as a stream, a list that holds the summary once the
+    groups are exhausted)."""
+    lines = _lines(stream)
+    first = json.loads(next(lines))
+    if "f" in first:
+        return InvoiceFailure.model_validate(first["f"]), iter(()), []
+    header = InvoiceHeader.model_validate(first["h"])
+    summary: list[InvoiceSummary] = []
+
+    def groups() -> Iterator[ChargeGroup]:
+        for raw in lines:
+            line = raw.rstrip(b"\r\n")
+            if line.startswith(b'{"g":'):
+                yield ChargeGroup.model_validate_json(line[5:-1])
+            elif line.startswith(b'{"s":'):
+                summary.append(InvoiceSummary.model_validate_json(line[5:-1]))
+
+    return header, groups(), summary
+
+
+@activities(team=TEAM, task_queue=TASK_QUEUE)
+class ParcelActivities:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.settings = ctx.settings
+        self.client = ctx.client
+        self._blobs: BlobStore | None = None
+        self._db: db.Database | None = None
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            self._blobs = open_store(self.settings.blob_dir)
+        return self._blobs
+
+    @property
+    def db(self) -> db.Database:
+        if self._db is None:
+            self._db = db.Database(self.settings.database_url)
+        return self._db
+
+    @activity_method
+    def index_file(self, input: IndexInput) -> IndexResult:
+        """Read the file once: one blob per invoice, a manifest per page, counts in Postgres.
+
+        File-level bad input (empty, not EDI or CSV, malformed envelope, unknown carrier) is
+        raised as non-retryable, naming the segment and position where the parser says so."""
+        done_key = index_blob_key(input.content_hash)
+        if self.blobs.exists(done_key):
+            result = IndexResult.model_validate_json(self.blobs.get(done_key))
+        else:
+            indexer = _Indexer(self.blobs, input)
+            issues: list[str] = []
+            try:
+                with self.blobs.reader(file_blob_key(input.content_hash)) as stream:
+                    head = stream.read(1 << 16)
+                    fmt = detect_format(head, carrier=input.carrier)
+                    source = _Rejoined(head, stream)
+                    if fmt.value == "edi_x12":
+                        parser = Edi210Parser(source, strict_envelope=input.strict_envelope)
+                        indexer.run(parser.events())
+                        issues = [i.message for i in parser.reader.issues]
+                    else:
+                        layout = "ups" if fmt.value == "ups_csv" else "fedex"
+                        indexer.run(iter_csv_events(source, layout))
+            except ParcelInputError as err:
+                raise input_error(err) from err
+            result = IndexResult(
+                format=fmt.value,
+                invoice_count=indexer.invoices,
+                charge_count=indexer.charges,
+                group_count=indexer.groups,
+                parse_failures=indexer.failures,
+                page_count=indexer.pages,
+                page_size=input.page_size,
+                envelope_issues=issues[:MAX_ENVELOPE_ISSUES],
+            )
+            self.blobs.put(done_key, result.model_dump_json().encode())
+        with self.db.connect() as conn:
+            db.upsert_file(
+                conn,
+                content_hash=input.content_hash,
+                workflow_id=input.workflow_id,
+                file_name=input.file_name,
+                carrier=input.carrier or "",
+                format=result.format,
+                invoice_count=result.invoice_count,
+                charge_count=result.charge_count,
+                envelope_issues=result.envelope_issues,
+            )
+        return result
+
+    @activity_method
+    def read_page(self, input: PageRequest) -> list[PageEntry]:
+        raw = json.loads(self.blobs.get(page_blob_key(input.content_hash, input.page)))
+        return [PageEntry.model_validate(e) for e in raw]
+
+    @activity_method
+    def normalize_invoice(self, input: InvoiceInput) -> NormalizeResult:
+        """Upsert one invoice revision, its charge groups and charges; decide which revision is
+        in force. A failed parse is recorded and raised as non-retryable with its reason."""
+        key = invoice_blob_key(input.content_hash, input.index)
+        with self.blobs.reader(key) as stream, self.db.connect() as conn:
+            head, groups, summary = read_invoice_blob(stream)
+            if isinstance(head, InvoiceFailure):
+                db.record_invoice_failure(conn, input.content_hash, head)
+                where = f" at {head.segment} segment {head.position}" if head.segment else ""
+                raise ApplicationError(
+                    f"invoice {head.invoice_number or head.index} (#{head.index} in the file)"
+                    f"{where}: {head.message}",
+                    head.model_dump(mode="json"),
+                    type=head.error_type,
+                    non_retryable=True,
+                )
+
+            def total() -> InvoiceSummary:
+                if not summary:
+                    raise RuntimeError(f"blob {key} has no summary line; index the file again")
+                return summary[0]
+
+            invoice_id, revision_id = db.write_revision(
+                conn, input.content_hash, head, groups, total, heartbeat=activity.heartbeat
+            )
+            current = db.apply_revisions(conn, invoice_id)
+            row = conn.execute(
+                "select group_count, charge_count from parcel_invoice_revisions where id = %s",
+                (revision_id,),
+            ).fetchone()
+        assert row is not None
+        return NormalizeResult(
+            revision_id=revision_id,
+            invoice_id=invoice_id,
+            group_count=int(row[0]),
+            charge_count=int(row[1]),
+            purpose=head.purpose.value,
+            job_key=job_key_of(head),
+            current=current == revision_id,
+        )
+
+    @activity_method
+    async def queue_discrepancies(self, input: QueueInput) -> int:
+        """Queue the revision's discrepancies for review, then tell its shipment job."""
+
+        def queue() -> int:
+            with self.db.connect() as conn:
+                return db.queue_discrepancies(conn, input.revision_id)
+
+        queued = await asyncio.to_thread(queue)
+        if input.update_job_status:
+            await HaulClient(self.client).signal_with_start(
+                STATUS_WORKFLOW,
+                EntityInput(entity_key=input.job_key),
+                input.job_key,
+                EVENT_SIGNAL,
+                EntityEvent(
+                    event_id=f"revision:{input.revision_id}",
+                    kind="invoice_revision",
+                    payload={"revision_id": input.revision_id},
+                ),
+                task_queue=activity.info().task_queue,
+            )
+        return queued
+
+    @activity_method
+    def finish_ingest(self, input: FinishInput) -> IngestSummary:
+        """Read the file's totals back from Postgres and close its idempotency row."""
+        with self.db.connect() as conn:
+            totals = db.file_totals(conn, input.content_hash)
+            summary = IngestSummary(
+                content_hash=input.content_hash,
+                workflow_id=input.workflow_id,
+                file_name=totals["file_name"],
+                format=totals["format"],
+                outcome=input.outcome,
+                invoices=totals["invoices"],
+                invoices_ok=totals["invoices_ok"],
+                charge_groups=totals["charge_groups"],
+                charges=totals["charges"],
+                charges_total=totals["charges_total"],
+                discrepancies=totals["discrepancies"],
+                failures=input.failed,
+                failure_reasons=input.failures,
+                envelope_issues=totals["envelope_issues"],
+                error=input.error,
+            )
+            db.finish_ingestion(
+                conn,
+                input.workflow_id,
+                input.content_hash,
+                input.outcome,
+                summary.model_dump(mode="json"),
+            )
+        return summary
+
+
+class _Rejoined:
+    """A stream whose first bytes were already read for format detection."""
+
+    def __init__(self, head: bytes, rest: IO[bytes] | Any) -> None:
+        self.head = head
+        self.rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head, b""
+            return out
+        return bytes(self.rest.read(n) if n and n > 0 else self.rest.read())

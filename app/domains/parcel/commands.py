@@ -1,0 +1,135 @@
+"""`haul ingest ...`: send carrier files through the parcel pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.domains.parcel.models import IngestProgress, IngestSummary, PipelineSettings
+
+app = typer.Typer(help="Ingest carrier files (EDI 210, UPS and FedEx billing CSV).",
+                  no_args_is_help=True)
+console = Console()
+
+
+def summary_table(summary: IngestSummary, title: str = "parcel ingestion") -> Table:
+    table = Table(title=title, show_header=True)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("file", summary.file_name or summary.content_hash[:16])
+    table.add_row("format", summary.format)
+    table.add_row("outcome", summary.outcome)
+    table.add_row("invoices", str(summary.invoices))
+    table.add_row("invoices normalized", str(summary.invoices_ok))
+    table.add_row("charge groups", str(summary.charge_groups))
+    table.add_row("charges", str(summary.charges))
+    table.add_row("charges total", summary.charges_total)
+    table.add_row("discrepancies queued", str(summary.discrepancies))
+    table.add_row("failures", str(summary.failures))
+    return table
+
+
+def print_summary(console: Console, summary: IngestSummary, *, again: bool = False) -> None:
+    title = "parcel ingestion (already ingested: nothing ran)" if again else "parcel ingestion"
+    console.print(summary_table(summary, title))
+    if summary.error:
+        console.print(f"[red]rejected:[/red] {summary.error}")
+    for failure in summary.failure_reasons:
+        console.print(
+            f"[yellow]invoice #{failure.index} {failure.invoice_number}[/yellow] "
+            f"{failure.error_type}: {failure.message}"
+        )
+    if summary.failures > len(summary.failure_reasons):
+        console.print(
+            f"... and {summary.failures - len(summary.failure_reasons)} more; "
+            "`haul failures list` shows every one"
+        )
+    for issue in summary.envelope_issues:
+        console.print(f"[yellow]envelope:[/yellow] {issue}")
+
+
+@app.command("parcel")
+def parcel(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="The carrier file: X12 210, UPS or FedEx billing CSV."),
+    carrier: str | None = typer.Option(None, help="Carrier name or SCAC (ups, fedex, usps ...)."),
+    cluster: str | None = typer.Option(
+        None, help="Local cluster (its envconfig profile, database and blob dir); default: "
+        "TEMPORAL_* / profile with HAUL_DATABASE_URL and HAUL_BLOB_DIR."),
+    lenient_envelope: bool = typer.Option(
+        False, help="Accept envelope count and control-number mismatches (reported, not fatal)."),
+    max_concurrency: int | None = typer.Option(None, help="Invoices processed at once (<= 1000)."),
+    audit_batch_size: int | None = typer.Option(None, help="Charge groups per audit activity."),
+) -> None:
+    """Ingest one carrier file: one workflow per file, one child per invoice.
+
+    The workflow ID is the file's SHA-256, and a Postgres idempotency row makes the same file
+    sent twice one run (the second prints the first's summary). Writes the invoices, audit
+    findings and review-queue items to Postgres and the file to the blob store.
+    """
+    from app.domains.parcel import store as db
+    from app.domains.parcel.blobstore import open_store
+    from app.domains.parcel.csv_layouts import resolve_carrier
+    from app.domains.parcel.starter import ingest
+    from app.platform.client import HaulClient, connect
+
+    if carrier:
+        resolve_carrier(carrier)  # an unknown code fails here, before anything is sent
+    profile, config_file = None, None
+    dsn = os.environ.get("HAUL_DATABASE_URL", "")
+    blob_dir = os.environ.get("HAUL_BLOB_DIR", "")
+    if cluster:
+        from app.stack import cluster as clusters
+        from app.stack.registry import Registry
+
+        rec = Registry().get(cluster)
+        if rec is None:
+            raise typer.BadParameter(f"no local cluster {cluster!r}; `haul stack status` lists "
+                                     "them, `haul stack up --name NAME` starts one")
+        profile, config_file = cluster, str(clusters.profile_file())
+        dsn, blob_dir = rec.dsn(), str(rec.path / "blobs")
+    settings = PipelineSettings.from_env()
+    if max_concurrency is not None:
+        settings.max_concurrency = max_concurrency
+    if audit_batch_size is not None:
+        settings.audit_batch_size = audit_batch_size
+    settings = PipelineSettings.model_validate(settings.model_dump())
+
+    async def go() -> tuple[IngestSummary, bool]:
+        client = HaulClient(await connect(profile, config_file=config_file))
+        database = db.Database(dsn)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task(f"ingesting {file.name}", total=None, detail="")
+
+            def show(p: IngestProgress) -> None:
+                bar.update(task, total=p.invoices or None, completed=p.done + p.failed,
+                           detail=f"{p.phase}: {p.running} running, {p.failed} failed, "
+                                  f"run {p.run}")
+
+            try:
+                return await ingest(client, database, open_store(blob_dir), file,
+                                    on_progress=show, carrier=carrier,
+                                    strict_envelope=not lenient_envelope, settings=settings)
+            finally:
+                database.close()
+
+    try:
+        summary, ran = asyncio.run(go())
+    except Exception as err:
+        from temporalio.client import WorkflowFailureError
+
+        if isinstance(err, WorkflowFailureError):
+            cause = err.cause
+            console.print(f"[red]the file was not ingested:[/red] "
+                          f"{getattr(cause, 'message', cause)}")
+            raise typer.Exit(1) from None
+        raise
+    print_summary(console, summary, again=not ran)

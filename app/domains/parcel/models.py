@@ -1,0 +1,218 @@
+"""Inputs and results of the parcel workflows and activities (one input object per workflow).
+
+Everything here is small by construction: the file and its charges stay in the blob store and
+in Postgres, and these objects carry keys, counts and cursors (the claim-check pattern).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field
+
+# The server allows 2,000 pending children per run; stay well under it.
+MAX_CONCURRENCY = 1_000
+# Failures kept in the splitter's state (the full list is in Postgres).
+FAILURE_SAMPLE = 20
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+class PipelineSettings(BaseModel):
+    """Tuning of one ingestion; defaults come from HAUL_PARCEL_* variables at submit time."""
+
+    # Children running at once (at most 1,000: the server refuses more than 2,000 pending).
+    max_concurrency: int = Field(default=100, ge=1, le=MAX_CONCURRENCY)
+    # Charge groups per rate-audit activity.
+    audit_batch_size: int = Field(default=500, ge=1, le=100_000)
+    # Invoices per page manifest the splitter reads.
+    page_size: int = Field(default=100, ge=1, le=200)
+    # Children a splitter run starts before it drains them and continues as new.
+    children_per_run: int = Field(default=2_000, ge=1)
+    # Attempts of one invoice's child workflow (bad input is never retried).
+    child_max_attempts: int = Field(default=3, ge=1)
+    # Send each audited invoice to its shipment job's update_rate_audit_status entity.
+    update_job_status: bool = True
+
+    @classmethod
+    def from_env(cls) -> PipelineSettings:
+        return cls(
+            max_concurrency=_env_int("HAUL_PARCEL_MAX_CONCURRENCY", 100),
+            audit_batch_size=_env_int("HAUL_PARCEL_AUDIT_BATCH_SIZE", 500),
+            page_size=_env_int("HAUL_PARCEL_PAGE_SIZE", 100),
+            children_per_run=_env_int("HAUL_PARCEL_CHILDREN_PER_RUN", 2_000),
+            child_max_attempts=_env_int("HAUL_PARCEL_CHILD_MAX_ATTEMPTS", 3),
+        )
+
+
+class IndexInput(BaseModel):
+    content_hash: str
+    workflow_id: str
+    file_name: str = ""
+    carrier: str | None = None
+    strict_envelope: bool = True
+    page_size: int = 100
+
+
+class IndexResult(BaseModel):
+    """What the single streaming pass over the file wrote to the blob store."""
+
+    format: str
+    invoice_count: int
+    charge_count: int
+    group_count: int
+    parse_failures: int
+    page_count: int
+    page_size: int
+    envelope_issues: list[str] = Field(default_factory=list)
+
+
+class PageEntry(BaseModel):
+    """One invoice of a page manifest: enough to start and track its child, nothing more."""
+
+    i: int  # 0-based index of the invoice in the file
+    n: str = ""  # invoice number
+    c: int = 0  # charges
+    bad: bool = False  # the parser already failed it
+
+
+class PageRequest(BaseModel):
+    content_hash: str
+    page: int
+
+
+class ChildFailure(BaseModel):
+    index: int
+    invoice_number: str = ""
+    error_type: str
+    message: str
+
+
+class IngestInput(BaseModel):
+    """The splitter's input; cursor and counts carry its state across continue-as-new."""
+
+    content_hash: str
+    file_name: str = ""
+    carrier: str | None = None
+    strict_envelope: bool = True
+    settings: PipelineSettings = Field(default_factory=PipelineSettings)
+    # carried across continue-as-new
+    index: IndexResult | None = None
+    cursor: int = 0
+    done: int = 0
+    failed: int = 0
+    run: int = 1
+    failures: list[ChildFailure] = Field(default_factory=list)
+
+
+class IngestProgress(BaseModel):
+    invoices: int
+    charges: int
+    done: int
+    failed: int
+    running: int
+    cursor: int
+    run: int
+    phase: str
+
+
+class IngestSummary(BaseModel):
+    """The end of one file's ingestion, as the summary table prints it (read from Postgres)."""
+
+    content_hash: str
+    workflow_id: str
+    file_name: str = ""
+    format: str = ""
+    outcome: str = "completed"
+    invoices: int = 0
+    invoices_ok: int = 0
+    charge_groups: int = 0
+    charges: int = 0
+    charges_total: str = "0.00"
+    discrepancies: int = 0
+    failures: int = 0
+    failure_reasons: list[ChildFailure] = Field(default_factory=list)
+    envelope_issues: list[str] = Field(default_factory=list)
+    error: str = ""
+
+
+class FinishInput(BaseModel):
+    content_hash: str
+    workflow_id: str
+    outcome: str = "completed"
+    error: str = ""
+    failed: int = 0
+    failures: list[ChildFailure] = Field(default_factory=list)
+
+
+class InvoiceInput(BaseModel):
+    """One invoice of one file: the child reads it from the blob store by these keys."""
+
+    content_hash: str
+    index: int
+    invoice_number: str = ""
+    audit_batch_size: int = 500
+    update_job_status: bool = True
+
+
+class NormalizeResult(BaseModel):
+    revision_id: int
+    invoice_id: int
+    group_count: int
+    charge_count: int
+    purpose: str
+    job_key: str
+    current: bool
+
+
+class QueueInput(BaseModel):
+    content_hash: str
+    index: int
+    revision_id: int
+    job_key: str
+    update_job_status: bool = True
+
+
+class InvoiceOutcome(BaseModel):
+    index: int
+    revision_id: int
+    groups: int
+    charges: int
+    audit_batches: int
+    discrepancies: int
+
+
+def invoice_blob_key(content_hash: str, index: int) -> str:
+    return f"parcel/{content_hash}/invoices/{index:07d}.jsonl"
+
+
+def page_blob_key(content_hash: str, page: int) -> str:
+    return f"parcel/{content_hash}/pages/{page:06d}.json"
+
+
+def index_blob_key(content_hash: str) -> str:
+    return f"parcel/{content_hash}/index.json"
+
+
+def file_blob_key(content_hash: str) -> str:
+    return f"parcel/{content_hash}/file"
+
+
+def child_identifier(content_hash: str, index: int) -> str:
+    """The task identifier of one invoice's child: the file and the invoice's place in it."""
+    return f"{content_hash[:24]}:{index}"
+
+
+def audit_batches(group_count: int, batch_size: int) -> int:
+    """Rate-audit activities one invoice needs: ceil(groups / batch size)."""
+    return -(-group_count // batch_size)
+
+
+def batch_ranges(group_count: int, batch_size: int) -> list[tuple[int, int]]:
+    """The (first, last) LX sequence of each audit batch, 1-based and inclusive."""
+    return [
+        (start, min(start + batch_size - 1, group_count))
+        for start in range(1, group_count + 1, batch_size)
+    ]

@@ -1,0 +1,432 @@
+"""Postgres for the parcel pipeline: idempotent upserts behind unique constraints.
+
+Every write here may run twice (an activity retried after a worker died mid-call), so each one
+is an upsert on a natural key:
+- the invoice on (SCAC, account, invoice number, invoice date);
+- its revision on (file hash, index in file): the same file never adds a second revision;
+- charge groups on (revision, LX sequence) and charges on (group, ordinal);
+- audit findings and review items on the charge group.
+A revision's rows are written in one transaction, so a retry never sees half an invoice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from app.domains.parcel.invoice import ChargeGroup, InvoiceFailure, InvoiceHeader, InvoiceSummary
+
+ROW_CHUNK = 1_000
+
+
+class Database:
+    """A small pool of autocommit connections, shared by one worker's activity threads."""
+
+    def __init__(self, dsn: str, size: int = 8) -> None:
+        if not dsn:
+            raise ValueError(
+                "no database configured: set HAUL_DATABASE_URL (haul run and haul worker "
+                "--cluster set it for a local cluster)"
+            )
+        self.dsn = dsn
+        self.size = size
+        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.close()
+        elif self._idle.qsize() < self.size:
+            self._idle.put(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+# --------------------------------------------------------------------------------------------
+# files and failures
+# --------------------------------------------------------------------------------------------
+
+
+def upsert_file(
+    conn: psycopg.Connection[Any],
+    *,
+    content_hash: str,
+    workflow_id: str,
+    file_name: str,
+    carrier: str,
+    format: str,
+    invoice_count: int,
+    charge_count: int,
+    envelope_issues: list[str],
+) -> None:
+    conn.execute(
+        """insert into parcel_files (content_hash, workflow_id, file_name, carrier, format,
+               invoice_count, charge_count, envelope_issues)
+           values (%s, %s, %s, %s, %s, %s, %s, %s)
+           on conflict (content_hash) do update set
+               invoice_count = excluded.invoice_count, charge_count = excluded.charge_count,
+               format = excluded.format, envelope_issues = excluded.envelope_issues""",
+        (
+            content_hash,
+            workflow_id,
+            file_name,
+            carrier,
+            format,
+            invoice_count,
+            charge_count,
+            json.dumps(envelope_issues),
+        ),
+    )
+
+
+def record_invoice_failure(
+    conn: psycopg.Connection[Any], content_hash: str, failure: InvoiceFailure
+) -> None:
+    conn.execute(
+        """insert into parcel_invoice_failures (file_hash, file_index, invoice_number, error_type,
+               message, segment, position)
+           values (%s, %s, %s, %s, %s, %s, %s)
+           on conflict (file_hash, file_index) do update set
+               error_type = excluded.error_type, message = excluded.message""",
+        (
+            content_hash,
+            failure.index,
+            failure.invoice_number,
+            failure.error_type,
+            failure.message,
+            failure.segment,
+            failure.position,
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# normalization
+# --------------------------------------------------------------------------------------------
+
+
+def _upsert_invoice(conn: psycopg.Connection[Any], header: InvoiceHeader) -> int:
+    row = conn.execute(
+        """insert into parcel_invoices (scac, account, invoice_number, invoice_date)
+           values (%s, %s, %s, %s)
+           on conflict (scac, account, invoice_number, invoice_date)
+           do update set updated_at = parcel_invoices.updated_at
+           returning id""",
+        (header.scac, header.account, header.invoice_number, header.invoice_date),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _insert_revision(
+    conn: psycopg.Connection[Any], invoice_id: int, content_hash: str, header: InvoiceHeader
+) -> tuple[int, bool]:
+    """(revision id, created now); an existing revision for (file, index) is reused."""
+    row = conn.execute(
+        """insert into parcel_invoice_revisions (invoice_id, file_hash, file_index, purpose,
+               carrier, shipment_id, payment_method, currency, net_amount_due,
+               charges_total, group_count, charge_count, header)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, %s)
+           on conflict (file_hash, file_index) do nothing
+           returning id""",
+        (
+            invoice_id,
+            content_hash,
+            header.index,
+            header.purpose.value,
+            header.scac,
+            header.shipment_id,
+            header.payment_method,
+            header.currency,
+            header.net_amount_due,
+            header.model_dump_json(),
+        ),
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), True
+    existing = conn.execute(
+        "select id from parcel_invoice_revisions where file_hash = %s and file_index = %s",
+        (content_hash, header.index),
+    ).fetchone()
+    assert existing is not None
+    return int(existing[0]), False
+
+
+def _write_groups(
+    conn: psycopg.Connection[Any], revision_id: int, currency: str, groups: list[ChargeGroup]
+) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """insert into parcel_charge_groups (revision_id, sequence, group_key, service, zone,
+                   weight, weight_unit, description, total)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+               on conflict (revision_id, sequence) do nothing""",
+            [
+                (
+                    revision_id,
+                    g.sequence,
+                    g.key,
+                    g.service,
+                    g.zone,
+                    g.weight,
+                    g.weight_unit,
+                    g.description,
+                    g.total,
+                )
+                for g in groups
+            ],
+        )
+        ids = dict(
+            cur.execute(
+                """select sequence, id from parcel_charge_groups
+                   where revision_id = %s and sequence between %s and %s""",
+                (revision_id, groups[0].sequence, groups[-1].sequence),
+            ).fetchall()
+        )
+        cur.executemany(
+            """insert into parcel_charges (group_id, ordinal, line_number, code, description,
+                   amount, currency, rate, is_credit, needs_review, review_reason)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               on conflict (group_id, ordinal) do nothing""",
+            [
+                (
+                    ids[g.sequence],
+                    n,
+                    c.line_number,
+                    c.code,
+                    c.description,
+                    c.amount,
+                    currency,
+                    c.rate,
+                    c.is_credit,
+                    c.needs_review,
+                    c.review_reason,
+                )
+                for g in groups
+                for n, c in enumerate(g.charges, start=1)
+            ],
+        )
+
+
+def write_revision(
+    conn: psycopg.Connection[Any],
+    content_hash: str,
+    header: InvoiceHeader,
+    groups: Iterable[ChargeGroup],
+    summary: Callable[[], InvoiceSummary],
+    heartbeat: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Write one invoice revision with its groups and charges in one transaction.
+
+    `groups` is consumed as a stream; `summary()` is called once it is exhausted. Returns
+    (invoice id, revision id). Safe to repeat: a second call finds the revision and adds
+    nothing."""
+    with conn.transaction():
+        invoice_id = _upsert_invoice(conn, header)
+        revision_id, created = _insert_revision(conn, invoice_id, content_hash, header)
+        if created:
+            chunk: list[ChargeGroup] = []
+            size = 0
+            for group in groups:
+                chunk.append(group)
+                size += len(group.charges) + 1
+                if size >= ROW_CHUNK:
+                    _write_groups(conn, revision_id, header.currency, chunk)
+                    chunk, size = [], 0
+                    if heartbeat:
+                        heartbeat(group.sequence)
+            if chunk:
+                _write_groups(conn, revision_id, header.currency, chunk)
+            totals = summary()
+            conn.execute(
+                """update parcel_invoice_revisions set declared_total = %s, charges_total = %s,
+                       group_count = %s, charge_count = %s where id = %s""",
+                (
+                    totals.declared_total,
+                    totals.charges_total,
+                    totals.group_count,
+                    totals.charge_count,
+                    revision_id,
+                ),
+            )
+    return invoice_id, revision_id
+
+
+def apply_revisions(conn: psycopg.Connection[Any], invoice_id: int) -> int:
+    """Decide which revision of an invoice is in force; return it.
+
+    Revisions are ordered by the file's arrival and the invoice's place in it, whatever order
+    they were processed in. A cancel voids the invoice; otherwise the latest change supersedes
+    everything before it, or else the latest original stands. Open review items of revisions
+    no longer in force are voided."""
+    with conn.transaction():
+        conn.execute("select id from parcel_invoices where id = %s for update", (invoice_id,))
+        revisions = conn.execute(
+            """select r.id, r.purpose from parcel_invoice_revisions r
+               join parcel_files f on f.content_hash = r.file_hash
+               where r.invoice_id = %s order by f.seq, r.file_index""",
+            (invoice_id,),
+        ).fetchall()
+        cancels = [rid for rid, purpose in revisions if purpose == "cancel"]
+        changes = [rid for rid, purpose in revisions if purpose == "change"]
+        if cancels:
+            current, status, others = cancels[-1], "void", "voided"
+        else:
+            current = changes[-1] if changes else revisions[-1][0]
+            status, others = "active", "superseded"
+        conn.execute(
+            """update parcel_invoice_revisions set status =
+                   case when id = %s then 'current' else %s end
+               where invoice_id = %s""",
+            (current, others, invoice_id),
+        )
+        conn.execute(
+            """update parcel_invoices set status = %s, current_revision_id = %s,
+                   updated_at = now() where id = %s""",
+            (status, current, invoice_id),
+        )
+        conn.execute(
+            """update review_queue set status = 'void'
+               where status = 'open' and revision_id in (
+                   select id from parcel_invoice_revisions
+                   where invoice_id = %s and (id <> %s or %s = 'void'))""",
+            (invoice_id, current, status),
+        )
+    return int(current)
+
+
+def revision_is_current(conn: psycopg.Connection[Any], revision_id: int) -> bool:
+    row = conn.execute(
+        """select r.status = 'current' and i.status = 'active'
+           from parcel_invoice_revisions r join parcel_invoices i on i.id = r.invoice_id
+           where r.id = %s""",
+        (revision_id,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def queue_discrepancies(conn: psycopg.Connection[Any], revision_id: int) -> int:
+    """Queue every discrepant finding of a revision in force; return how many it has queued."""
+    with conn.transaction():
+        if revision_is_current(conn, revision_id):
+            conn.execute(
+                """insert into review_queue (group_id, revision_id, reason, billed, expected,
+                       difference, currency)
+                   select group_id, revision_id, array_to_string(reasons, '; '), billed,
+                          expected, difference, currency
+                   from audit_findings where revision_id = %s and discrepancy
+                   on conflict (group_id) do nothing""",
+                (revision_id,),
+            )
+        row = conn.execute(
+            "select count(*) from review_queue where revision_id = %s and status = 'open'",
+            (revision_id,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+# --------------------------------------------------------------------------------------------
+# the summary of one file
+# --------------------------------------------------------------------------------------------
+
+
+def file_totals(conn: psycopg.Connection[Any], content_hash: str) -> dict[str, Any]:
+    row = conn.execute(
+        """select count(*), coalesce(sum(group_count), 0), coalesce(sum(charge_count), 0),
+                  coalesce(sum(charges_total), 0)
+           from parcel_invoice_revisions where file_hash = %s""",
+        (content_hash,),
+    ).fetchone()
+    discrepancies = conn.execute(
+        """select count(*) from review_queue q
+           join parcel_invoice_revisions r on r.id = q.revision_id
+           where r.file_hash = %s""",
+        (content_hash,),
+    ).fetchone()
+    failures = conn.execute(
+        "select count(*) from parcel_invoice_failures where file_hash = %s", (content_hash,)
+    ).fetchone()
+    meta = conn.execute(
+        "select file_name, format, invoice_count, envelope_issues from parcel_files "
+        "where content_hash = %s",
+        (content_hash,),
+    ).fetchone()
+    assert row is not None and discrepancies is not None and failures is not None
+    return {
+        "invoices_ok": int(row[0]),
+        "charge_groups": int(row[1]),
+        "charges": int(row[2]),
+        "charges_total": str(Decimal(row[3]).quantize(Decimal("0.01"))),
+        "discrepancies": int(discrepancies[0]),
+        "parse_failures": int(failures[0]),
+        "file_name": meta[0] if meta else "",
+        "format": meta[1] if meta else "",
+        "invoices": int(meta[2]) if meta else 0,
+        "envelope_issues": list(meta[3]) if meta else [],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# the idempotency row (platform table): one ingestion per content hash, beyond retention
+# --------------------------------------------------------------------------------------------
+
+
+def claim_ingestion(
+    conn: psycopg.Connection[Any], workflow_id: str, content_hash: str
+) -> tuple[str, dict[str, Any]]:
+    """Insert the row as 'running' unless it exists; return (outcome, detail) as stored."""
+    conn.execute(
+        """insert into idempotency (workflow_id, content_hash) values (%s, %s)
+           on conflict (workflow_id) do nothing""",
+        (workflow_id, content_hash),
+    )
+    row = conn.execute(
+        "select outcome, detail from idempotency where workflow_id = %s", (workflow_id,)
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), dict(row[1])
+
+
+def reopen_ingestion(conn: psycopg.Connection[Any], workflow_id: str) -> None:
+    conn.execute(
+        "update idempotency set outcome = 'running', updated_at = now() where workflow_id = %s",
+        (workflow_id,),
+    )
+
+
+def finish_ingestion(
+    conn: psycopg.Connection[Any],
+    workflow_id: str,
+    content_hash: str,
+    outcome: str,
+    detail: dict[str, Any],
+) -> None:
+    conn.execute(
+        """insert into idempotency (workflow_id, content_hash, outcome, detail)
+           values (%s, %s, %s, %s)
+           on conflict (workflow_id) do update set outcome = excluded.outcome,
+               detail = excluded.detail, updated_at = now()""",
+        (workflow_id, content_hash, outcome, json.dumps(detail)),
+    )

@@ -1,0 +1,284 @@
+"""Parcel workflows: the splitter (one file) and the per-invoice child.
+
+`ParcelIngest` indexes the file once (an activity streams it into per-invoice blobs and page
+manifests), then reads the manifests page by page with a cursor and starts one `ParcelInvoice`
+child per invoice, at most `max_concurrency` at a time. A failing child is counted and recorded,
+never fatal to its siblings. After `children_per_run` starts (or when the server suggests it) it
+stops starting, lets the running children finish, and continues as new with cursor and counts,
+so continue-as-new never terminates a child and no run's history grows without bound.
+
+`ParcelInvoice` normalizes its invoice, audits the charge groups in batches, and queues the
+discrepancies for review. Only keys and counts pass through history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+
+from app.platform.discovery import workflow_defn
+
+with workflow.unsafe.imports_passed_through():
+    from app.domains.parcel import TASK_QUEUE
+    from app.domains.parcel.activities import ParcelActivities
+    from app.domains.parcel.detect import NON_RETRYABLE_ERROR_TYPES
+    from app.domains.parcel.models import (
+        FAILURE_SAMPLE,
+        ChildFailure,
+        FinishInput,
+        IndexInput,
+        IngestInput,
+        IngestProgress,
+        IngestSummary,
+        InvoiceInput,
+        InvoiceOutcome,
+        PageEntry,
+        PageRequest,
+        QueueInput,
+        batch_ranges,
+        child_identifier,
+    )
+    from app.domains.rate_audit.activities import RateAuditActivities
+    from app.domains.rate_audit.models import AuditBatchInput
+    from app.platform.ids import workflow_id
+
+TEAM = "parcel"
+INVOICE_WORKFLOW = "ParcelInvoice"
+# Continue as new before this many history events even if children_per_run is not reached.
+HISTORY_LIMIT = 40_000
+
+_SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=20)
+_LONG = timedelta(hours=2)
+
+
+def _non_retryable(err: ActivityError) -> ApplicationError | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return cause
+    return None
+
+
+@workflow_defn(team=TEAM, task_queue=TASK_QUEUE, name="ParcelIngest")
+class ParcelIngestWorkflow:
+    """The splitter: one child per invoice of one file, with bounded concurrency."""
+
+    def __init__(self) -> None:
+        self._input: IngestInput | None = None
+        self._running = 0
+        self._phase = "starting"
+
+    @workflow.query
+    def progress(self) -> IngestProgress:
+        inp = self._input
+        index = inp.index if inp else None
+        return IngestProgress(
+            invoices=index.invoice_count if index else 0,
+            charges=index.charge_count if index else 0,
+            done=inp.done if inp else 0,
+            failed=inp.failed if inp else 0,
+            running=self._running,
+            cursor=inp.cursor if inp else 0,
+            run=inp.run if inp else 1,
+            phase=self._phase,
+        )
+
+    @workflow.run
+    async def run(self, input: IngestInput) -> IngestSummary:
+        self._input = input
+        wf_id = workflow.info().workflow_id
+        settings = input.settings
+        if input.index is None:
+            self._phase = "indexing"
+            try:
+                input.index = await workflow.execute_activity_method(
+                    ParcelActivities.index_file,
+                    IndexInput(
+                        content_hash=input.content_hash,
+                        workflow_id=wf_id,
+                        file_name=input.file_name,
+                        carrier=input.carrier,
+                        strict_envelope=input.strict_envelope,
+                        page_size=settings.page_size,
+                    ),
+                    start_to_close_timeout=_LONG,
+                    heartbeat_timeout=timedelta(seconds=60),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_attempts=5,
+                        non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+                    ),
+                )
+            except ActivityError as err:
+                cause = _non_retryable(err) or err
+                message = getattr(cause, "message", str(cause))
+                kind = getattr(cause, "type", None) or "ParcelIndexFailed"
+                self._phase = "rejected"
+                await self._finish(wf_id, "rejected", f"{kind}: {message}")
+                raise ApplicationError(
+                    f"the file was rejected: {message}", type=kind, non_retryable=True
+                ) from err
+        index = input.index
+        assert index is not None
+        self._phase = "running"
+        started = 0
+        page_no = -1
+        page: list[PageEntry] = []
+        tasks: set[asyncio.Task[None]] = set()
+        while input.cursor < index.invoice_count:
+            if started >= settings.children_per_run or self._history_full():
+                break
+            wanted = input.cursor // index.page_size
+            if wanted != page_no:
+                page = await workflow.execute_activity_method(
+                    ParcelActivities.read_page,
+                    PageRequest(content_hash=input.content_hash, page=wanted),
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=_SHORT,
+                )
+                page_no = wanted
+            entry = page[input.cursor - wanted * index.page_size]
+            await workflow.wait_condition(lambda: self._running < settings.max_concurrency)
+            self._running += 1
+            task = asyncio.create_task(self._child(input, entry))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            input.cursor += 1
+            started += 1
+        # Let in-flight children finish: continue-as-new would terminate them.
+        self._phase = "draining"
+        await workflow.wait_condition(lambda: self._running == 0)
+        if input.cursor < index.invoice_count:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            input.run += 1
+            workflow.continue_as_new(input)
+        self._phase = "finishing"
+        summary = await self._finish(wf_id, "completed", "")
+        self._phase = "done"
+        return summary
+
+    async def _finish(self, wf_id: str, outcome: str, error: str) -> IngestSummary:
+        assert self._input is not None
+        return await workflow.execute_activity_method(
+            ParcelActivities.finish_ingest,
+            FinishInput(
+                content_hash=self._input.content_hash,
+                workflow_id=wf_id,
+                outcome=outcome,
+                error=error,
+                failed=self._input.failed,
+                failures=self._input.failures,
+            ),
+            start_to_close_timeout=timedelta(seconds=120),
+            retry_policy=_SHORT,
+        )
+
+    async def _child(self, input: IngestInput, entry: PageEntry) -> None:
+        settings = input.settings
+        try:
+            await workflow.execute_child_workflow(
+                INVOICE_WORKFLOW,
+                InvoiceInput(
+                    content_hash=input.content_hash,
+                    index=entry.i,
+                    invoice_number=entry.n,
+                    audit_batch_size=settings.audit_batch_size,
+                    update_job_status=settings.update_job_status,
+                ),
+                id=workflow_id(INVOICE_WORKFLOW, child_identifier(input.content_hash, entry.i)),
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2),
+                    maximum_attempts=settings.child_max_attempts,
+                    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+                ),
+                result_type=InvoiceOutcome,
+            )
+            input.done += 1
+        except WorkflowAlreadyStartedError:
+            input.done += 1  # it completed in an earlier ingestion of this file (a redrive)
+        except ChildWorkflowError as err:
+            input.failed += 1
+            cause = err.cause
+            if len(input.failures) < FAILURE_SAMPLE:
+                input.failures.append(
+                    ChildFailure(
+                        index=entry.i,
+                        invoice_number=entry.n,
+                        error_type=getattr(cause, "type", None) or type(cause).__name__,
+                        message=getattr(cause, "message", None) or str(cause or err),
+                    )
+                )
+        finally:
+            self._running -= 1
+
+    @staticmethod
+    def _history_full() -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() >= HISTORY_LIMIT
+            or info.is_continue_as_new_suggested()
+        )
+
+
+@workflow_defn(team=TEAM, task_queue=TASK_QUEUE, name=INVOICE_WORKFLOW)
+class ParcelInvoiceWorkflow:
+    """One invoice: normalize, rate-audit in batches of charge groups, queue discrepancies."""
+
+    @workflow.run
+    async def run(self, input: InvoiceInput) -> InvoiceOutcome:
+        try:
+            norm = await workflow.execute_activity_method(
+                ParcelActivities.normalize_invoice,
+                input,
+                start_to_close_timeout=_LONG,
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=_SHORT,
+            )
+            ranges = batch_ranges(norm.group_count, input.audit_batch_size)
+            for first, last in ranges:
+                await workflow.execute_activity_method(
+                    RateAuditActivities.audit_charge_groups,
+                    AuditBatchInput(
+                        revision_id=norm.revision_id, first_sequence=first, last_sequence=last
+                    ),
+                    start_to_close_timeout=_LONG,
+                    heartbeat_timeout=timedelta(seconds=60),
+                    retry_policy=_SHORT,
+                )
+            queued = await workflow.execute_activity_method(
+                ParcelActivities.queue_discrepancies,
+                QueueInput(
+                    content_hash=input.content_hash,
+                    index=input.index,
+                    revision_id=norm.revision_id,
+                    job_key=norm.job_key,
+                    update_job_status=input.update_job_status,
+                ),
+                start_to_close_timeout=timedelta(seconds=120),
+                retry_policy=_SHORT,
+            )
+        except ActivityError as err:
+            cause = _non_retryable(err)
+            if cause is None:
+                raise
+            # Bad input: fail this invoice for good, with the parser's type and reason.
+            raise ApplicationError(
+                cause.message, *cause.details, type=cause.type, non_retryable=True
+            ) from err
+        return InvoiceOutcome(
+            index=input.index,
+            revision_id=norm.revision_id,
+            groups=norm.group_count,
+            charges=norm.charge_count,
+            audit_batches=len(ranges),
+            discrepancies=queued,
+        )

@@ -1,0 +1,249 @@
+"""Rate-audit activities: audit batches of charge groups, and recompute a shipment job's status.
+
+Both are idempotent: findings are upserted by charge-group key, and job events by event ID, so a
+retried activity changes nothing it already did.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from temporalio import activity
+
+from app.domains.parcel.store import Database
+from app.domains.rate_audit import TASK_QUEUE, TEAM
+from app.domains.rate_audit.models import (
+    AuditBatchInput,
+    AuditBatchResult,
+    JobEventsInput,
+    JobStatus,
+)
+from app.domains.rate_audit.rates import AuditCharge, AuditGroup, ContractRate, Finding, audit_group
+from app.platform.discovery import activities, activity_method
+from app.platform.worker import WorkerContext
+
+HEARTBEAT_EVERY = 200  # charge groups
+RATE_CACHE_SECONDS = 60.0
+FETCH_ROWS = 5_000
+
+
+def load_rates(conn: psycopg.Connection[Any], carrier: str) -> list[ContractRate]:
+    rows = conn.execute(
+        """select carrier, service, zone, weight_break, rate_per_unit, minimum, currency
+           from contract_rates where carrier = %s""",
+        (carrier.upper(),),
+    ).fetchall()
+    return [ContractRate(*row) for row in rows]
+
+
+def seed_contracts(conn: psycopg.Connection[Any], rates: list[ContractRate]) -> int:
+    """Upsert contract rates (the shipped samples, or a carrier's contract); return the count."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """insert into contract_rates (carrier, service, zone, weight_break, rate_per_unit,
+                   minimum, currency) values (%s, %s, %s, %s, %s, %s, %s)
+               on conflict (carrier, service, zone, weight_break) do update set
+                   rate_per_unit = excluded.rate_per_unit, minimum = excluded.minimum,
+                   currency = excluded.currency""",
+            [
+                (
+                    r.carrier,
+                    r.service,
+                    r.zone,
+                    r.weight_break,
+                    r.rate_per_unit,
+                    r.minimum,
+                    r.currency,
+                )
+                for r in rates
+            ],
+        )
+    return len(rates)
+
+
+def _write_findings(conn: psycopg.Connection[Any], revision_id: int, found: list[Finding]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """insert into audit_findings (group_id, revision_id, billed, expected, difference,
+                   currency, discrepancy, reasons)
+               values (%s, %s, %s, %s, %s, %s, %s, %s)
+               on conflict (group_id) do update set billed = excluded.billed,
+                   expected = excluded.expected, difference = excluded.difference,
+                   discrepancy = excluded.discrepancy, reasons = excluded.reasons,
+                   audited_at = now()""",
+            [
+                (
+                    f.group_id,
+                    revision_id,
+                    f.billed,
+                    f.expected,
+                    f.difference,
+                    f.currency,
+                    f.discrepancy,
+                    list(f.reasons),
+                )
+                for f in found
+            ],
+        )
+
+
+@activities(team=TEAM, task_queue=TASK_QUEUE)
+class RateAuditActivities:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.settings = ctx.settings
+        self._db: Database | None = None
+        self._rates: dict[str, tuple[float, list[ContractRate]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings.database_url)
+        return self._db
+
+    def rates_for(self, conn: psycopg.Connection[Any], carrier: str) -> list[ContractRate]:
+        with self._lock:
+            cached = self._rates.get(carrier)
+        if cached and time.monotonic() - cached[0] < RATE_CACHE_SECONDS:
+            return cached[1]
+        rates = load_rates(conn, carrier)
+        with self._lock:
+            self._rates[carrier] = (time.monotonic(), rates)
+        return rates
+
+    @activity_method
+    def audit_charge_groups(self, input: AuditBatchInput) -> AuditBatchResult:
+        """Audit one batch of a revision's charge groups against the contract rates.
+
+        Streams the groups from Postgres, heartbeats every few hundred, and upserts one finding
+        per charge group, so a retried batch rewrites the same rows."""
+        groups = discrepancies = 0
+        with self.db.connect() as conn:
+            head = conn.execute(
+                "select carrier, currency from parcel_invoice_revisions where id = %s",
+                (input.revision_id,),
+            ).fetchone()
+            if head is None:
+                raise ValueError(f"no invoice revision {input.revision_id}; normalize it first")
+            carrier, currency = str(head[0]), str(head[1])
+            rates = self.rates_for(conn, carrier)
+            found: list[Finding] = []
+            current: AuditGroup | None = None
+
+            def close(group: AuditGroup | None) -> None:
+                nonlocal groups, discrepancies
+                if group is None:
+                    return
+                finding = audit_group(group, rates)
+                found.append(finding)
+                groups += 1
+                discrepancies += finding.discrepancy
+                if groups % HEARTBEAT_EVERY == 0:
+                    activity.heartbeat(groups)
+
+            with conn.transaction(), conn.cursor(name="audit_groups") as cur:
+                cur.itersize = FETCH_ROWS
+                cur.execute(
+                    """select g.id, g.service, g.zone, g.weight, c.code, c.amount, c.is_credit,
+                              c.needs_review, c.review_reason
+                       from parcel_charge_groups g
+                       left join parcel_charges c on c.group_id = g.id
+                       where g.revision_id = %s and g.sequence between %s and %s
+                       order by g.sequence, c.ordinal""",
+                    (input.revision_id, input.first_sequence, input.last_sequence),
+                )
+                for gid, service, zone, weight, code, amount, credit, review, reason in cur:
+                    if current is None or current.group_id != gid:
+                        close(current)
+                        current = AuditGroup(gid, carrier, service, zone, weight, currency)
+                    if code is not None:
+                        current.charges.append(
+                            AuditCharge(code, Decimal(amount), credit, review, reason)
+                        )
+                close(current)
+            for start in range(0, len(found), 1_000):
+                _write_findings(conn, input.revision_id, found[start : start + 1_000])
+        return AuditBatchResult(groups=groups, discrepancies=discrepancies)
+
+    @activity_method
+    def apply_shipment_job_events(self, input: JobEventsInput) -> JobStatus:
+        """Record the job's new events (once each, by ID) and recompute its audit status."""
+        with self.db.connect() as conn, conn.transaction():
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """insert into shipment_job_events (event_id, job_key, kind, payload)
+                       values (%s, %s, %s, %s) on conflict (event_id) do nothing""",
+                    [
+                        (e.event_id, input.job_key, e.kind, json.dumps(e.payload))
+                        for e in input.events
+                    ],
+                )
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (input.job_key,))
+            return recompute_job(conn, input.job_key)
+
+
+def recompute_job(conn: psycopg.Connection[Any], job_key: str) -> JobStatus:
+    """A job's audit status from everything recorded about it.
+
+    void: every invoice revision it has heard of belongs to a voided invoice; in_review: open
+    review items on revisions in force; paid: payments cover what is billed; audited: revisions
+    in force and nothing open; pending: no invoice yet."""
+    row = conn.execute(
+        """with ev as (select kind, payload from shipment_job_events where job_key = %s),
+           revs as (
+               select r.id, r.status, i.status as invoice_status, r.charges_total
+               from parcel_invoice_revisions r join parcel_invoices i on i.id = r.invoice_id
+               where r.id in (select (payload->>'revision_id')::bigint from ev
+                              where kind = 'invoice_revision'))
+           select
+               (select count(*) from ev where kind = 'invoice_revision'),
+               (select count(*) from ev where kind = 'task_completed'),
+               (select coalesce(sum((payload->>'amount')::numeric), 0) from ev
+                where kind = 'payment'),
+               (select coalesce(sum(charges_total), 0) from revs
+                where status = 'current' and invoice_status = 'active'),
+               (select count(*) from review_queue where status = 'open'
+                and revision_id in (select id from revs)),
+               (select count(*) from revs),
+               (select count(*) from revs where invoice_status = 'void'),
+               (select count(*) from ev)""",
+        (job_key,),
+    ).fetchone()
+    assert row is not None
+    revisions, tasks, paid, billed, open_reviews, known, voided, applied = row
+    if known and voided == known:
+        status = "void"
+    elif open_reviews:
+        status = "in_review"
+    elif billed > 0 and paid >= billed:
+        status = "paid"
+    elif known:
+        status = "audited"
+    else:
+        status = "pending"
+    conn.execute(
+        """insert into shipment_jobs (job_key, audit_status, revisions, tasks_done, paid, billed,
+               open_reviews, events_applied)
+           values (%s, %s, %s, %s, %s, %s, %s, %s)
+           on conflict (job_key) do update set audit_status = excluded.audit_status,
+               revisions = excluded.revisions, tasks_done = excluded.tasks_done,
+               paid = excluded.paid, billed = excluded.billed,
+               open_reviews = excluded.open_reviews, events_applied = excluded.events_applied,
+               updated_at = now()""",
+        (job_key, status, revisions, tasks, paid, billed, open_reviews, applied),
+    )
+    return JobStatus(
+        job_key=job_key,
+        audit_status=status,
+        revisions=int(revisions),
+        tasks_done=int(tasks),
+        paid=str(paid),
+        billed=str(billed),
+        open_reviews=int(open_reviews),
+        events_applied=int(applied),
+    )
