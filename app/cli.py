@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from app.db import commands as db_commands
+from app.domains.parcel import commands as parcel_commands
 from app.loadtest import commands as loadtest_commands
 from app.platform import commands as platform_commands
 from app.stack import commands as stack_commands
@@ -25,6 +26,7 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(loadtest_commands.app, name="loadtest")
 app.command("cost")(loadtest_commands.cost)
 app.add_typer(platform_commands.app, name="failures")
+app.add_typer(parcel_commands.app, name="ingest")
 console = Console()
 
 
