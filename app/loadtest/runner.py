@@ -248,9 +248,10 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
         )
         loop = asyncio.get_running_loop()
         if s.web:
-            # Ctrl-C reaches Locust too (same process group); it stops and writes its CSVs.
-            # Here it must not cancel the wait, so the report is still written afterwards.
-            loop.add_signal_handler(signal.SIGINT, lambda: None)
+            # Ctrl-C must not cancel this wait, so the report is still written afterwards.
+            # Locust's web mode does not stop on SIGINT; it stops cleanly (CSVs written) on
+            # SIGTERM, so Ctrl-C here is passed on as SIGTERM.
+            loop.add_signal_handler(signal.SIGINT, lambda: proc.send_signal(signal.SIGTERM))
         try:
             code = await proc.wait()
         finally:
