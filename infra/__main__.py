@@ -87,8 +87,10 @@ client_namespaces = [*stack.apps.namespaces.values(), "keda"]
 
 # The app database lives on one cluster's RDS instance; its budget counts the app pods.
 app_db_cluster = stack.apps.app_database_cluster(stack.clusters)
-app_connections = stack.apps.db_connections_per_pod * sum(
-    g.max_replicas for g in stack.apps.worker_groups
+app_connections = (
+    stack.apps.db_connections_per_pod
+    * len(stack.apps.clusters)  # one Deployment per group and cluster
+    * sum(g.max_replicas for g in stack.apps.worker_groups)
 )
 frontends, databases, states, releases, rds = {}, {}, {}, [], {}
 for cluster in stack.clusters:

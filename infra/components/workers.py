@@ -1,10 +1,12 @@
-"""Workers: one generic Deployment per worker group, from the one haul image.
+"""Workers: one generic Deployment per worker group and cluster, from the one haul image.
 
 Each group serves a set of task queues. The Temporal connection is a mounted `temporal.toml`
-with one envconfig profile per cluster (two during a migration). Pods run under an IRSA role
-that may only touch the claim-check bucket. Scaling is on task-queue backlog through KEDA's
-Temporal scaler, with a CPU HPA when KEDA is off. The api and debouncer Deployments use the same
-component with their own entrypoint.
+with one envconfig profile per cluster (two during a migration); each Deployment runs
+`haul worker` on its cluster's profile (TEMPORAL_PROFILE), so the old cluster drains while the
+new one takes new work. Pods run under an IRSA role that may only touch the claim-check
+bucket. Scaling is on task-queue backlog through KEDA's Temporal scaler, with a CPU HPA when
+KEDA is off. The api and debouncer Deployments use the same component with their own
+entrypoint.
 """
 
 from __future__ import annotations
@@ -209,18 +211,13 @@ class Workers(pulumi.ComponentResource):
     def _group(
         self, name: str, group: WorkerGroup, args: WorkersArgs, config_map: Any, certs: list
     ) -> None:
+        """One IRSA role and service account per group, one Deployment per (group, cluster)."""
         ns = args.namespace
-        app = f"{args.role}-{group.name}"
-        labels = {
-            "app.kubernetes.io/name": app,
-            "app.kubernetes.io/part-of": "haul",
-            "haul.dev/role": args.role,
-        }
-        deps = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        account = f"{args.role}-{group.name}"
         role = aws.iam.Role(
             f"{name}-{group.name}-irsa",
             assume_role_policy=irsa_trust_policy(
-                args.oidc_provider_arn, args.oidc_issuer_url, ns, app
+                args.oidc_provider_arn, args.oidc_issuer_url, ns, account
             ),
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -235,14 +232,39 @@ class Workers(pulumi.ComponentResource):
         k8s.core.v1.ServiceAccount(
             f"{name}-{group.name}-sa",
             metadata={
-                "name": app,
+                "name": account,
                 "namespace": ns,
-                "labels": labels,
+                "labels": {"app.kubernetes.io/part-of": "haul", "haul.dev/role": args.role},
                 "annotations": {"eks.amazonaws.com/role-arn": role.arn},
             },
             automount_service_account_token=True,
-            opts=deps,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
+        for profile in args.profiles:
+            self._deployment(name, group, profile, args, account, [config_map, *certs])
+
+    def _deployment(
+        self,
+        name: str,
+        group: WorkerGroup,
+        profile: TemporalProfile,
+        args: WorkersArgs,
+        account: str,
+        needs: list,
+    ) -> None:
+        """The group's workers for one cluster. During a migration each cluster has its own
+        Deployment, scaled on its own backlog, so the old one drains while the new one grows."""
+        ns = args.namespace
+        key = f"{group.name}-{profile.cluster}"
+        app = f"{args.role}-{key}"
+        labels = {
+            "app.kubernetes.io/name": app,
+            "app.kubernetes.io/part-of": "haul",
+            "haul.dev/role": args.role,
+            "haul.dev/worker-group": group.name,
+            "haul.dev/temporal-cluster": profile.cluster,
+        }
+        deps = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         volumes: list[dict[str, Any]] = [
             {"name": "temporal-client", "configMap": {"name": "temporal-client"}},
             RDS_CA_VOLUME,
@@ -251,12 +273,16 @@ class Workers(pulumi.ComponentResource):
             {"name": "temporal-client", "mountPath": CONFIG_DIR + "/client", "readOnly": True},
             RDS_CA_MOUNT,
         ]
-        for cluster in args.client_issuers:
+        if profile.mtls:
             volumes.append(
-                {"name": f"{cluster}-tls", "secret": {"secretName": f"{cluster}-client-tls"}}
+                {"name": "client-tls", "secret": {"secretName": f"{profile.cluster}-client-tls"}}
             )
             mounts.append(
-                {"name": f"{cluster}-tls", "mountPath": f"{TLS_DIR}/{cluster}", "readOnly": True}
+                {
+                    "name": "client-tls",
+                    "mountPath": f"{TLS_DIR}/{profile.cluster}",
+                    "readOnly": True,
+                }
             )
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
         container = {
@@ -266,11 +292,7 @@ class Workers(pulumi.ComponentResource):
             "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
             "env": [
                 {"name": "TEMPORAL_CONFIG_FILE", "value": f"{CONFIG_DIR}/client/temporal.toml"},
-                {"name": "TEMPORAL_PROFILE", "value": args.profiles[0].cluster},
-                {
-                    "name": "HAUL_TEMPORAL_PROFILES",
-                    "value": ",".join(p.cluster for p in args.profiles),
-                },
+                {"name": "TEMPORAL_PROFILE", "value": profile.cluster},
                 {"name": "TEMPORAL_NAMESPACE", "value": group.namespace},
                 {"name": "HAUL_TASK_QUEUES", "value": ",".join(group.task_queues)},
                 {
@@ -300,8 +322,8 @@ class Workers(pulumi.ComponentResource):
                 "capabilities": {"drop": ["ALL"]},
             },
         }
-        self.deployments[group.name] = k8s.apps.v1.Deployment(
-            f"{name}-{group.name}",
+        self.deployments[key] = k8s.apps.v1.Deployment(
+            f"{name}-{key}",
             metadata={"name": app, "namespace": ns, "labels": labels},
             spec={
                 "replicas": group.min_replicas,
@@ -320,7 +342,7 @@ class Workers(pulumi.ComponentResource):
                         },
                     },
                     "spec": {
-                        "serviceAccountName": app,
+                        "serviceAccountName": account,
                         "terminationGracePeriodSeconds": group.max_activity_grace_seconds
                         + SHUTDOWN_MARGIN_SECONDS,
                         "securityContext": {
@@ -345,12 +367,12 @@ class Workers(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.namespace, config_map, *certs],
+                depends_on=[self.namespace, *needs],
                 ignore_changes=["spec.replicas"],
             ),
         )
         k8s.core.v1.Service(
-            f"{name}-{group.name}-metrics",
+            f"{name}-{key}-metrics",
             metadata={"name": app, "namespace": ns, "labels": labels},
             spec={
                 "selector": {"app.kubernetes.io/name": app},
@@ -359,7 +381,7 @@ class Workers(pulumi.ComponentResource):
             opts=deps,
         )
         k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-{group.name}-pdb",
+            f"{name}-{key}-pdb",
             metadata={"name": app, "namespace": ns, "labels": labels},
             spec={
                 "maxUnavailable": 1,
@@ -368,10 +390,10 @@ class Workers(pulumi.ComponentResource):
             opts=deps,
         )
         if args.keda:
-            self._scaled_object(name, app, group, args)
+            self._scaled_object(name, key, app, group, profile, args)
         else:
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-{group.name}-hpa",
+                f"{name}-{key}-hpa",
                 metadata={"name": app, "namespace": ns, "labels": labels},
                 spec={
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
@@ -390,55 +412,54 @@ class Workers(pulumi.ComponentResource):
                 opts=deps,
             )
 
-    def _scaled_object(self, name: str, app: str, group: WorkerGroup, args: WorkersArgs) -> None:
+    def _scaled_object(
+        self,
+        name: str,
+        key: str,
+        app: str,
+        group: WorkerGroup,
+        profile: TemporalProfile,
+        args: WorkersArgs,
+    ) -> None:
+        """KEDA's Temporal scaler on this cluster's backlog of the group's task queues."""
         ns = args.namespace
         deps = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.namespace, self.deployments[group.name]]
+            parent=self, depends_on=[self.namespace, self.deployments[key]]
         )
+        auth = None
+        if profile.mtls:
+            k8s.apiextensions.CustomResource(
+                f"{name}-{key}-auth",
+                api_version="keda.sh/v1alpha1",
+                kind="TriggerAuthentication",
+                metadata={"name": app, "namespace": ns},
+                spec={
+                    "secretTargetRef": [
+                        {"parameter": param, "name": f"{profile.cluster}-client-tls", "key": k}
+                        for param, k in (("cert", "tls.crt"), ("key", "tls.key"), ("ca", "ca.crt"))
+                    ]
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            )
+            auth = {"name": app}
         triggers = []
-        for p in args.profiles:
-            auth = None
-            if p.mtls:
-                auth_name = f"{app}-{p.cluster}"
-                k8s.apiextensions.CustomResource(
-                    f"{name}-{group.name}-{p.cluster}-auth",
-                    api_version="keda.sh/v1alpha1",
-                    kind="TriggerAuthentication",
-                    metadata={"name": auth_name, "namespace": ns},
-                    spec={
-                        "secretTargetRef": [
-                            {"parameter": param, "name": f"{p.cluster}-client-tls", "key": key}
-                            for param, key in (
-                                ("cert", "tls.crt"),
-                                ("key", "tls.key"),
-                                ("ca", "ca.crt"),
-                            )
-                        ]
-                    },
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
-                )
-                auth = {"name": auth_name}
-            for queue in group.task_queues:
-                metadata = {
-                    "endpoint": p.address,
-                    "namespace": group.namespace,
-                    "taskQueue": queue,
-                    "queueTypes": "workflow,activity",
-                    "targetQueueSize": str(group.backlog_per_replica),
-                    "activationTargetQueueSize": "0",
-                }
-                if p.mtls:
-                    metadata["tlsServerName"] = p.server_name
-                trigger: dict[str, Any] = {
-                    "type": "temporal",
-                    "name": f"{p.cluster}-{queue}",
-                    "metadata": metadata,
-                }
-                if auth:
-                    trigger["authenticationRef"] = auth
-                triggers.append(trigger)
+        for queue in group.task_queues:
+            metadata = {
+                "endpoint": profile.address,
+                "namespace": group.namespace,
+                "taskQueue": queue,
+                "queueTypes": "workflow,activity",
+                "targetQueueSize": str(group.backlog_per_replica),
+                "activationTargetQueueSize": "0",
+            }
+            if profile.mtls:
+                metadata["tlsServerName"] = profile.server_name
+            trigger: dict[str, Any] = {"type": "temporal", "name": queue, "metadata": metadata}
+            if auth:
+                trigger["authenticationRef"] = auth
+            triggers.append(trigger)
         k8s.apiextensions.CustomResource(
-            f"{name}-{group.name}-scaler",
+            f"{name}-{key}-scaler",
             api_version="keda.sh/v1alpha1",
             kind="ScaledObject",
             metadata={"name": app, "namespace": ns},

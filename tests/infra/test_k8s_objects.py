@@ -114,14 +114,26 @@ def test_scaled_objects(stacks, stack):
             assert all(isinstance(v, str) for v in meta.values())  # KEDA metadata is strings
 
 
-def test_scaled_object_scales_on_both_clusters_during_migration(stacks):
-    so = custom(stacks["migration"], "ScaledObject")[0]
-    endpoints = {t["metadata"]["endpoint"] for t in so["spec"]["triggers"]}
-    assert endpoints == {
-        "temporal-a-frontend.temporal-a.svc.cluster.local:7233",
-        "temporal-b-frontend.temporal-b.svc.cluster.local:7233",
+def test_scaled_objects_scale_each_cluster_on_its_own_backlog(stacks):
+    scaled = custom(stacks["migration"], "ScaledObject")
+    by_target = {
+        so["spec"]["scaleTargetRef"]["name"]: {
+            t["metadata"]["endpoint"] for t in so["spec"]["triggers"]
+        }
+        for so in scaled
     }
-    assert all(t["authenticationRef"]["name"] for t in so["spec"]["triggers"])  # mTLS
+    for cluster in ("temporal-a", "temporal-b"):
+        endpoint = f"{cluster}-frontend.{cluster}.svc.cluster.local:7233"
+        targets = [t for t, endpoints in by_target.items() if endpoints == {endpoint}]
+        assert sorted(targets) == [f"worker-audit-{cluster}", f"worker-ingest-{cluster}"]
+    for so in scaled:
+        assert all(
+            t["authenticationRef"]["name"] == so["metadata"]["name"] for t in so["spec"]["triggers"]
+        )
+    auths = {a["metadata"]["name"]: a for a in custom(stacks["migration"], "TriggerAuthentication")}
+    assert set(auths) == set(by_target)
+    for auth in auths.values():
+        assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"cert", "key", "ca"}
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -149,7 +149,7 @@ def test_worker_limits_are_required(run_stack):
     run = run_stack("dev", drop=["haul:apps.workerGroups[0].resources.cpuLimit"])
     found = violations(run, "pdb-and-limits")
     assert found == [
-        "Deployment haul-dev-workers-general container worker has no cpu/memory limits"
+        "Deployment haul-dev-workers-general-temporal-a container worker has no cpu/memory limits"
     ]
 
 
@@ -165,8 +165,9 @@ def test_connection_budget_counts_pods_and_pools(stacks):
     assert [(used, limit) for _, used, limit in scylla] == [(17 * 10 + app, 1000)]
     migration = sorted(connection_budget(as_res(stacks["migration"])))
     # The app database stays on temporal-a's instance through the migration.
+    # Dual-cluster workers: one Deployment per group and cluster, so twice the app pods.
     assert [(used, limit) for _, used, limit in migration] == [
-        (17 * 30 + app, 2000),
+        (17 * 30 + 2 * app, 2000),
         (17 * 10, 400),
     ]
 

@@ -46,7 +46,8 @@ def test_rds_settings(stacks, stack):
     prod = stack_file(stack)["haul:environment"] == "prod"
     instances = run.of_type(RDS)
     assert len(instances) == len(clusters(stack))
-    for inst, cluster in zip(instances, clusters(stack), strict=True):
+    for cluster in clusters(stack):
+        inst = next(r for r in instances if r["name"].endswith(cluster["name"]))
         i = inst["inputs"]
         cfg = cluster["postgres"]
         assert i["engine"] == "postgres"
@@ -211,14 +212,21 @@ def test_worker_temporal_toml_two_clusters(stacks):
         assert profile.address == f"{name}-frontend.{name}.svc.cluster.local:7233"
         assert profile.tls.server_name == f"{name}-frontend"
         assert str(profile.tls.client_cert) == f"/etc/haul/tls/{name}/tls.crt"
-    deployment = run.of_type("kubernetes:apps/v1:Deployment")[0]["inputs"]
-    env = {
-        e["name"]: e.get("value")
-        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    # One Deployment per group and cluster, each on its own profile.
+    profiles = {}
+    for dep in run.of_type("kubernetes:apps/v1:Deployment"):
+        container = dep["inputs"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["TEMPORAL_CONFIG_FILE"] == "/etc/haul/client/temporal.toml"
+        labels = dep["inputs"]["metadata"]["labels"]
+        assert labels["haul.dev/temporal-cluster"] == env["TEMPORAL_PROFILE"]
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert f"/etc/haul/tls/{env['TEMPORAL_PROFILE']}" in mounts
+        profiles.setdefault(labels["haul.dev/worker-group"], set()).add(env["TEMPORAL_PROFILE"])
+    assert profiles == {
+        "ingest": {"temporal-a", "temporal-b"},
+        "audit": {"temporal-a", "temporal-b"},
     }
-    assert env["HAUL_TEMPORAL_PROFILES"] == "temporal-b,temporal-a"
-    assert env["TEMPORAL_PROFILE"] == "temporal-b"  # new work starts on the new cluster
-    assert env["TEMPORAL_CONFIG_FILE"] == "/etc/haul/client/temporal.toml"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -248,7 +256,8 @@ def test_irsa_policies_are_scoped_to_the_bucket(stacks, stack):
     groups = stack_file(stack)["haul:apps"]["workerGroups"]
     irsa = [r for r in run.of_type(ROLE) if r["name"].endswith("-irsa")]
     assert len(irsa) == len(groups)
-    for role, group in zip(irsa, groups, strict=True):
+    for group in groups:
+        role = next(r for r in irsa if r["name"].endswith(f"-workers-{group['name']}-irsa"))
         trust = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"][0]
         subject = next(
             v for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub")
@@ -269,26 +278,36 @@ def test_irsa_policies_are_scoped_to_the_bucket(stacks, stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_workers(stacks, stack):
     run = stacks[stack]
-    groups = stack_file(stack)["haul:apps"]["workerGroups"]
-    deployments = run.of_type("kubernetes:apps/v1:Deployment")
-    assert len(deployments) == len(groups)
-    for dep, group in zip(deployments, groups, strict=True):
-        pod = dep["inputs"]["spec"]["template"]["spec"]
-        c = pod["containers"][0]
-        assert c["image"] == f"{run.outputs['ecrRepositoryUrl']}:0.1.0"
-        assert c["args"] == ["worker"]
-        assert pod["terminationGracePeriodSeconds"] > group["maxActivityGraceSeconds"]
-        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert c["readinessProbe"]["httpGet"]["port"] == "health"
-        assert c["ports"][0]["containerPort"] == 9090
-        assert c["resources"]["limits"]["cpu"] == group["resources"]["cpuLimit"]
-        env = {e["name"]: e.get("value") for e in c["env"]}
-        assert env["HAUL_TASK_QUEUES"] == ",".join(group["taskQueues"])
-        assert env["HAUL_BLOB_DIR"] == f"s3://{run.outputs['claimCheckBucket']}/claim-check"
-        assert env["HAUL_WORKER_HEALTH_HOST"] == "0.0.0.0"
-        url = next(e for e in c["env"] if e["name"] == "HAUL_DATABASE_URL")
-        assert url["valueFrom"]["secretKeyRef"] == {"name": "haul-database", "key": "url"}
-        assert "value" not in url
+    doc = stack_file(stack)
+    groups = doc["haul:apps"]["workerGroups"]
+    clusters = doc["haul:apps"]["clusters"]
+    deployments = {
+        d["inputs"]["metadata"]["name"]: d["inputs"]
+        for d in run.of_type("kubernetes:apps/v1:Deployment")
+    }
+    assert set(deployments) == {f"worker-{g['name']}-{c}" for g in groups for c in clusters}
+    for group in groups:
+        for cluster in clusters:
+            dep = deployments[f"worker-{group['name']}-{cluster}"]
+            pod = dep["spec"]["template"]["spec"]
+            c = pod["containers"][0]
+            assert c["image"] == f"{run.outputs['ecrRepositoryUrl']}:0.1.0"
+            assert c["args"] == ["worker"]
+            assert pod["serviceAccountName"] == f"worker-{group['name']}"
+            assert pod["terminationGracePeriodSeconds"] > group["maxActivityGraceSeconds"]
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert c["readinessProbe"]["httpGet"]["port"] == "health"
+            assert c["ports"][0]["containerPort"] == 9090
+            assert c["resources"]["limits"]["cpu"] == group["resources"]["cpuLimit"]
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env["TEMPORAL_PROFILE"] == cluster
+            assert env["TEMPORAL_NAMESPACE"] == group["namespace"]
+            assert env["HAUL_TASK_QUEUES"] == ",".join(group["taskQueues"])
+            assert env["HAUL_BLOB_DIR"] == f"s3://{run.outputs['claimCheckBucket']}/claim-check"
+            assert env["HAUL_WORKER_HEALTH_HOST"] == "0.0.0.0"
+            url = next(e for e in c["env"] if e["name"] == "HAUL_DATABASE_URL")
+            assert url["valueFrom"]["secretKeyRef"] == {"name": "haul-database", "key": "url"}
+            assert "value" not in url
 
 
 @pytest.mark.parametrize("stack", STACKS)
