@@ -111,6 +111,9 @@ class TemporalBridge:
         self.in_flight = 0
         self.max_in_flight = 0
         self.completed = 0
+        # Operations by request name, counted here as well as in Locust's stats: Locust stops
+        # recording while users finish their last operation during the stop timeout.
+        self.operations: dict[str, dict[str, int]] = {}
         self.submit_lag: deque[float] = deque(maxlen=self.MAX_LAG_SAMPLES)
         self.wake_lag: deque[float] = deque(maxlen=self.MAX_LAG_SAMPLES)
         self._done: deque[tuple[gevent.event.AsyncResult, Future[Any], float]] = deque()
@@ -184,6 +187,7 @@ class TemporalBridge:
             "connect_calls": connect_calls(),
             "max_in_flight": self.max_in_flight,
             "completed_calls": self.completed,
+            "operations": self.operations,
             "queries_succeeded": self.queries.succeeded,
             "queries_failed": self.queries.failed,
             "submit_lag_ms": {
@@ -259,6 +263,8 @@ class TemporalUser(User):
         gevent.wait(pending)
 
     def _fire(self, request_type: str, name: str, start: float, exc: Exception | None) -> None:
+        counts = self.bridge.operations.setdefault(name, {"succeeded": 0, "failed": 0})
+        counts["failed" if exc is not None else "succeeded"] += 1
         self.environment.events.request.fire(
             request_type=request_type,
             name=name,

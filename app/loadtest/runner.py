@@ -212,8 +212,15 @@ def _harness_stats(out: Path) -> dict[str, Any]:
     procs = [json.loads(p.read_text()) for p in files]
     if not procs:
         return {"processes": 0}
+    operations: dict[str, dict[str, int]] = {}
+    for p in procs:
+        for name, counts in p.get("operations", {}).items():
+            mine = operations.setdefault(name, {"succeeded": 0, "failed": 0})
+            for key in mine:
+                mine[key] += counts.get(key, 0)
     return {
         "processes": len(procs),
+        "operations": operations,
         "connect_calls_per_process": [p["connect_calls"] for p in procs],
         "max_in_flight_per_process": [p["max_in_flight"] for p in procs],
         "queries_succeeded": sum(p["queries_succeeded"] for p in procs),
@@ -292,6 +299,12 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     requests = sum(r["requests"] for r in op_rows)
     failures = sum(r["failures"] for r in op_rows)
     total_actions = sum(server.values())
+    # Actions per operation divides by every operation the harness finished, including those
+    # that ended during the stop timeout (their actions are in the server's count too).
+    harness_ops = sum(
+        harness.get("operations", {}).get(name, {}).get("succeeded", 0) for name in sc.operations
+    )
+    per_op_base = max(harness_ops, ops)
     agg = next((r for r in stats if r["name"] == "Aggregated"), {})
     gate_op = max(op_rows, key=lambda r: r["requests"], default={})
     result: dict[str, Any] = {
@@ -326,7 +339,8 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
             "actions_total": total_actions,
             "actions_per_s": total_actions / duration if duration else 0.0,
             "actions_per_s_sustained": report.sustained_rate(rates, started, ended),
-            "actions_per_operation": total_actions / ops if ops else 0.0,
+            "operations_harness": harness_ops,
+            "actions_per_operation": total_actions / per_op_base if per_op_base else 0.0,
             "p50_ms": gate_op.get("p50_ms"),
             "p95_ms": gate_op.get("p95_ms"),
             "p99_ms": gate_op.get("p99_ms"),

@@ -76,6 +76,7 @@ async def test_scenario_runs_and_accounts_within_two_percent(
     if name == "start_and_complete":
         # Each operation is exactly one start and one activity.
         assert server["grpc_StartWorkflowExecution"] == server["command_ScheduleActivityTask"]
+        assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
     if name in ("signal_fan_in", "mixed"):
         assert server["grpc_SignalWithStartWorkflowExecution"] > 0
     if name == "mixed":
