@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from temporalio import activity
@@ -54,7 +55,7 @@ from app.platform.worker import WorkerContext
 
 TEAM = "parcel"
 STATUS_WORKFLOW = "UpdateRateAuditStatus"
-HEARTBEAT_EVERY = 500  # invoices (indexing) or charge groups (normalizing)
+HEARTBEAT_EVERY = 200  # invoices or charge groups between heartbeats while indexing
 MAX_ENVELOPE_ISSUES = 50
 
 
@@ -84,9 +85,13 @@ def job_key_of(header: InvoiceHeader) -> str:
 class _Indexer:
     """Streams the file's events into one blob per invoice and one manifest per page."""
 
-    def __init__(self, blobs: BlobStore, input: IndexInput) -> None:
+    def __init__(
+        self, blobs: BlobStore, input: IndexInput, heartbeat: Callable[..., None] | None = None
+    ) -> None:
         self.blobs = blobs
         self.input = input
+        self.heartbeat = heartbeat or (lambda *_: None)
+        self.seen_groups = 0
         self.page: list[PageEntry] = []
         self.pages = 0
         self.invoices = self.charges = self.groups = self.failures = 0
@@ -97,7 +102,7 @@ class _Indexer:
         if len(self.page) >= self.input.page_size:
             self._flush_page()
         if self.invoices % HEARTBEAT_EVERY == 0:
-            activity.heartbeat(self.invoices)
+            self.heartbeat(self.invoices)
 
     def _flush_page(self) -> None:
         if self.page:
@@ -133,6 +138,9 @@ class _Indexer:
                     for event in events:
                         if isinstance(event, ChargeGroupParsed):
                             out.write(b'{"g":' + event.group.model_dump_json().encode() + b"}\n")
+                            self.seen_groups += 1
+                            if self.seen_groups % HEARTBEAT_EVERY == 0:
+                                self.heartbeat(self.invoices)
                         elif isinstance(event, InvoiceFinished):
                             summary = event.summary
                             out.write(b'{"s":' + summary.model_dump_json().encode() + b"}\n")
@@ -186,13 +194,15 @@ class ParcelActivities:
     @property
     def blobs(self) -> BlobStore:
         if self._blobs is None:
-            self._blobs = open_store(self.settings.blob_dir)
+            self._blobs = open_store(self.settings.blob_dir or os.environ.get("HAUL_BLOB_DIR", ""))
         return self._blobs
 
     @property
     def db(self) -> db.Database:
         if self._db is None:
-            self._db = db.Database(self.settings.database_url)
+            self._db = db.Database(
+                self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
+            )
         return self._db
 
     @activity_method
@@ -205,7 +215,7 @@ class ParcelActivities:
         if self.blobs.exists(done_key):
             result = IndexResult.model_validate_json(self.blobs.get(done_key))
         else:
-            indexer = _Indexer(self.blobs, input)
+            indexer = _Indexer(self.blobs, input, activity.heartbeat)
             issues: list[str] = []
             try:
                 with self.blobs.reader(file_blob_key(input.content_hash)) as stream:

@@ -7,6 +7,7 @@ retried activity changes nothing it already did.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from decimal import Decimal
@@ -103,7 +104,9 @@ class RateAuditActivities:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.settings.database_url)
+            self._db = Database(
+                self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
+            )
         return self._db
 
     def rates_for(self, conn: psycopg.Connection[Any], carrier: str) -> list[ContractRate]:

@@ -35,7 +35,7 @@ class UpdateRateAuditStatusWorkflow(RetryOnSignal):
         status = await workflow.execute_activity_method(
             RateAuditActivities.apply_shipment_job_events,
             JobEventsInput(job_key=self._job_key(), events=events),
-            start_to_close_timeout=timedelta(seconds=60),
+            start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=20),
         )
         self.state["audit_status"] = status.audit_status
