@@ -15,7 +15,6 @@ import time
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
 from app.db.migrate import migrate
 from app.stack import cluster
@@ -71,33 +70,73 @@ def stop_worker(rec: ClusterRecord, role: str = "worker", *, sig: int = signal.S
             reg.put(fresh)
 
 
+SAMPLE_FILE = "edi210_sample.edi"
+
+
 def run_main_job(name: str, *, exit_when_done: bool, headless: bool, console: Console) -> None:
-    from app.domains.sample.starter import run_sample
+    """Dev stack, migrations, sample contracts, a worker, then a shipped carrier file through
+    the parcel pipeline, with its progress and summary."""
+    from importlib import resources
+
+    import psycopg
+
+    from app.domains.parcel import store as parcel_store
+    from app.domains.parcel.blobstore import LocalBlobStore
+    from app.domains.parcel.commands import print_summary
+    from app.domains.parcel.models import IngestProgress, IngestSummary
+    from app.domains.parcel.starter import ingest
+    from app.domains.rate_audit.activities import seed_contracts
+    from app.domains.rate_audit.rates import sample_contracts
     from app.platform.client import HaulClient, connect
 
     with console.status("starting the dev cluster (Temporal dev server + Postgres) ..."):
         rec = cluster.up(name, "dev", headless=headless)
     applied = migrate(rec.dsn())
-    console.print(f"cluster {rec.name!r} up; {len(applied)} migration(s) applied")
+    with psycopg.connect(rec.dsn(), autocommit=True) as conn:
+        contracts = seed_contracts(conn, sample_contracts())
+    console.print(
+        f"cluster {rec.name!r} up; {len(applied)} migration(s) applied; "
+        f"{contracts} sample contract rates loaded"
+    )
     with console.status("starting the worker ..."):
         worker_pid = start_worker(rec)
 
-    async def workload() -> list[tuple[str, str, str]]:
+    sample = resources.files("app.domains.parcel").joinpath("samples", SAMPLE_FILE)
+
+    async def workload() -> tuple[IngestSummary, bool]:
         client = await connect(rec.name, config_file=str(cluster.profile_file()))
-        return await run_sample(HaulClient(client), ["world", "carrier-ops"])
+        database = parcel_store.Database(rec.dsn())
+        try:
+            with (
+                resources.as_file(sample) as path,
+                console.status(f"ingesting {SAMPLE_FILE} ...") as status,
+            ):
+
+                def show(p: IngestProgress) -> None:
+                    status.update(
+                        f"ingesting {SAMPLE_FILE}: {p.done + p.failed}/{p.invoices} invoices, "
+                        f"{p.running} running ({p.phase})"
+                    )
+
+                return await ingest(
+                    HaulClient(client), database, LocalBlobStore(rec.path / "blobs"), path,
+                    on_progress=show,
+                )
+        finally:
+            database.close()
 
     try:
-        with console.status("running the sample workload ..."):
-            rows = asyncio.run(workload())
-        table = Table("workflow ID", "kind", "result", title="sample workload")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        summary, ran = asyncio.run(workload())
+        print_summary(console, summary, again=not ran)
         if rec.ui_url:
             console.print(
                 f"Temporal UI: {rec.ui_url}/namespaces/{cluster.app_namespace(rec)}/workflows"
             )
         console.print(f"frontend {rec.frontend}  metrics {rec.metrics_url}")
+        console.print(
+            "ingest another file with `haul ingest parcel FILE --cluster "
+            f"{rec.name}` while this runs"
+        )
         if exit_when_done:
             return
         console.print("serving; press Ctrl-C to stop the worker and the cluster")
