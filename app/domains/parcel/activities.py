@@ -230,7 +230,7 @@ class ParcelActivities:
                         layout = "ups" if fmt.value == "ups_csv" else "fedex"
                         indexer.run(iter_csv_events(source, layout))
             except ParcelInputError as err:
-                raise input_error(err) from err
+                raise input_error(err) from None
             result = IndexResult(
                 format=fmt.value,
                 invoice_count=indexer.invoices,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
 
-from app.platform.retry_on_signal import EntityEvent
+from pydantic import BaseModel, Field
 
 
 class AuditBatchInput(BaseModel):
@@ -20,11 +20,19 @@ class AuditBatchResult(BaseModel):
     discrepancies: int
 
 
+class JobEvent(BaseModel):
+    """One event about a shipment job: invoice_revision, task_completed or payment."""
+
+    event_id: str
+    kind: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobEventsInput(BaseModel):
     """Events for one shipment job, applied once each (keyed by event ID)."""
 
     job_key: str
-    events: list[EntityEvent]
+    events: list[JobEvent]
 
 
 class JobStatus(BaseModel):

@@ -18,7 +18,7 @@ from app.platform.retry_on_signal import EntityEvent, EntityInput, EntityResult,
 with workflow.unsafe.imports_passed_through():
     from app.domains.rate_audit import TASK_QUEUE, TEAM
     from app.domains.rate_audit.activities import RateAuditActivities
-    from app.domains.rate_audit.models import JobEventsInput
+    from app.domains.rate_audit.models import JobEvent, JobEventsInput
 
 EVENT_KINDS = ("invoice_revision", "task_completed", "payment")
 
@@ -34,7 +34,12 @@ class UpdateRateAuditStatusWorkflow(RetryOnSignal):
     async def process(self, events: list[EntityEvent]) -> None:
         status = await workflow.execute_activity_method(
             RateAuditActivities.apply_shipment_job_events,
-            JobEventsInput(job_key=self._job_key(), events=events),
+            JobEventsInput(
+                job_key=self._job_key(),
+                events=[
+                    JobEvent(event_id=e.event_id, kind=e.kind, payload=e.payload) for e in events
+                ],
+            ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=20),
         )
