@@ -47,7 +47,87 @@ async def _timer(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
     return await client.start(TimerWorkflow, TimerInput(seconds=0.2), ident)
 
 
+def _parcel_env() -> tuple[Any, Any]:
+    """The capture cluster's database (migrated, sample contracts loaded) and blob store, also
+    exported as HAUL_* so the capture worker's parcel activities find them."""
+    import os
+
+    import psycopg
+
+    from app.db.migrate import migrate
+    from app.domains.parcel.blobstore import LocalBlobStore
+    from app.domains.parcel.store import Database
+    from app.domains.rate_audit.activities import seed_contracts
+    from app.domains.rate_audit.rates import sample_contracts
+    from app.stack.registry import Registry
+
+    rec = Registry().get("replay-capture")
+    assert rec is not None, "parcel scenarios run under `python -m tests.replay.capture`"
+    migrate(rec.dsn())
+    with psycopg.connect(rec.dsn(), autocommit=True) as conn:
+        seed_contracts(conn, sample_contracts())
+    os.environ["HAUL_DATABASE_URL"] = rec.dsn()
+    os.environ["HAUL_BLOB_DIR"] = str(rec.path / "blobs")
+    return Database(rec.dsn()), LocalBlobStore(rec.path / "blobs")
+
+
+async def _parcel_ingest(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    import tempfile
+    from pathlib import Path
+
+    from app.domains.parcel.generator import Edi210Spec, write_edi210
+    from app.domains.parcel.models import PipelineSettings
+    from app.domains.parcel.starter import submit
+
+    database, blobs = _parcel_env()
+    path = Path(tempfile.mkdtemp()) / f"{ident}.edi"
+    # one bad invoice, and a continue-as-new after two children
+    write_edi210(
+        path,
+        Edi210Spec(
+            invoices=3, groups_per_invoice=2, seed=abs(hash(ident)) % 997, bad_amount=frozenset({1})
+        ),
+    )
+    settings = PipelineSettings(max_concurrency=2, audit_batch_size=1, children_per_run=2)
+    sub = await submit(client, database, blobs, path, settings=settings)
+    assert sub.handle is not None
+    return sub.handle
+
+
+async def _parcel_invoice(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    from app.domains.parcel.models import child_identifier
+    from app.platform.ids import workflow_id
+
+    parent = await _parcel_ingest(client, ident)
+    await parent.result()
+    digest = parent.id.split("|", 1)[1]
+    return client.client.get_workflow_handle(
+        workflow_id("ParcelInvoice", child_identifier(digest, 0))
+    )
+
+
+async def _rate_audit_status(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
+
+    _parcel_env()
+    handle = None
+    for i, kind in enumerate(("invoice_revision", "task_completed", "payment")):
+        payload: dict[str, Any] = {"amount": "10.00"} if kind == "payment" else {}
+        handle = await client.signal_with_start(
+            UpdateRateAuditStatusWorkflow,
+            EntityInput(entity_key=ident),
+            ident,
+            EVENT_SIGNAL,
+            EntityEvent(event_id=f"{ident}-{i}", kind=kind, payload=payload),
+        )
+    assert handle is not None
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "ParcelIngest": _parcel_ingest,
+    "ParcelInvoice": _parcel_invoice,
+    "UpdateRateAuditStatus": _rate_audit_status,
     "GreetingWorkflow": _greeting,
     "LedgerEntityWorkflow": _ledger,
     "NoopActivityWorkflow": _noop,
