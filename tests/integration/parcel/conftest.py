@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 
 from app.domains.parcel import store as db
 from app.domains.parcel.activities import ParcelActivities
-from app.domains.parcel.blobstore import LocalBlobStore
+from app.domains.parcel.blobstore import BlobStore, LocalBlobStore
 from app.domains.parcel.models import IngestSummary, PipelineSettings
 from app.domains.parcel.starter import ingest
 from app.domains.parcel.workflows import ParcelIngestWorkflow, ParcelInvoiceWorkflow
@@ -105,10 +105,11 @@ async def run_file(
     path: Path,
     task_queue: str,
     settings: PipelineSettings | None = None,
+    submit_blobs: BlobStore | None = None,
     **options: object,
 ) -> tuple[IngestSummary, bool]:
     return await ingest(
-        haul, env.database, env.blobs, path, task_queue=task_queue,
+        haul, env.database, submit_blobs or env.blobs, path, task_queue=task_queue,
         settings=settings or PipelineSettings(max_concurrency=20, audit_batch_size=2),
         **options,
     )
