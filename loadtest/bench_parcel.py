@@ -1,0 +1,251 @@
+"""The parcel pipeline on the dev stack: throughput, billable actions per invoice, worker RSS.
+
+For each charges-per-invoice (10, 1,000, 10,000 by default) and each audit batch size (in
+charge groups), it generates an EDI 210 file (10 charges per group), ingests it through a worker
+*process* (`haul worker`, so its peak RSS is its own), and prints invoices/s, charges/s, the
+billable actions per invoice by action_type (the server's `action` counter, through the shared
+ActionReader) and the worker's peak RSS (VmHWM). It then checks the history-visible counts
+against the formula below, and can ingest one more, largest file to report peak RSS on it.
+
+Expected billable actions of one file of N invoices, each of G charge groups, audit batch size
+B, page size P, C children per splitter run, every invoice in its own shipment job:
+
+    per invoice:  command_StartChildWorkflowExecution        1  (+ its _Extra, counted apart)
+                  command_ScheduleActivityTask               2 + ceil(G / B)   (normalize,
+                                                             audits, queue) + 1 (the job's
+                                                             status activity)
+                  grpc_SignalWithStartWorkflowExecution      1  (the job's status entity)
+    per file:     grpc_StartWorkflowExecution                1
+                  command_ScheduleActivityTask               2 + ceil(N / P)  (index, finish,
+                                                             one read per page)
+                  command_ContinueAsNewWorkflowExecution     ceil(N / C) - 1 (more if the server
+                                                             suggests it earlier)
+
+    python -m loadtest.bench_parcel                     # the 3 x 3 table, then the largest file
+    python -m loadtest.bench_parcel --charges 10 --batch-sizes 1 --no-largest   # quick look
+
+The cluster is named bench-parcel and purged afterwards unless --keep is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from app.stack.registry import ClusterRecord
+
+CHARGES_PER_GROUP = 10
+HISTORY_VISIBLE = (
+    "grpc_StartWorkflowExecution",
+    "grpc_SignalWithStartWorkflowExecution",
+    "command_StartChildWorkflowExecution",
+    "command_ScheduleActivityTask",
+    "command_ContinueAsNewWorkflowExecution",
+)
+
+
+@dataclass
+class Case:
+    charges: int  # per invoice
+    batch_size: int  # charge groups per audit activity
+    invoices: int
+    groups: int = 0
+    elapsed: float = 0.0
+    actions: dict[str, int] = field(default_factory=dict)
+    runs: int = 1
+    pages: int = 1
+    peak_rss_mib: float = 0.0
+
+    @property
+    def expected(self) -> dict[str, int]:
+        n, g, b = self.invoices, self.groups, self.batch_size
+        return {
+            "grpc_StartWorkflowExecution": 1,
+            "grpc_SignalWithStartWorkflowExecution": n,
+            "command_StartChildWorkflowExecution": n,
+            "command_ScheduleActivityTask": n * (2 + math.ceil(g / b) + 1) + 2 + self.pages,
+            "command_ContinueAsNewWorkflowExecution": self.runs - 1,
+        }
+
+    def per_invoice(self, action_type: str) -> float:
+        return self.actions.get(action_type, 0) / self.invoices
+
+    @property
+    def total_per_invoice(self) -> float:
+        return sum(self.actions.values()) / self.invoices
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: int,
+                   children_per_run: int, concurrency: int, seed: int) -> Case:
+    from app.domains.parcel import store as db
+    from app.domains.parcel.blobstore import LocalBlobStore
+    from app.domains.parcel.generator import Edi210Spec, write_edi210
+    from app.domains.parcel.models import PipelineSettings
+    from app.domains.parcel.starter import ingest
+    from app.platform.actions import ActionReader
+    from app.platform.client import HaulClient, connect
+    from app.platform.history import run_ids
+    from app.stack import cluster
+    from app.stack.runner import start_worker, stop_worker
+
+    groups = max(1, case.charges // CHARGES_PER_GROUP)
+    path = workdir / f"bench-{case.charges}-{case.batch_size}.edi"
+    write_edi210(path, Edi210Spec(invoices=case.invoices, groups_per_invoice=groups,
+                                  charges_per_group=min(case.charges, CHARGES_PER_GROUP),
+                                  seed=seed, discount_every=0))
+    case.groups = groups
+    case.pages = math.ceil(case.invoices / page_size)
+    client = await connect(rec.name, config_file=str(cluster.profile_file()))
+    reader = ActionReader(rec.metrics_url, cluster.app_namespace(rec))
+    database = db.Database(rec.dsn())
+    pid = start_worker(rec, role="bench-worker")
+    try:
+        baseline = await reader.measure_start()
+        started = time.monotonic()
+        summary, ran = await ingest(
+            HaulClient(client), database, LocalBlobStore(rec.path / "blobs"), path,
+            settings=PipelineSettings(max_concurrency=concurrency,
+                                      audit_batch_size=case.batch_size, page_size=page_size,
+                                      children_per_run=children_per_run),
+        )
+        case.elapsed = time.monotonic() - started
+        assert ran, f"{path.name} was ingested before; use a fresh cluster or another seed"
+        assert summary.failures == 0, summary.failure_reasons
+        case.actions = await reader.measure_end(baseline)
+        case.runs = len(await run_ids(client, summary.workflow_id))
+        case.peak_rss_mib = peak_rss_mib(pid)
+    finally:
+        stop_worker(rec, "bench-worker")
+        database.close()
+    return case
+
+
+def short(action_type: str) -> str:
+    return action_type.replace("command_", "").replace("grpc_", "").replace("Workflow", "Wf")
+
+
+def report(console: Console, cases: list[Case]) -> bool:
+    kinds = sorted({k for c in cases for k in c.actions})
+    table = Table(title="parcel pipeline on the dev stack (actions are per invoice)")
+    for col in ("charges/inv", "batch", "invoices", "inv/s", "charges/s", "peak RSS MiB",
+                "actions/inv", "per 1k charges", *(short(k) for k in kinds)):
+        table.add_column(col, justify="right")
+    ok = True
+    for c in cases:
+        table.add_row(
+            str(c.charges), str(c.batch_size), str(c.invoices),
+            f"{c.invoices / c.elapsed:.1f}", f"{c.invoices * c.charges / c.elapsed:.0f}",
+            f"{c.peak_rss_mib:.0f}", f"{c.total_per_invoice:.2f}",
+            f"{1000 * c.total_per_invoice / c.charges:.2f}",
+            *(f"{c.per_invoice(k):.2f}" for k in kinds),
+        )
+    console.print(table)
+    for c in cases:
+        measured = {k: c.actions.get(k, 0) for k in HISTORY_VISIBLE}
+        if measured != c.expected:
+            ok = False
+            console.print(f"[red]charges {c.charges}, batch {c.batch_size}: measured "
+                          f"{measured} != expected {c.expected}[/red]")
+    if ok:
+        console.print("[green]history-visible counts match the formula in every case[/green]")
+    big = [c for c in cases if c.charges >= 10_000]
+    for c in big:
+        per_k = 1000 * c.total_per_invoice / c.charges
+        mark = "[green]meets[/green]" if per_k <= 2 else "[red]misses[/red]"
+        console.print(f"10,000 charges/invoice, batch {c.batch_size}: {per_k:.2f} actions per "
+                      f"1,000 charges: {mark} the goal of <= 2")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--charges", type=int, nargs="+", default=[10, 1_000, 10_000])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 100, 1_000],
+                        help="charge groups per audit activity")
+    parser.add_argument("--charge-budget", type=int, default=30_000,
+                        help="charges per case: invoices = budget / charges, within "
+                        "[--min-invoices, --max-invoices]")
+    parser.add_argument("--min-invoices", type=int, default=3)
+    parser.add_argument("--max-invoices", type=int, default=60)
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--children-per-run", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--largest", type=int, default=200_000,
+                        help="charges of one invoice for the peak-RSS run (0: skip)")
+    parser.add_argument("--no-largest", action="store_const", const=0, dest="largest")
+    parser.add_argument("--keep", action="store_true", help="leave the bench cluster running")
+    args = parser.parse_args()
+
+    from app.db.migrate import migrate
+    from app.stack import cluster
+
+    console = Console(width=250)
+    rec = cluster.up("bench-parcel", "dev", headless=True)
+    ok = True
+    try:
+        migrate(rec.dsn())
+        import psycopg
+
+        from app.domains.rate_audit.activities import seed_contracts
+        from app.domains.rate_audit.rates import sample_contracts
+
+        with psycopg.connect(rec.dsn(), autocommit=True) as conn:
+            seed_contracts(conn, sample_contracts())
+        seed = int(time.time()) % 100_000
+        cases: list[Case] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for charges in args.charges:
+                for batch in args.batch_sizes:
+                    seed += 1
+                    invoices = min(args.max_invoices,
+                                   max(args.min_invoices, args.charge_budget // charges))
+                    case = Case(charges, batch, invoices)
+                    console.print(f"charges/invoice {charges}, batch {batch}: "
+                                  f"{case.invoices} invoices ...")
+                    cases.append(asyncio.run(run_case(
+                        rec, case, Path(tmp), page_size=args.page_size,
+                        children_per_run=args.children_per_run,
+                        concurrency=args.concurrency, seed=seed)))
+            ok = report(console, cases)
+            if args.largest:
+                seed += 1
+                largest = Case(args.largest, max(args.batch_sizes), 1)
+                console.print(f"largest file: one invoice of {args.largest:,} charges ...")
+                asyncio.run(run_case(rec, largest, Path(tmp), page_size=args.page_size,
+                                     children_per_run=args.children_per_run,
+                                     concurrency=args.concurrency, seed=seed))
+                size = "under" if largest.peak_rss_mib < 512 else "OVER"
+                console.print(
+                    f"largest file ({args.largest:,} charges in one invoice): worker peak RSS "
+                    f"{largest.peak_rss_mib:.0f} MiB, {size} the 512 MiB goal; "
+                    f"{largest.elapsed:.1f} s, "
+                    f"{1000 * largest.total_per_invoice / largest.charges:.2f} actions per "
+                    "1,000 charges")
+                ok = ok and largest.peak_rss_mib < 512
+    finally:
+        if not args.keep:
+            cluster.down(rec.name, purge=True)
+    sys.stdout.flush()
+    os._exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
