@@ -15,10 +15,11 @@ from app.stack import cluster
 from app.stack.registry import ClusterRecord
 from app.stack.runner import start_worker
 
-# Seconds per scenario run. The issue asks for 30 s; CI uses 20 s so the whole tier (three
-# scenarios, the concurrency check, the SLO gate, ceiling and capacity) stays under its
-# 5-minute budget on 2 shared cores. Set HAUL_LT_TEST_SECONDS=30 for the full-length runs.
-SCENARIO_SECONDS = float(os.environ.get("HAUL_LT_TEST_SECONDS", "20"))
+# Seconds per scenario run: the issue's 30 s. The whole tier (three scenarios, the 200-user
+# concurrency check, the SLO gate, ceiling and capacity) took 3 min 58 s with it on 2 cores
+# shared with other work (load average 7), inside the 5-minute budget; 20 s took 3 min 0 s.
+# Set HAUL_LT_TEST_SECONDS lower if a slower CI machine needs the margin.
+SCENARIO_SECONDS = float(os.environ.get("HAUL_LT_TEST_SECONDS", "30"))
 
 
 @pytest.fixture(scope="session")
