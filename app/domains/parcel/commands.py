@@ -115,11 +115,15 @@ def parcel(
                                   f"run {p.run}")
 
             try:
-                return await ingest(client, database, open_store(blob_dir), file,
-                                    on_progress=show, carrier=carrier,
-                                    strict_envelope=not lenient_envelope, settings=settings)
+                result = await ingest(client, database, open_store(blob_dir), file,
+                                      on_progress=show, carrier=carrier,
+                                      strict_envelope=not lenient_envelope, settings=settings)
             finally:
                 database.close()
+            done = result[0]
+            bar.update(task, total=done.invoices, completed=done.invoices,
+                       detail=f"{done.outcome}: {done.failures} failed")
+            return result
 
     try:
         summary, ran = asyncio.run(go())
