@@ -86,15 +86,18 @@ def main() -> None:
     """
     code = 0
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Outside standalone mode click returns a command's exit code instead of exiting.
+        returned = app(standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0
+    except (typer.Exit, click.exceptions.Exit) as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         console.print("aborted")
         code = 130
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
+    except (typer.TyperException, click.ClickException) as exc:
+        # typer bundles its own click; usage errors come from either, with show() and a code.
+        exc.show()  # type: ignore[union-attr]
+        code = exc.exit_code  # type: ignore[union-attr]
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:  # a clear one-line error, not a traceback, for expected failures
