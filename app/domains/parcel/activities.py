@@ -78,8 +78,9 @@ def _lines(stream: IO[bytes] | Any) -> Iterator[bytes]:
 
 
 def job_key_of(header: InvoiceHeader) -> str:
-    """The shipment job an invoice belongs to: SCAC and shipment ID (or invoice number)."""
-    return f"{header.scac}:{header.shipment_id or header.invoice_number}"
+    """The shipment job an invoice belongs to: SCAC, account, and shipment ID (or the invoice
+    number when the carrier sends none)."""
+    return f"{header.scac}:{header.account}:{header.shipment_id or header.invoice_number}"
 
 
 class _Indexer:

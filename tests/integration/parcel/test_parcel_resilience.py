@@ -54,7 +54,7 @@ def duplicate_counts(env: ParcelEnv, content_hash: str) -> dict[str, object]:
 
 async def gone(client: Client, workflow_id: str) -> bool:
     """Whether the server no longer has any run of the ID (deletion is asynchronous)."""
-    for _ in range(150):
+    for _ in range(600):
         try:
             await client.get_workflow_handle(workflow_id).describe()
         except RPCError as err:

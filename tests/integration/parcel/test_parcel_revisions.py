@@ -32,7 +32,16 @@ async def test_change_supersedes_and_cancel_voids_across_files(
             assert ran and summary.failures == 0
             hashes[name] = summary.content_hash
         numbers = [i.invoice_number for i in report.invoices]
-        jobs = [f"HAUL:SH{i + 1:07d}" for i in range(3)]
+        jobs = [
+            str(parcel_env.one(
+                """select distinct e.job_key from shipment_job_events e
+                   join parcel_invoice_revisions r
+                     on r.id = (e.payload->>'revision_id')::bigint
+                   join parcel_invoices i on i.id = r.invoice_id
+                   where i.invoice_number = %s""", number))
+            for number in numbers
+        ]
+        assert len(set(jobs)) == 3
         statuses = {}
         for job in jobs:
             handle = client.get_workflow_handle(haul_client.id_for(UpdateRateAuditStatusWorkflow,
