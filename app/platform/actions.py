@@ -50,7 +50,7 @@ def parse_actions(text: str, namespace: str) -> Counter[str]:
                 continue
             if labels.get("service_name", "frontend") != "frontend":
                 continue
-            counts[labels.get("action_type", "unknown")] += sample.value
+            counts[labels.get("action_type", "unknown")] += round(sample.value)
     return counts
 
 
