@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from app.domains.parcel.generator import Edi210Spec, write_edi210
@@ -58,6 +59,8 @@ async def check_big_file(
            on r.id = f.revision_id where r.file_hash = %s""", h) == report.groups
 
 
+# One parent with 10,000 children takes about 14 minutes on the single-shard dev server.
+@pytest.mark.timeout(2400)
 async def test_10000_invoice_file(
     client: Client, haul_client: HaulClient, task_queue: str, parcel_env: ParcelEnv,
     tmp_path: Path,
