@@ -25,53 +25,49 @@ def _num(value: str | None) -> float | None:
         return None
 
 
-def read_stats(prefix: Path) -> list[dict[str, Any]]:
-    """Rows of Locust's <prefix>_stats.csv: one per request name, plus Aggregated."""
-    path = Path(f"{prefix}_stats.csv")
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of one of Locust's CSV files, or none when Locust did not write it."""
     if not path.exists():
         return []
-    rows = []
     with path.open() as fh:
-        for row in csv.DictReader(fh):
-            rows.append(
-                {
-                    "type": row["Type"],
-                    "name": row["Name"],
-                    "requests": int(row["Request Count"]),
-                    "failures": int(row["Failure Count"]),
-                    "p50_ms": _num(row.get("50%")),
-                    "p95_ms": _num(row.get("95%")),
-                    "p99_ms": _num(row.get("99%")),
-                    "avg_ms": _num(row.get("Average Response Time")),
-                    "rps": _num(row.get("Requests/s")) or 0.0,
-                }
-            )
-    return rows
+        return list(csv.DictReader(fh))
+
+
+def read_stats(prefix: Path) -> list[dict[str, Any]]:
+    """Rows of Locust's <prefix>_stats.csv: one per request name, plus Aggregated."""
+    return [
+        {
+            "type": row["Type"],
+            "name": row["Name"],
+            "requests": int(row["Request Count"]),
+            "failures": int(row["Failure Count"]),
+            "p50_ms": _num(row.get("50%")),
+            "p95_ms": _num(row.get("95%")),
+            "p99_ms": _num(row.get("99%")),
+            "avg_ms": _num(row.get("Average Response Time")),
+            "rps": _num(row.get("Requests/s")) or 0.0,
+        }
+        for row in _csv_rows(Path(f"{prefix}_stats.csv"))
+    ]
 
 
 def read_history(prefix: Path) -> list[dict[str, Any]]:
     """Rows of Locust's <prefix>_stats_history.csv (one per second and request name)."""
-    path = Path(f"{prefix}_stats_history.csv")
-    if not path.exists():
-        return []
-    rows = []
-    with path.open() as fh:
-        for row in csv.DictReader(fh):
-            rows.append(
-                {
-                    "t": float(row["Timestamp"]),
-                    "users": int(row["User Count"]),
-                    "name": row["Name"],
-                    "rps": _num(row["Requests/s"]) or 0.0,
-                    "fps": _num(row["Failures/s"]) or 0.0,
-                    "p50_ms": _num(row.get("50%")),
-                    "p95_ms": _num(row.get("95%")),
-                    "p99_ms": _num(row.get("99%")),
-                    "total_requests": int(row["Total Request Count"]),
-                    "total_failures": int(row["Total Failure Count"]),
-                }
-            )
-    return rows
+    return [
+        {
+            "t": float(row["Timestamp"]),
+            "users": int(row["User Count"]),
+            "name": row["Name"],
+            "rps": _num(row["Requests/s"]) or 0.0,
+            "fps": _num(row["Failures/s"]) or 0.0,
+            "p50_ms": _num(row.get("50%")),
+            "p95_ms": _num(row.get("95%")),
+            "p99_ms": _num(row.get("99%")),
+            "total_requests": int(row["Total Request Count"]),
+            "total_failures": int(row["Total Failure Count"]),
+        }
+        for row in _csv_rows(Path(f"{prefix}_stats_history.csv"))
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
