@@ -9,6 +9,11 @@ Settings (environment, set by `haul loadtest`):
   HAUL_LT_ENTITIES  signal_fan_in: number of entities the bursts land on (default 10)
   HAUL_LT_BURST     signal_fan_in: signal-with-starts per burst (default 5)
   HAUL_LT_WAIT      seconds a user waits between operations (default 0: closed loop, as omes)
+  HAUL_LT_PARCEL_INVOICES, HAUL_LT_PARCEL_GROUPS
+                    parcel_ingest: invoices per file and charge groups per invoice (3, 2)
+  HAUL_DATABASE_URL, HAUL_BLOB_DIR
+                    parcel_ingest: the workers' app database and blob store (set for a local
+                    --target, as for `haul ingest parcel`)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from app.domains.loadgen.models import NoopInput, TimerInput
 from app.domains.loadgen.workflows import NoopActivityWorkflow, TimerWorkflow
 from app.domains.sample.workflows import LedgerEntityWorkflow
 from app.loadtest.accounting import VIA_KEY, VIA_SIGNAL_WITH_START
+from app.loadtest.parcel_load import ParcelLoad
 from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
 
 RUN_TAG = os.environ.get("HAUL_LT_RUN_TAG") or f"lt-{uuid.uuid4().hex[:8]}"
@@ -113,3 +119,23 @@ class TimerUser(TemporalUser):
             return await handle.result()
 
         self.run_op("timer_1s", op)
+
+
+class ParcelIngestUser(TemporalUser):
+    """One small generated EDI 210 file through the whole parcel pipeline, awaited."""
+
+    weight = 1
+    wait_time = constant(WAIT)
+    _load: ParcelLoad | None = None
+
+    def on_start(self) -> None:
+        super().on_start()
+        if ParcelIngestUser._load is None:
+            ParcelIngestUser._load = ParcelLoad.from_env()
+
+    @task
+    def parcel_ingest(self) -> None:
+        load = ParcelIngestUser._load
+        assert load is not None
+        ident = _ident("parcel")
+        self.run_op("parcel_ingest", lambda: load.ingest(self.haul, ident))

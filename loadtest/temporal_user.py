@@ -32,7 +32,7 @@ import resource
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -68,6 +68,27 @@ class _LoopOutsideGevent(asyncio.SelectorEventLoop):
         self._csock.setblocking(False)
         self._internal_fds += 1
         self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
+
+
+class _RealThreadExecutor(ThreadPoolExecutor):
+    """The loop's default executor (`asyncio.to_thread`, `run_in_executor`): one real OS thread
+    per call. The standard pool would start gevent-patched "threads", greenlets of a hub that
+    never runs in the loop thread, and its exit hook would wait on them forever. (asyncio only
+    takes ThreadPoolExecutor subclasses; this one never starts the pool's own threads.)"""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        _start_real_thread(run, ())
+        return future
 
 
 def _count_connect_calls() -> None:
@@ -107,6 +128,7 @@ class TemporalBridge:
 
     def __init__(self) -> None:
         self.loop = _LoopOutsideGevent()
+        self.loop.set_default_executor(_RealThreadExecutor())
         self.queries = QueryCounter()
         self.in_flight = 0
         self.max_in_flight = 0

@@ -32,6 +32,7 @@ TOLERANCE_PCT = 2.0
 VIA_KEY = "via"
 VIA_SIGNAL_WITH_START = "signal_with_start"
 
+_SIGNALED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
 # One history event -> one action of this type.
 _EVENT_ACTIONS: dict[int, str] = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: "command_ScheduleActivityTask",
@@ -83,6 +84,7 @@ def tally_history(events: Iterable[HistoryEvent]) -> Counter[str]:
     counts: Counter[str] = Counter()
     events = list(events)
     marker_tasks: set[int] = set()
+    sws_signal = -1  # index of the signal a signal-with-start wrote with the start
     for i, event in enumerate(events):
         kind = event.event_type
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -95,19 +97,19 @@ def tally_history(events: Iterable[HistoryEvent]) -> Counter[str]:
                 ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE,
             ):
                 continue  # continue-as-new is billed to the previous run; retries and crons
+            # A plain start writes its first workflow task with the started event; a
+            # signal-with-start writes its signal in between. That signal is the one action.
             nxt = events[i + 1] if i + 1 < len(events) else None
-            started_by_sws = (
-                nxt is not None
-                and nxt.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-                and _signal_via(nxt) == VIA_SIGNAL_WITH_START
-            )
-            if not started_by_sws:
+            if nxt is not None and nxt.event_type == _SIGNALED:
+                sws_signal = i + 1
+            else:
                 counts["grpc_StartWorkflowExecution"] += 1
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             attrs_s = event.workflow_execution_signaled_event_attributes
             if attrs_s.HasField("external_workflow_execution"):
                 continue  # billed to the sender's SignalExternalWorkflowExecution command
-            if _signal_via(event) == VIA_SIGNAL_WITH_START:
+            # Later signals can come from either API: the harness's payloads name theirs.
+            if i == sws_signal or _signal_via(event) == VIA_SIGNAL_WITH_START:
                 counts["grpc_SignalWithStartWorkflowExecution"] += 1
             else:
                 counts["grpc_SignalWorkflowExecution"] += 1
@@ -134,12 +136,14 @@ class HistoryTally:
     by_type: dict[str, int] = field(default_factory=dict)
 
 
-async def _list_runs(client: Client, run_tag: str, since: datetime) -> list[tuple[str, str]]:
+async def _list_runs(
+    client: Client, run_tag: str, since: datetime, roots: frozenset[str]
+) -> list[tuple[str, str]]:
     query = f'StartTime >= "{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
     return [
         (wf.id, wf.run_id)
         async for wf in client.list_workflows(query, page_size=1000)
-        if run_tag in wf.id
+        if run_tag in wf.id or wf.id in roots or wf.root_id in roots
     ]
 
 
@@ -148,17 +152,21 @@ async def tally_runs(
     run_tag: str,
     since: datetime,
     *,
+    roots: Iterable[str] = (),
     concurrency: int = 16,
     settle_checks: int = 2,
     settle_interval: float = 1.0,
 ) -> HistoryTally:
-    """List every run whose workflow ID carries run_tag (started at or after since), and sum
-    their histories. Lists until the count is stable, since visibility lags the histories."""
-    runs = await _list_runs(client, run_tag, since)
+    """List every run (started at or after since) whose workflow ID carries run_tag, or that
+    is one of `roots` or descends from one (IDs the harness cannot tag, such as content
+    hashes), and sum their histories. Lists until the count is stable, since visibility lags
+    the histories."""
+    root_ids = frozenset(roots)
+    runs = await _list_runs(client, run_tag, since, root_ids)
     stable = 0
     while stable < settle_checks:
         await asyncio.sleep(settle_interval)
-        again = await _list_runs(client, run_tag, since)
+        again = await _list_runs(client, run_tag, since, root_ids)
         stable = stable + 1 if len(again) == len(runs) else 0
         runs = again
     sem = asyncio.Semaphore(concurrency)

@@ -25,11 +25,13 @@ from typing import Any
 from temporalio.client import Client
 
 from app.loadtest import accounting, report, scenarios
+from app.loadtest.parcel_load import read_roots
 from app.platform.actions import ActionReader, delta
 from app.platform.client import connect
 from app.stack import cluster
 from app.stack.procs import pid_alive
 from app.stack.registry import ClusterRecord, Registry
+from app.stack.runner import worker_env
 
 
 def locust_dir() -> Path:
@@ -79,7 +81,8 @@ def resolve_target(
             label=target,
             namespace=ns,
             metrics_url=metrics_url or rec.metrics_url,
-            env={"TEMPORAL_CONFIG_FILE": config, "TEMPORAL_PROFILE": rec.name},
+            # The worker's own connection, app database and blob store (parcel_ingest).
+            env={k: v for k, v in worker_env(rec).items() if k != "HAUL_WORKER_HEALTH_PORT"},
             profile=rec.name,
             config_file=config,
             record=rec,
@@ -105,16 +108,19 @@ def resolve_target(
 
 
 def ensure_worker(target: Target) -> int | None:
-    """For a local cluster with no live worker, start one (its own process); return its pid."""
+    """For a local cluster: make its app database ready for the parcel pipeline (migrations,
+    contract rates; idempotent) and, with no live worker, start one (its own process).
+    Returns the pid of a worker started here."""
     rec = target.record
     if rec is None:
         return None
+    from app.stack.runner import prepare_app_db, start_worker
+
     fresh = Registry().get(rec.name) or rec
+    prepare_app_db(fresh)
     pid = fresh.pids.get("worker")
     if pid and pid_alive(pid):
         return None
-    from app.stack.runner import start_worker
-
     return start_worker(fresh)
 
 
@@ -277,7 +283,7 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     if reader and baseline is not None:
         server = delta(baseline, await reader.wait_quiet(timeout=s.quiet_timeout))
     client = await target.client()
-    tally = await accounting.tally_runs(client, run_tag, since)
+    tally = await accounting.tally_runs(client, run_tag, since, roots=read_roots(out))
     harness = _harness_stats(out)
     client_counts = {"grpc_QueryWorkflow": harness.get("queries_succeeded", 0)}
     comparison = (

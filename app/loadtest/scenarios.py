@@ -37,10 +37,18 @@ SCENARIOS: dict[str, Scenario] = {
             ("signal_with_start",),
         ),
         Scenario(
+            "parcel_ingest",
+            "ingest a small generated EDI 210 file end to end: splitter, one child per "
+            "invoice, rate audit, review queue, shipment-job status entities",
+            ("ParcelIngestUser",),
+            ("parcel_ingest",),
+        ),
+        Scenario(
             "mixed",
-            "start_and_complete and signal_fan_in users side by side, with entity queries",
-            ("StartAndCompleteUser", "MixedEntityUser"),
-            ("start_and_complete", "signal_with_start"),
+            "start_and_complete, signal_fan_in (with entity queries) and parcel_ingest users "
+            "side by side",
+            ("StartAndCompleteUser", "MixedEntityUser", "ParcelIngestUser"),
+            ("start_and_complete", "signal_with_start", "parcel_ingest"),
         ),
         Scenario(
             "timer",
@@ -49,9 +57,6 @@ SCENARIOS: dict[str, Scenario] = {
             ("TimerUser",),
             ("timer_1s",),
         ),
-        # parcel_ingest: lands with the parcel pipeline. Add a ParcelIngestUser (a
-        # TemporalUser subclass) to loadtest/locustfile.py and an entry here, e.g.
-        # Scenario("parcel_ingest", "...", ("ParcelIngestUser",), ("parcel_ingest",)).
     )
 }
 

@@ -73,27 +73,35 @@ def stop_worker(rec: ClusterRecord, role: str = "worker", *, sig: int = signal.S
 SAMPLE_FILE = "edi210_sample.edi"
 
 
+def prepare_app_db(rec: ClusterRecord) -> tuple[list[str], int]:
+    """Apply pending migrations and load the sample contract rates (both idempotent), so the
+    cluster's workers can ingest. Returns the migrations applied and the rates loaded."""
+    import psycopg
+
+    from app.domains.rate_audit.activities import seed_contracts
+    from app.domains.rate_audit.rates import sample_contracts
+
+    applied = migrate(rec.dsn())
+    with psycopg.connect(rec.dsn(), autocommit=True) as conn:
+        contracts = seed_contracts(conn, sample_contracts())
+    return applied, contracts
+
+
 def run_main_job(name: str, *, exit_when_done: bool, headless: bool, console: Console) -> None:
     """Dev stack, migrations, sample contracts, a worker, then a shipped carrier file through
     the parcel pipeline, with its progress and summary."""
     from importlib import resources
-
-    import psycopg
 
     from app.domains.parcel import store as parcel_store
     from app.domains.parcel.blobstore import LocalBlobStore
     from app.domains.parcel.commands import print_summary
     from app.domains.parcel.models import IngestProgress, IngestSummary
     from app.domains.parcel.starter import ingest
-    from app.domains.rate_audit.activities import seed_contracts
-    from app.domains.rate_audit.rates import sample_contracts
     from app.platform.client import HaulClient, connect
 
     with console.status("starting the dev cluster (Temporal dev server + Postgres) ..."):
         rec = cluster.up(name, "dev", headless=headless)
-    applied = migrate(rec.dsn())
-    with psycopg.connect(rec.dsn(), autocommit=True) as conn:
-        contracts = seed_contracts(conn, sample_contracts())
+    applied, contracts = prepare_app_db(rec)
     console.print(
         f"cluster {rec.name!r} up; {len(applied)} migration(s) applied; "
         f"{contracts} sample contract rates loaded"

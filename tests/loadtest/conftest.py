@@ -13,7 +13,7 @@ import pytest
 
 from app.stack import cluster
 from app.stack.registry import ClusterRecord
-from app.stack.runner import start_worker
+from app.stack.runner import prepare_app_db, start_worker
 
 # Seconds per scenario run: the 30 s. The whole tier (three scenarios, the 200-user
 # concurrency check, the SLO gate, ceiling and capacity) took 3 min 58 s with it on 2 cores
@@ -31,6 +31,7 @@ def lt_cluster() -> Iterator[ClusterRecord]:
         port_base=int(os.environ.get("HAUL_LT_PORT_BASE", "27400")),
     )
     try:
+        prepare_app_db(rec)  # parcel_ingest's tables and contract rates
         start_worker(rec)
         yield rec
     finally:

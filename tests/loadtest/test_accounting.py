@@ -55,6 +55,14 @@ def test_a_plain_start_and_a_signal_with_start_start() -> None:
     }
     sws = [_started(), _signaled(VIA_SIGNAL_WITH_START), _signaled(VIA_SIGNAL_WITH_START)]
     assert tally_history(sws) == {"grpc_SignalWithStartWorkflowExecution": 2}
+    # A signal-with-start from code that marks nothing (the parcel pipeline's activities):
+    # the signal written with the start is the call; a later unmarked signal is a plain one.
+    unmarked = [_started(), _signaled(), _event(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
+                _signaled()]
+    assert tally_history(unmarked) == {
+        "grpc_SignalWithStartWorkflowExecution": 1,
+        "grpc_SignalWorkflowExecution": 1,
+    }
 
 
 def test_continued_and_child_runs_are_billed_elsewhere() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from app.loadtest import scenarios
+from app.loadtest.parcel_load import ParcelLoad
 from app.loadtest.runner import RunSettings, resolve_target, run_load
 from app.stack.registry import ClusterRecord
 from tests.loadtest.conftest import SCENARIO_SECONDS
@@ -52,7 +53,7 @@ def _check_accounting(result: dict[str, Any]) -> None:
     assert result["histories"]["runs"] > 0
 
 
-@pytest.mark.parametrize("name", ["start_and_complete", "signal_fan_in", "mixed"])
+@pytest.mark.parametrize("name", ["start_and_complete", "signal_fan_in", "parcel_ingest", "mixed"])
 async def test_scenario_runs_and_accounts_within_two_percent(
     lt_cluster: ClusterRecord, tmp_path: Path, name: str
 ) -> None:
@@ -79,7 +80,17 @@ async def test_scenario_runs_and_accounts_within_two_percent(
         assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
     if name in ("signal_fan_in", "mixed"):
         assert server["grpc_SignalWithStartWorkflowExecution"] > 0
+    if name == "parcel_ingest":
+        # Each file: one splitter start, one child per invoice, one shipment-job
+        # signal-with-start per invoice (every invoice is its own shipment).
+        ops = result["harness"]["operations"]["parcel_ingest"]
+        assert ops["failed"] == 0 and ops["succeeded"] > 0
+        invoices = ParcelLoad.invoices * ops["succeeded"]
+        assert server["grpc_StartWorkflowExecution"] == ops["succeeded"]
+        assert server["command_StartChildWorkflowExecution"] == invoices
+        assert server["grpc_SignalWithStartWorkflowExecution"] == invoices
     if name == "mixed":
+        assert result["harness"]["operations"]["parcel_ingest"]["succeeded"] > 0
         queries = result["harness"]["queries_succeeded"]
         assert queries > 0
         assert server.get("grpc_QueryWorkflow") == queries

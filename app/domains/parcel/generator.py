@@ -67,6 +67,8 @@ class Edi210Spec:
     functional_groups: int = 1  # GS groups; invoices are spread over them in order
     seed: int = 0
     scac: str = "HAUL"
+    # The bill-to account (N1*BT*25); default ACCT plus the seed. Shipment jobs are keyed by it.
+    account: str | None = None
     discount_every: int = 4  # every Nth charge group ends with a DSC discount (0: never)
     bad_amount: frozenset[int] = frozenset()  # invoice indices with a non-numeric L104
     total_mismatch: frozenset[int] = frozenset()  # invoice indices whose B307 is off by 1.00
@@ -250,7 +252,7 @@ def _write_invoice(edi: _Edi, spec: Edi210Spec, rng: random.Random, index: int,
     edi.seg(3, "G62", "86", "20261120")
     for role, name, city in (("SH", "HAUL SHIPPER", "DAYTON"), ("CN", "HAUL CONSIGNEE", "AKRON"),
                              ("BT", "HAUL BILLING", "TOLEDO")):
-        ident = ("25", f"ACCT{spec.seed % 1000:04d}") if role == "BT" else ()
+        ident = ("25", spec.account or f"ACCT{spec.seed % 1000:04d}") if role == "BT" else ()
         edi.seg(3, "N1", role, name, *ident)
         edi.seg(4, "N3", "1 MAIN ST")
         edi.seg(4, "N4", city, "OH", "45402", "US")
