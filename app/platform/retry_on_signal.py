@@ -20,6 +20,9 @@ EVENT_SIGNAL = "event"
 DEFAULT_HISTORY_LIMIT = 10_000
 # Event IDs remembered across continue-as-new to drop late duplicates.
 REMEMBERED_IDS = 2_000
+# Continued runs take their carried events as pending; before this patch they were dropped as
+# already seen, and the run waited for events forever.
+CARRY_PENDING_PATCH = "retry-on-signal-carry-pending"
 
 
 @dataclass
@@ -86,10 +89,14 @@ class RetryOnSignal:
 
     async def run_entity(self, input: EntityInput) -> EntityResult:
         self.state = dict(input.state)
-        for event_id in input.seen_ids:
-            self._seen[event_id] = None
-        for event in input.pending:
-            self.on_event(event)
+        if input.pending and workflow.patched(CARRY_PENDING_PATCH):
+            self._resume(input)
+        else:
+            # Runs before the patch dropped carried events here (their IDs are in seen_ids).
+            for event_id in input.seen_ids:
+                self._seen[event_id] = None
+            for event in input.pending:
+                self.on_event(event)
         processed = input.processed
         while True:
             await workflow.wait_condition(lambda: bool(self._pending))
@@ -111,6 +118,18 @@ class RetryOnSignal:
                         state=self.state,
                     )
                 )
+
+    def _resume(self, input: EntityInput) -> None:
+        """Take over what the previous run carried: its pending events, still to process, and
+        the IDs it saw. Signals that reached this run before `run` began were queued with an
+        empty seen-set; drop those an earlier run already processed."""
+        carried = {e.event_id for e in input.pending}
+        processed = set(input.seen_ids) - carried
+        early = [
+            e for e in self._pending if e.event_id not in processed and e.event_id not in carried
+        ]
+        self._pending = [*input.pending, *early]
+        self._seen = dict.fromkeys([*input.seen_ids, *carried, *(e.event_id for e in early)])
 
     @staticmethod
     def _history_too_long(limit: int) -> bool:

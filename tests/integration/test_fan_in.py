@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 
@@ -36,6 +37,20 @@ async def processed_event_ids(client: Client, workflow_ids: list[str]) -> Counte
     return seen
 
 
+async def carried_events(client: Client, workflow_ids: list[str]) -> int:
+    """Events handed to a continued run as pending, over every run of these workflows."""
+    total = 0
+    for wf_id in workflow_ids:
+        for run in await run_ids(client, wf_id):
+            handle = client.get_workflow_handle(wf_id, run_id=run)
+            async for event in handle.fetch_history_events():
+                if event.HasField("workflow_execution_started_event_attributes"):
+                    payload = event.workflow_execution_started_event_attributes.input.payloads[0]
+                    total += len(json.loads(payload.data).get("pending", []))
+                    break
+    return total
+
+
 async def test_500_events_on_10_entities_each_processed_exactly_once(
     client: Client, haul_client: HaulClient, task_queue: str
 ) -> None:
@@ -47,7 +62,8 @@ async def test_500_events_on_10_entities_each_processed_exactly_once(
         entity = event_id.split(":")[0]
         await haul_client.signal_with_start(
             LedgerEntityWorkflow,
-            EntityInput(entity_key=entity, state={"work_seconds": 0.3}),
+            # A low history limit makes every entity continue as new while events wait.
+            EntityInput(entity_key=entity, state={"work_seconds": 0.3}, history_limit=30),
             entity,
             EVENT_SIGNAL,
             EntityEvent(event_id=event_id),
@@ -64,11 +80,14 @@ async def test_500_events_on_10_entities_each_processed_exactly_once(
         await asyncio.gather(*(bounded(e) for e in sent))
         ids = [haul_client.id_for(LedgerEntityWorkflow, e) for e in entities]
         for wf_id in ids:
-            await client.get_workflow_handle(wf_id).result()
+            # A lost event leaves its entity waiting: fail instead of hanging.
+            await asyncio.wait_for(client.get_workflow_handle(wf_id).result(), timeout=120)
         processed = await processed_event_ids(client, ids)
 
     assert set(processed) == set(sent)
     assert [e for e, n in processed.items() if n > 1] == []
+    carried = await carried_events(client, ids)
+    assert carried > 0, "no run continued as new with events waiting: the test proves nothing"
 
 
 @pytest.mark.parametrize("repeat", range(3))
@@ -95,7 +114,8 @@ async def test_completion_race_an_activity_signalling_its_own_entity(
         await asyncio.gather(*(one(e) for e in entities))
         ids = [haul_client.id_for(LedgerEntityWorkflow, e) for e in entities]
         for wf_id in ids:
-            await client.get_workflow_handle(wf_id).result()
+            # A lost event leaves its entity waiting: fail instead of hanging.
+            await asyncio.wait_for(client.get_workflow_handle(wf_id).result(), timeout=120)
         processed = await processed_event_ids(client, ids)
 
     expected = {f"{e}-req" for e in entities} | {f"{e}-req-echo" for e in entities}
