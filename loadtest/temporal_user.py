@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import atexit
 import json
 import os
 import resource
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -242,6 +244,27 @@ def _on_test_stop(**_: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(**_: Any) -> None:
     write_stats()
+
+
+_exit_code: list[int] = []
+
+
+@events.quit.add_listener
+def _on_quit(exit_code: int, **_: Any) -> None:
+    _exit_code.append(exit_code)
+
+
+def _exit_before_teardown() -> None:
+    """Leave with Locust's own exit code once it has written every file. Interpreter teardown
+    next to the temporalio and grpcio threads can abort (SIGABRT, "PyGILState_Release")
+    after a clean run; exit hooks run before that teardown begins."""
+    if _exit_code:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_code[-1])
+
+
+atexit.register(_exit_before_teardown)
 
 
 class TemporalUser(User):
