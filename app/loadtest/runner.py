@@ -31,7 +31,7 @@ from app.platform.client import connect
 from app.stack import cluster
 from app.stack.procs import pid_alive
 from app.stack.registry import ClusterRecord, Registry
-from app.stack.runner import worker_env
+from app.stack.runner import prepare_app_db, start_worker, worker_env
 
 
 def locust_dir() -> Path:
@@ -114,8 +114,6 @@ def ensure_worker(target: Target) -> int | None:
     rec = target.record
     if rec is None:
         return None
-    from app.stack.runner import prepare_app_db, start_worker
-
     fresh = Registry().get(rec.name) or rec
     prepare_app_db(fresh)
     pid = fresh.pids.get("worker")

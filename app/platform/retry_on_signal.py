@@ -92,7 +92,8 @@ class RetryOnSignal:
         if input.pending and workflow.patched(CARRY_PENDING_PATCH):
             self._resume(input)
         else:
-            # Runs before the patch dropped carried events here (their IDs are in seen_ids).
+            # A first run carries nothing. A run continued before the patch replays the old
+            # way, which dropped carried events (their IDs are in seen_ids).
             for event_id in input.seen_ids:
                 self._seen[event_id] = None
             for event in input.pending:
