@@ -35,6 +35,8 @@ from app.stack.spec import (
 BACKENDS = ("dev", "postgres", "cassandra")
 DEFAULT_SHARDS = 4
 APP_NAMESPACE = "haul"
+# Seconds an existing cluster's ports get to be released by its just-stopped processes.
+PORT_RELEASE_SECONDS = 30.0
 
 # Temporal starters for the production-like backends, registered by their modules.
 TemporalStarter = Callable[[ClusterRecord, ClusterSpec, Registry], None]
@@ -129,7 +131,9 @@ def up(
     if backend == "dev" and not _alive(rec, "temporal"):
         needed |= {r: rec.port(r) for r in ("frontend", "frontend_http", "ui", "metrics")}
     try:
-        ensure_ports_free(needed)
+        # A cluster's own server that was just stopped may hold its ports a little longer
+        # (a graceful shutdown under load closes the metrics listener last).
+        ensure_ports_free(needed, wait=0.0 if created else PORT_RELEASE_SECONDS)
     except PortInUseError:
         if created:
             reg.remove(name)

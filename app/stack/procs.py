@@ -31,8 +31,14 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def ensure_ports_free(ports: Mapping[str, int], host: str = "127.0.0.1") -> None:
-    """Refuse to start when any port is taken, naming the port and its role."""
+def ensure_ports_free(
+    ports: Mapping[str, int], host: str = "127.0.0.1", wait: float = 0.0
+) -> None:
+    """Refuse to start when any port is taken, naming the port and its role. With `wait`,
+    give a process that is still shutting down that many seconds to let go first."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and not all(port_free(p, host) for p in ports.values()):
+        time.sleep(0.5)
     for role, port in ports.items():
         if not port_free(port, host):
             raise PortInUseError(
