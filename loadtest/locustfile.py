@@ -4,7 +4,8 @@ Run through `haul loadtest run --scenario S ...`, which picks the classes, sets 
 (TEMPORAL_* / envconfig) and the run tag, and accounts for the actions afterwards. Workers run
 in their own processes (`haul worker`), never here.
 
-Settings (environment, set by `haul loadtest`):
+Settings (environment, set by `haul loadtest`; a distributed worker gets them from the master
+at each run's start, see distributed_mode.py):
   HAUL_LT_RUN_TAG   prefix of every task identifier, so the run's workflows can be found
   HAUL_LT_ENTITIES  signal_fan_in: number of entities the bursts land on (default 10)
   HAUL_LT_BURST     signal_fan_in: signal-with-starts per burst (default 5)
@@ -22,9 +23,12 @@ import itertools
 import os
 import random
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from locust import constant, task
+import distributed_mode
+from locust import events, task
+from locust.env import Environment
 from temporal_user import TemporalUser
 
 from app.domains.loadgen.models import NoopInput, TimerInput
@@ -32,45 +36,77 @@ from app.domains.loadgen.workflows import NoopActivityWorkflow, TimerWorkflow
 from app.domains.sample.workflows import LedgerEntityWorkflow
 from app.loadtest.accounting import VIA_KEY, VIA_SIGNAL_WITH_START
 from app.loadtest.parcel_load import ParcelLoad
+from app.loadtest.process_files import process_tag
 from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
 
-RUN_TAG = os.environ.get("HAUL_LT_RUN_TAG") or f"lt-{uuid.uuid4().hex[:8]}"
-ENTITIES = int(os.environ.get("HAUL_LT_ENTITIES", "10"))
-BURST = int(os.environ.get("HAUL_LT_BURST", "5"))
-WAIT = float(os.environ.get("HAUL_LT_WAIT", "0"))
+
+@dataclass(frozen=True)
+class Settings:
+    run_tag: str
+    entities: int
+    burst: int
+    wait: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            run_tag=os.environ.get("HAUL_LT_RUN_TAG") or f"lt-{uuid.uuid4().hex[:8]}",
+            entities=int(os.environ.get("HAUL_LT_ENTITIES", "10")),
+            burst=int(os.environ.get("HAUL_LT_BURST", "5")),
+            wait=float(os.environ.get("HAUL_LT_WAIT", "0")),
+        )
+
+
+SETTINGS = Settings.from_env()
 _seq = itertools.count()
+
+
+@events.test_start.add_listener
+def _load_settings(environment: Environment, **_: Any) -> None:
+    """Read the settings again at each run's start: a distributed worker has just been given
+    this run's settings by the master."""
+    global SETTINGS
+    distributed_mode.apply_forwarded(environment)
+    SETTINGS = Settings.from_env()
 
 
 def _ident(kind: str) -> str:
     """A task identifier unique across users, processes and machines of one run."""
-    return f"{RUN_TAG}-{kind}-{os.getpid()}-{next(_seq)}"
+    return f"{SETTINGS.run_tag}-{kind}-{process_tag()}-{next(_seq)}"
 
 
-class StartAndCompleteUser(TemporalUser):
+class ScenarioUser(TemporalUser):
+    """Waits SETTINGS.wait between operations (0: a closed loop, as omes)."""
+
+    abstract = True
+
+    def wait_time(self) -> float:
+        return SETTINGS.wait
+
+
+class StartAndCompleteUser(ScenarioUser):
     """One workflow with one no-op activity, started and awaited: 2 actions per operation."""
 
     weight = 3
-    wait_time = constant(WAIT)
 
     @task
     def start_and_complete(self) -> None:
         async def op() -> Any:
             handle = await self.haul.start(
-                NoopActivityWorkflow, NoopInput(tag=RUN_TAG), _ident("noop")
+                NoopActivityWorkflow, NoopInput(tag=SETTINGS.run_tag), _ident("noop")
             )
             return await handle.result()
 
         self.run_op("start_and_complete", op)
 
 
-class SignalFanInUser(TemporalUser):
+class SignalFanInUser(ScenarioUser):
     """Bursts of signal-with-start on a fixed set of retry_on_signal entities."""
 
     weight = 1
-    wait_time = constant(WAIT)
 
     def entity_key(self, k: int) -> str:
-        return f"{RUN_TAG}-entity-{k}"
+        return f"{SETTINGS.run_tag}-entity-{k}"
 
     def sws(self, entity: str) -> Any:
         event = EntityEvent(event_id=_ident("event"), payload={VIA_KEY: VIA_SIGNAL_WITH_START})
@@ -88,8 +124,8 @@ class SignalFanInUser(TemporalUser):
 
     @task(5)
     def burst(self) -> None:
-        entity = self.entity_key(random.randrange(ENTITIES))
-        self.run_ops("signal_with_start", [self.sws(entity) for _ in range(BURST)])
+        entity = self.entity_key(random.randrange(SETTINGS.entities))
+        self.run_ops("signal_with_start", [self.sws(entity) for _ in range(SETTINGS.burst)])
 
 
 class MixedEntityUser(SignalFanInUser):
@@ -97,7 +133,7 @@ class MixedEntityUser(SignalFanInUser):
 
     @task(1)
     def query_pending(self) -> None:
-        entity = self.entity_key(random.randrange(ENTITIES))
+        entity = self.entity_key(random.randrange(SETTINGS.entities))
         # Make sure the entity exists, then ask how many events it holds.
         self.run_ops("signal_with_start", [self.sws(entity)])
         self.run_op(
@@ -106,11 +142,10 @@ class MixedEntityUser(SignalFanInUser):
         )
 
 
-class TimerUser(TemporalUser):
+class TimerUser(ScenarioUser):
     """A workflow that waits on a 1-second timer, started and awaited (the concurrency check)."""
 
     weight = 1
-    wait_time = constant(WAIT)
 
     @task
     def timer_1s(self) -> None:
@@ -121,11 +156,10 @@ class TimerUser(TemporalUser):
         self.run_op("timer_1s", op)
 
 
-class ParcelIngestUser(TemporalUser):
+class ParcelIngestUser(ScenarioUser):
     """One small generated EDI 210 file through the whole parcel pipeline, awaited."""
 
     weight = 1
-    wait_time = constant(WAIT)
     _load: ParcelLoad | None = None
 
     def on_start(self) -> None:

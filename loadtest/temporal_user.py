@@ -46,6 +46,7 @@ from locust import User, events
 from temporalio.client import Client
 
 from app.loadtest.accounting import QueryCounter
+from app.loadtest.process_files import harness_file
 from app.platform.client import HaulClient, connect
 
 T = TypeVar("T")
@@ -232,8 +233,7 @@ def write_stats() -> None:
     bridge = TemporalBridge._instance
     if not out or bridge is None:
         return
-    path = Path(out) / f"harness-{os.getpid()}.json"
-    path.write_text(json.dumps(bridge.stats(), indent=2))
+    harness_file(Path(out)).write_text(json.dumps(bridge.stats(), indent=2))
 
 
 @events.test_stop.add_listener

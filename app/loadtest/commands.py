@@ -52,14 +52,17 @@ def parse_duration(text: str) -> float:
 TARGET = typer.Option(
     "default",
     "--target",
+    envvar="HAUL_LT_TARGET",
     help="A local cluster NAME (haul stack), an envconfig profile NAME, or HOST:PORT.",
 )
 NAMESPACE = typer.Option(None, help="Namespace (default: the cluster's app namespace, haul).")
 METRICS = typer.Option(
     None,
     "--metrics-url",
-    help="The server's Prometheus /metrics URL (known for local clusters); without it there "
-    "is no server-side action accounting.",
+    envvar="HAUL_LT_METRICS_URL",
+    help="The server's Prometheus /metrics URL (known for local clusters), or "
+    "dns+http://HEADLESS-SERVICE:9090/metrics to sum every frontend pod; without it there is "
+    "no server-side action accounting.",
 )
 OUT = typer.Option(Path("loadtest-reports"), "--out", help="Directory for reports.")
 SLO_P95 = typer.Option(2000.0, "--slo-p95-ms", help="SLO: p95 of each business operation.")
@@ -118,6 +121,20 @@ def run(
     burst: int = typer.Option(5, help="signal_fan_in: signal-with-starts per burst."),
     wait: float = typer.Option(0.0, help="Seconds a user waits between operations."),
     processes: int = typer.Option(1, help="Locust processes on this machine (--processes)."),
+    expect_workers: int = typer.Option(
+        0,
+        help="Distributed: be the master of this many `haul loadtest locust-worker` processes "
+        "(on this host or others) and run no users here.",
+    ),
+    master_bind_host: str = typer.Option(
+        "127.0.0.1",
+        envvar="HAUL_LT_MASTER_BIND_HOST",
+        help="Distributed: the address workers connect to (0.0.0.0 for workers on other hosts).",
+    ),
+    master_bind_port: int = typer.Option(5557, help="Distributed: the port workers connect to."),
+    workers_max_wait: str = typer.Option(
+        "2m", help="Distributed: give up when the workers have not all connected by then."
+    ),
     web: bool = typer.Option(False, "--web", help="Start Locust's web UI instead of headless."),
     web_port: int = typer.Option(8089, help="Port of the web UI (127.0.0.1)."),
     worker: bool = WORKER,
@@ -142,6 +159,10 @@ def run(
         burst=burst,
         wait=wait,
         processes=processes,
+        expect_workers=expect_workers,
+        master_bind_host=master_bind_host,
+        master_bind_port=master_bind_port,
+        workers_max_wait=parse_duration(workers_max_wait),
         web=web,
         web_port=web_port,
     )
@@ -153,6 +174,25 @@ def run(
     if not result["passed"]:
         failed = [g["name"] for g in result["gates"] if not g["passed"]]
         raise SLOFailed(f"SLO gate(s) failed: {', '.join(failed)}")
+
+
+@app.command("locust-worker")
+def locust_worker(
+    master_host: str = typer.Option(
+        "127.0.0.1", envvar="HAUL_LT_MASTER_HOST", help="Host of the `run --expect-workers` master."
+    ),
+    master_port: int = typer.Option(5557, envvar="HAUL_LT_MASTER_PORT", help="Its port."),
+    runs: int = typer.Option(0, help="Serve this many runs, then exit (0: until stopped)."),
+) -> None:
+    """A Locust worker for distributed runs: joins each `haul loadtest run --expect-workers N`
+    master, takes the run's target and settings from it, and sends its files back.
+
+    Serves run after run (a fresh Locust process each) until SIGTERM or Ctrl-C.
+    """
+    from app.loadtest.locust_worker import serve
+
+    served = serve(master_host, master_port, runs)
+    console.print(f"served {served} run(s)")
 
 
 @app.command("capacity")

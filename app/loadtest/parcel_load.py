@@ -22,24 +22,8 @@ from app.domains.parcel.blobstore import BlobStore, open_store
 from app.domains.parcel.generator import Edi210Spec, write_edi210
 from app.domains.parcel.models import IngestSummary, PipelineSettings
 from app.domains.parcel.starter import submit
+from app.loadtest.process_files import roots_file
 from app.platform.client import HaulClient
-
-ROOTS_GLOB = "roots-*.txt"
-
-
-def roots_file(out_dir: Path) -> Path:
-    """This process's list of root workflow IDs, beside the other harness files."""
-    return out_dir / f"roots-{os.getpid()}.txt"
-
-
-def read_roots(out_dir: Path) -> set[str]:
-    """Every root workflow ID the run's Locust processes recorded."""
-    return {
-        line
-        for path in out_dir.glob(ROOTS_GLOB)
-        for line in path.read_text().splitlines()
-        if line
-    }
 
 
 @dataclass

@@ -25,7 +25,8 @@ from typing import Any
 from temporalio.client import Client
 
 from app.loadtest import accounting, report, scenarios
-from app.loadtest.parcel_load import read_roots
+from app.loadtest.process_files import HARNESS_GLOB, read_roots
+from app.loadtest.worker_settings import forwarded
 from app.platform.actions import ActionReader, delta
 from app.platform.client import connect
 from app.stack import cluster
@@ -96,6 +97,10 @@ def resolve_target(
             env={"TEMPORAL_ADDRESS": target, "TEMPORAL_NAMESPACE": ns},
         )
     env = {"TEMPORAL_PROFILE": target}
+    # The profile's file goes along: the Locust environment starts with no TEMPORAL_* at all.
+    config_file = os.environ.get("TEMPORAL_CONFIG_FILE")
+    if config_file:
+        env["TEMPORAL_CONFIG_FILE"] = config_file
     if namespace:
         env["TEMPORAL_NAMESPACE"] = namespace
     return Target(
@@ -104,6 +109,7 @@ def resolve_target(
         metrics_url=metrics_url,
         env=env,
         profile=target,
+        config_file=config_file,
     )
 
 
@@ -139,6 +145,11 @@ class RunSettings:
     burst: int = 5
     wait: float = 0.0
     processes: int = 1
+    # Distributed: this run is the master of N `haul loadtest worker` processes elsewhere.
+    expect_workers: int = 0
+    master_bind_host: str = "127.0.0.1"
+    master_bind_port: int = 5557
+    workers_max_wait: float = 120.0
     sample_interval: float = 1.0
     tolerance_pct: float = accounting.TOLERANCE_PCT
     web: bool = False
@@ -162,13 +173,22 @@ def _locust_argv(s: RunSettings, sc: scenarios.Scenario, prefix: Path) -> list[s
     argv += ["--stop-timeout", str(int(s.stop_timeout))]
     if s.processes > 1:
         argv += ["--processes", str(s.processes)]
+    if s.expect_workers:
+        argv += ["--master", "--expect-workers", str(s.expect_workers)]
+        argv += ["--master-bind-host", s.master_bind_host]
+        argv += ["--master-bind-port", str(s.master_bind_port)]
+        if not s.web:
+            argv += ["--expect-workers-max-wait", str(int(s.workers_max_wait))]
     if s.web:
         argv += ["--web-host", "127.0.0.1", "--web-port", str(s.web_port)]
         argv += ["-u", str(s.users), "-r", str(s.spawn_rate)]
     else:
         argv += ["--headless", "--only-summary"]
         if not s.steps:
-            argv += ["-u", str(s.users), "-r", str(s.spawn_rate), "-t", f"{int(s.duration)}s"]
+            argv += ["-u", str(s.users), "-r", str(s.spawn_rate)]
+            # A master ends the run itself (distributed_mode.py), so no operation is lost.
+            if not s.expect_workers:
+                argv += ["-t", f"{int(s.duration)}s"]
     return argv + list(sc.user_classes)
 
 
@@ -188,6 +208,10 @@ def _locust_env(target: Target, s: RunSettings, run_tag: str, out: Path) -> dict
     )
     if s.steps:
         env.update({f"HAUL_LT_{k.upper()}": str(v) for k, v in s.steps.items()})
+    if s.expect_workers:
+        env["HAUL_LT_SETTINGS"] = json.dumps(forwarded(env))
+        if not (s.web or s.steps):
+            env["HAUL_LT_STOP_AFTER"] = str(s.duration)
     return env
 
 
@@ -212,7 +236,7 @@ def _rounded(values: Mapping[str, float]) -> dict[str, float]:
 
 def _harness_stats(out: Path) -> dict[str, Any]:
     """Merge the per-process harness files the Locust processes wrote."""
-    files = sorted(out.glob("harness-*.json"))
+    files = sorted(out.glob(HARNESS_GLOB))
     procs = [json.loads(p.read_text()) for p in files]
     if not procs:
         return {"processes": 0}
@@ -271,6 +295,15 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     ended = time.time()
     stop.set()
     series = await sampler if sampler else []
+    if code not in (0, None) and s.expect_workers and "Gave up waiting for workers" in (
+        log_path.read_text(errors="replace")
+    ):
+        raise RuntimeError(
+            f"only some of the {s.expect_workers} Locust workers connected to "
+            f"{s.master_bind_host}:{s.master_bind_port} within {s.workers_max_wait:.0f}s; run "
+            "`haul loadtest locust-worker --master-host HOST` for each (log: "
+            f"{log_path})"
+        )
     if code not in (0, None):
         raise RuntimeError(
             f"locust exited with {code}; its log {log_path} ends with:\n"

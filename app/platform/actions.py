@@ -4,16 +4,23 @@ The server counts billable actions in its Prometheus counter `action` (exported 
 `action_total`), labelled by `action_type` and `namespace`, on the frontend. Everything that
 reports actions (tests, benchmarks, load tests) reads it here: scrape, take the delta over a
 window, and wait until the counter is quiet so late completions are not missed.
+
+A multi-pod cluster has one counter per frontend pod. `dns+http://NAME:PORT/metrics` reads
+them all: NAME (a headless Service) is resolved on every scrape and each address is scraped
+and summed, so a pod that comes or goes between scrapes is still counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,6 +61,31 @@ def parse_actions(text: str, namespace: str) -> Counter[str]:
     return counts
 
 
+DNS_PREFIX = "dns+"
+
+
+async def expand_url(url: str) -> list[str]:
+    """The /metrics URLs behind url: itself, or one per address NAME resolves to for a
+    `dns+` URL. An unresolvable name raises httpx.ConnectError, like an unreachable server."""
+    if not url.startswith(DNS_PREFIX):
+        return [url]
+    parts = urlsplit(url.removeprefix(DNS_PREFIX))
+    if not parts.hostname or not parts.port:
+        raise ValueError(f"{url}: a dns+ metrics URL needs a host name and a port")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, parts.port, type=socket.SOCK_STREAM
+        )
+    except socket.gaierror as exc:
+        raise httpx.ConnectError(f"cannot resolve {parts.hostname}: {exc}") from None
+    hosts = sorted({str(info[4][0]) for info in infos})
+    return [urlunsplit(parts._replace(netloc=f"{_host(h)}:{parts.port}")) for h in hosts]
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+
+
 def delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, int]:
     """Per action_type increase between two scrapes, dropping zeros."""
     out = {}
@@ -73,10 +105,14 @@ class ActionReader:
     timeout: float = 5.0
 
     async def scrape(self) -> Counter[str]:
+        urls = await expand_url(self.metrics_url)
+        counts: Counter[str] = Counter()
         async with httpx.AsyncClient(timeout=self.timeout) as http:
-            resp = await http.get(self.metrics_url)
-            resp.raise_for_status()
-        return parse_actions(resp.text, self.namespace)
+            for url in urls:
+                resp = await http.get(url)
+                resp.raise_for_status()
+                counts += parse_actions(resp.text, self.namespace)
+        return counts
 
     async def wait_quiet(
         self, quiet_for: float = 2.0, timeout: float = 60.0, interval: float = 0.5

@@ -3,10 +3,13 @@ SLO gates, and the ceiling and capacity commands. No assertion is about speed.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 from app.loadtest import scenarios
 from app.loadtest.parcel_load import ParcelLoad
 from app.loadtest.runner import RunSettings, resolve_target, run_load
+from app.stack.procs import pid_alive, spawn, stop_pid
 from app.stack.registry import ClusterRecord
 from tests.loadtest.conftest import SCENARIO_SECONDS
 
@@ -187,3 +191,74 @@ def test_capacity_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> Non
     assert report["capacity"]["max_sustained_actions_per_s"] == max(
         s["actions_per_s"] for s in steps if s["within_slo"]
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_distributed_run_counts_every_worker(
+    lt_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    """A master and two `haul loadtest locust-worker` processes, as in the Locust-on-EKS
+    Deployments. The workers know nothing of the target: it comes from the master."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "HAUL_LT_"))}
+    argv = [sys.executable, "-m", "app", "loadtest", "locust-worker"]
+    argv += ["--master-port", str(port), "--runs", "1"]
+    pids = [
+        spawn(argv, tmp_path / f"locust-worker-{i}.log", env=env, cwd=tmp_path) for i in range(2)
+    ]
+    try:
+        settings = RunSettings(
+            scenario="start_and_complete",
+            users=4,
+            spawn_rate=4,
+            duration=SCENARIO_SECONDS,
+            out_dir=tmp_path / "reports",
+            slo_p95_ms=120_000,
+            slo_failure_ratio=1.0,
+            expect_workers=2,
+            master_bind_port=port,
+            workers_max_wait=60,
+        )
+        result = await run_load(resolve_target(lt_cluster.name), settings)
+        _check_report_files(result)
+        _check_accounting(result)
+        harness = result["harness"]
+        assert harness["processes"] == 2, harness
+        assert harness["connect_calls_per_process"] == [1, 1], harness
+        succeeded = harness["operations"]["start_and_complete"]["succeeded"]
+        # Every worker's own count came home (Locust's stats stop recording in the stop
+        # timeout): two actions per operation holds only if no worker's files were lost.
+        assert 0 < result["summary"]["operations"] <= succeeded
+        assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
+        for pid in pids:  # each served its one run and left
+            deadline = time.monotonic() + 60
+            while pid_alive(pid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            assert not pid_alive(pid)
+        logs = [(tmp_path / f"locust-worker-{i}.log").read_text() for i in range(2)]
+        assert all("served 1 run(s)" in log for log in logs), logs
+    finally:
+        for pid in pids:
+            stop_pid(pid)
+
+
+async def test_distributed_run_names_the_workers_that_never_came(
+    lt_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    settings = RunSettings(
+        scenario="start_and_complete",
+        users=2,
+        spawn_rate=2,
+        duration=5,
+        out_dir=tmp_path,
+        expect_workers=2,
+        master_bind_port=_free_port(),
+        workers_max_wait=3,
+    )
+    with pytest.raises(RuntimeError, match="only some of the 2 Locust workers connected"):
+        await run_load(resolve_target(lt_cluster.name), settings)

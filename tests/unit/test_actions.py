@@ -1,4 +1,12 @@
-from app.platform.actions import delta, parse_actions
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import httpx
+import pytest
+
+from app.platform.actions import ActionReader, delta, expand_url, parse_actions
 
 PAGE = """\
 # HELP action_total
@@ -27,3 +35,74 @@ def test_delta_drops_unchanged_types() -> None:
     before = {"a": 1.0, "b": 2.0}
     after = {"a": 4.0, "b": 2.0, "c": 1.0}
     assert delta(before, after) == {"a": 3, "c": 1}
+
+
+def _page(starts: int) -> bytes:
+    return (
+        "# TYPE action_total counter\n"
+        f'action_total{{action_type="grpc_StartWorkflowExecution",namespace="haul"}} {starts}\n'
+    ).encode()
+
+
+@pytest.fixture
+def two_frontends(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[HTTPServer]]]:
+    """Two /metrics servers on 127.0.0.1 and 127.0.0.2 (one port), and a name that resolves
+    to both, as a headless Service's name resolves to every frontend pod."""
+    servers: list[HTTPServer] = []
+    port = 0
+    for host, starts in (("127.0.0.1", 3), ("127.0.0.2", 4)):
+
+        class Metrics(BaseHTTPRequestHandler):
+            body = _page(starts)
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(self.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = HTTPServer((host, port), Metrics)
+        port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    real = socket.getaddrinfo
+
+    def resolve(host: str, *args: object, **kwargs: object) -> list:
+        if host == "frontend-headless.test":
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (s.server_address[0], port))
+                for s in servers
+            ]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    yield f"dns+http://frontend-headless.test:{port}/metrics", servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_dns_url_sums_every_frontend(two_frontends: tuple[str, list[HTTPServer]]) -> None:
+    url, _ = two_frontends
+    assert len(await expand_url(url)) == 2
+    counts = await ActionReader(url, "haul").scrape()
+    assert counts == {"grpc_StartWorkflowExecution": 7}
+
+
+async def test_dns_url_fails_when_a_frontend_is_down(
+    two_frontends: tuple[str, list[HTTPServer]],
+) -> None:
+    url, servers = two_frontends
+    servers[1].shutdown()
+    servers[1].server_close()
+    with pytest.raises(httpx.HTTPError):
+        await ActionReader(url, "haul", timeout=2).scrape()
+
+
+async def test_dns_url_names_a_host_it_cannot_resolve() -> None:
+    with pytest.raises(httpx.ConnectError, match="no-such-frontend.invalid"):
+        await expand_url("dns+http://no-such-frontend.invalid:9090/metrics")
+    with pytest.raises(ValueError, match="needs a host name and a port"):
+        await expand_url("dns+http://frontend-headless/metrics")

@@ -1,0 +1,107 @@
+"""Distributed Locust: one master (`haul loadtest run --expect-workers N`) and N workers
+(`haul loadtest worker`), on one host or many.
+
+Three things plain Locust does not do for haul:
+
+- **Settings travel with the run.** A worker is started once and serves many runs, so the
+  run's target and settings (run tag, fan-in shape, wait) come from the master: the parent
+  puts them in `--haul-settings` (JSON), Locust sends custom arguments to each worker with the
+  spawn order, and `apply_forwarded` puts them in the worker's environment before any user
+  starts. Only the target's coordinates and HAUL_LT_* cross the wire; credentials never do.
+- **Each worker's files come home.** The accounting needs every process's bridge stats and
+  parcel root IDs. A worker sends them to the master when its users stop; the master writes
+  them into the run's directory (names checked, size bounded).
+- **The run ends with every operation counted.** With `-t`, a headless master quits its
+  workers and waits half a second, so operations still finishing in the stop timeout, and
+  the workers' files, are lost. `--haul-stop-after` makes the master stop (waiting for every
+  worker to report its users stopped) and only then quit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+from temporal_user import write_stats
+
+from app.loadtest.process_files import own_files, write_shipped
+from app.loadtest.worker_settings import TARGET_KEYS, forwarded
+
+FILES_MESSAGE = "haul_files"
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--haul-settings",
+        env_var="HAUL_LT_SETTINGS",
+        default="",
+        include_in_web_ui=False,
+        help="haul: the run's target and settings (JSON), sent to every worker",
+    )
+    parser.add_argument(
+        "--haul-stop-after",
+        env_var="HAUL_LT_STOP_AFTER",
+        type=float,
+        default=0.0,
+        include_in_web_ui=False,
+        help="haul (master): seconds of load, then stop every worker and quit",
+    )
+
+
+def apply_forwarded(environment: Environment) -> None:
+    """On a worker: take the master's settings for this run (a no-op elsewhere)."""
+    if not isinstance(environment.runner, WorkerRunner):
+        return
+    raw = getattr(environment.parsed_options, "haul_settings", "")
+    if not raw:
+        return
+    settings = json.loads(raw)
+    for key in [k for k in os.environ if k in TARGET_KEYS]:
+        del os.environ[key]
+    os.environ.update({k: str(v) for k, v in forwarded(settings).items()})
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(FILES_MESSAGE, _receive_files)
+
+
+def _receive_files(environment: Environment, msg: Any, **_: Any) -> None:
+    out = os.environ.get("HAUL_LT_OUT")
+    if not out or not isinstance(msg.data, dict):
+        return
+    refused = write_shipped(Path(out), msg.data)
+    if refused:
+        print(f"haul: refused files from worker {msg.node_id}: {refused}", flush=True)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    after = getattr(environment.parsed_options, "haul_stop_after", 0.0)
+    if isinstance(runner, MasterRunner) and after > 0:
+        gevent.spawn_later(after, _stop_then_quit, runner)
+
+
+def _stop_then_quit(runner: MasterRunner) -> None:
+    # stop() waits (up to the stop timeout + 60 s) until every worker reports its users
+    # stopped; each worker sends its files before that report, so they are all in by now.
+    runner.stop()
+    runner.quit()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    out = os.environ.get("HAUL_LT_OUT")
+    if isinstance(runner, WorkerRunner) and out:
+        write_stats()
+        runner.send_message(FILES_MESSAGE, own_files(Path(out)))
