@@ -22,6 +22,7 @@ import guardrails  # noqa: E402
 from components.addons import ClusterAddons, ClusterAddonsArgs  # noqa: E402
 from components.artifacts import Artifacts, ArtifactsArgs  # noqa: E402
 from components.cluster import EksCluster, EksClusterArgs  # noqa: E402
+from components.loadgen import LoadGenerator, LoadGeneratorArgs  # noqa: E402
 from components.network import Network, NetworkArgs  # noqa: E402
 from components.observability import Observability, ObservabilityArgs  # noqa: E402
 from components.postgres import (  # noqa: E402
@@ -34,6 +35,7 @@ from components.temporal import (  # noqa: E402
     TemporalCluster,
     TemporalClusterArgs,
     frontend_address,
+    frontend_metrics_url,
     issuer_name,
 )
 from components.workers import RDS_CA_PATH, TemporalProfile, Workers, WorkersArgs  # noqa: E402
@@ -83,7 +85,10 @@ previous_name = stack.previous_state_stack or (
 deployed = pulumi.StackReference(f"{name}-deployed", stack_name=previous_name).get_output(
     "clusters"
 )
+loadgen = stack.loadgen
 client_namespaces = [*stack.apps.namespaces.values(), "keda"]
+if loadgen.enabled:
+    client_namespaces.append(loadgen.namespace)
 
 # The app database lives on one cluster's RDS instance; its budget counts the app pods.
 app_db_cluster = stack.apps.app_database_cluster(stack.clusters)
@@ -154,6 +159,7 @@ for cluster in stack.clusters:
             scylla_ca_pem=scylla.ca_pem if scylla else None,
             web_client_secret=web_secret,
             client_namespaces=client_namespaces,
+            metrics_readers=[loadgen.namespace] if loadgen.enabled else [],
             depends_on=[*addons.releases, pg, *([scylla.bootstrap] if scylla else [])],
         ),
         opts=on_k8s,
@@ -178,6 +184,21 @@ database_url = pulumi.Output.secret(
         lambda a: app_database_url(a[0], a[1], RDS_CA_PATH)
     )
 )
+# One envconfig profile per apps cluster, for the workers and the load generator alike.
+profiles = [
+    TemporalProfile(
+        cluster=c,
+        address=frontend_address(c),
+        namespace=stack.apps.worker_groups[0].namespace,
+        mtls=stack.cluster(c).mtls,
+        server_name=f"{c}-frontend",
+    )
+    for c in stack.apps.clusters
+]
+client_issuers = {c: issuer_name(c) for c in stack.apps.clusters if stack.cluster(c).mtls}
+after_clusters = pulumi.ResourceOptions(
+    providers={"kubernetes": eks.provider}, depends_on=[*addons.releases, *releases]
+)
 workers = Workers(
     f"{name}-workers",
     WorkersArgs(
@@ -185,16 +206,7 @@ workers = Workers(
         namespace=stack.apps.namespaces["worker"],
         groups=stack.apps.worker_groups,
         image=image,
-        profiles=[
-            TemporalProfile(
-                cluster=c,
-                address=frontend_address(c),
-                namespace=stack.apps.worker_groups[0].namespace,
-                mtls=stack.cluster(c).mtls,
-                server_name=f"{c}-frontend",
-            )
-            for c in stack.apps.clusters
-        ],
+        profiles=profiles,
         bucket=artifacts.bucket.bucket,
         bucket_policy_arn=artifacts.access_policy.arn,
         database_url=database_url,
@@ -202,14 +214,28 @@ workers = Workers(
         oidc_provider_arn=eks.oidc_provider.arn,
         oidc_issuer_url=eks.oidc_provider.url,
         keda=stack.apps.keda and stack.addons.keda,
-        client_issuers={c: issuer_name(c) for c in stack.apps.clusters if stack.cluster(c).mtls},
+        client_issuers=client_issuers,
         tags=tags,
     ),
     # Workers come last: after the clusters they connect to and their namespaces exist.
-    opts=pulumi.ResourceOptions(
-        providers={"kubernetes": eks.provider}, depends_on=[*addons.releases, *releases]
-    ),
+    opts=after_clusters,
 )
+if loadgen.enabled:
+    LoadGenerator(
+        f"{name}-loadgen",
+        LoadGeneratorArgs(
+            config=loadgen,
+            image=image,
+            profiles=profiles,
+            metrics_url=frontend_metrics_url(stack.apps.clusters[0]),
+            client_issuers=client_issuers,
+            tolerations=[
+                {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.k8s_effect}
+                for t in stack.eks.node_groups[loadgen.node_group].taints
+            ],
+        ),
+        opts=after_clusters,
+    )
 
 pulumi.export("frontendAddresses", frontends)
 pulumi.export("databaseEndpoints", databases)

@@ -65,6 +65,12 @@ class Taint(Model):
     value: str = "true"
     effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"] = "NO_SCHEDULE"
 
+    @property
+    def k8s_effect(self) -> str:
+        """The effect as a pod's toleration spells it (EKS: NO_SCHEDULE, Kubernetes:
+        NoSchedule)."""
+        return "".join(w.capitalize() for w in self.effect.split("_"))
+
 
 class NodeGroupConfig(Model):
     instance_types: list[str] = Field(min_length=1)
@@ -265,6 +271,23 @@ class AppsConfig(Model):
         return self.database_cluster or clusters[0].name
 
 
+class LoadGeneratorConfig(Model):
+    """Locust on EKS: one master pod, where `haul loadtest run --expect-workers N` runs, and
+    N worker pods that join it. Off by default; it puts load on the first apps cluster."""
+
+    enabled: bool = False
+    namespace: str = Field(default="haul-loadtest", pattern=r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
+    workers: int = Field(default=2, ge=1, le=200)
+    node_group: str = "workers"
+    # One Locust worker is one Python process: a core is what it can use.
+    master: Resources = Resources(
+        cpu_request="500m", memory_request="512Mi", cpu_limit="2", memory_limit="2Gi"
+    )
+    worker: Resources = Resources(
+        cpu_request="1", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"
+    )
+
+
 class ObservabilityConfig(Model):
     otlp_endpoint: str
     scrape_interval: str = "30s"
@@ -288,6 +311,7 @@ class StackConfig(Model):
     clusters: list[ClusterConfig] = Field(min_length=1, max_length=2)
     apps: AppsConfig
     observability: ObservabilityConfig
+    loadgen: LoadGeneratorConfig = LoadGeneratorConfig()
     # Stack whose outputs hold the deployed state the guardrails compare against. Empty means
     # this stack itself (organization/project/stack).
     previous_state_stack: str = ""
@@ -316,6 +340,18 @@ class StackConfig(Model):
         unknown = [n for n in self.apps.clusters if n not in names]
         if unknown:
             raise ValueError(f"apps.clusters names {unknown}, which are not in clusters {names}")
+        if self.loadgen.enabled:
+            if self.loadgen.node_group not in self.eks.node_groups:
+                raise ValueError(
+                    f"loadgen.nodeGroup {self.loadgen.node_group} is not in eks.nodeGroups "
+                    f"{sorted(self.eks.node_groups)}"
+                )
+            taken = {*self.apps.namespaces.values(), *names, "keda", "monitoring"}
+            if self.loadgen.namespace in taken:
+                raise ValueError(
+                    f"loadgen.namespace {self.loadgen.namespace} is already used; the load "
+                    "generator gets a namespace of its own"
+                )
         if self.prod:
             for c in self.clusters:
                 pg = c.postgres

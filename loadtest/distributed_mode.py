@@ -15,6 +15,11 @@ Three things plain Locust does not do for haul:
   workers and waits half a second, so operations still finishing in the stop timeout, and
   the workers' files, are lost. `--haul-stop-after` makes the master stop (waiting for every
   worker to report its users stopped) and only then quit.
+- **A worker leaves with its run.** After a stop a Locust worker sleeps for the stop timeout
+  before it reads another message, so the master's quit would reach it only after the master
+  is gone (and the worker gives up a minute later). The master therefore says first that this
+  stop ends the run; the worker then leaves right after reporting its users stopped, and
+  `haul loadtest locust-worker` starts a fresh one for the next run.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from app.loadtest.process_files import own_files, write_shipped
 from app.loadtest.worker_settings import TARGET_KEYS, forwarded
 
 FILES_MESSAGE = "haul_files"
+LAST_STOP_MESSAGE = "haul_last_stop"
+# Seconds a leaving worker allows its "users stopped" report to go out.
+LEAVE_DELAY_SECONDS = 1.0
+_last_stop: list[bool] = []
 
 
 @events.init_command_line_parser.add_listener
@@ -72,6 +81,8 @@ def apply_forwarded(environment: Environment) -> None:
 def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(FILES_MESSAGE, _receive_files)
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(LAST_STOP_MESSAGE, lambda **_: _last_stop.append(True))
 
 
 def _receive_files(environment: Environment, msg: Any, **_: Any) -> None:
@@ -94,6 +105,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 def _stop_then_quit(runner: MasterRunner) -> None:
     # stop() waits (up to the stop timeout + 60 s) until every worker reports its users
     # stopped; each worker sends its files before that report, so they are all in by now.
+    runner.send_message(LAST_STOP_MESSAGE)
     runner.stop()
     runner.quit()
 
@@ -102,6 +114,12 @@ def _stop_then_quit(runner: MasterRunner) -> None:
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     out = os.environ.get("HAUL_LT_OUT")
-    if isinstance(runner, WorkerRunner) and out:
+    if not isinstance(runner, WorkerRunner):
+        return
+    if out:
         write_stats()
         runner.send_message(FILES_MESSAGE, own_files(Path(out)))
+    if _last_stop:
+        # Leave once the report that follows this event has gone out: ending the runner's
+        # greenlets ends the worker, as Locust's own quit does.
+        gevent.spawn_later(LEAVE_DELAY_SECONDS, runner.greenlet.kill, block=True)

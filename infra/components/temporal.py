@@ -149,6 +149,14 @@ def frontend_address(cluster: str) -> str:
     return f"{cluster}-frontend.{cluster}.svc.cluster.local:{FRONTEND_PORTS[0]}"
 
 
+def frontend_metrics_url(cluster: str) -> str:
+    """Every frontend pod's /metrics, through the chart's headless Service (see
+    app.platform.actions for the dns+ form)."""
+    return (
+        f"dns+http://{cluster}-frontend-headless.{cluster}.svc.cluster.local:{METRICS_PORT}/metrics"
+    )
+
+
 def deployment_overlay(
     cluster: ClusterConfig, prod: bool, ca_mount_path: str, web_secret: str | None
 ) -> dict[str, Any]:
@@ -262,6 +270,9 @@ class TemporalClusterArgs(BaseModel):
     web_client_secret: Any = None
     # Namespaces whose pods may call the frontend (worker, api, debouncer) and KEDA.
     client_namespaces: list[str]
+    # Namespaces whose pods may read the frontends' metrics directly (the load generator's
+    # action accounting), besides Prometheus in `monitoring`.
+    metrics_readers: list[str] = []
     depends_on: list[Any] = []
 
 
@@ -323,7 +334,7 @@ class TemporalCluster(pulumi.ComponentResource):
                 issuer_name(cfg.name),
                 pulumi.ResourceOptions(parent=self, depends_on=[ns, issuer]),
             )
-        self._network_policies(name, cfg.name, args.client_namespaces, in_ns)
+        self._network_policies(name, cfg.name, args.client_namespaces, args.metrics_readers, in_ns)
 
         values = args.spec.apply(
             lambda spec: render_values(spec, cfg, args.prod, args.rds_ca_mount_path, web_secret)
@@ -428,7 +439,12 @@ class TemporalCluster(pulumi.ComponentResource):
         return certs
 
     def _network_policies(
-        self, name: str, cluster: str, clients: list[str], opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        cluster: str,
+        clients: list[str],
+        metrics_readers: list[str],
+        opts: pulumi.ResourceOptions,
     ) -> None:
         def from_namespaces(names: list[str]) -> list[dict]:
             return [
@@ -462,7 +478,17 @@ class TemporalCluster(pulumi.ComponentResource):
                     {
                         "from": from_namespaces(clients),
                         "ports": [{"protocol": "TCP", "port": p} for p in FRONTEND_PORTS],
-                    }
+                    },
+                    *(
+                        [
+                            {
+                                "from": from_namespaces(metrics_readers),
+                                "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+                            }
+                        ]
+                        if metrics_readers
+                        else []
+                    ),
                 ],
             },
             opts=opts,

@@ -35,6 +35,18 @@ DATABASE_URL_ENV = {
 }
 # Seconds a pod gets beyond the longest activity's grace before SIGKILL.
 SHUTDOWN_MARGIN_SECONDS = 30
+# Every haul pod: the image's non-root user, no privilege, a read-only root filesystem.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 class TemporalProfile(BaseModel):
@@ -81,6 +93,52 @@ def render_temporal_toml(profiles: list[TemporalProfile]) -> str:
             lines.append("disabled = true")
         lines.append("")
     return "\n".join(lines)
+
+
+def client_volumes(
+    profiles: list[TemporalProfile],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and mounts of a Temporal client pod: the `temporal-client` ConfigMap (one
+    temporal.toml) and, per mTLS cluster, the client certificate its profile points at."""
+    volumes: list[dict[str, Any]] = [
+        {"name": "temporal-client", "configMap": {"name": "temporal-client"}}
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "temporal-client", "mountPath": CONFIG_DIR + "/client", "readOnly": True}
+    ]
+    for p in profiles:
+        if p.mtls:
+            volume = f"client-tls-{p.cluster}"
+            volumes.append({"name": volume, "secret": {"secretName": f"{p.cluster}-client-tls"}})
+            mounts.append({"name": volume, "mountPath": f"{TLS_DIR}/{p.cluster}", "readOnly": True})
+    return volumes, mounts
+
+
+def client_certificate(
+    name: str, cluster: str, issuer: str, namespace: str, common_name: str, opts: Any
+) -> k8s.apiextensions.CustomResource:
+    """cert-manager Certificate for a Temporal client in namespace, from the cluster's CA."""
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version="cert-manager.io/v1",
+        kind="Certificate",
+        metadata={"name": f"{cluster}-client", "namespace": namespace},
+        spec={
+            "secretName": f"{cluster}-client-tls",
+            "commonName": common_name,
+            "duration": "2160h",
+            "renewBefore": "360h",
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            "usages": ["client auth", "digital signature", "key encipherment"],
+            "issuerRef": {"name": issuer, "kind": "ClusterIssuer"},
+        },
+        opts=opts,
+    )
+
+
+def toml_checksum(toml: str) -> dict[str, str]:
+    """Pod annotation that rolls the pods when their temporal.toml changes."""
+    return {"haul.dev/temporal-toml-sha256": hashlib.sha256(toml.encode()).hexdigest()}
 
 
 class WorkersArgs(BaseModel):
@@ -139,25 +197,13 @@ class Workers(pulumi.ComponentResource):
         certs: list[pulumi.Resource] = [database, rds_ca, self.migrate]
         for cluster, issuer in args.client_issuers.items():
             certs.append(
-                k8s.apiextensions.CustomResource(
+                client_certificate(
                     f"{name}-{cluster}-client-cert",
-                    api_version="cert-manager.io/v1",
-                    kind="Certificate",
-                    metadata={"name": f"{cluster}-client", "namespace": ns},
-                    spec={
-                        "secretName": f"{cluster}-client-tls",
-                        "commonName": f"{args.role}.{ns}",
-                        "duration": "2160h",
-                        "renewBefore": "360h",
-                        "privateKey": {
-                            "algorithm": "ECDSA",
-                            "size": 256,
-                            "rotationPolicy": "Always",
-                        },
-                        "usages": ["client auth", "digital signature", "key encipherment"],
-                        "issuerRef": {"name": issuer, "kind": "ClusterIssuer"},
-                    },
-                    opts=after_ns,
+                    cluster,
+                    issuer,
+                    ns,
+                    f"{args.role}.{ns}",
+                    after_ns,
                 )
             )
         self.roles: dict[str, aws.iam.Role] = {}
@@ -194,11 +240,7 @@ class Workers(pulumi.ComponentResource):
                                     "requests": {"cpu": "100m", "memory": "128Mi"},
                                     "limits": {"cpu": "500m", "memory": "256Mi"},
                                 },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
+                                "securityContext": CONTAINER_SECURITY,
                             }
                         ],
                         "volumes": [RDS_CA_VOLUME],
@@ -265,25 +307,9 @@ class Workers(pulumi.ComponentResource):
             "haul.dev/temporal-cluster": profile.cluster,
         }
         deps = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        volumes: list[dict[str, Any]] = [
-            {"name": "temporal-client", "configMap": {"name": "temporal-client"}},
-            RDS_CA_VOLUME,
-        ]
-        mounts: list[dict[str, Any]] = [
-            {"name": "temporal-client", "mountPath": CONFIG_DIR + "/client", "readOnly": True},
-            RDS_CA_MOUNT,
-        ]
-        if profile.mtls:
-            volumes.append(
-                {"name": "client-tls", "secret": {"secretName": f"{profile.cluster}-client-tls"}}
-            )
-            mounts.append(
-                {
-                    "name": "client-tls",
-                    "mountPath": f"{TLS_DIR}/{profile.cluster}",
-                    "readOnly": True,
-                }
-            )
+        volumes, mounts = client_volumes([profile])
+        volumes.append(RDS_CA_VOLUME)
+        mounts.append(RDS_CA_MOUNT)
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
         container = {
             "name": args.role,
@@ -316,11 +342,7 @@ class Workers(pulumi.ComponentResource):
             "livenessProbe": {**probe, "initialDelaySeconds": 20, "failureThreshold": 3},
             "readinessProbe": {**probe, "initialDelaySeconds": 5, "failureThreshold": 2},
             "volumeMounts": mounts,
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "securityContext": CONTAINER_SECURITY,
         }
         self.deployments[key] = k8s.apps.v1.Deployment(
             f"{name}-{key}",
@@ -335,22 +357,13 @@ class Workers(pulumi.ComponentResource):
                 "template": {
                     "metadata": {
                         "labels": labels,
-                        "annotations": {
-                            "haul.dev/temporal-toml-sha256": hashlib.sha256(
-                                self.temporal_toml.encode()
-                            ).hexdigest()
-                        },
+                        "annotations": toml_checksum(self.temporal_toml),
                     },
                     "spec": {
                         "serviceAccountName": account,
                         "terminationGracePeriodSeconds": group.max_activity_grace_seconds
                         + SHUTDOWN_MARGIN_SECONDS,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 10001,
-                            "fsGroup": 10001,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
+                        "securityContext": POD_SECURITY,
                         "nodeSelector": {"haul.dev/node-group": "workers"},
                         "topologySpreadConstraints": [
                             {

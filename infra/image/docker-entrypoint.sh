@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entrypoints of the haul image: worker, api, debouncer and migrate. Anything else is run as
-# given (for example `haul db scylla-bootstrap` in the Scylla keyspace Job).
+# given (for example `haul db scylla-bootstrap` in the Scylla keyspace Job, or
+# `haul loadtest locust-worker` in the load generator).
 set -eu
 case "${1:-}" in
   worker | api | debouncer)

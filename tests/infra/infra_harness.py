@@ -31,6 +31,13 @@ for path in (str(INFRA), str(ROOT)):
         sys.path.insert(0, path)
 
 
+def stack_file(stack: str) -> dict[str, Any]:
+    """The committed stack file's config block (infra/Pulumi.<stack>.yaml)."""
+    import yaml
+
+    return yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
 def generate_ca(path: Path) -> Path:
     """A throwaway CA certificate standing in for the RDS global bundle."""
     key = ec.generate_private_key(ec.SECP256R1())

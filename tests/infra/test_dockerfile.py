@@ -99,6 +99,7 @@ def fake_haul(tmp_path) -> dict[str, str]:
         (["debouncer"], "haul debouncer"),
         (["migrate"], "haul db migrate"),
         (["haul", "db", "scylla-bootstrap"], "haul db scylla-bootstrap"),
+        (["haul", "loadtest", "locust-worker"], "haul loadtest locust-worker"),
         ([], "haul --help"),
     ],
 )
@@ -203,8 +204,28 @@ def test_wheel_installs_with_the_dockerfiles_commands(tmp_path):
     )
     assert worker.returncode == 0, worker.stderr
     assert "Usage" in worker.stdout
-    for command in (["db", "migrate", "--help"], ["db", "scylla-bootstrap", "--help"]):
+    for command in (
+        ["db", "migrate", "--help"],
+        ["db", "scylla-bootstrap", "--help"],
+        ["loadtest", "locust-worker", "--help"],
+    ):
         proc = subprocess.run(
             [str(haul), *command], capture_output=True, text=True, timeout=120, env=clean
         )
         assert proc.returncode == 0, f"haul {' '.join(command)}: {proc.stderr}"
+    # The load generator: the scenarios ship beside the wheel, where HAUL_LOADTEST_DIR points,
+    # and the image's Locust loads them against the installed app package.
+    copies = [a for w, a in runtime if w == "COPY" and a.startswith("loadtest")]
+    assert copies == ["loadtest/ /opt/haul/loadtest/"]
+    assert any("HAUL_LOADTEST_DIR=/opt/haul/loadtest" in a for w, a in runtime if w == "ENV")
+    listed = subprocess.run(
+        [str(tmp_path / "opt-haul" / "bin" / "python"), "-m", "locust", "-f"]
+        + [str(context / "loadtest" / "locustfile.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean,
+        cwd=tmp_path,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "StartAndCompleteUser" in listed.stdout and "ParcelIngestUser" in listed.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from infra_harness import STACKS
+from infra_harness import STACKS, stack_file
 from kubernetes_validate.utils import all_versions
 
 from app import versions
@@ -95,8 +95,11 @@ def test_invalid_object_is_caught():
 def test_scaled_objects(stacks, stack):
     run = stacks[stack]
     scaled = custom(run, "ScaledObject")
+    # Every worker Deployment scales on its backlog; the load generator does not scale.
     deployments = {
-        d["inputs"]["metadata"]["name"] for d in run.of_type("kubernetes:apps/v1:Deployment")
+        d["inputs"]["metadata"]["name"]
+        for d in run.of_type("kubernetes:apps/v1:Deployment")
+        if d["inputs"]["metadata"]["labels"]["haul.dev/role"] == "worker"
     }
     assert len(scaled) == len(deployments)
     for so in scaled:
@@ -229,26 +232,30 @@ def test_network_policies_admit_only_app_namespaces(stacks, stack):
     policies = [o["inputs"] for o in core_objects(run) if o["inputs"]["kind"] == "NetworkPolicy"]
     frontend = [p for p in policies if p["metadata"]["name"] == "temporal-frontend-clients"]
     assert frontend
+    # The load generator, where the stack has one, calls the frontend and reads its metrics.
+    loadgen = ["haul-loadtest"] if stack_file(stack).get("haul:loadgen", {}).get("enabled") else []
+
+    def admitted(rule):
+        return {
+            s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for s in rule["from"]
+        }
+
     for p in frontend:
         assert p["spec"]["podSelector"]["matchLabels"] == {
             "app.kubernetes.io/component": "frontend"
         }
-        (rule,) = p["spec"]["ingress"]
-        allowed = {
-            s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-            for s in rule["from"]
-        }
-        assert allowed == {"haul-workers", "haul-api", "haul-debouncer", "keda"}
+        rule, *metrics = p["spec"]["ingress"]
+        assert admitted(rule) == {"haul-workers", "haul-api", "haul-debouncer", "keda", *loadgen}
         assert {port["port"] for port in rule["ports"]} == {7233, 7243}
+        assert [admitted(m) for m in metrics] == [set(loadgen)] * len(loadgen)
+        assert all(m["ports"] == [{"protocol": "TCP", "port": 9090}] for m in metrics)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_namespace_setup_job_registers_every_namespace_and_attribute(stacks, stack):
-    import yaml
-    from infra_harness import INFRA
-
     run = stacks[stack]
-    doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
+    doc = stack_file(stack)
     for cluster in doc["haul:clusters"]:
         (job,) = [
             o["inputs"]

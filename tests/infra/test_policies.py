@@ -10,7 +10,7 @@ Negative cases change the real program's configuration, never a hand-written res
 from __future__ import annotations
 
 import pytest
-from infra_harness import STACKS
+from infra_harness import STACKS, stack_file
 from policies.rules import RESOURCE_RULES, STACK_RULES, Res, evaluate, policies
 from pulumi_policy import (
     PolicyResource,
@@ -184,10 +184,8 @@ def test_the_pack_is_built_only_in_its_main():
 @pytest.mark.parametrize("stack", STACKS)
 def test_committed_stack_files_hold_no_plaintext_credentials(stack):
     import config
-    import yaml
-    from infra_harness import INFRA
 
-    doc = yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
+    doc = stack_file(stack)
     assert config.plaintext_secret_keys(doc, set()) == []
     leaked = {**doc, "haul:apps": {**doc["haul:apps"], "registryPassword": "hunter2"}}
     assert config.plaintext_secret_keys(leaked, set()) == ["haul:apps.registryPassword"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from infra_harness import INFRA, STACKS
+from infra_harness import STACKS, stack_file
 from temporalio.envconfig import ClientConfig
 
 from app.stack.spec import render_helm_values
@@ -16,10 +15,6 @@ PARAMS = "aws:rds/parameterGroup:ParameterGroup"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 ROLE = "aws:iam/role:Role"
 POLICY = "aws:iam/policy:Policy"
-
-
-def stack_file(stack: str) -> dict:
-    return yaml.safe_load((INFRA / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
 def clusters(stack: str) -> list[dict]:
@@ -284,6 +279,7 @@ def test_workers(stacks, stack):
     deployments = {
         d["inputs"]["metadata"]["name"]: d["inputs"]
         for d in run.of_type("kubernetes:apps/v1:Deployment")
+        if d["inputs"]["metadata"]["labels"]["haul.dev/role"] == "worker"
     }
     assert set(deployments) == {f"worker-{g['name']}-{c}" for g in groups for c in clusters}
     for group in groups:

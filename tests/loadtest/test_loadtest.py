@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,22 @@ import pytest
 from app.loadtest import scenarios
 from app.loadtest.parcel_load import ParcelLoad
 from app.loadtest.runner import RunSettings, resolve_target, run_load
+from app.stack import cluster
 from app.stack.procs import pid_alive, spawn, stop_pid
 from app.stack.registry import ClusterRecord
 from tests.loadtest.conftest import SCENARIO_SECONDS
 
 
-def _haul(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _haul(
+    *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess (the tests' HAUL_HOME is inherited)."""
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**(os.environ if env is None else env), "COLUMNS": "200"},
     )
 
 
@@ -202,46 +206,60 @@ def _free_port() -> int:
 async def test_distributed_run_counts_every_worker(
     lt_cluster: ClusterRecord, tmp_path: Path
 ) -> None:
-    """A master and two `haul loadtest locust-worker` processes, as in the Locust-on-EKS
-    Deployments. The workers know nothing of the target: it comes from the master."""
+    """The load generator's pods, rehearsed: two `haul loadtest locust-worker` processes and a
+    `haul loadtest run --expect-workers 2` master, configured only as the EKS Deployments are
+    (a temporal.toml profile, a dns+ metrics URL, HAUL_LT_* variables). The workers know
+    nothing of the target: it comes from the master."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "HAUL_LT_"))}
-    argv = [sys.executable, "-m", "app", "loadtest", "locust-worker"]
-    argv += ["--master-port", str(port), "--runs", "1"]
+    profiles = tomllib.loads(cluster.profile_file().read_text())["profile"]
+    mine = profiles[lt_cluster.name]
+    toml = tmp_path / "temporal.toml"
+    toml.write_text(
+        f'[profile.eks-a]\naddress = "{mine["address"]}"\nnamespace = "{mine["namespace"]}"\n'
+    )
+    pod = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "HAUL_LT_"))}
+    pod["TEMPORAL_CONFIG_FILE"] = str(toml)
+    worker_env = {**pod, "HAUL_LT_MASTER_HOST": "127.0.0.1", "HAUL_LT_MASTER_PORT": str(port)}
+    argv = [sys.executable, "-m", "app", "loadtest", "locust-worker", "--runs", "2"]
     pids = [
-        spawn(argv, tmp_path / f"locust-worker-{i}.log", env=env, cwd=tmp_path) for i in range(2)
+        spawn(argv, tmp_path / f"locust-worker-{i}.log", env=worker_env, cwd=tmp_path)
+        for i in range(2)
     ]
+    master_env = {
+        **pod,
+        "HAUL_LT_TARGET": "eks-a",
+        "HAUL_LT_METRICS_URL": "dns+" + lt_cluster.metrics_url,
+    }
     try:
-        settings = RunSettings(
-            scenario="start_and_complete",
-            users=4,
-            spawn_rate=4,
-            duration=SCENARIO_SECONDS,
-            out_dir=tmp_path / "reports",
-            slo_p95_ms=120_000,
-            slo_failure_ratio=1.0,
-            expect_workers=2,
-            master_bind_port=port,
-            workers_max_wait=60,
-        )
-        result = await run_load(resolve_target(lt_cluster.name), settings)
-        _check_report_files(result)
-        _check_accounting(result)
-        harness = result["harness"]
-        assert harness["processes"] == 2, harness
-        assert harness["connect_calls_per_process"] == [1, 1], harness
-        succeeded = harness["operations"]["start_and_complete"]["succeeded"]
-        # Every worker's own count came home (Locust's stats stop recording in the stop
-        # timeout): two actions per operation holds only if no worker's files were lost.
-        assert 0 < result["summary"]["operations"] <= succeeded
-        assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
-        for pid in pids:  # each served its one run and left
+        # Two runs on the same two long-lived workers, as on EKS: each run gets fresh
+        # worker processes (one connection each) and only its own counts.
+        for seconds, out in ((SCENARIO_SECONDS, "first"), (min(SCENARIO_SECONDS, 8), "second")):
+            run = ["loadtest", "run", "--scenario", "start_and_complete", "-u", "4", "-r", "4"]
+            run += ["-t", f"{int(seconds)}s", "--expect-workers", "2"]
+            run += ["--master-bind-port", str(port), "--out", str(tmp_path / out)]
+            run += ["--slo-p95-ms", "120000", "--slo-failure-ratio", "1", "--no-worker"]
+            done = _haul(*run, env=master_env)
+            assert done.returncode == 0, done.stdout + done.stderr
+            (report_json,) = (tmp_path / out).glob("*/report.json")
+            result = json.loads(report_json.read_text())
+            assert result["target"] == "eks-a"
+            _check_report_files(result)
+            _check_accounting(result)
+            harness = result["harness"]
+            assert harness["processes"] == 2, harness
+            assert harness["connect_calls_per_process"] == [1, 1], harness
+            succeeded = harness["operations"]["start_and_complete"]["succeeded"]
+            # Every worker's own count came home (Locust's stats stop recording in the stop
+            # timeout): two actions per operation holds only if no worker's files were lost.
+            assert 0 < result["summary"]["operations"] <= succeeded
+            assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
+        for pid in pids:  # each served its two runs and left
             deadline = time.monotonic() + 60
             while pid_alive(pid) and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
             assert not pid_alive(pid)
         logs = [(tmp_path / f"locust-worker-{i}.log").read_text() for i in range(2)]
-        assert all("served 1 run(s)" in log for log in logs), logs
+        assert all("served 2 run(s)" in log for log in logs), logs
     finally:
         for pid in pids:
             stop_pid(pid)

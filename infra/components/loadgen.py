@@ -1,0 +1,226 @@
+"""LoadGenerator: Locust on EKS, close to the cluster it measures.
+
+One master pod is the load-test console: `haul loadtest run --expect-workers N` runs in it
+(through `kubectl exec`), with its target, the frontends' metrics (every pod, through the
+chart's headless Service) and its bind address already in the environment. N worker pods
+run `haul loadtest locust-worker`, which joins each run's master through the
+`haul-loadgen-master` Service and takes the run's target and settings from it. Reports are
+written in the master pod (an emptyDir) and copied out with `kubectl cp`.
+
+The pods use the haul image and the same mounted temporal.toml as the workers, one profile
+per apps cluster, so a load test can go to either cluster of a migration. Only the master's
+Locust port is open, and only to the load generator's own pods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from config import LoadGeneratorConfig
+from pydantic import BaseModel, ConfigDict, SkipValidation
+
+from components.workers import (
+    CONFIG_DIR,
+    CONTAINER_SECURITY,
+    POD_SECURITY,
+    TemporalProfile,
+    client_certificate,
+    client_volumes,
+    render_temporal_toml,
+    toml_checksum,
+)
+
+LOCUST_PORT = 5557
+MASTER = "haul-loadgen-master"
+HOME = "/home/haul"
+REPORTS_DIR = f"{HOME}/loadtest-reports"
+
+
+class LoadGeneratorArgs(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: SkipValidation[LoadGeneratorConfig]
+    image: Any
+    # One envconfig profile per apps cluster; the first is the default target.
+    profiles: list[TemporalProfile]
+    # The default target's frontend /metrics (a dns+http:// URL that reaches every pod).
+    metrics_url: str
+    # cert-manager issuer per mTLS cluster, for the load generator's client certificates.
+    client_issuers: dict[str, str] = {}
+    # The node group's taints, tolerated (a dedicated, tainted group keeps load off workers).
+    tolerations: list[dict[str, str]] = []
+
+
+def _labels(app: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/part-of": "haul",
+        "haul.dev/role": "loadgen",
+    }
+
+
+class LoadGenerator(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: LoadGeneratorArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("haul:loadgen:LoadGenerator", name, None, opts)
+        cfg = args.config
+        ns = cfg.namespace
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={"name": ns, "labels": {"haul.dev/role": "loadgen"}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        self.temporal_toml = render_temporal_toml(args.profiles)
+        needs: list[pulumi.Resource] = [
+            k8s.core.v1.ConfigMap(
+                f"{name}-temporal-toml",
+                metadata={"name": "temporal-client", "namespace": ns},
+                data={"temporal.toml": self.temporal_toml},
+                opts=in_ns,
+            )
+        ]
+        for cluster, issuer in args.client_issuers.items():
+            needs.append(
+                client_certificate(
+                    f"{name}-{cluster}-client-cert", cluster, issuer, ns, f"loadgen.{ns}", in_ns
+                )
+            )
+        k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": "haul-loadgen", "namespace": ns, "labels": _labels("haul-loadgen")},
+            # The pods talk to Temporal and to each other, never to the Kubernetes API.
+            automount_service_account_token=False,
+            opts=in_ns,
+        )
+        target = args.profiles[0]
+        self.master = self._deployment(
+            name,
+            args,
+            "master",
+            replicas=1,
+            # The console idles; each run is a `haul loadtest run` started in it.
+            command=["sleep", "infinity"],
+            env={
+                "HAUL_LT_TARGET": target.cluster,
+                "HAUL_LT_METRICS_URL": args.metrics_url,
+                "HAUL_LT_MASTER_BIND_HOST": "0.0.0.0",
+            },
+            resources=cfg.master.k8s(),
+            writable={"reports": REPORTS_DIR},
+            needs=needs,
+        )
+        self.workers = self._deployment(
+            name,
+            args,
+            "worker",
+            replicas=cfg.workers,
+            command=["haul", "loadtest", "locust-worker"],
+            env={"HAUL_LT_MASTER_HOST": MASTER, "HAUL_LT_MASTER_PORT": str(LOCUST_PORT)},
+            resources=cfg.worker.k8s(),
+            writable={},
+            needs=needs,
+        )
+        k8s.core.v1.Service(
+            f"{name}-master",
+            metadata={"name": MASTER, "namespace": ns, "labels": _labels(MASTER)},
+            spec={
+                "selector": {"app.kubernetes.io/name": MASTER},
+                "ports": [{"name": "locust", "port": LOCUST_PORT, "targetPort": "locust"}],
+            },
+            opts=in_ns,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-ingress",
+            metadata={"name": "haul-loadgen", "namespace": ns},
+            spec={
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [{"podSelector": {"matchLabels": {"haul.dev/role": "loadgen"}}}],
+                        "ports": [{"protocol": "TCP", "port": LOCUST_PORT}],
+                    }
+                ],
+            },
+            opts=in_ns,
+        )
+        self.register_outputs(
+            {"namespace": ns, "master": MASTER, "workers": cfg.workers, "target": target.cluster}
+        )
+
+    def _deployment(
+        self,
+        name: str,
+        args: LoadGeneratorArgs,
+        role: str,
+        *,
+        replicas: int,
+        command: list[str],
+        env: dict[str, str],
+        resources: dict[str, Any],
+        writable: dict[str, str],
+        needs: list[pulumi.Resource],
+    ) -> k8s.apps.v1.Deployment:
+        """One role's Deployment and its PodDisruptionBudget. The root filesystem is
+        read-only: /tmp and the given paths are emptyDirs."""
+        ns = args.config.namespace
+        app = f"haul-loadgen-{role}"
+        labels = _labels(app)
+        volumes, mounts = client_volumes(args.profiles)
+        for volume, path in {"tmp": "/tmp", **writable}.items():
+            volumes.append({"name": volume, "emptyDir": {}})
+            mounts.append({"name": volume, "mountPath": path})
+        container = {
+            "name": "locust",
+            "image": args.image,
+            "args": command,
+            "env": [
+                {"name": "TEMPORAL_CONFIG_FILE", "value": f"{CONFIG_DIR}/client/temporal.toml"},
+                *({"name": k, "value": v} for k, v in env.items()),
+            ],
+            "ports": [{"name": "locust", "containerPort": LOCUST_PORT}],
+            "resources": resources,
+            "volumeMounts": mounts,
+            "securityContext": CONTAINER_SECURITY,
+        }
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-{role}",
+            metadata={"name": app, "namespace": ns, "labels": labels},
+            spec={
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": toml_checksum(self.temporal_toml),
+                    },
+                    "spec": {
+                        "serviceAccountName": "haul-loadgen",
+                        "automountServiceAccountToken": False,
+                        "terminationGracePeriodSeconds": 30,
+                        "securityContext": POD_SECURITY,
+                        "nodeSelector": {"haul.dev/node-group": args.config.node_group},
+                        "tolerations": args.tolerations,
+                        "containers": [container],
+                        "volumes": volumes,
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *needs]),
+        )
+        # Load generation may be interrupted (a run then fails loudly); the budget keeps a
+        # drain from taking every worker at once.
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-{role}-pdb",
+            metadata={"name": app, "namespace": ns, "labels": labels},
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+        )
+        return deployment
