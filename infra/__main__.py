@@ -85,17 +85,18 @@ previous_name = stack.previous_state_stack or (
 deployed = pulumi.StackReference(f"{name}-deployed", stack_name=previous_name).get_output(
     "clusters"
 )
-loadgen = stack.loadgen
+loadgen = stack.loadgen  # Locust on EKS, when enabled
 client_namespaces = [*stack.apps.namespaces.values(), "keda"]
 if loadgen.enabled:
     client_namespaces.append(loadgen.namespace)
 
-# The app database lives on one cluster's RDS instance; its budget counts the app pods.
+# The app database lives on one cluster's RDS instance; its budget counts the app pods and
+# the load generator's workers (parcel_ingest claims idempotency rows there).
 app_db_cluster = stack.apps.app_database_cluster(stack.clusters)
-app_connections = (
-    stack.apps.db_connections_per_pod
-    * len(stack.apps.clusters)  # one Deployment per group and cluster
+app_connections = stack.apps.db_connections_per_pod * (
+    len(stack.apps.clusters)  # one Deployment per group and cluster
     * sum(g.max_replicas for g in stack.apps.worker_groups)
+    + (loadgen.workers if loadgen.enabled else 0)
 )
 frontends, databases, states, releases, rds = {}, {}, {}, [], {}
 for cluster in stack.clusters:
@@ -233,6 +234,13 @@ if loadgen.enabled:
                 {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.k8s_effect}
                 for t in stack.eks.node_groups[loadgen.node_group].taints
             ],
+            database_url=database_url,
+            rds_ca_pem=rds_ca_pem,
+            bucket=artifacts.bucket.bucket,
+            bucket_policy_arn=artifacts.access_policy.arn,
+            oidc_provider_arn=eks.oidc_provider.arn,
+            oidc_issuer_url=eks.oidc_provider.url,
+            tags=tags,
         ),
         opts=after_clusters,
     )

@@ -8,8 +8,10 @@ run `haul loadtest locust-worker`, which joins each run's master through the
 written in the master pod (an emptyDir) and copied out with `kubectl cp`.
 
 The pods use the haul image and the same mounted temporal.toml as the workers, one profile
-per apps cluster, so a load test can go to either cluster of a migration. Only the master's
-Locust port is open, and only to the load generator's own pods.
+per apps cluster, so a load test can go to either cluster of a migration. The worker pods also
+get what parcel_ingest users need, as the haul workers do: the app database URL (a Secret, with
+the RDS CA bundle) and an IRSA role that may only use the claim-check bucket. The master holds
+no credentials. Only the master's Locust port is open, and only to the load generator's pods.
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ from pydantic import BaseModel, ConfigDict, SkipValidation
 from components.workers import (
     CONFIG_DIR,
     CONTAINER_SECURITY,
+    DATABASE_URL_ENV,
     POD_SECURITY,
+    RDS_CA_MOUNT,
+    RDS_CA_VOLUME,
     TemporalProfile,
+    app_database,
+    claim_check_account,
     client_certificate,
     client_volumes,
     render_temporal_toml,
@@ -34,6 +41,7 @@ from components.workers import (
 
 LOCUST_PORT = 5557
 MASTER = "haul-loadgen-master"
+WORKER = "haul-loadgen-worker"
 HOME = "/home/haul"
 REPORTS_DIR = f"{HOME}/loadtest-reports"
 
@@ -51,6 +59,15 @@ class LoadGeneratorArgs(BaseModel):
     client_issuers: dict[str, str] = {}
     # The node group's taints, tolerated (a dedicated, tainted group keeps load off workers).
     tolerations: list[dict[str, str]] = []
+    # parcel_ingest: the app database (a secret Output URL and its CA bundle) and the
+    # claim-check bucket, reached through an IRSA role.
+    database_url: Any
+    rds_ca_pem: str
+    bucket: Any
+    bucket_policy_arn: Any
+    oidc_provider_arn: Any
+    oidc_issuer_url: Any
+    tags: dict[str, str]
 
 
 def _labels(app: str) -> dict[str, str]:
@@ -90,11 +107,24 @@ class LoadGenerator(pulumi.ComponentResource):
                 )
             )
         k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata={"name": "haul-loadgen", "namespace": ns, "labels": _labels("haul-loadgen")},
-            # The pods talk to Temporal and to each other, never to the Kubernetes API.
+            f"{name}-master-sa",
+            metadata={"name": MASTER, "namespace": ns, "labels": _labels(MASTER)},
+            # The console talks to Temporal and the workers, never to the Kubernetes API.
             automount_service_account_token=False,
             opts=in_ns,
+        )
+        database = app_database(name, ns, args.database_url, args.rds_ca_pem, in_ns)
+        self.worker_role = claim_check_account(
+            f"{name}-worker",
+            ns,
+            WORKER,
+            "loadgen",
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            bucket_policy_arn=args.bucket_policy_arn,
+            tags=args.tags,
+            parent=self,
+            depends_on=[self.namespace],
         )
         target = args.profiles[0]
         self.master = self._deployment(
@@ -119,10 +149,15 @@ class LoadGenerator(pulumi.ComponentResource):
             "worker",
             replicas=cfg.workers,
             command=["haul", "loadtest", "locust-worker"],
-            env={"HAUL_LT_MASTER_HOST": MASTER, "HAUL_LT_MASTER_PORT": str(LOCUST_PORT)},
+            env={
+                "HAUL_LT_MASTER_HOST": MASTER,
+                "HAUL_LT_MASTER_PORT": str(LOCUST_PORT),
+                "HAUL_BLOB_DIR": pulumi.Output.concat("s3://", args.bucket, "/claim-check"),
+            },
             resources=cfg.worker.k8s(),
             writable={},
-            needs=needs,
+            needs=[*needs, *database],
+            app_access=True,
         )
         k8s.core.v1.Service(
             f"{name}-master",
@@ -160,13 +195,15 @@ class LoadGenerator(pulumi.ComponentResource):
         *,
         replicas: int,
         command: list[str],
-        env: dict[str, str],
+        env: dict[str, Any],
         resources: dict[str, Any],
         writable: dict[str, str],
         needs: list[pulumi.Resource],
+        app_access: bool = False,
     ) -> k8s.apps.v1.Deployment:
-        """One role's Deployment and its PodDisruptionBudget. The root filesystem is
-        read-only: /tmp and the given paths are emptyDirs."""
+        """One role's Deployment (service account: its own name) and its PodDisruptionBudget.
+        The root filesystem is read-only: /tmp and the given paths are emptyDirs. With
+        app_access, the pods get the app database and the claim-check role."""
         ns = args.config.namespace
         app = f"haul-loadgen-{role}"
         labels = _labels(app)
@@ -174,6 +211,11 @@ class LoadGenerator(pulumi.ComponentResource):
         for volume, path in {"tmp": "/tmp", **writable}.items():
             volumes.append({"name": volume, "emptyDir": {}})
             mounts.append({"name": volume, "mountPath": path})
+        secrets: list[dict[str, Any]] = []
+        if app_access:
+            volumes.append(RDS_CA_VOLUME)
+            mounts.append(RDS_CA_MOUNT)
+            secrets.append(DATABASE_URL_ENV)
         container = {
             "name": "locust",
             "image": args.image,
@@ -181,6 +223,7 @@ class LoadGenerator(pulumi.ComponentResource):
             "env": [
                 {"name": "TEMPORAL_CONFIG_FILE", "value": f"{CONFIG_DIR}/client/temporal.toml"},
                 *({"name": k, "value": v} for k, v in env.items()),
+                *secrets,
             ],
             "ports": [{"name": "locust", "containerPort": LOCUST_PORT}],
             "resources": resources,
@@ -199,8 +242,7 @@ class LoadGenerator(pulumi.ComponentResource):
                         "annotations": toml_checksum(self.temporal_toml),
                     },
                     "spec": {
-                        "serviceAccountName": "haul-loadgen",
-                        "automountServiceAccountToken": False,
+                        "serviceAccountName": app,
                         "terminationGracePeriodSeconds": 30,
                         "securityContext": POD_SECURITY,
                         "nodeSelector": {"haul.dev/node-group": args.config.node_group},

@@ -136,6 +136,70 @@ def client_certificate(
     )
 
 
+def app_database(
+    name: str, namespace: str, database_url: Any, rds_ca_pem: str, opts: pulumi.ResourceOptions
+) -> list[pulumi.Resource]:
+    """The app database's URL (a Secret, read through DATABASE_URL_ENV) and the RDS CA bundle
+    the URL's sslrootcert points at (mounted with RDS_CA_VOLUME and RDS_CA_MOUNT)."""
+    return [
+        k8s.core.v1.Secret(
+            f"{name}-database",
+            metadata={"name": "haul-database", "namespace": namespace},
+            type="Opaque",
+            string_data={"url": database_url},
+            opts=opts,
+        ),
+        k8s.core.v1.ConfigMap(
+            f"{name}-rds-ca",
+            metadata={"name": "rds-ca-bundle", "namespace": namespace},
+            data={RDS_CA_PATH.rsplit("/", 1)[1]: rds_ca_pem},
+            opts=opts,
+        ),
+    ]
+
+
+def claim_check_account(
+    name: str,
+    namespace: str,
+    account: str,
+    role_label: str,
+    *,
+    oidc_provider_arn: Any,
+    oidc_issuer_url: Any,
+    bucket_policy_arn: Any,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource],
+) -> aws.iam.Role:
+    """A service account whose pods get an IRSA role that may only use the claim-check bucket."""
+    role = aws.iam.Role(
+        f"{name}-irsa",
+        assume_role_policy=irsa_trust_policy(
+            oidc_provider_arn, oidc_issuer_url, namespace, account
+        ),
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.iam.RolePolicyAttachment(
+        f"{name}-claim-check",
+        role=role.name,
+        policy_arn=bucket_policy_arn,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    k8s.core.v1.ServiceAccount(
+        f"{name}-sa",
+        metadata={
+            "name": account,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "haul", "haul.dev/role": role_label},
+            "annotations": {"eks.amazonaws.com/role-arn": role.arn},
+        },
+        automount_service_account_token=True,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )
+    return role
+
+
 def toml_checksum(toml: str) -> dict[str, str]:
     """Pod annotation that rolls the pods when their temporal.toml changes."""
     return {"haul.dev/temporal-toml-sha256": hashlib.sha256(toml.encode()).hexdigest()}
@@ -180,21 +244,9 @@ class Workers(pulumi.ComponentResource):
             data={"temporal.toml": self.temporal_toml},
             opts=after_ns,
         )
-        database = k8s.core.v1.Secret(
-            f"{name}-database",
-            metadata={"name": "haul-database", "namespace": ns},
-            type="Opaque",
-            string_data={"url": args.database_url},
-            opts=after_ns,
-        )
-        rds_ca = k8s.core.v1.ConfigMap(
-            f"{name}-rds-ca",
-            metadata={"name": "rds-ca-bundle", "namespace": ns},
-            data={RDS_CA_PATH.rsplit("/", 1)[1]: args.rds_ca_pem},
-            opts=after_ns,
-        )
-        self.migrate = self._migrate_job(name, args, [database, rds_ca])
-        certs: list[pulumi.Resource] = [database, rds_ca, self.migrate]
+        database = app_database(name, ns, args.database_url, args.rds_ca_pem, after_ns)
+        self.migrate = self._migrate_job(name, args, database)
+        certs: list[pulumi.Resource] = [*database, self.migrate]
         for cluster, issuer in args.client_issuers.items():
             certs.append(
                 client_certificate(
@@ -254,33 +306,18 @@ class Workers(pulumi.ComponentResource):
         self, name: str, group: WorkerGroup, args: WorkersArgs, config_map: Any, certs: list
     ) -> None:
         """One IRSA role and service account per group, one Deployment per (group, cluster)."""
-        ns = args.namespace
         account = f"{args.role}-{group.name}"
-        role = aws.iam.Role(
-            f"{name}-{group.name}-irsa",
-            assume_role_policy=irsa_trust_policy(
-                args.oidc_provider_arn, args.oidc_issuer_url, ns, account
-            ),
+        self.roles[group.name] = claim_check_account(
+            f"{name}-{group.name}",
+            args.namespace,
+            account,
+            args.role,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            bucket_policy_arn=args.bucket_policy_arn,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-{group.name}-claim-check",
-            role=role.name,
-            policy_arn=args.bucket_policy_arn,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.roles[group.name] = role
-        k8s.core.v1.ServiceAccount(
-            f"{name}-{group.name}-sa",
-            metadata={
-                "name": account,
-                "namespace": ns,
-                "labels": {"app.kubernetes.io/part-of": "haul", "haul.dev/role": args.role},
-                "annotations": {"eks.amazonaws.com/role-arn": role.arn},
-            },
-            automount_service_account_token=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            parent=self,
+            depends_on=[self.namespace],
         )
         for profile in args.profiles:
             self._deployment(name, group, profile, args, account, [config_map, *certs])

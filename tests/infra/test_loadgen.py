@@ -7,6 +7,7 @@ from the master, files sent home) runs for real in tests/loadtest.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from urllib.parse import urlsplit
 
@@ -38,7 +39,11 @@ def container(deployment: dict) -> dict:
 
 
 def env(deployment: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container(deployment)["env"]}
+    return {e["name"]: e["value"] for e in container(deployment)["env"] if "value" in e}
+
+
+def secret_env(deployment: dict) -> dict[str, dict]:
+    return {e["name"]: e["valueFrom"] for e in container(deployment)["env"] if "valueFrom" in e}
 
 
 def loadtest_option_envvars(command: str) -> set[str]:
@@ -84,7 +89,7 @@ def test_the_pods_settings_are_ones_the_cli_reads():
 
 def test_pods_run_read_only_with_a_scratch_dir_and_the_clients_temporal_toml(stacks):
     run = stacks["dev"]
-    (toml_map,) = in_namespace(run, "ConfigMap").values()
+    toml_map = in_namespace(run, "ConfigMap")["temporal-client"]
     profiles = tomllib.loads(toml_map["data"]["temporal.toml"])["profile"]
     assert (
         profiles["temporal-a"]["address"] == "temporal-a-frontend.temporal-a.svc.cluster.local:7233"
@@ -94,7 +99,7 @@ def test_pods_run_read_only_with_a_scratch_dir_and_the_clients_temporal_toml(sta
         c = container(dep)
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["automountServiceAccountToken"] is False
+        assert pod["serviceAccountName"] == name
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         empty = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
         assert mounts["/tmp"] in empty
@@ -106,6 +111,47 @@ def test_pods_run_read_only_with_a_scratch_dir_and_the_clients_temporal_toml(sta
             assert mounts["/home/haul/loadtest-reports"] in empty
     pdbs = in_namespace(run, "PodDisruptionBudget")
     assert set(pdbs) == {"haul-loadgen-master", "haul-loadgen-worker"}
+
+
+def test_workers_can_run_parcel_ingest_and_the_master_holds_no_credentials(stacks):
+    """parcel_ingest users write to the claim-check bucket and claim rows in the app
+    database, as the haul workers do; the console only drives them."""
+    run = stacks["dev"]
+    deployments = in_namespace(run, "Deployment")
+    workers, master = deployments["haul-loadgen-worker"], deployments["haul-loadgen-master"]
+    assert secret_env(workers) == {
+        "HAUL_DATABASE_URL": {"secretKeyRef": {"name": "haul-database", "key": "url"}}
+    }
+    assert env(workers)["HAUL_BLOB_DIR"] == f"s3://{run.outputs['claimCheckBucket']}/claim-check"
+    mounts = {m["mountPath"] for m in container(workers)["volumeMounts"]}
+    assert "/etc/haul/rds-ca" in mounts  # the URL's sslrootcert
+    (secret,) = in_namespace(run, "Secret").values()
+    assert secret["metadata"]["name"] == "haul-database"
+    assert secret["stringData"]["url"].endswith("sslrootcert=/etc/haul/rds-ca/global-bundle.pem")
+    assert "sslmode=verify-full" in secret["stringData"]["url"]
+    accounts = in_namespace(run, "ServiceAccount")
+    assert (
+        "eks.amazonaws.com/role-arn" in accounts["haul-loadgen-worker"]["metadata"]["annotations"]
+    )
+    (role,) = [
+        r for r in run.of_type("aws:iam/role:Role") if r["name"] == "haul-dev-loadgen-worker-irsa"
+    ]
+    trust = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"][0]
+    subjects = [v for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+    assert subjects == ["system:serviceaccount:haul-loadtest:haul-loadgen-worker"]
+    (attachment,) = [
+        r
+        for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r["name"] == "haul-dev-loadgen-worker-claim-check"
+    ]
+    bucket_policies = [
+        r for r in run.of_type("aws:iam/policy:Policy") if "s3:PutObject" in r["inputs"]["policy"]
+    ]
+    assert len(bucket_policies) == 1  # the one claim-check policy the workers use too
+    # The master: no database, no bucket, no role, no API token.
+    assert secret_env(master) == {} and "HAUL_BLOB_DIR" not in env(master)
+    assert "annotations" not in accounts["haul-loadgen-master"]["metadata"]
+    assert accounts["haul-loadgen-master"]["automountServiceAccountToken"] is False
 
 
 def test_only_the_load_generators_own_pods_reach_the_master(stacks):
@@ -126,7 +172,7 @@ def test_off_unless_the_stack_turns_it_on(stacks, stack):
 def test_during_a_migration_it_can_reach_both_clusters_over_mtls(run_stack):
     run = run_stack("migration", overrides=ON)
     assert run.ok, run.error
-    (toml_map,) = in_namespace(run, "ConfigMap").values()
+    toml_map = in_namespace(run, "ConfigMap")["temporal-client"]
     profiles = tomllib.loads(toml_map["data"]["temporal.toml"])["profile"]
     assert set(profiles) == {"temporal-a", "temporal-b"}
     for cluster, profile in profiles.items():

@@ -22,6 +22,7 @@ from app.loadtest.runner import RunSettings, resolve_target, run_load
 from app.stack import cluster
 from app.stack.procs import pid_alive, spawn, stop_pid
 from app.stack.registry import ClusterRecord
+from app.stack.runner import worker_env as worker_env_of
 from tests.loadtest.conftest import SCENARIO_SECONDS
 
 
@@ -209,7 +210,8 @@ async def test_distributed_run_counts_every_worker(
     """The load generator's pods, rehearsed: two `haul loadtest locust-worker` processes and a
     `haul loadtest run --expect-workers 2` master, configured only as the EKS Deployments are
     (a temporal.toml profile, a dns+ metrics URL, HAUL_LT_* variables). The workers know
-    nothing of the target: it comes from the master."""
+    nothing of the target: it comes from the master. Only the workers hold the app database
+    and blob store that parcel_ingest needs; the master never sees them."""
     port = _free_port()
     profiles = tomllib.loads(cluster.profile_file().read_text())["profile"]
     mine = profiles[lt_cluster.name]
@@ -217,9 +219,17 @@ async def test_distributed_run_counts_every_worker(
     toml.write_text(
         f'[profile.eks-a]\naddress = "{mine["address"]}"\nnamespace = "{mine["namespace"]}"\n'
     )
-    pod = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "HAUL_LT_"))}
+    local = ("TEMPORAL_", "HAUL_LT_", "HAUL_DATABASE_URL", "HAUL_BLOB_DIR")
+    pod = {k: v for k, v in os.environ.items() if not k.startswith(local)}
     pod["TEMPORAL_CONFIG_FILE"] = str(toml)
-    worker_env = {**pod, "HAUL_LT_MASTER_HOST": "127.0.0.1", "HAUL_LT_MASTER_PORT": str(port)}
+    app = {k: v for k, v in worker_env_of(lt_cluster).items() if k.startswith("HAUL_")}
+    worker_env = {
+        **pod,
+        "HAUL_DATABASE_URL": app["HAUL_DATABASE_URL"],
+        "HAUL_BLOB_DIR": app["HAUL_BLOB_DIR"],
+        "HAUL_LT_MASTER_HOST": "127.0.0.1",
+        "HAUL_LT_MASTER_PORT": str(port),
+    }
     argv = [sys.executable, "-m", "app", "loadtest", "locust-worker", "--runs", "2"]
     pids = [
         spawn(argv, tmp_path / f"locust-worker-{i}.log", env=worker_env, cwd=tmp_path)
@@ -233,14 +243,15 @@ async def test_distributed_run_counts_every_worker(
     try:
         # Two runs on the same two long-lived workers, as on EKS: each run gets fresh
         # worker processes (one connection each) and only its own counts.
-        for seconds, out in ((SCENARIO_SECONDS, "first"), (min(SCENARIO_SECONDS, 8), "second")):
-            run = ["loadtest", "run", "--scenario", "start_and_complete", "-u", "4", "-r", "4"]
+        runs = (("start_and_complete", SCENARIO_SECONDS), ("parcel_ingest", 10.0))
+        for scenario, seconds in runs:
+            run = ["loadtest", "run", "--scenario", scenario, "-u", "4", "-r", "4"]
             run += ["-t", f"{int(seconds)}s", "--expect-workers", "2"]
-            run += ["--master-bind-port", str(port), "--out", str(tmp_path / out)]
+            run += ["--master-bind-port", str(port), "--out", str(tmp_path / scenario)]
             run += ["--slo-p95-ms", "120000", "--slo-failure-ratio", "1", "--no-worker"]
             done = _haul(*run, env=master_env)
             assert done.returncode == 0, done.stdout + done.stderr
-            (report_json,) = (tmp_path / out).glob("*/report.json")
+            (report_json,) = (tmp_path / scenario).glob("*/report.json")
             result = json.loads(report_json.read_text())
             assert result["target"] == "eks-a"
             _check_report_files(result)
@@ -248,11 +259,22 @@ async def test_distributed_run_counts_every_worker(
             harness = result["harness"]
             assert harness["processes"] == 2, harness
             assert harness["connect_calls_per_process"] == [1, 1], harness
-            succeeded = harness["operations"]["start_and_complete"]["succeeded"]
+            ops = harness["operations"][scenario]
+            assert ops["failed"] == 0 and ops["succeeded"] > 0
             # Every worker's own count came home (Locust's stats stop recording in the stop
-            # timeout): two actions per operation holds only if no worker's files were lost.
-            assert 0 < result["summary"]["operations"] <= succeeded
-            assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
+            # timeout).
+            assert 0 < result["summary"]["operations"] <= ops["succeeded"]
+            server = result["server_actions"]
+            if scenario == "start_and_complete":
+                # Two actions per operation holds only if no worker's count was lost.
+                assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
+            else:
+                # The ingest workflows are found through the root IDs the workers sent home:
+                # one start per file, one child and one signal-with-start per invoice.
+                assert server["grpc_StartWorkflowExecution"] == ops["succeeded"]
+                invoices = ParcelLoad.invoices * ops["succeeded"]
+                assert server["command_StartChildWorkflowExecution"] == invoices
+                assert result["histories"]["runs"] >= ops["succeeded"] * (1 + ParcelLoad.invoices)
         for pid in pids:  # each served its two runs and left
             deadline = time.monotonic() + 60
             while pid_alive(pid) and time.monotonic() < deadline:
