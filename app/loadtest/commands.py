@@ -67,6 +67,20 @@ METRICS = typer.Option(
 OUT = typer.Option(Path("loadtest-reports"), "--out", help="Directory for reports.")
 SLO_P95 = typer.Option(2000.0, "--slo-p95-ms", help="SLO: p95 of each business operation.")
 SLO_FAIL = typer.Option(0.01, "--slo-failure-ratio", help="SLO: failed / all operations.")
+EXPECT_WORKERS = typer.Option(
+    0,
+    help="Distributed: be the master of this many `haul loadtest locust-worker` processes "
+    "(on this host or others) and run no users here.",
+)
+MASTER_BIND_HOST = typer.Option(
+    "127.0.0.1",
+    envvar="HAUL_LT_MASTER_BIND_HOST",
+    help="Distributed: the address workers connect to (0.0.0.0 for workers on other hosts).",
+)
+MASTER_BIND_PORT = typer.Option(5557, help="Distributed: the port workers connect to.")
+WORKERS_MAX_WAIT = typer.Option(
+    "2m", help="Distributed: give up when the workers have not all connected by then."
+)
 WORKER = typer.Option(
     True,
     "--worker/--no-worker",
@@ -121,20 +135,10 @@ def run(
     burst: int = typer.Option(5, help="signal_fan_in: signal-with-starts per burst."),
     wait: float = typer.Option(0.0, help="Seconds a user waits between operations."),
     processes: int = typer.Option(1, help="Locust processes on this machine (--processes)."),
-    expect_workers: int = typer.Option(
-        0,
-        help="Distributed: be the master of this many `haul loadtest locust-worker` processes "
-        "(on this host or others) and run no users here.",
-    ),
-    master_bind_host: str = typer.Option(
-        "127.0.0.1",
-        envvar="HAUL_LT_MASTER_BIND_HOST",
-        help="Distributed: the address workers connect to (0.0.0.0 for workers on other hosts).",
-    ),
-    master_bind_port: int = typer.Option(5557, help="Distributed: the port workers connect to."),
-    workers_max_wait: str = typer.Option(
-        "2m", help="Distributed: give up when the workers have not all connected by then."
-    ),
+    expect_workers: int = EXPECT_WORKERS,
+    master_bind_host: str = MASTER_BIND_HOST,
+    master_bind_port: int = MASTER_BIND_PORT,
+    workers_max_wait: str = WORKERS_MAX_WAIT,
     web: bool = typer.Option(False, "--web", help="Start Locust's web UI instead of headless."),
     web_port: int = typer.Option(8089, help="Port of the web UI (127.0.0.1)."),
     worker: bool = WORKER,
@@ -209,10 +213,15 @@ def capacity(
     out: Path = OUT,
     slo_p95_ms: float = SLO_P95,
     slo_failure_ratio: float = SLO_FAIL,
+    expect_workers: int = EXPECT_WORKERS,
+    master_bind_host: str = MASTER_BIND_HOST,
+    master_bind_port: int = MASTER_BIND_PORT,
+    workers_max_wait: str = WORKERS_MAX_WAIT,
     worker: bool = WORKER,
 ) -> None:
     """Raise load step by step (a Locust LoadTestShape) and report the highest sustained
-    billable actions/s within the SLOs, and the step where they broke."""
+    billable actions/s within the SLOs, and the step where they broke. With
+    --expect-workers N, the steps' users are spread over N `locust-worker` processes."""
     from app.loadtest.runner import RunSettings, resolve_target, run_load
 
     seconds = parse_duration(step_duration)
@@ -231,6 +240,10 @@ def capacity(
             "step_seconds": seconds,
             "spawn_rate": spawn_rate,
         },
+        expect_workers=expect_workers,
+        master_bind_host=master_bind_host,
+        master_bind_port=master_bind_port,
+        workers_max_wait=parse_duration(workers_max_wait),
     )
     tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
     result = asyncio.run(_with_worker(tgt, worker, lambda: run_load(tgt, settings)))

@@ -210,7 +210,7 @@ def _locust_env(target: Target, s: RunSettings, run_tag: str, out: Path) -> dict
         env.update({f"HAUL_LT_{k.upper()}": str(v) for k, v in s.steps.items()})
     if s.expect_workers:
         env["HAUL_LT_SETTINGS"] = json.dumps(forwarded(env))
-        if not (s.web or s.steps):
+        if not s.web:
             env["HAUL_LT_STOP_AFTER"] = str(s.duration)
     return env
 
@@ -295,8 +295,10 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     ended = time.time()
     stop.set()
     series = await sampler if sampler else []
-    if code not in (0, None) and s.expect_workers and "Gave up waiting for workers" in (
-        log_path.read_text(errors="replace")
+    if (
+        code not in (0, None)
+        and s.expect_workers
+        and "Gave up waiting for workers" in (log_path.read_text(errors="replace"))
     ):
         raise RuntimeError(
             f"only some of the {s.expect_workers} Locust workers connected to "

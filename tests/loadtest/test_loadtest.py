@@ -230,7 +230,7 @@ async def test_distributed_run_counts_every_worker(
         "HAUL_LT_MASTER_HOST": "127.0.0.1",
         "HAUL_LT_MASTER_PORT": str(port),
     }
-    argv = [sys.executable, "-m", "app", "loadtest", "locust-worker", "--runs", "2"]
+    argv = [sys.executable, "-m", "app", "loadtest", "locust-worker", "--runs", "3"]
     pids = [
         spawn(argv, tmp_path / f"locust-worker-{i}.log", env=worker_env, cwd=tmp_path)
         for i in range(2)
@@ -241,17 +241,22 @@ async def test_distributed_run_counts_every_worker(
         "HAUL_LT_METRICS_URL": "dns+" + lt_cluster.metrics_url,
     }
     try:
-        # Two runs on the same two long-lived workers, as on EKS: each run gets fresh
+        # Three runs on the same two long-lived workers, as on EKS: each run gets fresh
         # worker processes (one connection each) and only its own counts.
-        runs = (("start_and_complete", SCENARIO_SECONDS), ("parcel_ingest", 10.0))
-        for scenario, seconds in runs:
-            run = ["loadtest", "run", "--scenario", scenario, "-u", "4", "-r", "4"]
-            run += ["-t", f"{int(seconds)}s", "--expect-workers", "2"]
-            run += ["--master-bind-port", str(port), "--out", str(tmp_path / scenario)]
+        runs = {
+            "start_and_complete": ["run", "-u", "4", "-r", "4", "-t", f"{SCENARIO_SECONDS:.0f}s"],
+            "parcel_ingest": ["run", "-u", "4", "-r", "4", "-t", "10s"],
+            "capacity": ["capacity", "--start-users", "2", "--step-users", "2", "--steps", "2"]
+            + ["--step-duration", "6s"],
+        }
+        for label, command in runs.items():
+            scenario = "start_and_complete" if label == "capacity" else label
+            run = ["loadtest", *command, "--scenario", scenario, "--expect-workers", "2"]
+            run += ["--master-bind-port", str(port), "--out", str(tmp_path / label)]
             run += ["--slo-p95-ms", "120000", "--slo-failure-ratio", "1", "--no-worker"]
             done = _haul(*run, env=master_env)
             assert done.returncode == 0, done.stdout + done.stderr
-            (report_json,) = (tmp_path / scenario).glob("*/report.json")
+            (report_json,) = (tmp_path / label).glob("*/report.json")
             result = json.loads(report_json.read_text())
             assert result["target"] == "eks-a"
             _check_report_files(result)
@@ -265,6 +270,11 @@ async def test_distributed_run_counts_every_worker(
             # timeout).
             assert 0 < result["summary"]["operations"] <= ops["succeeded"]
             server = result["server_actions"]
+            if label == "capacity":
+                # The master held the last step and ended the run itself.
+                steps = result["capacity"]["steps"]
+                assert [row["users"] for row in steps] == [2, 4], steps
+                assert all(row["operations"] > 0 for row in steps), steps
             if scenario == "start_and_complete":
                 # Two actions per operation holds only if no worker's count was lost.
                 assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
@@ -275,13 +285,13 @@ async def test_distributed_run_counts_every_worker(
                 invoices = ParcelLoad.invoices * ops["succeeded"]
                 assert server["command_StartChildWorkflowExecution"] == invoices
                 assert result["histories"]["runs"] >= ops["succeeded"] * (1 + ParcelLoad.invoices)
-        for pid in pids:  # each served its two runs and left
+        for pid in pids:  # each served its three runs and left
             deadline = time.monotonic() + 60
             while pid_alive(pid) and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
             assert not pid_alive(pid)
         logs = [(tmp_path / f"locust-worker-{i}.log").read_text() for i in range(2)]
-        assert all("served 2 run(s)" in log for log in logs), logs
+        assert all("served 3 run(s)" in log for log in logs), logs
     finally:
         for pid in pids:
             stop_pid(pid)
