@@ -145,7 +145,7 @@ class RunSettings:
     burst: int = 5
     wait: float = 0.0
     processes: int = 1
-    # Distributed: this run is the master of N `haul loadtest worker` processes elsewhere.
+    # Distributed: this run is the master of N `haul loadtest locust-worker` processes.
     expect_workers: int = 0
     master_bind_host: str = "127.0.0.1"
     master_bind_port: int = 5557
