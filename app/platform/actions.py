@@ -7,7 +7,9 @@ window, and wait until the counter is quiet so late completions are not missed.
 
 A multi-pod cluster has one counter per frontend pod. `dns+http://NAME:PORT/metrics` reads
 them all: NAME (a headless Service) is resolved on every scrape and each address is scraped
-and summed, so a pod that comes or goes between scrapes is still counted.
+and summed. A reader's totals never go down: what a pod counted before it restarted (its
+counter began again) or went away (its address left the name) stays in the sum, as
+Prometheus's increase() treats counter resets.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -97,22 +99,44 @@ def delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, 
 
 
 @dataclass
+class PodCounters:
+    """Monotonic totals over counters that may restart or disappear between scrapes."""
+
+    last: dict[str, Counter[str]] = field(default_factory=dict)
+    carried: Counter[str] = field(default_factory=Counter)
+
+    def total(self, now: Mapping[str, Counter[str]]) -> Counter[str]:
+        for source, before in self.last.items():
+            after = now.get(source)
+            for action_type, value in before.items():
+                if after is None or after.get(action_type, 0) < value:
+                    self.carried[action_type] += value
+        self.last = dict(now)
+        total = Counter(self.carried)
+        for counts in now.values():
+            total.update(counts)
+        return total
+
+
+@dataclass
 class ActionReader:
-    """Reads one server's action counter for one namespace."""
+    """Reads one server's action counter (every frontend pod's, for a dns+ URL) for one
+    namespace."""
 
     metrics_url: str
     namespace: str
     timeout: float = 5.0
+    pods: PodCounters = field(default_factory=PodCounters, repr=False)
 
     async def scrape(self) -> Counter[str]:
         urls = await expand_url(self.metrics_url)
-        counts: Counter[str] = Counter()
+        now: dict[str, Counter[str]] = {}
         async with httpx.AsyncClient(timeout=self.timeout) as http:
             for url in urls:
                 resp = await http.get(url)
                 resp.raise_for_status()
-                counts += parse_actions(resp.text, self.namespace)
-        return counts
+                now[url] = parse_actions(resp.text, self.namespace)
+        return self.pods.total(now)
 
     async def wait_quiet(
         self, quiet_for: float = 2.0, timeout: float = 60.0, interval: float = 0.5

@@ -1,12 +1,13 @@
 import socket
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
 
-from app.platform.actions import ActionReader, delta, expand_url, parse_actions
+from app.platform.actions import ActionReader, PodCounters, delta, expand_url, parse_actions
 
 PAGE = """\
 # HELP action_total
@@ -106,3 +107,31 @@ async def test_dns_url_names_a_host_it_cannot_resolve() -> None:
         await expand_url("dns+http://no-such-frontend.invalid:9090/metrics")
     with pytest.raises(ValueError, match="needs a host name and a port"):
         await expand_url("dns+http://frontend-headless/metrics")
+
+
+def test_totals_keep_what_a_restarted_or_departed_pod_counted() -> None:
+    pods = PodCounters()
+    assert pods.total({"a": Counter(start=5), "b": Counter(start=3)}) == {"start": 8}
+    # Pod a restarted (its counter began again at 1); pod b counted 2 more.
+    assert pods.total({"a": Counter(start=1), "b": Counter(start=5)}) == {"start": 11}
+    # Pod b went away and pod c came up.
+    assert pods.total({"a": Counter(start=2), "c": Counter(start=4)}) == {"start": 16}
+    # Nothing moved: the totals hold.
+    assert pods.total({"a": Counter(start=2), "c": Counter(start=4)}) == {"start": 16}
+
+
+async def test_a_frontend_that_leaves_mid_run_still_counts(
+    two_frontends: tuple[str, list[HTTPServer]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, servers = two_frontends
+    reader = ActionReader(url, "haul")
+    assert await reader.scrape() == {"grpc_StartWorkflowExecution": 7}
+    # The second pod is drained: it leaves the headless Service's name.
+    resolve = socket.getaddrinfo
+
+    def only_first(host: str, *args: object, **kwargs: object) -> list:
+        return [i for i in resolve(host, *args, **kwargs) if i[4][0] == "127.0.0.1"]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", only_first)
+    assert len(await expand_url(url)) == 1
+    assert await reader.scrape() == {"grpc_StartWorkflowExecution": 7}
