@@ -35,6 +35,7 @@ from components.workers import (
     claim_check_account,
     client_certificate,
     client_volumes,
+    pod_disruption_budget,
     render_temporal_toml,
     toml_checksum,
 )
@@ -256,13 +257,11 @@ class LoadGenerator(pulumi.ComponentResource):
         )
         # Load generation may be interrupted (a run then fails loudly); the budget keeps a
         # drain from taking every worker at once.
-        k8s.policy.v1.PodDisruptionBudget(
+        pod_disruption_budget(
             f"{name}-{role}-pdb",
-            metadata={"name": app, "namespace": ns, "labels": labels},
-            spec={
-                "maxUnavailable": 1,
-                "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            app,
+            ns,
+            labels,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
         return deployment

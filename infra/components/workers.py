@@ -200,6 +200,18 @@ def claim_check_account(
     return role
 
 
+def pod_disruption_budget(
+    name: str, app: str, namespace: str, labels: dict[str, str], opts: pulumi.ResourceOptions
+) -> k8s.policy.v1.PodDisruptionBudget:
+    """At most one of app's pods down at a time in a voluntary disruption (a node drain)."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        name,
+        metadata={"name": app, "namespace": namespace, "labels": labels},
+        spec={"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": app}}},
+        opts=opts,
+    )
+
+
 def toml_checksum(toml: str) -> dict[str, str]:
     """Pod annotation that rolls the pods when their temporal.toml changes."""
     return {"haul.dev/temporal-toml-sha256": hashlib.sha256(toml.encode()).hexdigest()}
@@ -430,15 +442,7 @@ class Workers(pulumi.ComponentResource):
             },
             opts=deps,
         )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-{key}-pdb",
-            metadata={"name": app, "namespace": ns, "labels": labels},
-            spec={
-                "maxUnavailable": 1,
-                "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
-            },
-            opts=deps,
-        )
+        pod_disruption_budget(f"{name}-{key}-pdb", app, ns, labels, deps)
         if args.keda:
             self._scaled_object(name, key, app, group, profile, args)
         else:
