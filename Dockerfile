@@ -1,5 +1,5 @@
-# The one haul image: worker, api, debouncer and migrate, from the built wheel, and the Locust
-# scenarios for the load generator on EKS (loadtest/, which the wheel does not hold).
+# The one haul image: worker, migrate and the Locust load generator, from the built wheel (the
+# Locust scenarios ship inside it, in app/loadtest).
 # Build from the repository root: docker build -t haul:0.1.0 .
 # Base image pin: app/versions.py PYTHON_IMAGE (tests/infra checks they agree).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
@@ -18,15 +18,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     VIRTUAL_ENV=/opt/haul \
     PATH=/opt/haul/bin:$PATH \
-    HAUL_WORKER_HEALTH_PORT=9090 \
-    HAUL_LOADTEST_DIR=/opt/haul/loadtest
+    HAUL_WORKER_HEALTH_PORT=9090
 RUN groupadd --system --gid 10001 haul \
     && useradd --system --uid 10001 --gid haul --home-dir /home/haul --create-home haul
 COPY --from=build /dist/ /tmp/wheels/
 RUN python -m venv /opt/haul \
     && /opt/haul/bin/pip install --no-cache-dir /tmp/wheels/haul-*.whl \
     && rm -rf /tmp/wheels
-COPY loadtest/ /opt/haul/loadtest/
 COPY --chmod=0755 infra/image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 USER 10001:10001
 WORKDIR /home/haul

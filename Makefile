@@ -39,8 +39,10 @@ sysdeps:
 # Every test tier: unit, integration (dev stack), stack (temporal-server on Postgres and
 # Cassandra), infra (Pulumi mocks, policies, schemas, hadolint), loadtest, replay.
 test: $(STAMP) sysdeps
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest tests -p no:cacheprovider
 
 lint: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check app tests loadtest infra
 	$(BIN)/mypy app/

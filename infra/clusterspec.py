@@ -3,7 +3,7 @@
 The stack file's `spec` block is ClusterSpec's own input (shards, namespaces, dynamic config,
 pool sizes); infra adds only what it knows: the database hosts, the TLS CA paths in the server
 pods, the Kubernetes secret with the password, and the environment. Everything the chart needs
-about Temporal itself is then rendered by `app.stack.spec.render_helm_values`.
+about Temporal itself is then rendered by `app.stack.spec_render.render_helm_values`.
 """
 
 from __future__ import annotations

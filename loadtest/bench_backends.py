@@ -45,13 +45,13 @@ class Result:
 
 
 async def _workload(backend: str, name: str, workflows: int, concurrency: int) -> Result:
+    from app.core.settings import Settings
     from app.domains.sample import TASK_QUEUE
     from app.domains.sample.models import GreetingInput
     from app.domains.sample.workflows import GreetingWorkflow
     from app.platform.actions import ActionReader
     from app.platform.client import HaulClient, connect
     from app.platform.discovery import discover
-    from app.platform.settings import Settings
     from app.platform.worker import build_workers
     from app.stack import cluster
     from app.stack.registry import Registry

@@ -42,6 +42,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from app.core.database import Database
 from app.stack.registry import ClusterRecord
 
 CHARGES_PER_GROUP = 10
@@ -95,16 +96,15 @@ def peak_rss_mib(pid: int) -> float:
 
 async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: int,
                    children_per_run: int, concurrency: int, seed: int) -> Case:
-    from app.domains.parcel import store as db
-    from app.domains.parcel.blobstore import LocalBlobStore
-    from app.domains.parcel.generator import Edi210Spec, write_edi210
+    from app.core.blobstore import LocalBlobStore
     from app.domains.parcel.models import PipelineSettings
     from app.domains.parcel.starter import ingest
+    from app.formats.generator import Edi210Spec, write_edi210
     from app.platform.actions import ActionReader
     from app.platform.client import HaulClient, connect
     from app.platform.history import run_ids
     from app.stack import cluster
-    from app.stack.runner import start_worker, stop_worker
+    from app.stack.workers import start_worker, stop_worker
 
     groups = max(1, case.charges // CHARGES_PER_GROUP)
     path = workdir / f"bench-{case.charges}-{case.batch_size}.edi"
@@ -115,7 +115,7 @@ async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: 
     case.pages = math.ceil(case.invoices / page_size)
     client = await connect(rec.name, config_file=str(cluster.profile_file()))
     reader = ActionReader(rec.metrics_url, cluster.app_namespace(rec))
-    database = db.Database(rec.dsn())
+    database = Database(rec.dsn())
     pid = start_worker(rec, role="bench-worker")
     try:
         baseline = await reader.measure_start()
@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the bench cluster running")
     args = parser.parse_args()
 
-    from app.db.migrate import migrate
+    from app.core.migrate import migrate
     from app.stack import cluster
 
     console = Console(width=250)

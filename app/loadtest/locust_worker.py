@@ -20,13 +20,13 @@ from pathlib import Path
 from types import FrameType
 
 from app.loadtest.process_files import HARNESS_GLOB
-from app.loadtest.runner import locust_dir
+from app.loadtest.runner import locust_files
 
 RESTART_DELAY_SECONDS = 2.0
 
 
 def worker_argv(master_host: str, master_port: int) -> list[str]:
-    files = str(locust_dir() / "locustfile.py")
+    files = locust_files(shape=False)
     return [
         sys.executable,
         "-m",

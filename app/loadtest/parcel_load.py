@@ -17,11 +17,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.domains.parcel import store as db
-from app.domains.parcel.blobstore import BlobStore, open_store
-from app.domains.parcel.generator import Edi210Spec, write_edi210
+from app.core.blobstore import BlobStore, open_store
+from app.core.database import Database
 from app.domains.parcel.models import IngestSummary, PipelineSettings
 from app.domains.parcel.starter import submit
+from app.formats.generator import Edi210Spec, write_edi210
 from app.loadtest.process_files import roots_file
 from app.platform.client import HaulClient
 
@@ -30,7 +30,7 @@ from app.platform.client import HaulClient
 class ParcelLoad:
     """Where a load process writes files and sends them, and how big each file is."""
 
-    database: db.Database
+    database: Database
     blobs: BlobStore
     work_dir: Path
     roots: Path | None = None
@@ -53,7 +53,7 @@ class ParcelLoad:
         work = Path(out) / "files" if out else Path(blob_dir) / "loadtest-files"
         work.mkdir(parents=True, exist_ok=True)
         return cls(
-            database=db.Database(os.environ.get("HAUL_DATABASE_URL", "")),
+            database=Database(os.environ.get("HAUL_DATABASE_URL", "")),
             blobs=open_store(blob_dir),
             work_dir=work,
             roots=roots_file(Path(out)) if out else None,

@@ -24,27 +24,24 @@ from typing import Any
 
 from temporalio.client import Client
 
+from app.core.procs import pid_alive
+from app.domains import app_database
 from app.loadtest import accounting, report, scenarios
 from app.loadtest.process_files import HARNESS_GLOB, read_roots
 from app.loadtest.worker_settings import forwarded
 from app.platform.actions import ActionReader, delta
 from app.platform.client import connect
 from app.stack import cluster
-from app.stack.procs import pid_alive
 from app.stack.registry import ClusterRecord, Registry
-from app.stack.runner import prepare_app_db, start_worker, worker_env
+from app.stack.workers import start_worker, worker_env
 
 
-def locust_dir() -> Path:
-    """The repository's loadtest/ directory (locustfile.py, temporal_user.py, shapes.py)."""
-    env = os.environ.get("HAUL_LOADTEST_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "loadtest"
-    if not (path / "locustfile.py").exists():
-        raise FileNotFoundError(
-            f"no locustfile.py in {path}; run from a haul checkout or set HAUL_LOADTEST_DIR "
-            "to the directory that holds loadtest/locustfile.py"
-        )
-    return path
+def locust_files(shape: bool) -> str:
+    """The locustfile Locust loads (and the stepped shape for capacity runs), from this package,
+    so an installed wheel runs load tests with no checkout beside it."""
+    here = Path(__file__).resolve().parent
+    files = [here / "locustfile.py"] + ([here / "shapes.py"] if shape else [])
+    return ",".join(str(f) for f in files)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +118,7 @@ def ensure_worker(target: Target) -> int | None:
     if rec is None:
         return None
     fresh = Registry().get(rec.name) or rec
-    prepare_app_db(fresh)
+    app_database.prepare(fresh.dsn())
     pid = fresh.pids.get("worker")
     if pid and pid_alive(pid):
         return None
@@ -161,11 +158,7 @@ class RunSettings:
 
 
 def _locust_argv(s: RunSettings, sc: scenarios.Scenario, prefix: Path) -> list[str]:
-    ldir = locust_dir()
-    files = str(ldir / "locustfile.py")
-    if s.steps:
-        files += "," + str(ldir / "shapes.py")
-    argv = [sys.executable, "-m", "locust", "-f", files]
+    argv = [sys.executable, "-m", "locust", "-f", locust_files(bool(s.steps))]
     argv += ["--csv", str(prefix), "--csv-full-history", "--json-file", str(prefix)]
     argv += ["--exit-code-on-error", "0", "--loglevel", "WARNING"]
     # Users finish the operation in hand when the run time ends, so every started workflow is
@@ -186,7 +179,7 @@ def _locust_argv(s: RunSettings, sc: scenarios.Scenario, prefix: Path) -> list[s
         argv += ["--headless", "--only-summary"]
         if not s.steps:
             argv += ["-u", str(s.users), "-r", str(s.spawn_rate)]
-            # A master ends the run itself (distributed_mode.py), so no operation is lost.
+            # A master ends the run itself (distributed.py), so no operation is lost.
             if not s.expect_workers:
                 argv += ["-t", f"{int(s.duration)}s"]
     return argv + list(sc.user_classes)

@@ -22,11 +22,11 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from app.core.settings import Settings
 from app.platform import tracing
 from app.platform.client import connect
 from app.platform.discovery import Discovered, activity_names, discover
 from app.platform.failures import FailureActivities, FailureInterceptor, FailureStore
-from app.platform.settings import Settings
 
 log = logging.getLogger("haul.worker")
 

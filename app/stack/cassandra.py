@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from app import versions
+from app.core.procs import StartupError, ensure_ports_free, log_tail, pid_alive, spawn, stop_pid
 from app.stack import builds
-from app.stack.procs import StartupError, ensure_ports_free, log_tail, pid_alive, spawn, stop_pid
 from app.stack.registry import ClusterRecord
-from app.stack.spec import CassandraStore, dump_yaml
+from app.stack.spec import CassandraStore
+from app.stack.spec_render import dump_yaml
 
 HEAP = "1G"
 YOUNG = "256M"

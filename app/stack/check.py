@@ -22,8 +22,7 @@ from typing import Any
 
 import psycopg
 
-from app.db import scylla
-from app.stack import builds, cluster
+from app.stack import builds, cluster, scylla
 from app.stack.registry import ClusterRecord
 from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from temporalio.api.workflowservice.v1 import GetClusterInfoRequest, GetSystemInfoRequest
 from temporalio.client import Client
 
-from app.stack import dev, namespaces, postgres, tls
-from app.stack.procs import (
+from app.core.procs import (
     PortInUseError,
     StartupError,
     ensure_ports_free,
@@ -24,13 +23,10 @@ from app.stack.procs import (
     pid_alive,
     stop_pid,
 )
+from app.stack import dev, namespaces, postgres, tls
 from app.stack.registry import ClusterRecord, Registry
-from app.stack.spec import (
-    ClusterSpec,
-    check_shard_count,
-    render_dynamic_config,
-    render_namespace_setup,
-)
+from app.stack.spec import ClusterSpec, check_shard_count
+from app.stack.spec_render import render_dynamic_config, render_namespace_setup
 
 BACKENDS = ("dev", "postgres", "cassandra")
 DEFAULT_SHARDS = 4

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.stack.procs import spawn
+from app.core.procs import spawn
 from app.stack.registry import ClusterRecord
 
 

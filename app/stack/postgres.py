@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from app.stack.procs import StartupError, log_tail, spawn
+from app.core.procs import StartupError, log_tail, spawn
 
 SYSTEM_USER = "haulpg"
 
@@ -170,7 +170,7 @@ def start(
 
 def wait_ready(dsn: str, pid: int, log_path: Path, timeout: float = 60.0) -> None:
     """Wait until the server answers a query, or fail with the tail of its log."""
-    from app.stack.procs import pid_alive
+    from app.core.procs import pid_alive
 
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from app.stack.procs import port_free
+from app.core.procs import port_free
 
 PORT_BASE = 17000
 BLOCK_SIZE = 20

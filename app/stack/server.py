@@ -16,15 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from app.db import scylla
-from app.stack import builds, cassandra, schema, tls
-from app.stack.procs import ensure_ports_free, pid_alive, spawn
+from app.core.procs import ensure_ports_free, pid_alive, spawn
+from app.stack import builds, cassandra, schema, scylla, tls
 from app.stack.registry import ClusterRecord, Registry
-from app.stack.spec import (
-    CassandraStore,
-    ClusterSpec,
+from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
+from app.stack.spec_render import (
     ListenConfig,
-    PostgresStore,
     dump_server_config,
     dump_yaml,
     render_dynamic_config,

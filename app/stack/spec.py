@@ -152,7 +152,7 @@ class TLSSettings(_Model):
         return out
 
 
-def _duration(value: timedelta) -> str:
+def duration(value: timedelta) -> str:
     """Go duration string for a timedelta ("1h", "90s")."""
     seconds = int(value.total_seconds())
     if seconds % 3600 == 0:
@@ -627,44 +627,3 @@ def check_shard_count(requested: int, live: int) -> None:
             "(from GetClusterInfo); the shard count can never change after the first deploy. "
             f"Keep {live}, or create a new cluster with {requested} and migrate to it"
         )
-
-
-# Renderers live in spec_render; re-exported here so `app.stack.spec` is the one import.
-from app.stack.spec_render import (  # noqa: E402
-    HELM_ONLY_KEYS,
-    ListenConfig,
-    NamespaceRegistration,
-    dump_server_config,
-    dump_yaml,
-    render_dynamic_config,
-    render_helm_values,
-    render_namespace_commands,
-    render_namespace_setup,
-    render_server_config,
-)
-
-__all__ = [
-    "APP_SEARCH_ATTRIBUTES",
-    "CassandraStore",
-    "ClusterSpec",
-    "ConstrainedValue",
-    "DynamicConfig",
-    "HELM_ONLY_KEYS",
-    "ListenConfig",
-    "NamespaceRegistration",
-    "NamespaceSpec",
-    "PostgresStore",
-    "SearchAttributeType",
-    "SecretRef",
-    "SpecError",
-    "TLSSettings",
-    "check_shard_count",
-    "default_namespaces",
-    "dump_server_config",
-    "dump_yaml",
-    "render_dynamic_config",
-    "render_helm_values",
-    "render_namespace_commands",
-    "render_namespace_setup",
-    "render_server_config",
-]

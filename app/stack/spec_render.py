@@ -1,22 +1,20 @@
 """Renderers for ClusterSpec: server config, Helm values, namespace setup, dynamic config.
 
-Pure functions: they read a ClusterSpec and return plain dicts. Import them from
-`app.stack.spec`.
+Pure functions: they read a ClusterSpec and return plain dicts. The model (spec.py) never
+imports them, so the two import one way.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app import versions
-
-if TYPE_CHECKING:
-    from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
+from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore, duration
 
 SQL_PLUGIN = "postgres12"
 DEFAULT_STORE = "default"
@@ -127,7 +125,6 @@ def _env_template(var: str) -> str:
 
 
 def _sql_datastore(store: PostgresStore) -> dict[str, Any]:
-    from app.stack.spec import _duration
 
     return {
         "pluginName": SQL_PLUGIN,
@@ -138,7 +135,7 @@ def _sql_datastore(store: PostgresStore) -> dict[str, Any]:
         "password": _env_template(store.password.env_var),
         "maxConns": store.max_conns,
         "maxIdleConns": store.max_idle_conns,
-        "maxConnLifetime": _duration(store.max_conn_lifetime),
+        "maxConnLifetime": duration(store.max_conn_lifetime),
         "tls": store.tls.render(),
     }
 

@@ -1,7 +1,7 @@
 """TemporalCluster: the official Temporal Helm chart, deployed with helm.v3.Release.
 
 Every Temporal value (stores, shards, namespaces, dynamic config) is rendered by
-`app.stack.spec.render_helm_values` from the cluster's ClusterSpec. This component only adds
+`app.stack.spec_render.render_helm_values` from the cluster's ClusterSpec. This component only adds
 deployment concerns on keys ClusterSpec does not render: replicas, resources, PDBs, the
 ServiceMonitor, the internal load balancer, the Web UI and admintools switches, CA bundle
 mounts and optional mTLS. `merge_values` refuses any overlay that would change a rendered key,
@@ -23,7 +23,8 @@ from config import ClusterConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
-from app.stack.spec import ClusterSpec, render_helm_values, render_namespace_commands
+from app.stack.spec import ClusterSpec
+from app.stack.spec_render import render_helm_values, render_namespace_commands
 
 FRONTEND_PORTS = (7233, 7243)
 METRICS_PORT = 9090

@@ -213,14 +213,18 @@ def test_wheel_installs_with_the_dockerfiles_commands(tmp_path):
             [str(haul), *command], capture_output=True, text=True, timeout=120, env=clean
         )
         assert proc.returncode == 0, f"haul {' '.join(command)}: {proc.stderr}"
-    # The load generator: the scenarios ship beside the wheel, where HAUL_LOADTEST_DIR points,
-    # and the image's Locust loads them against the installed app package.
-    copies = [a for w, a in runtime if w == "COPY" and a.startswith("loadtest")]
-    assert copies == ["loadtest/ /opt/haul/loadtest/"]
-    assert any("HAUL_LOADTEST_DIR=/opt/haul/loadtest" in a for w, a in runtime if w == "ENV")
+    # The load generator: the scenarios ship inside the wheel, and the image's Locust loads the
+    # installed package's locustfile.
+    assert not [a for w, a in runtime if w == "COPY" and a.startswith("loadtest")]
+    python = str(tmp_path / "opt-haul" / "bin" / "python")
+    files = subprocess.run(
+        [python, "-c", "from app.loadtest.runner import locust_files; print(locust_files(False))"],
+        capture_output=True, text=True, timeout=120, env=clean, cwd=tmp_path,
+    )
+    assert files.returncode == 0, files.stderr
+    assert str(tmp_path / "opt-haul") in files.stdout, "the locustfile must come from the wheel"
     listed = subprocess.run(
-        [str(tmp_path / "opt-haul" / "bin" / "python"), "-m", "locust", "-f"]
-        + [str(context / "loadtest" / "locustfile.py"), "--list"],
+        [python, "-m", "locust", "-f", files.stdout.strip(), "--list"],
         capture_output=True,
         text=True,
         timeout=120,

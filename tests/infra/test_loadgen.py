@@ -16,7 +16,7 @@ import typer
 from infra_harness import stack_file
 from test_policies import violations
 
-from app.cli import app as haul_cli
+from app.cli.main import app as haul_cli
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NAMESPACE = "haul-loadtest"

@@ -8,7 +8,7 @@ import pytest
 from infra_harness import STACKS, stack_file
 from temporalio.envconfig import ClientConfig
 
-from app.stack.spec import render_helm_values
+from app.stack.spec_render import render_helm_values
 
 RDS = "aws:rds/instance:Instance"
 PARAMS = "aws:rds/parameterGroup:ParameterGroup"

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from app.db.migrate import migrate
+from app.core.migrate import migrate
 from app.platform.client import HaulClient, connect
 from app.stack import cluster
 from app.stack.registry import ClusterRecord

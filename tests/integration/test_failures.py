@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from app.core.settings import Settings
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow
 from app.platform.client import HaulClient
 from app.platform.discovery import discover
 from app.platform.failures import FailureStore, redrive, sweep
-from app.platform.settings import Settings
 from app.platform.worker import build_workers
 from app.stack.registry import ClusterRecord
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from app.db.migrate import LOCK_KEY, MigrationError, migrate
+from app.core.migrate import LOCK_KEY, MigrationError, migrate
 from app.stack import postgres
 from app.stack.registry import ClusterRecord
 

@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from app.stack.registry import ClusterRecord
-from app.stack.runner import start_worker, stop_worker, worker_env
+from app.stack.workers import start_worker, stop_worker, worker_env
 
 
 class OtlpCollector(ThreadingHTTPServer):

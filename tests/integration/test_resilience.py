@@ -8,13 +8,13 @@ import uuid
 
 from temporalio.client import Client, WorkflowHandle
 
+from app.core.procs import pid_alive, stop_pid
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow
 from app.platform.client import HaulClient
 from app.stack import cluster
-from app.stack.procs import pid_alive, stop_pid
 from app.stack.registry import ClusterRecord
-from app.stack.runner import start_worker, stop_worker
+from app.stack.workers import start_worker, stop_worker
 from tests.integration.workers import sample_worker
 
 

@@ -7,9 +7,9 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
+from app.cli.stack import app as stack_app
+from app.core.procs import PortInUseError, pid_alive
 from app.stack import cluster
-from app.stack.commands import app as stack_app
-from app.stack.procs import PortInUseError, pid_alive
 from app.stack.registry import ClusterRecord, Registry
 
 

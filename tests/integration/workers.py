@@ -9,9 +9,9 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from app.core.settings import Settings
 from app.domains.sample.activities import SampleActivities
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
-from app.platform.settings import Settings
 from app.platform.worker import WorkerContext
 
 

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.domains import app_database
 from app.stack import cluster
 from app.stack.registry import ClusterRecord
-from app.stack.runner import prepare_app_db, start_worker
+from app.stack.workers import start_worker
 
 # Seconds per scenario run: the 30 s. The whole tier (four scenarios, the 200-user
 # concurrency check, the SLO gate, ceiling and capacity) took 4 min 6 s with it on 2 cores,
@@ -31,7 +32,7 @@ def lt_cluster() -> Iterator[ClusterRecord]:
         port_base=int(os.environ.get("HAUL_LT_PORT_BASE", "27400")),
     )
     try:
-        prepare_app_db(rec)  # parcel_ingest's tables and contract rates
+        app_database.prepare(rec.dsn())  # parcel_ingest's tables and contract rates
         start_worker(rec)
         yield rec
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app import cost
+from app.loadtest import cost
 
 PRICES = {
     "hours_per_month": 730,

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+from app.core.procs import pid_alive, spawn, stop_pid
 from app.loadtest import scenarios
 from app.loadtest.parcel_load import ParcelLoad
 from app.loadtest.runner import RunSettings, resolve_target, run_load
 from app.stack import cluster
-from app.stack.procs import pid_alive, spawn, stop_pid
 from app.stack.registry import ClusterRecord
-from app.stack.runner import worker_env as worker_env_of
+from app.stack.workers import worker_env as worker_env_of
 from tests.loadtest.conftest import SCENARIO_SECONDS
 
 

@@ -11,9 +11,9 @@ import sys
 import uuid
 from pathlib import Path
 
+from app.core.settings import Settings
 from app.platform.client import HaulClient, connect
 from app.platform.discovery import discover
-from app.platform.settings import Settings
 from app.platform.worker import build_workers
 from app.stack import cluster
 from tests.replay.scenarios import SCENARIOS

@@ -54,9 +54,9 @@ def _parcel_env() -> tuple[Any, Any]:
 
     import psycopg
 
-    from app.db.migrate import migrate
-    from app.domains.parcel.blobstore import LocalBlobStore
-    from app.domains.parcel.store import Database
+    from app.core.blobstore import LocalBlobStore
+    from app.core.database import Database
+    from app.core.migrate import migrate
     from app.domains.rate_audit.activities import seed_contracts
     from app.domains.rate_audit.rates import sample_contracts
     from app.stack.registry import Registry
@@ -75,9 +75,9 @@ async def _parcel_ingest(client: HaulClient, ident: str) -> WorkflowHandle[Any, 
     import tempfile
     from pathlib import Path
 
-    from app.domains.parcel.generator import Edi210Spec, write_edi210
     from app.domains.parcel.models import PipelineSettings
     from app.domains.parcel.starter import submit
+    from app.formats.generator import Edi210Spec, write_edi210
 
     database, blobs = _parcel_env()
     path = Path(tempfile.mkdtemp()) / f"{ident}.edi"

@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
+from app.core.settings import Settings
 from app.domains.sample import TASK_QUEUE
 from app.platform.client import HaulClient, connect
 from app.platform.discovery import discover
-from app.platform.settings import Settings
 from app.platform.worker import build_workers
 from app.stack import cluster
 from app.stack.registry import ClusterRecord

@@ -7,12 +7,12 @@ import signal
 
 from temporalio.client import WorkflowHandle
 
+from app.core.procs import pid_alive, stop_pid
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.starter import run_sample
 from app.domains.sample.workflows import GreetingWorkflow
 from app.platform.client import HaulClient
 from app.stack import cluster
-from app.stack.procs import pid_alive, stop_pid
 from app.stack.registry import ClusterRecord, Registry
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.db import scylla
+from app.stack import scylla
 
 
 def test_replication_settings_parse_per_datacenter() -> None:

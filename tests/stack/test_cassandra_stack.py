@@ -14,9 +14,8 @@ import psycopg
 import pytest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
-from app.db import scylla
 from app.platform.client import HaulClient
-from app.stack import check, cluster
+from app.stack import check, cluster, scylla
 from app.stack.registry import ClusterRecord
 from app.stack.spec import CassandraStore
 from tests.stack.conftest import CS
@@ -162,8 +161,8 @@ async def test_scylla_bootstrap_is_idempotent_and_refuses_drift(
 def test_a_cassandra_that_fails_to_start_shows_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from app.core.procs import StartupError
     from app.stack import cassandra
-    from app.stack.procs import StartupError
 
     rec = ClusterRecord(
         name="st-broken", backend="cassandra", port_base=27900, data_dir=str(tmp_path)

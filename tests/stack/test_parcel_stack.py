@@ -10,28 +10,28 @@ from pathlib import Path
 
 import psycopg
 
-from app.db.migrate import migrate
+from app.core.blobstore import LocalBlobStore
+from app.core.database import Database
+from app.core.migrate import migrate
+from app.core.settings import Settings
 from app.domains.parcel import TASK_QUEUE
-from app.domains.parcel import store as db
-from app.domains.parcel.blobstore import LocalBlobStore
-from app.domains.parcel.detect import scan_file
 from app.domains.parcel.models import PipelineSettings
 from app.domains.parcel.starter import ingest
 from app.domains.rate_audit.activities import seed_contracts
 from app.domains.rate_audit.rates import sample_contracts
+from app.formats.detect import scan_file
 from app.platform.client import HaulClient
 from app.platform.discovery import discover
-from app.platform.settings import Settings
 from app.platform.worker import build_workers
 from app.stack.registry import ClusterRecord
 
-SAMPLE = Path(__file__).resolve().parents[2] / "app" / "domains" / "parcel" / "samples"
+SAMPLE = Path(__file__).resolve().parents[2] / "app" / "formats" / "samples"
 
 
 @asynccontextmanager
 async def parcel_workers(
     rec: ClusterRecord, client: HaulClient, blob_dir: Path
-) -> AsyncIterator[tuple[db.Database, LocalBlobStore]]:
+) -> AsyncIterator[tuple[Database, LocalBlobStore]]:
     migrate(rec.dsn())
     with psycopg.connect(rec.dsn(), autocommit=True) as conn:
         seed_contracts(conn, sample_contracts())
@@ -48,7 +48,7 @@ async def parcel_workers(
         [TASK_QUEUE],
     )
     runs = [asyncio.create_task(w.run()) for w in workers]
-    database = db.Database(rec.dsn())
+    database = Database(rec.dsn())
     try:
         yield database, LocalBlobStore(blob_dir)
     finally:

@@ -76,7 +76,7 @@ def test_dynamic_config_is_the_file_the_server_watches(pg_cluster: ClusterRecord
     import yaml
 
     from app.stack import builds, server
-    from app.stack.spec import render_dynamic_config
+    from app.stack.spec_render import render_dynamic_config
 
     spec = cluster.cluster_spec(pg_cluster)
     watched = str(server.config_dir(pg_cluster) / "dynamicconfig.yaml")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from app.core.procs import pid_alive, stop_pid
 from app.stack import check, cluster, tls
-from app.stack.procs import pid_alive, stop_pid
 from app.stack.registry import ClusterRecord, Registry
 
 TLS = "st-tls"

@@ -14,16 +14,18 @@ from temporalio.api.enums.v1 import IndexedValueType
 
 from app import versions
 from app.stack.spec import (
-    HELM_ONLY_KEYS,
     CassandraStore,
     ClusterSpec,
-    ListenConfig,
     NamespaceSpec,
     PostgresStore,
     SecretRef,
     SpecError,
     TLSSettings,
     check_shard_count,
+)
+from app.stack.spec_render import (
+    HELM_ONLY_KEYS,
+    ListenConfig,
     dump_server_config,
     dump_yaml,
     render_dynamic_config,

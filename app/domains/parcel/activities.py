@@ -16,23 +16,10 @@ from typing import IO, Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from app.core.blobstore import BlobStore, open_store
+from app.core.database import Database
 from app.domains.parcel import TASK_QUEUE
 from app.domains.parcel import store as db
-from app.domains.parcel.blobstore import BlobStore, open_store
-from app.domains.parcel.csv_parse import iter_csv_events
-from app.domains.parcel.detect import detect_format
-from app.domains.parcel.edi210 import Edi210Parser
-from app.domains.parcel.invoice import (
-    ChargeGroup,
-    ChargeGroupParsed,
-    InvoiceFailed,
-    InvoiceFailure,
-    InvoiceFinished,
-    InvoiceHeader,
-    InvoiceStarted,
-    InvoiceSummary,
-    ParcelInputError,
-)
 from app.domains.parcel.models import (
     FinishInput,
     IndexInput,
@@ -47,6 +34,20 @@ from app.domains.parcel.models import (
     index_blob_key,
     invoice_blob_key,
     page_blob_key,
+)
+from app.formats.csv_parse import iter_csv_events
+from app.formats.detect import detect_format
+from app.formats.edi210 import Edi210Parser
+from app.formats.invoice import (
+    ChargeGroup,
+    ChargeGroupParsed,
+    InvoiceFailed,
+    InvoiceFailure,
+    InvoiceFinished,
+    InvoiceHeader,
+    InvoiceStarted,
+    InvoiceSummary,
+    ParcelInputError,
 )
 from app.platform.client import HaulClient
 from app.platform.discovery import activities, activity_method
@@ -190,7 +191,7 @@ class ParcelActivities:
         self.settings = ctx.settings
         self.client = ctx.client
         self._blobs: BlobStore | None = None
-        self._db: db.Database | None = None
+        self._db: Database | None = None
 
     @property
     def blobs(self) -> BlobStore:
@@ -199,9 +200,9 @@ class ParcelActivities:
         return self._blobs
 
     @property
-    def db(self) -> db.Database:
+    def db(self) -> Database:
         if self._db is None:
-            self._db = db.Database(
+            self._db = Database(
                 self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
             )
         return self._db

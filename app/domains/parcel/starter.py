@@ -15,8 +15,9 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHandle
 
+from app.core.blobstore import BlobStore
+from app.core.database import Database
 from app.domains.parcel import store as db
-from app.domains.parcel.blobstore import BlobStore
 from app.domains.parcel.models import (
     IngestInput,
     IngestProgress,
@@ -49,7 +50,7 @@ class Submission:
 
 async def submit(
     client: HaulClient,
-    database: db.Database,
+    database: Database,
     blobs: BlobStore,
     path: Path,
     *,
@@ -117,7 +118,7 @@ async def follow(
 
 async def ingest(
     client: HaulClient,
-    database: db.Database,
+    database: Database,
     blobs: BlobStore,
     path: Path,
     *,

@@ -11,57 +11,16 @@ A revision's rows are written in one transaction, so a retry never sees half an 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 
-from app.domains.parcel.invoice import ChargeGroup, InvoiceFailure, InvoiceHeader, InvoiceSummary
+from app.formats.invoice import ChargeGroup, InvoiceFailure, InvoiceHeader, InvoiceSummary
 
 ROW_CHUNK = 1_000
-
-
-class Database:
-    """A small pool of autocommit connections, shared by one worker's activity threads."""
-
-    def __init__(self, dsn: str, size: int = 8) -> None:
-        if not dsn:
-            raise ValueError(
-                "no database configured: set HAUL_DATABASE_URL (haul run and haul worker "
-                "--cluster set it for a local cluster)"
-            )
-        self.dsn = dsn
-        self.size = size
-        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
-
-    @contextlib.contextmanager
-    def connect(self) -> Iterator[psycopg.Connection[Any]]:
-        try:
-            conn = self._idle.get_nowait()
-        except queue.Empty:
-            conn = psycopg.connect(self.dsn, autocommit=True)
-        try:
-            yield conn
-        except BaseException:
-            conn.close()
-            raise
-        if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.close()
-        elif self._idle.qsize() < self.size:
-            self._idle.put(conn)
-        else:
-            conn.close()
-
-    def close(self) -> None:
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
 
 
 # --------------------------------------------------------------------------------------------

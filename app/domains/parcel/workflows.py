@@ -30,7 +30,6 @@ from app.platform.discovery import workflow_defn
 with workflow.unsafe.imports_passed_through():
     from app.domains.parcel import TASK_QUEUE
     from app.domains.parcel.activities import ParcelActivities
-    from app.domains.parcel.detect import NON_RETRYABLE_ERROR_TYPES
     from app.domains.parcel.models import (
         FAILURE_SAMPLE,
         ChildFailure,
@@ -49,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from app.domains.rate_audit.activities import RateAuditActivities
     from app.domains.rate_audit.models import AuditBatchInput
+    from app.formats.detect import NON_RETRYABLE_ERROR_TYPES
     from app.platform.ids import workflow_id
 
 TEAM = "parcel"

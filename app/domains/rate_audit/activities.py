@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from temporalio import activity
 
-from app.domains.parcel.store import Database
+from app.core.database import Database
 from app.domains.rate_audit import TASK_QUEUE, TEAM
 from app.domains.rate_audit.models import (
     AuditBatchInput,

@@ -15,9 +15,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from app.domains.parcel import store as db
+from app.core.blobstore import BlobStore, LocalBlobStore
+from app.core.database import Database
+from app.core.settings import Settings
 from app.domains.parcel.activities import ParcelActivities
-from app.domains.parcel.blobstore import BlobStore, LocalBlobStore
 from app.domains.parcel.models import IngestSummary, PipelineSettings
 from app.domains.parcel.starter import ingest
 from app.domains.parcel.workflows import ParcelIngestWorkflow, ParcelInvoiceWorkflow
@@ -26,7 +27,6 @@ from app.domains.rate_audit.rates import sample_contracts
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
 from app.platform.client import HaulClient
 from app.platform.failures import FailureActivities, FailureInterceptor, FailureStore
-from app.platform.settings import Settings
 from app.platform.worker import WorkerContext
 from app.stack.registry import ClusterRecord
 
@@ -38,7 +38,7 @@ class ParcelEnv:
     dsn: str
     blobs: LocalBlobStore
     settings: Settings
-    database: db.Database
+    database: Database
 
     def rows(self, sql: str, *args: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.dsn) as conn:
@@ -58,7 +58,7 @@ def parcel_env(
     blob_dir = tmp_path_factory.mktemp("blobs")
     env = ParcelEnv(
         dsn, LocalBlobStore(blob_dir), Settings(database_url=dsn, blob_dir=str(blob_dir)),
-        db.Database(dsn),
+        Database(dsn),
     )
     yield env
     env.database.close()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from app.domains.parcel.generator import Edi210Spec, write_edi210
 from app.domains.parcel.models import PipelineSettings
+from app.formats.generator import Edi210Spec, write_edi210
 from app.platform.client import HaulClient
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 from tests.integration.parcel.history_checks import walk

@@ -12,18 +12,18 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from app.core.blobstore import LocalBlobStore
 from app.domains.parcel import TASK_QUEUE
-from app.domains.parcel.blobstore import LocalBlobStore
-from app.domains.parcel.generator import Edi210Spec, write_edi210
 from app.domains.parcel.models import IngestProgress, PipelineSettings
 from app.domains.parcel.starter import follow, submit
 from app.domains.rate_audit.models import JobEventsInput
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
+from app.formats.generator import Edi210Spec, write_edi210
 from app.platform.client import HaulClient
 from app.platform.history import scheduled_activity_inputs
 from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
 from app.stack.registry import ClusterRecord
-from app.stack.runner import start_worker, stop_worker
+from app.stack.workers import start_worker, stop_worker
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 from tests.integration.parcel.history_checks import settled_runs
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from app.domains.parcel.generator import Edi210Spec, write_edi210
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
+from app.formats.generator import Edi210Spec, write_edi210
 from app.platform.client import HaulClient
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 

@@ -12,14 +12,14 @@ import pytest
 from moto.server import ThreadedMotoServer
 from temporalio.client import Client
 
-from app.domains.parcel.blobstore import BlobNotFoundError, S3BlobStore, open_store
-from app.domains.parcel.detect import scan_file
+from app.core.blobstore import BlobNotFoundError, S3BlobStore, open_store
+from app.core.settings import Settings
 from app.domains.parcel.models import index_blob_key
+from app.formats.detect import scan_file
 from app.platform.client import HaulClient
-from app.platform.settings import Settings
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 
-SAMPLE = Path(__file__).resolve().parents[3] / "app" / "domains" / "parcel" / "samples"
+SAMPLE = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"
 BUCKET = "haul-parcel-test"
 
 

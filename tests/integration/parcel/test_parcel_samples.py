@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from app.domains.parcel.detect import scan_file
+from app.formats.detect import scan_file
 from app.platform.client import HaulClient
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 
-PACKAGE_SAMPLES = Path(__file__).resolve().parents[3] / "app" / "domains" / "parcel" / "samples"
+PACKAGE_SAMPLES = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"
 REAL = Path(__file__).resolve().parents[4] / "shared" / "samples" / "edi210"
 
 

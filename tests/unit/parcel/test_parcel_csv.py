@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from app.domains.parcel import csv_layouts as L
-from app.domains.parcel.csv_parse import iter_csv_events, iter_csv_invoices
-from app.domains.parcel.detect import FileFormat, detect_format, iter_file_invoices
-from app.domains.parcel.generator import CsvSpec, write_fedex_csv, write_ups_csv
-from app.domains.parcel.invoice import (
+from app.formats import csv_layouts as L
+from app.formats.csv_parse import iter_csv_events, iter_csv_invoices
+from app.formats.detect import FileFormat, detect_format, iter_file_invoices
+from app.formats.generator import CsvSpec, write_fedex_csv, write_ups_csv
+from app.formats.invoice import (
     CsvFormatError,
     EmptyFileError,
     Invoice,
@@ -211,7 +211,7 @@ def test_iter_file_invoices_reads_each_format(tmp_path: object) -> None:
 
 
 def test_error_types_are_stable_and_distinct() -> None:
-    from app.domains.parcel.detect import NON_RETRYABLE_ERROR_TYPES
+    from app.formats.detect import NON_RETRYABLE_ERROR_TYPES
 
     assert len(set(NON_RETRYABLE_ERROR_TYPES)) == len(NON_RETRYABLE_ERROR_TYPES) == 12
     assert {"X12Envelope", "ParcelInvalidAmount", "ParcelTotalsMismatch", "ParcelEmptyFile",

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from parcel_helpers import interchange, invoice_body, transaction_set
 
-from app.domains.parcel.edi210 import Edi210Parser, iter_edi210_events, iter_edi210_invoices
-from app.domains.parcel.invoice import (
+from app.formats.edi210 import Edi210Parser, iter_edi210_events, iter_edi210_invoices
+from app.formats.invoice import (
     ChargeGroupParsed,
     Invoice,
     InvoiceFailed,
@@ -18,7 +18,7 @@ from app.domains.parcel.invoice import (
     InvoiceStarted,
     Purpose,
 )
-from app.domains.parcel.x12 import X12EnvelopeError
+from app.formats.x12 import X12EnvelopeError
 
 
 def _one(body: list[str]) -> Invoice | InvoiceFailure:

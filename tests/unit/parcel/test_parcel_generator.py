@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from app.domains.parcel.csv_parse import iter_csv_invoices
-from app.domains.parcel.detect import (
+from app.formats.csv_parse import iter_csv_invoices
+from app.formats.detect import (
     FileFormat,
     FileScan,
     iter_file_events,
     iter_file_invoices,
     scan_file,
 )
-from app.domains.parcel.edi210 import iter_edi210_invoices
-from app.domains.parcel.generator import (
+from app.formats.edi210 import iter_edi210_invoices
+from app.formats.generator import (
     ALL_QUIRKS,
     CsvSpec,
     Edi210Spec,
@@ -28,7 +28,7 @@ from app.domains.parcel.generator import (
     write_samples,
     write_ups_csv,
 )
-from app.domains.parcel.invoice import (
+from app.formats.invoice import (
     Invoice,
     InvoiceFailed,
     InvoiceFailure,
@@ -36,7 +36,7 @@ from app.domains.parcel.invoice import (
     InvoiceResult,
 )
 
-SAMPLES = Path(__file__).resolve().parents[3] / "app" / "domains" / "parcel" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"
 
 
 def _compare(results: list[InvoiceResult], report: GenerationReport) -> None:

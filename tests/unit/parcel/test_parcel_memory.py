@@ -8,9 +8,9 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
-from app.domains.parcel.detect import iter_file_events
-from app.domains.parcel.generator import Edi210Spec, EdiQuirks, write_edi210
-from app.domains.parcel.invoice import ChargeGroupParsed, InvoiceFailed, InvoiceFinished
+from app.formats.detect import iter_file_events
+from app.formats.generator import Edi210Spec, EdiQuirks, write_edi210
+from app.formats.invoice import ChargeGroupParsed, InvoiceFailed, InvoiceFinished
 
 MIB = 1 << 20
 

@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from app.core.blobstore import BlobNotFoundError, LocalBlobStore, open_store
 from app.domains.parcel.activities import _Indexer, read_invoice_blob
-from app.domains.parcel.blobstore import BlobNotFoundError, LocalBlobStore, open_store
-from app.domains.parcel.edi210 import Edi210Parser
-from app.domains.parcel.generator import Edi210Spec, write_edi210
-from app.domains.parcel.invoice import InvoiceFailure, InvoiceHeader
 from app.domains.parcel.models import (
     IndexInput,
     PageEntry,
@@ -33,6 +30,9 @@ from app.domains.rate_audit.rates import (
     find_rate,
     sample_contracts,
 )
+from app.formats.edi210 import Edi210Parser
+from app.formats.generator import Edi210Spec, write_edi210
+from app.formats.invoice import InvoiceFailure, InvoiceHeader
 
 D = Decimal
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.domains.parcel.generator import ALL_QUIRKS, Edi210Spec, write_edi210
-from app.domains.parcel.x12 import Segment, tokenize
+from app.formats.generator import ALL_QUIRKS, Edi210Spec, write_edi210
+from app.formats.x12 import Segment, tokenize
 
 pyx12_file = pytest.importorskip("pyx12.x12file")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from app.domains.parcel.edi210 import Edi210Parser
-from app.domains.parcel.invoice import Invoice
-from app.domains.parcel.x12 import NotX12Error, X12EnvelopeError
+from app.formats.edi210 import Edi210Parser
+from app.formats.invoice import Invoice
+from app.formats.x12 import NotX12Error, X12EnvelopeError
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "samples" / "edi210"
 

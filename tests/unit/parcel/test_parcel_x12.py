@@ -7,9 +7,9 @@ import io
 import pytest
 from parcel_helpers import interchange, invoice_body, transaction_set
 
-from app.domains.parcel.generator import ALL_QUIRKS, Edi210Spec, EdiQuirks, write_edi210
-from app.domains.parcel.invoice import EmptyFileError
-from app.domains.parcel.x12 import (
+from app.formats.generator import ALL_QUIRKS, Edi210Spec, EdiQuirks, write_edi210
+from app.formats.invoice import EmptyFileError
+from app.formats.x12 import (
     NotX12Error,
     X12EnvelopeError,
     X12Reader,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.core.database import Database
 from app.domains.parcel.models import IngestProgress, IngestSummary, PipelineSettings
 
 app = typer.Typer(help="Ingest carrier files (EDI 210, UPS and FedEx billing CSV).",
@@ -73,10 +74,9 @@ def parcel(
     sent twice one run (the second prints the first's summary). Writes the invoices, audit
     findings and review-queue items to Postgres and the file to the blob store.
     """
-    from app.domains.parcel import store as db
-    from app.domains.parcel.blobstore import open_store
-    from app.domains.parcel.csv_layouts import resolve_carrier
+    from app.core.blobstore import open_store
     from app.domains.parcel.starter import ingest
+    from app.formats.csv_layouts import resolve_carrier
     from app.platform.client import HaulClient, connect
 
     if carrier:
@@ -103,7 +103,7 @@ def parcel(
 
     async def go() -> tuple[IngestSummary, bool]:
         client = HaulClient(await connect(profile, config_file=config_file))
-        database = db.Database(dsn)
+        database = Database(dsn)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as bar:

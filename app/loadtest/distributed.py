@@ -33,9 +33,9 @@ import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
-from temporal_user import write_stats
 
 from app.loadtest.process_files import own_files, write_shipped
+from app.loadtest.users import write_stats
 from app.loadtest.worker_settings import TARGET_KEYS, forwarded
 
 FILES_MESSAGE = "haul_files"

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
-from app.db.commands import resolve_dsn
+from app.cli.db import resolve_dsn
 from app.platform.failures import FailureStore, redrive, sweep
 
 app = typer.Typer(help="Terminal workflow failures: list, sweep and redrive.", no_args_is_help=True)

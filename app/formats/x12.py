@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from app.domains.parcel.invoice import EmptyFileError, ParcelInputError
+from app.formats.invoice import EmptyFileError, ParcelInputError
 
 CHUNK_SIZE = 1 << 16
 MAX_SEGMENT = 1 << 20  # no real segment comes near this; keeps memory bounded on bad input

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from app.domains.parcel.invoice import (
+from app.formats.invoice import (
     Charge,
     ChargeGroup,
     ChargeGroupParsed,
@@ -49,7 +49,7 @@ from app.domains.parcel.invoice import (
     parse_implied_decimal,
     parse_optional_decimal,
 )
-from app.domains.parcel.x12 import Segment, Source, TransactionSet, X12Reader
+from app.formats.x12 import Segment, Source, TransactionSet, X12Reader
 
 # L108 special charge codes whose amount may be negative (discounts, allowances, credits).
 # A negative amount on any other code is kept, and flagged for review.

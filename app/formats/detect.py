@@ -18,10 +18,10 @@ from typing import IO
 
 from pydantic import BaseModel
 
-from app.domains.parcel import csv_layouts as L
-from app.domains.parcel.csv_parse import iter_csv_events
-from app.domains.parcel.edi210 import Edi210Parser, iter_edi210_events
-from app.domains.parcel.invoice import (
+from app.formats import csv_layouts as L
+from app.formats.csv_parse import iter_csv_events
+from app.formats.edi210 import Edi210Parser, iter_edi210_events
+from app.formats.invoice import (
     EmptyFileError,
     InvoiceEvent,
     InvoiceFailed,
@@ -189,7 +189,7 @@ def scan_file(source: str | Path | IO[bytes] | bytes, *, carrier: str | None = N
 
 
 def _error_types() -> tuple[str, ...]:
-    from app.domains.parcel import invoice, x12
+    from app.formats import invoice, x12
 
     classes = (invoice.EmptyFileError, invoice.UnrecognizedFormatError,
                invoice.UnknownCarrierError, invoice.CsvFormatError, invoice.InvoiceError,

@@ -69,7 +69,7 @@ class _LoopOutsideGevent(asyncio.SelectorEventLoop):
         self._ssock, self._csock = _socket.socketpair()
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
-        self._internal_fds += 1
+        self._internal_fds += 1  # type: ignore[attr-defined]
         self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
 
 

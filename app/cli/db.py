@@ -7,7 +7,7 @@ import os
 import typer
 from rich.console import Console
 
-from app.db.migrate import migrate as run_migrations
+from app.core.migrate import migrate as run_migrations
 
 app = typer.Typer(help="The app database.", no_args_is_help=True)
 console = Console()
@@ -75,7 +75,7 @@ def scylla_bootstrap(
     <keyspace>.haul_schema_migrations. Run it before temporal-cassandra-tool (the chart's
     schema job) on a new cluster; it is safe to run again.
     """
-    from app.db import scylla
+    from app.stack import scylla
 
     if cluster:
         from app.stack import cluster as stack_cluster

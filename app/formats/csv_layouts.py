@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domains.parcel.invoice import UnknownCarrierError
+from app.formats.invoice import UnknownCarrierError
 
 # --------------------------------------------------------------------------------------------
 # carriers
@@ -48,7 +48,7 @@ def resolve_carrier(code: str) -> CarrierInfo:
     known = ", ".join(sorted(CARRIERS))
     raise UnknownCarrierError(
         f"unknown carrier code {code!r}; haul knows {known} (or their SCACs); add the carrier "
-        "to app/domains/parcel/csv_layouts.py before ingesting its files"
+        "to app/formats/csv_layouts.py before ingesting its files"
     )
 
 

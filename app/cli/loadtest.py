@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app import cost as cost_model
+from app.loadtest import cost as cost_model
 from app.loadtest import report, scenarios
 
 app = typer.Typer(
@@ -96,8 +96,8 @@ def _scenario(name: str) -> str:
 
 
 async def _with_worker(target: Any, use_worker: bool, body: Any) -> Any:
+    from app.core.procs import stop_pid
     from app.loadtest.runner import ensure_worker
-    from app.stack.procs import stop_pid
 
     pid = await asyncio.to_thread(ensure_worker, target) if use_worker else None
     try:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from app.domains.parcel import csv_layouts as L
+from app.formats import csv_layouts as L
 
 _ZERO = Decimal("0.00")
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from app.domains.parcel import csv_layouts as L
-from app.domains.parcel.invoice import (
+from app.formats import csv_layouts as L
+from app.formats.invoice import (
     Charge,
     ChargeGroup,
     ChargeGroupParsed,
@@ -37,7 +37,7 @@ from app.domains.parcel.invoice import (
     parse_decimal,
     parse_optional_decimal,
 )
-from app.domains.parcel.x12 import Source, iter_text_chunks
+from app.formats.x12 import Source, iter_text_chunks
 
 
 def iter_lines(source: Source | Any) -> Iterator[str]:

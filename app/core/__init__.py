@@ -1,0 +1,1 @@
+"""Core: settings, database access, process helpers and files; no Temporal, no domain."""

@@ -1,1 +1,0 @@
-"""The app database: versioned migrations and the connection helpers around them."""

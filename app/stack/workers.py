@@ -1,0 +1,67 @@
+"""Worker processes attached to a local cluster.
+
+A worker started for a cluster is one more pid in its registry record, so `haul stack down`
+stops it with the rest.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import httpx
+
+from app.core.procs import StartupError, log_tail, pid_alive, spawn, stop_pid
+from app.stack import cluster
+from app.stack.registry import ClusterRecord, Registry
+
+
+def worker_env(rec: ClusterRecord) -> dict[str, str]:
+    """Environment that points a worker or client process at a local cluster."""
+    return {
+        "TEMPORAL_CONFIG_FILE": str(cluster.profile_file()),
+        "TEMPORAL_PROFILE": rec.name,
+        "HAUL_DATABASE_URL": rec.dsn(),
+        "HAUL_BLOB_DIR": str(rec.path / "blobs"),
+        "HAUL_WORKER_HEALTH_PORT": str(rec.port("worker_health")),
+    }
+
+
+def start_worker(rec: ClusterRecord, *, role: str = "worker", timeout: float = 60.0) -> int:
+    """Start `haul worker` for the cluster as its own process; wait for /healthz."""
+    log = rec.path / "logs" / f"{role}.log"
+    pid = spawn([sys.executable, "-m", "app", "worker"], log, env=worker_env(rec))
+    reg = Registry()
+    with reg.locked():
+        fresh = reg.get(rec.name) or rec
+        fresh.pids[role] = pid
+        reg.put(fresh)
+    rec.pids[role] = pid
+    url = f"http://127.0.0.1:{rec.port('worker_health')}/healthz"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            break
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return pid
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_pid(pid)
+    raise StartupError(f"the worker did not become healthy; its log says:\n{log_tail(log)}")
+
+
+def stop_worker(rec: ClusterRecord, role: str = "worker", *, sig: int = signal.SIGTERM) -> None:
+    """Stop a worker started by start_worker and forget its pid."""
+    pid = rec.pids.pop(role, None)
+    if pid is not None:
+        stop_pid(pid, sig=sig)
+    reg = Registry()
+    with reg.locked():
+        fresh = reg.get(rec.name)
+        if fresh is not None and fresh.pids.pop(role, None) is not None:
+            reg.put(fresh)
+
+
