@@ -1,13 +1,12 @@
 #!/bin/sh
-# Entrypoints of the haul image: worker, api, debouncer and migrate. Anything else is run as
+# Entrypoints of the haul image: worker and migrate. Anything else is run as
 # given (for example `haul db scylla-bootstrap` in the Scylla keyspace Job, or
 # `haul loadtest locust-worker` in the load generator).
 set -eu
 case "${1:-}" in
-  worker | api | debouncer)
-    role="$1"
+  worker)
     shift
-    exec haul "$role" "$@"
+    exec haul worker "$@"
     ;;
   migrate)
     shift
