@@ -35,9 +35,7 @@ from app.domains.parcel.models import (
     invoice_blob_key,
     page_blob_key,
 )
-from app.formats.csv_parse import iter_csv_events
-from app.formats.detect import detect_format
-from app.formats.edi210 import Edi210Parser
+from app.formats.files import parse_file
 from app.formats.invoice import (
     ChargeGroup,
     ChargeGroupParsed,
@@ -218,23 +216,16 @@ class ParcelActivities:
             result = IndexResult.model_validate_json(self.blobs.get(done_key))
         else:
             indexer = _Indexer(self.blobs, input, activity.heartbeat)
-            issues: list[str] = []
             try:
                 with self.blobs.reader(file_blob_key(input.content_hash)) as stream:
-                    head = stream.read(1 << 16)
-                    fmt = detect_format(head, carrier=input.carrier)
-                    source = _Rejoined(head, stream)
-                    if fmt.value == "edi_x12":
-                        parser = Edi210Parser(source, strict_envelope=input.strict_envelope)
-                        indexer.run(parser.events())
-                        issues = [i.message for i in parser.reader.issues]
-                    else:
-                        layout = "ups" if fmt.value == "ups_csv" else "fedex"
-                        indexer.run(iter_csv_events(source, layout))
+                    events = parse_file(stream, carrier=input.carrier,
+                                        strict_envelope=input.strict_envelope)
+                    indexer.run(events)
             except ParcelInputError as err:
                 raise input_error(err) from None
+            issues = [issue.message for issue in events.envelope_issues]
             result = IndexResult(
-                format=fmt.value,
+                format=events.format.value,
                 invoice_count=indexer.invoices,
                 charge_count=indexer.charges,
                 group_count=indexer.groups,
@@ -359,17 +350,3 @@ class ParcelActivities:
                 summary.model_dump(mode="json"),
             )
         return summary
-
-
-class _Rejoined:
-    """A stream whose first bytes were already read for format detection."""
-
-    def __init__(self, head: bytes, rest: IO[bytes] | Any) -> None:
-        self.head = head
-        self.rest = rest
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            out, self.head = self.head, b""
-            return out
-        return bytes(self.rest.read(n) if n and n > 0 else self.rest.read())
