@@ -18,8 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from app.core.blobstore import BlobStore, open_store
 from app.core.database import Database
-from app.domains.parcel import TASK_QUEUE
-from app.domains.parcel import store as db
+from app.domains.parcel import TASK_QUEUE, tables
 from app.domains.parcel.models import (
     FinishInput,
     IndexInput,
@@ -236,7 +235,7 @@ class ParcelActivities:
             )
             self.blobs.put(done_key, result.model_dump_json().encode())
         with self.db.connect() as conn:
-            db.upsert_file(
+            tables.upsert_file(
                 conn,
                 content_hash=input.content_hash,
                 workflow_id=input.workflow_id,
@@ -262,7 +261,7 @@ class ParcelActivities:
         with self.blobs.reader(key) as stream, self.db.connect() as conn:
             head, groups, summary = read_invoice_blob(stream)
             if isinstance(head, InvoiceFailure):
-                db.record_invoice_failure(conn, input.content_hash, head)
+                tables.record_invoice_failure(conn, input.content_hash, head)
                 where = f" at {head.segment} segment {head.position}" if head.segment else ""
                 raise ApplicationError(
                     f"invoice {head.invoice_number or head.index} (#{head.index} in the file)"
@@ -277,10 +276,10 @@ class ParcelActivities:
                     raise RuntimeError(f"blob {key} has no summary line; index the file again")
                 return summary[0]
 
-            invoice_id, revision_id = db.write_revision(
+            invoice_id, revision_id = tables.write_revision(
                 conn, input.content_hash, head, groups, total, heartbeat=activity.heartbeat
             )
-            current = db.apply_revisions(conn, invoice_id)
+            current = tables.apply_revisions(conn, invoice_id)
             row = conn.execute(
                 "select group_count, charge_count from parcel_invoice_revisions where id = %s",
                 (revision_id,),
@@ -302,7 +301,7 @@ class ParcelActivities:
 
         def queue() -> int:
             with self.db.connect() as conn:
-                return db.queue_discrepancies(conn, input.revision_id)
+                return tables.queue_discrepancies(conn, input.revision_id)
 
         queued = await asyncio.to_thread(queue)
         if input.update_job_status:
@@ -324,7 +323,7 @@ class ParcelActivities:
     def finish_ingest(self, input: FinishInput) -> IngestSummary:
         """Read the file's totals back from Postgres and close its idempotency row."""
         with self.db.connect() as conn:
-            totals = db.file_totals(conn, input.content_hash)
+            totals = tables.file_totals(conn, input.content_hash)
             summary = IngestSummary(
                 content_hash=input.content_hash,
                 workflow_id=input.workflow_id,
@@ -342,7 +341,7 @@ class ParcelActivities:
                 envelope_issues=totals["envelope_issues"],
                 error=input.error,
             )
-            db.finish_ingestion(
+            tables.finish_ingestion(
                 conn,
                 input.workflow_id,
                 input.content_hash,
