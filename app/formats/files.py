@@ -1,9 +1,9 @@
 """From a carrier file to its invoice events: the one entry point of the parsing layer.
 
-Whoever holds a carrier file (the CLI, the indexing activity, a test) calls ``parse_file``. It
-detects the format from the first bytes, routes the file to the X12 210 or the CSV parser, and
-hands back the events with what the X12 envelope reported on the way, so no caller ever picks a
-parser or re-implements that dispatch. Whole invoices, scans and indexes are built on it.
+Whoever holds a carrier file (the indexing activity, a test) calls ``parse_file``. It detects
+the format from the first bytes, routes the file to the X12 210 or the CSV parser, and hands
+back the events with what the X12 envelope reported on the way, so no caller ever picks a parser
+or re-implements that dispatch. Whole invoices, scans and indexes are built on it.
 """
 
 from __future__ import annotations
