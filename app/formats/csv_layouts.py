@@ -161,7 +161,6 @@ FEDEX_REQUIRED = ("account_number", "invoice_date", "invoice_number", "tracking_
 
 FEDEX_CHARGE_DESCRIPTION = "Tracking ID Charge Description"
 FEDEX_CHARGE_AMOUNT = "Tracking ID Charge Amount"
-FEDEX_CHARGE_PAIRS = 25  # how many pairs the generator writes; the parser takes any number
 
 # our charge code for a FedEx description, by keyword (first match wins)
 FEDEX_CODE_KEYWORDS: tuple[tuple[str, str], ...] = (
@@ -185,11 +184,3 @@ def fedex_code(description: str) -> str:
         if keyword in text:
             return code
     return FEDEX_DEFAULT_CODE
-
-
-def fedex_header(pairs: int = FEDEX_CHARGE_PAIRS) -> list[str]:
-    """The header row the generator writes: every known column, then the charge pairs."""
-    header = list(FEDEX_COLUMNS.values())
-    for _ in range(pairs):
-        header += [FEDEX_CHARGE_DESCRIPTION, FEDEX_CHARGE_AMOUNT]
-    return header

@@ -25,13 +25,11 @@ from app.formats.invoice import (
     InvoiceEvent,
     InvoiceFinished,
     InvoiceHeader,
-    InvoiceResult,
     InvoiceStarted,
     Reference,
     SourceFormat,
     SummaryBuilder,
     TotalsMismatchError,
-    collect_invoices,
     failure_from,
     parse_date,
     parse_decimal,
@@ -190,9 +188,6 @@ class _GroupedCsvParser:
             yield _check_invoice_total(state, self.declared_label)
         except InvoiceError as error:
             yield failure_from(state.header.index, error)
-
-    def invoices(self) -> Iterator[InvoiceResult]:
-        return collect_invoices(self.events())
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,7 +413,3 @@ def iter_csv_events(source: Source | Any, carrier: str) -> Iterator[InvoiceEvent
         f"haul has no CSV layout for carrier {info.name!r}; it reads {info.name} files as EDI "
         "only"
     )
-
-
-def iter_csv_invoices(source: Source | Any, carrier: str) -> Iterator[InvoiceResult]:
-    return collect_invoices(iter_csv_events(source, carrier))

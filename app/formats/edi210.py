@@ -34,7 +34,6 @@ from app.formats.invoice import (
     InvoiceEvent,
     InvoiceFinished,
     InvoiceHeader,
-    InvoiceResult,
     InvoiceStarted,
     InvoiceStructureError,
     Party,
@@ -43,7 +42,6 @@ from app.formats.invoice import (
     SourceFormat,
     SummaryBuilder,
     TotalsMismatchError,
-    collect_invoices,
     failure_from,
     parse_date,
     parse_implied_decimal,
@@ -69,7 +67,8 @@ _ACCOUNT_QUALIFIERS = ("11", "IT", "12")
 
 
 class Edi210Parser:
-    """Parse a 210 file as a stream of invoice events.
+    """Parse X12 210 text as a stream of invoice events (a file reaches it through
+    ``files.parse_file``, which detects the format first).
 
     ``reader`` exposes the envelope: ``reader.issues`` lists the mismatches tolerated when
     ``strict_envelope`` is False, and the interchange, group and transaction-set counts.
@@ -87,21 +86,6 @@ class Edi210Parser:
                 if error.invoice_number is None:
                     error.invoice_number = mapper.invoice_number
                 yield failure_from(index, error)
-
-    def invoices(self) -> Iterator[InvoiceResult]:
-        return collect_invoices(self.events())
-
-
-def iter_edi210_events(source: Source | Any, *, strict_envelope: bool = True
-                       ) -> Iterator[InvoiceEvent]:
-    """Stream the invoice events of a 210 file (bounded memory, whatever the invoice size)."""
-    return Edi210Parser(source, strict_envelope=strict_envelope).events()
-
-
-def iter_edi210_invoices(source: Source | Any, *, strict_envelope: bool = True
-                         ) -> Iterator[InvoiceResult]:
-    """Whole invoices, or ``InvoiceFailure`` for the bad ones, one at a time."""
-    return Edi210Parser(source, strict_envelope=strict_envelope).invoices()
 
 
 class _InvoiceMapper:

@@ -114,9 +114,6 @@ class InvoiceStructureError(InvoiceError):
 # value parsing
 # --------------------------------------------------------------------------------------------
 
-_CENT = Decimal("0.01")
-
-
 def parse_implied_decimal(
     raw: str,
     *,
@@ -283,11 +280,6 @@ class InvoiceKey(_Model):
     account: str
     invoice_number: str
     invoice_date: dt.date | None
-
-    def as_id(self) -> str:
-        """A stable text form, usable as a task identifier."""
-        day = self.invoice_date.isoformat() if self.invoice_date else "nodate"
-        return f"{self.scac}:{self.account}:{self.invoice_number}:{day}"
 
 
 class ControlNumbers(_Model):
@@ -462,7 +454,3 @@ def collect_invoices(events: Iterable[InvoiceEvent]) -> Iterator[InvoiceResult]:
         else:
             yield event.failure
             header, groups = None, []
-
-
-def round_cents(value: Decimal) -> Decimal:
-    return value.quantize(_CENT)

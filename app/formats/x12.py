@@ -360,11 +360,6 @@ def _reject_non_x12(buf: str) -> None:
     )
 
 
-def tokenize(source: Source | Any, *, chunk_size: int = CHUNK_SIZE) -> Iterator[Segment]:
-    """Stream the segments of an X12 file (no envelope checks)."""
-    return iter(SegmentReader(source, chunk_size=chunk_size))
-
-
 # --------------------------------------------------------------------------------------------
 # envelope
 # --------------------------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from app.domains.parcel.models import PipelineSettings
 from app.domains.parcel.starter import ingest
 from app.domains.rate_audit.activities import seed_contracts
 from app.domains.rate_audit.rates import sample_contracts
-from app.formats.detect import scan_file
 from app.platform.client import HaulClient
 from app.platform.discovery import discover
 from app.platform.worker import build_workers
 from app.stack.registry import ClusterRecord
+from tests.file_scan import scan_file
 
 SAMPLE = Path(__file__).resolve().parents[2] / "app" / "formats" / "samples"
 

@@ -18,8 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from app.core.blobstore import BlobStore, open_store
 from app.core.database import Database
-from app.domains.parcel import TASK_QUEUE
-from app.domains.parcel import store as db
+from app.domains.parcel import TASK_QUEUE, tables
 from app.domains.parcel.models import (
     FinishInput,
     IndexInput,
@@ -35,9 +34,7 @@ from app.domains.parcel.models import (
     invoice_blob_key,
     page_blob_key,
 )
-from app.formats.csv_parse import iter_csv_events
-from app.formats.detect import detect_format
-from app.formats.edi210 import Edi210Parser
+from app.formats.files import parse_file
 from app.formats.invoice import (
     ChargeGroup,
     ChargeGroupParsed,
@@ -218,23 +215,16 @@ class ParcelActivities:
             result = IndexResult.model_validate_json(self.blobs.get(done_key))
         else:
             indexer = _Indexer(self.blobs, input, activity.heartbeat)
-            issues: list[str] = []
             try:
                 with self.blobs.reader(file_blob_key(input.content_hash)) as stream:
-                    head = stream.read(1 << 16)
-                    fmt = detect_format(head, carrier=input.carrier)
-                    source = _Rejoined(head, stream)
-                    if fmt.value == "edi_x12":
-                        parser = Edi210Parser(source, strict_envelope=input.strict_envelope)
-                        indexer.run(parser.events())
-                        issues = [i.message for i in parser.reader.issues]
-                    else:
-                        layout = "ups" if fmt.value == "ups_csv" else "fedex"
-                        indexer.run(iter_csv_events(source, layout))
+                    events = parse_file(stream, carrier=input.carrier,
+                                        strict_envelope=input.strict_envelope)
+                    indexer.run(events)
             except ParcelInputError as err:
                 raise input_error(err) from None
+            issues = [issue.message for issue in events.envelope_issues]
             result = IndexResult(
-                format=fmt.value,
+                format=events.format.value,
                 invoice_count=indexer.invoices,
                 charge_count=indexer.charges,
                 group_count=indexer.groups,
@@ -245,7 +235,7 @@ class ParcelActivities:
             )
             self.blobs.put(done_key, result.model_dump_json().encode())
         with self.db.connect() as conn:
-            db.upsert_file(
+            tables.upsert_file(
                 conn,
                 content_hash=input.content_hash,
                 workflow_id=input.workflow_id,
@@ -271,7 +261,7 @@ class ParcelActivities:
         with self.blobs.reader(key) as stream, self.db.connect() as conn:
             head, groups, summary = read_invoice_blob(stream)
             if isinstance(head, InvoiceFailure):
-                db.record_invoice_failure(conn, input.content_hash, head)
+                tables.record_invoice_failure(conn, input.content_hash, head)
                 where = f" at {head.segment} segment {head.position}" if head.segment else ""
                 raise ApplicationError(
                     f"invoice {head.invoice_number or head.index} (#{head.index} in the file)"
@@ -286,10 +276,10 @@ class ParcelActivities:
                     raise RuntimeError(f"blob {key} has no summary line; index the file again")
                 return summary[0]
 
-            invoice_id, revision_id = db.write_revision(
+            invoice_id, revision_id = tables.write_revision(
                 conn, input.content_hash, head, groups, total, heartbeat=activity.heartbeat
             )
-            current = db.apply_revisions(conn, invoice_id)
+            current = tables.apply_revisions(conn, invoice_id)
             row = conn.execute(
                 "select group_count, charge_count from parcel_invoice_revisions where id = %s",
                 (revision_id,),
@@ -311,7 +301,7 @@ class ParcelActivities:
 
         def queue() -> int:
             with self.db.connect() as conn:
-                return db.queue_discrepancies(conn, input.revision_id)
+                return tables.queue_discrepancies(conn, input.revision_id)
 
         queued = await asyncio.to_thread(queue)
         if input.update_job_status:
@@ -333,7 +323,7 @@ class ParcelActivities:
     def finish_ingest(self, input: FinishInput) -> IngestSummary:
         """Read the file's totals back from Postgres and close its idempotency row."""
         with self.db.connect() as conn:
-            totals = db.file_totals(conn, input.content_hash)
+            totals = tables.file_totals(conn, input.content_hash)
             summary = IngestSummary(
                 content_hash=input.content_hash,
                 workflow_id=input.workflow_id,
@@ -351,7 +341,7 @@ class ParcelActivities:
                 envelope_issues=totals["envelope_issues"],
                 error=input.error,
             )
-            db.finish_ingestion(
+            tables.finish_ingestion(
                 conn,
                 input.workflow_id,
                 input.content_hash,
@@ -359,17 +349,3 @@ class ParcelActivities:
                 summary.model_dump(mode="json"),
             )
         return summary
-
-
-class _Rejoined:
-    """A stream whose first bytes were already read for format detection."""
-
-    def __init__(self, head: bytes, rest: IO[bytes] | Any) -> None:
-        self.head = head
-        self.rest = rest
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            out, self.head = self.head, b""
-            return out
-        return bytes(self.rest.read(n) if n and n > 0 else self.rest.read())

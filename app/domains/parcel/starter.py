@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHandle
 
 from app.core.blobstore import BlobStore
 from app.core.database import Database
-from app.domains.parcel import store as db
+from app.domains.parcel import tables
 from app.domains.parcel.models import (
     IngestInput,
     IngestProgress,
@@ -65,9 +65,9 @@ async def submit(
 
     def claim() -> tuple[str, object]:
         with database.connect() as conn:
-            outcome, detail = db.claim_ingestion(conn, wf_id, digest)
+            outcome, detail = tables.claim_ingestion(conn, wf_id, digest)
             if outcome not in ("completed", "running"):
-                db.reopen_ingestion(conn, wf_id)  # a rejected file may be sent again, fixed
+                tables.reopen_ingestion(conn, wf_id)  # a rejected file may be sent again, fixed
             return outcome, detail
 
     # Off the event loop: a load test drives many submissions through one loop.

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from app.domains.rate_audit.activities import RateAuditActivities
     from app.domains.rate_audit.models import AuditBatchInput
-    from app.formats.detect import NON_RETRYABLE_ERROR_TYPES
+    from app.formats.files import NON_RETRYABLE_ERROR_TYPES
     from app.platform.ids import workflow_id
 
 TEAM = "parcel"

@@ -10,11 +10,11 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from app.domains.parcel.models import child_identifier
-from app.formats.detect import scan_file
 from app.formats.generator import Edi210Spec, write_edi210
 from app.formats.x12 import X12EnvelopeError
 from app.platform.client import HaulClient
 from app.platform.ids import workflow_id
+from tests.file_scan import scan_file
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 
 SAMPLE = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"

@@ -15,8 +15,8 @@ from temporalio.client import Client
 from app.core.blobstore import BlobNotFoundError, S3BlobStore, open_store
 from app.core.settings import Settings
 from app.domains.parcel.models import index_blob_key
-from app.formats.detect import scan_file
 from app.platform.client import HaulClient
+from tests.file_scan import scan_file
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 
 SAMPLE = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from app.formats.detect import scan_file
 from app.platform.client import HaulClient
+from tests.file_scan import scan_file
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 
 PACKAGE_SAMPLES = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"

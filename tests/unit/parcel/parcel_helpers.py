@@ -1,6 +1,24 @@
-"""Small builders for hand-written X12 in the parcel tests (counts always right unless asked)."""
+"""Helpers of the parcel tests: builders for hand-written X12 (counts always right unless
+asked), whole invoices from each parser, and the generator settings only tests use."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from csv_generator import CsvSpec, write_fedex_csv, write_ups_csv
+
+from app.formats.csv_parse import iter_csv_events
+from app.formats.edi210 import Edi210Parser
+from app.formats.files import FileSource, parse_file
+from app.formats.generator import Edi210Spec, EdiQuirks, GenerationReport, write_edi210
+from app.formats.invoice import InvoiceResult, collect_invoices
+from app.formats.x12 import CHUNK_SIZE, Segment, SegmentReader, Source
+
+# every layout quirk real 210 files have, at once
+ALL_QUIRKS = EdiQuirks(bom=True, newline="\r\n", indent=True, wrap=40, terminator=".",
+                       fixed_isa=False)
 
 
 def transaction_set(body: list[str], control: str = "0001", code: str = "210",
@@ -43,3 +61,66 @@ def invoice_body(number: str = "INV1", b307: str = "15000", l305: str | None = "
     if l305 is not None:
         body.append(f"L3*120*G***{l305}")
     return body
+
+
+# --------------------------------------------------------------------------------------------
+# whole invoices and segments, for tests that hold a file's text rather than the file
+# --------------------------------------------------------------------------------------------
+
+
+def iter_file_invoices(source: FileSource, *, carrier: str | None = None,
+                       strict_envelope: bool = True) -> Iterator[InvoiceResult]:
+    """Whole invoices (or failures) of a file of any known format, through ``parse_file``."""
+    return collect_invoices(parse_file(source, carrier=carrier, strict_envelope=strict_envelope))
+
+
+def iter_edi210_invoices(source: Source | Any, *, strict_envelope: bool = True
+                         ) -> Iterator[InvoiceResult]:
+    """Whole invoices of X12 210 text, with no format detection in front."""
+    return collect_invoices(Edi210Parser(source, strict_envelope=strict_envelope).events())
+
+
+def iter_csv_invoices(source: Source | Any, carrier: str) -> Iterator[InvoiceResult]:
+    """Whole invoices of carrier CSV text in the layout of ``carrier``."""
+    return collect_invoices(iter_csv_events(source, carrier))
+
+
+def tokenize(source: Source | Any, *, chunk_size: int = CHUNK_SIZE) -> Iterator[Segment]:
+    """The segments of X12 text, with no envelope checks."""
+    return iter(SegmentReader(source, chunk_size=chunk_size))
+
+
+# --------------------------------------------------------------------------------------------
+# generator settings
+# --------------------------------------------------------------------------------------------
+
+
+def sized_spec(invoices: int, charges_per_invoice: int, *, charges_per_group: int = 4,
+               **options: Any) -> Edi210Spec:
+    """A spec with exactly ``charges_per_invoice`` charges in each invoice (no discount
+    lines), in groups of ``charges_per_group`` when that divides evenly, else one each."""
+    if charges_per_invoice < 1:
+        raise ValueError("an invoice needs at least one charge")
+    per_group = charges_per_group if charges_per_invoice % charges_per_group == 0 else 1
+    return Edi210Spec(invoices=invoices, groups_per_invoice=charges_per_invoice // per_group,
+                      charges_per_group=per_group, discount_every=0, **options)
+
+
+def write_samples(directory: str | Path) -> list[GenerationReport]:
+    """The committed sample files (app/formats/samples): a quirky multi-group 210, a UPS CSV
+    and a FedEx CSV."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_edi210(folder / "edi210_sample.edi", Edi210Spec(
+            invoices=4, groups_per_invoice=3, charges_per_group=2, functional_groups=2, seed=7,
+            purposes={2: "04"},
+            quirks=EdiQuirks(bom=True, newline="\r\n", indent=True, fixed_isa=False),
+        )),
+        write_ups_csv(folder / "ups_billing_sample.csv",
+                      CsvSpec(invoices=3, shipments_per_invoice=3, charges_per_shipment=3,
+                              seed=7, credit_every=2)),
+        write_fedex_csv(folder / "fedex_billing_sample.csv",
+                        CsvSpec(invoices=3, shipments_per_invoice=3, charges_per_shipment=2,
+                                seed=7, credit_every=2)),
+    ]

@@ -7,11 +7,12 @@ import io
 from decimal import Decimal
 
 import pytest
+from csv_generator import CsvSpec, fedex_header, write_fedex_csv, write_ups_csv
+from parcel_helpers import iter_csv_invoices, iter_file_invoices
 
 from app.formats import csv_layouts as L
-from app.formats.csv_parse import iter_csv_events, iter_csv_invoices
-from app.formats.detect import FileFormat, detect_format, iter_file_invoices
-from app.formats.generator import CsvSpec, write_fedex_csv, write_ups_csv
+from app.formats.csv_parse import iter_csv_events
+from app.formats.detect import FileFormat, detect_format
 from app.formats.invoice import (
     CsvFormatError,
     EmptyFileError,
@@ -46,7 +47,7 @@ def test_layout_table_is_consistent() -> None:
     assert all(1 <= p <= L.UPS_COLUMN_COUNT for p in positions)
     assert L.UPS_COLUMNS["tracking_number"] == 21 and L.UPS_COLUMNS["invoice_number"] == 6
     assert set(L.FEDEX_REQUIRED) <= set(L.FEDEX_COLUMNS)
-    header = L.fedex_header(3)
+    header = fedex_header(3)
     assert header[-6:] == [L.FEDEX_CHARGE_DESCRIPTION, L.FEDEX_CHARGE_AMOUNT] * 3
 
 
@@ -120,7 +121,7 @@ def test_ups_short_rows_are_a_file_error() -> None:
 
 
 def test_fedex_rows_with_charge_pairs() -> None:
-    header = L.fedex_header(3)
+    header = fedex_header(3)
     fields = list(L.FEDEX_COLUMNS)
 
     def row(number: str, tracking: str, transport: str, net: str, due: str,
@@ -211,7 +212,7 @@ def test_iter_file_invoices_reads_each_format(tmp_path: object) -> None:
 
 
 def test_error_types_are_stable_and_distinct() -> None:
-    from app.formats.detect import NON_RETRYABLE_ERROR_TYPES
+    from app.formats.files import NON_RETRYABLE_ERROR_TYPES
 
     assert len(set(NON_RETRYABLE_ERROR_TYPES)) == len(NON_RETRYABLE_ERROR_TYPES) == 12
     assert {"X12Envelope", "ParcelInvalidAmount", "ParcelTotalsMismatch", "ParcelEmptyFile",

@@ -6,17 +6,19 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from parcel_helpers import interchange, invoice_body, transaction_set
+from parcel_helpers import interchange, invoice_body, iter_edi210_invoices, transaction_set
 
-from app.formats.edi210 import Edi210Parser, iter_edi210_events, iter_edi210_invoices
+from app.formats.edi210 import Edi210Parser
 from app.formats.invoice import (
     ChargeGroupParsed,
     Invoice,
     InvoiceFailed,
     InvoiceFailure,
     InvoiceFinished,
+    InvoiceKey,
     InvoiceStarted,
     Purpose,
+    collect_invoices,
 )
 from app.formats.x12 import X12EnvelopeError
 
@@ -50,7 +52,8 @@ def test_header_fields_are_mapped() -> None:
     assert (bill_to.role, bill_to.name, bill_to.id_code, bill_to.city, bill_to.postal_code) == (
         "BT", "BILL TO CO", "ACCT42", "DAYTON", "45402")
     assert h.control is not None and h.control.transaction_set == "0001"
-    assert h.key.as_id() == "ABCD:ACCT42:INV-7:2026-11-20"
+    assert h.key == InvoiceKey(scac="ABCD", account="ACCT42", invoice_number="INV-7",
+                               invoice_date=dt.date(2026, 11, 20))
 
 
 def test_charge_groups_and_charges() -> None:
@@ -170,10 +173,10 @@ def test_a_bad_invoice_does_not_stop_the_others() -> None:
 def test_event_order_and_partial_groups_before_a_failure() -> None:
     body = invoice_body(lines=["LX*1", "L1*1***15000****400", "LX*2", "L1*2***x****400"],
                         l305=None)
-    events = list(iter_edi210_events(interchange([[transaction_set(body)]])))
+    events = list(Edi210Parser(interchange([[transaction_set(body)]])).events())
     assert [type(e) for e in events] == [InvoiceStarted, ChargeGroupParsed, InvoiceFailed]
     body = invoice_body()
-    events = list(iter_edi210_events(interchange([[transaction_set(body)]])))
+    events = list(Edi210Parser(interchange([[transaction_set(body)]])).events())
     assert [type(e) for e in events] == [InvoiceStarted, ChargeGroupParsed, ChargeGroupParsed,
                                         InvoiceFinished]
 
@@ -184,5 +187,5 @@ def test_envelope_error_is_file_level() -> None:
     with pytest.raises(X12EnvelopeError):
         list(iter_edi210_invoices(text))
     parser = Edi210Parser(text, strict_envelope=False)
-    assert all(isinstance(r, Invoice) for r in parser.invoices())
+    assert all(isinstance(r, Invoice) for r in collect_invoices(parser.events()))
     assert [i.segment for i in parser.reader.issues] == ["SE"]

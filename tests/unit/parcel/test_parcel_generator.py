@@ -7,27 +7,19 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from app.formats.csv_parse import iter_csv_invoices
-from app.formats.detect import (
-    FileFormat,
-    FileScan,
-    iter_file_events,
-    iter_file_invoices,
-    scan_file,
-)
-from app.formats.edi210 import iter_edi210_invoices
-from app.formats.generator import (
+from csv_generator import CsvSpec, write_fedex_csv, write_ups_csv
+from parcel_helpers import (
     ALL_QUIRKS,
-    CsvSpec,
-    Edi210Spec,
-    EdiQuirks,
-    GenerationReport,
-    write_edi210,
-    write_fedex_csv,
+    iter_csv_invoices,
+    iter_edi210_invoices,
+    iter_file_invoices,
+    sized_spec,
     write_samples,
-    write_ups_csv,
 )
+
+from app.formats.detect import FileFormat
+from app.formats.files import parse_file
+from app.formats.generator import Edi210Spec, EdiQuirks, GenerationReport, write_edi210
 from app.formats.invoice import (
     Invoice,
     InvoiceFailed,
@@ -35,6 +27,7 @@ from app.formats.invoice import (
     InvoiceFinished,
     InvoiceResult,
 )
+from tests.file_scan import FileScan, scan_file
 
 SAMPLES = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"
 
@@ -120,7 +113,7 @@ def test_ten_thousand_invoices(tmp_path: Path) -> None:
     charges = 0
     seen_total = Decimal("0")
     failed = []
-    for event in iter_file_events(path):
+    for event in parse_file(path):
         if isinstance(event, InvoiceFinished):
             finished += 1
             charges += event.summary.charge_count
@@ -158,7 +151,7 @@ def test_models_survive_json(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("charges,per_group", [(10, 1), (1_000, 4), (12, 4)])
 def test_sized_specs_hold_exactly_the_charges_asked_for(charges: int, per_group: int) -> None:
-    spec = Edi210Spec.sized(3, charges, seed=2)
+    spec = sized_spec(3, charges, seed=2)
     assert spec.charges_per_group == per_group
     buf = io.StringIO()
     report = write_edi210(buf, spec)

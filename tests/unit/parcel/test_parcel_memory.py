@@ -8,7 +8,7 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
-from app.formats.detect import iter_file_events
+from app.formats.files import parse_file
 from app.formats.generator import Edi210Spec, EdiQuirks, write_edi210
 from app.formats.invoice import ChargeGroupParsed, InvoiceFailed, InvoiceFinished
 
@@ -27,7 +27,7 @@ def test_200k_charge_invoice_streams_in_bounded_memory(tmp_path: Path) -> None:
     summary = None
     tracemalloc.start()
     try:
-        for event in iter_file_events(path):
+        for event in parse_file(path):
             if isinstance(event, ChargeGroupParsed):
                 groups += 1
             elif isinstance(event, InvoiceFinished):

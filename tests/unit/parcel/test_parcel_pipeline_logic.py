@@ -30,7 +30,7 @@ from app.domains.rate_audit.rates import (
     find_rate,
     sample_contracts,
 )
-from app.formats.edi210 import Edi210Parser
+from app.formats.files import parse_file
 from app.formats.generator import Edi210Spec, write_edi210
 from app.formats.invoice import InvoiceFailure, InvoiceHeader
 
@@ -136,7 +136,7 @@ def test_indexer_writes_one_blob_per_invoice_and_pages_of_entries(tmp_path: Path
     beats: list[int] = []
     indexer = _Indexer(store, IndexInput(content_hash="h", workflow_id="w", page_size=3),
                        beats.append)
-    indexer.run(Edi210Parser(text.getvalue()).events())
+    indexer.run(parse_file(text.getvalue().encode()))
     assert (indexer.invoices, indexer.pages, indexer.failures) == (7, 3, 2)
     assert indexer.charges == report.charges and indexer.groups == report.groups
     entries = [PageEntry.model_validate(e) for p in range(3)

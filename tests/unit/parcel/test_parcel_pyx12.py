@@ -11,9 +11,10 @@ import io
 from pathlib import Path
 
 import pytest
+from parcel_helpers import ALL_QUIRKS, tokenize
 
-from app.formats.generator import ALL_QUIRKS, Edi210Spec, write_edi210
-from app.formats.x12 import Segment, tokenize
+from app.formats.generator import Edi210Spec, write_edi210
+from app.formats.x12 import Segment
 
 pyx12_file = pytest.importorskip("pyx12.x12file")
 

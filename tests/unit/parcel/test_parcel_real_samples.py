@@ -12,9 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from parcel_helpers import iter_edi210_invoices
 
 from app.formats.edi210 import Edi210Parser
-from app.formats.invoice import Invoice
+from app.formats.invoice import Invoice, collect_invoices
 from app.formats.x12 import NotX12Error, X12EnvelopeError
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "samples" / "edi210"
@@ -59,7 +60,7 @@ def test_real_file_parses_and_totals_check(name: str) -> None:
     invoices, groups, charges, total = EXPECTED[name]
     issues = ENVELOPE_ISSUES.get(name, [])
     parser = Edi210Parser(_source(SAMPLES / name), strict_envelope=not issues)
-    results = list(parser.invoices())
+    results = list(collect_invoices(parser.events()))
     assert [(i.segment, i.position) for i in parser.reader.issues] == issues
     assert len(results) == invoices
     for inv in results:
@@ -74,19 +75,19 @@ def test_real_file_parses_and_totals_check(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(ENVELOPE_ISSUES))
 def test_strict_envelope_rejects_the_files_with_wrong_counts(name: str) -> None:
     with pytest.raises(X12EnvelopeError) as err:
-        list(Edi210Parser(_source(SAMPLES / name)).invoices())
+        list(iter_edi210_invoices(_source(SAMPLES / name)))
     first = ENVELOPE_ISSUES[name][0]
     assert (err.value.segment, err.value.position) == first
 
 
 def test_real_file_details() -> None:
-    [inv] = Edi210Parser(_source(SAMPLES / "indice-co_EDI.Net_210-MGCTLYST-SAMPLE.EDI")).invoices()
+    [inv] = iter_edi210_invoices(_source(SAMPLES / "indice-co_EDI.Net_210-MGCTLYST-SAMPLE.EDI"))
     assert isinstance(inv, Invoice)
     discount = inv.charge_groups[3].charges[0]
     assert (discount.code, discount.amount, discount.is_credit, discount.needs_review) == (
         "DSC", Decimal("-3017.91"), True, False)
     name = "Inteligenz_X12Parser_DBSchenker_SampleMotorFreightDetailsAndInvoice.txt"
-    [inv] = Edi210Parser(_source(SAMPLES / name), strict_envelope=False).invoices()
+    [inv] = iter_edi210_invoices(_source(SAMPLES / name), strict_envelope=False)
     assert isinstance(inv, Invoice)
     assert inv.header.scac == "SIFF" and inv.header.purpose_code == "00"
     assert inv.charge_groups[0].charges[1].description == "FUEL SURCHARGE"
@@ -96,4 +97,4 @@ def test_real_file_details() -> None:
 def test_the_json_wrapper_itself_is_rejected_as_not_edi() -> None:
     raw = (SAMPLES / "Stedi-Demos_bootstrap-archived_multi-gs-multi-txn-multi-lx.json").read_bytes()
     with pytest.raises(NotX12Error, match="JSON"):
-        list(Edi210Parser(raw).invoices())
+        list(iter_edi210_invoices(raw))

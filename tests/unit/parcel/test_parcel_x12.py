@@ -5,17 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
-from parcel_helpers import interchange, invoice_body, transaction_set
+from parcel_helpers import ALL_QUIRKS, interchange, invoice_body, tokenize, transaction_set
 
-from app.formats.generator import ALL_QUIRKS, Edi210Spec, EdiQuirks, write_edi210
+from app.formats.generator import Edi210Spec, EdiQuirks, write_edi210
 from app.formats.invoice import EmptyFileError
-from app.formats.x12 import (
-    NotX12Error,
-    X12EnvelopeError,
-    X12Reader,
-    X12SyntaxError,
-    tokenize,
-)
+from app.formats.x12 import NotX12Error, X12EnvelopeError, X12Reader, X12SyntaxError
 
 
 def _generated(quirks: EdiQuirks, **spec: object) -> tuple[str, object]:

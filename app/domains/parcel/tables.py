@@ -1,4 +1,4 @@
-"""Postgres for the parcel pipeline: idempotent upserts behind unique constraints.
+"""The parcel tables in Postgres: idempotent upserts behind unique constraints.
 
 Every write here may run twice (an activity retried after a worker died mid-call), so each one
 is an upsert on a natural key:
