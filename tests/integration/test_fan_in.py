@@ -121,3 +121,26 @@ async def test_completion_race_an_activity_signalling_its_own_entity(
     expected = {f"{e}-req" for e in entities} | {f"{e}-req-echo" for e in entities}
     assert set(processed) == expected
     assert max(processed.values()) == 1
+
+
+async def test_an_entity_starts_again_after_it_completed(
+    client: Client, haul_client: HaulClient, task_queue: str
+) -> None:
+    """ALLOW_DUPLICATE: the next event after a completed run starts a fresh run, which
+    processes it; the first run's event is not processed again."""
+    key = f"again-{uuid.uuid4().hex[:8]}"
+    async with sample_worker(client, task_queue):
+        first = await haul_client.signal_with_start(
+            LedgerEntityWorkflow, EntityInput(entity_key=key), key, EVENT_SIGNAL,
+            EntityEvent(event_id=f"{key}-1"), task_queue=task_queue,
+        )
+        await first.result()
+        second = await haul_client.signal_with_start(
+            LedgerEntityWorkflow, EntityInput(entity_key=key), key, EVENT_SIGNAL,
+            EntityEvent(event_id=f"{key}-2"), task_queue=task_queue,
+        )
+        await second.result()
+        assert second.result_run_id != first.result_run_id
+        seen = await processed_event_ids(client, [first.id])
+    assert seen == Counter({f"{key}-1": 1, f"{key}-2": 1})
+    assert len(await run_ids(client, first.id)) == 2

@@ -1,17 +1,35 @@
-"""`--tls`: Postgres serves TLS from a generated CA; a wrong CA fails with a clear message."""
+"""`--tls`: Postgres serves TLS from a generated CA; a wrong CA fails with a clear message,
+both in haul's own pre-flight and in temporal-server itself."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from app.core.procs import pid_alive, stop_pid
-from app.stack import check, cluster, tls
+from app.core.procs import pid_alive, spawn, stop_pid
+from app.stack import builds, check, cluster, server, tls
 from app.stack.registry import ClusterRecord, Registry
+from app.stack.spec import ClusterSpec
+from app.stack.spec_render import (
+    dump_server_config,
+    dump_yaml,
+    render_dynamic_config,
+    render_server_config,
+)
 
 TLS = "st-tls"
 
@@ -68,3 +86,140 @@ async def test_a_wrong_ca_fails_with_a_clear_message(
         shutil.copyfile(good, ca)
     back = await asyncio.to_thread(cluster.up, TLS, "postgres")
     assert pid_alive(back.pids["temporal"])
+
+
+def _boot_without_preflight(rec: ClusterRecord, spec: ClusterSpec, out: Path) -> str:
+    """temporal-server itself on a rendered config, with none of haul's own TLS pre-flight;
+    returns its log once it names an x509 error, exits, or two minutes pass."""
+    listen = server.listen_config(rec).model_copy(
+        update={"dynamic_config_path": str(out / "dynamicconfig.yaml")}
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dynamicconfig.yaml").write_text(dump_yaml(render_dynamic_config(spec)))
+    config = out / "temporal.yaml"
+    config.write_text(dump_server_config(render_server_config(spec, listen)))
+    env = {
+        store.password.env_var: rec.postgres_password
+        for store in (spec.persistence, spec.visibility)
+        if store.password is not None
+    }
+    tools = builds.temporal_binaries(spec.server_version)
+    log = out / "temporal.log"
+    pid = spawn(
+        [str(tools.server), "--config-file", str(config), "--allow-no-auth", "start"],
+        log, env=env, cwd=out,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while pid_alive(pid) and time.monotonic() < deadline:
+            if "x509" in log.read_text(errors="replace"):
+                break
+            time.sleep(0.5)
+    finally:
+        stop_pid(pid)
+    return log.read_text(errors="replace")
+
+
+def _with_ca(spec: ClusterSpec, ca_file: Path) -> ClusterSpec:
+    stores = {
+        name: getattr(spec, name).model_copy(
+            update={"tls": getattr(spec, name).tls.model_copy(update={"ca_file": str(ca_file)})}
+        )
+        for name in ("persistence", "visibility")
+    }
+    return spec.model_copy(update=stores)
+
+
+def _cert_for(name: str, ca: Path, ca_key: Path, out: Path) -> tuple[bytes, bytes]:
+    """A server certificate from the cluster's own CA, valid for `name` only."""
+    ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
+    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(signer, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+@contextmanager
+def _postgres_presenting(rec: ClusterRecord, cert: bytes, key: bytes) -> Iterator[None]:
+    """Postgres serves another certificate until the block ends (SIGHUP reloads SSL files)."""
+    pgdata = rec.path / "pgdata"
+    crt_path, key_path = pgdata / "server.crt", pgdata / "server.key"
+    saved = crt_path.read_bytes(), key_path.read_bytes()
+    log = rec.path / "logs" / "postgres.log"
+
+    def reload() -> None:
+        # The postmaster reloads asynchronously and logs each reload: wait for that line.
+        before = log.read_text(errors="replace").count("reloading configuration files")
+        os.kill(rec.pids["postgres"], signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while log.read_text(errors="replace").count("reloading configuration files") == before:
+            assert time.monotonic() < deadline, f"Postgres did not reload; see {log}"
+            time.sleep(0.2)
+
+    try:
+        crt_path.write_bytes(cert)
+        key_path.write_bytes(key)
+        reload()
+        yield
+    finally:
+        crt_path.write_bytes(saved[0])
+        key_path.write_bytes(saved[1])
+        reload()
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong CA", "certificate signed by unknown authority"),
+        # temporal-server dials Postgres with sslmode=verify-full against the connect address
+        # (whatever serverName says); pgx reports the refused handshake without the x509 text.
+        ("wrong host name", "no usable database connection found"),
+    ],
+)
+def test_temporal_server_itself_refuses_a_wrong_ca_or_host_name(
+    tls_cluster: ClusterRecord, tmp_path: Path, case: str, expected: str
+) -> None:
+    rec = Registry().get(TLS)
+    assert rec is not None
+    stop_pid(rec.pids["temporal"])
+    spec = cluster.cluster_spec(rec)
+    try:
+        if case == "wrong CA":
+            other, _ = tls.generate_ca(tmp_path / "other", "not the cluster's CA")
+            log = _boot_without_preflight(rec, _with_ca(spec, other), tmp_path / "server")
+        else:
+            certs = cluster.tls_dir(rec)
+            cert, key = _cert_for(
+                "db.invalid", certs / "ca.pem", certs / "ca-key.pem", tmp_path
+            )
+            with _postgres_presenting(rec, cert, key):
+                log = _boot_without_preflight(rec, spec, tmp_path / "server")
+                # The cause is the host name: libpq, in the server's own mode, says so.
+                with pytest.raises(psycopg.OperationalError, match="does not match host name"):
+                    psycopg.connect(
+                        rec.dsn(), sslmode="verify-full", sslrootcert=str(certs / "ca.pem"),
+                        connect_timeout=10,
+                    ).close()
+        assert expected in log, log[-3000:]
+    finally:
+        back = cluster.up(TLS, "postgres")
+        assert pid_alive(back.pids["temporal"])

@@ -78,14 +78,15 @@ async def walk(client: Client, splitter_id: str, parallel: int = 16) -> HistoryR
     sem = asyncio.Semaphore(parallel)
 
     async def child(wf_id: str) -> None:
+        # Every run visibility lists for the child ID, not only the latest: a child that ran
+        # twice (a retry as a new run, or a second start) shows up as 2 here.
         async with sem:
-            handle = client.get_workflow_handle(wf_id)
-            report.histories += 1
-            first = None
-            async for ev in handle.fetch_history_events():
-                first = first or ev
-                report.see(ev)
-            report.child_runs[wf_id] += 1
+            runs = await settled_runs(client, wf_id)
+            report.child_runs[wf_id] = len(runs)
+            for run in runs:
+                report.histories += 1
+                async for ev in events(client, wf_id, run):
+                    report.see(ev)
 
     await asyncio.gather(*(child(w) for w in report.child_started))
     return report
