@@ -111,3 +111,32 @@ def test_the_cluster_layout(registry: Registry) -> None:
     assert rec.logs_dir == rec.path / "logs"
     assert (rec.blob_dir, rec.tls_dir) == (rec.path / "blobs", rec.path / "tls")
     assert (rec.pgdata, rec.config_dir) == (rec.path / "pgdata", rec.path / "config")
+
+
+def test_haul_worker_for_a_cluster_gets_its_database_and_blob_store(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`haul worker --cluster N` serves with the same app database and blob store that
+    `haul run` gives its worker (without them, activities would retry forever)."""
+    from typer.testing import CliRunner
+
+    from app.cli.main import app
+    from app.platform import logs, worker
+
+    seen: dict[str, object] = {}
+
+    async def fake_run_worker(**kwargs: object) -> None:
+        seen.update(kwargs)
+
+    monkeypatch.setenv("HAUL_HOME", str(registry.home))
+    monkeypatch.setattr(worker, "run_worker", fake_run_worker)
+    monkeypatch.setattr(logs, "configure", lambda: None)
+    result = CliRunner().invoke(app, ["worker", "--cluster", "blue"])
+    assert result.exit_code == 0, result.output
+    rec = registry.get("blue")
+    assert rec is not None
+    settings = seen["settings"]
+    assert isinstance(settings, worker.Settings)
+    assert settings.database_url == rec.dsn()
+    assert settings.blob_dir == str(rec.blob_dir)
+    assert (seen["profile"], seen["config_file"]) == ("blue", str(registry.profile_file))
