@@ -39,7 +39,7 @@ def wait_until(
             last = err
         reason = f" (last error: {last})" if last is not None else ""
         if alive is not None and not alive():
-            raise WaitTimeout(f"{what}: gave up, the process exited{reason}")
+            raise WaitTimeout(f"{what}: the process exited during startup{reason}")
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"{what}: not done within {timeout:.0f}s{reason}")
         time.sleep(interval)

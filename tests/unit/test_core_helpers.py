@@ -43,7 +43,7 @@ def test_wait_until_lets_other_errors_through() -> None:
 
 def test_wait_until_gives_up_when_the_process_is_gone() -> None:
     started = time.monotonic()
-    with pytest.raises(WaitTimeout, match="the process exited"):
+    with pytest.raises(WaitTimeout, match="the process exited during startup"):
         wait_until(lambda: False, what="server", timeout=30, alive=lambda: False)
     assert time.monotonic() - started < 5
 
