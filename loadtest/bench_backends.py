@@ -53,12 +53,13 @@ async def _workload(backend: str, name: str, workflows: int, concurrency: int) -
     from app.platform.client import HaulClient, connect
     from app.platform.discovery import discover
     from app.platform.worker import build_workers
-    from app.stack import cluster
+    from app.stack import targets
     from app.stack.registry import Registry
 
     rec = Registry().get(name)
     assert rec is not None
-    client = await connect(rec.name, config_file=str(cluster.profile_file()))
+    target = targets.for_cluster(rec)
+    client = await connect(target.profile, config_file=target.config_file)
     workers = build_workers(
         client,
         discover(["app.domains.sample"]),
@@ -67,7 +68,7 @@ async def _workload(backend: str, name: str, workflows: int, concurrency: int) -
     )
     runs = [asyncio.create_task(w.run()) for w in workers]
     haul = HaulClient(client)
-    reader = ActionReader(rec.metrics_url, cluster.app_namespace(rec))
+    reader = ActionReader(rec.metrics_url, target.namespace)
     run = uuid.uuid4().hex[:8]
     latencies: list[float] = []
     gate = asyncio.Semaphore(concurrency)

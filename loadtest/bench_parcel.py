@@ -103,7 +103,7 @@ async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: 
     from app.platform.actions import ActionReader
     from app.platform.client import HaulClient, connect
     from app.platform.history import run_ids
-    from app.stack import cluster
+    from app.stack import targets
     from app.stack.workers import start_worker, stop_worker
 
     groups = max(1, case.charges // CHARGES_PER_GROUP)
@@ -113,15 +113,16 @@ async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: 
                                   seed=seed, discount_every=0))
     case.groups = groups
     case.pages = math.ceil(case.invoices / page_size)
-    client = await connect(rec.name, config_file=str(cluster.profile_file()))
-    reader = ActionReader(rec.metrics_url, cluster.app_namespace(rec))
+    target = targets.for_cluster(rec)
+    client = await connect(target.profile, config_file=target.config_file)
+    reader = ActionReader(rec.metrics_url, target.namespace)
     database = Database(rec.dsn())
     pid = start_worker(rec, role="bench-worker")
     try:
         baseline = await reader.measure_start()
         started = time.monotonic()
         summary, ran = await ingest(
-            HaulClient(client), database, LocalBlobStore(rec.path / "blobs"), path,
+            HaulClient(client), database, LocalBlobStore(rec.blob_dir), path,
             settings=PipelineSettings(max_concurrency=concurrency,
                                       audit_batch_size=case.batch_size, page_size=page_size,
                                       children_per_run=children_per_run),

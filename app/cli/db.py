@@ -13,21 +13,20 @@ app = typer.Typer(help="The app database.", no_args_is_help=True)
 console = Console()
 
 
-def resolve_dsn(cluster: str | None, dsn: str | None) -> str:
-    """A DSN from --dsn, HAUL_DATABASE_URL, or the named local cluster."""
+def resolve_dsn(cluster: str | None, dsn: str | None = None) -> str:
+    """A DSN from --dsn, or the target's app database (the local cluster's, or
+    HAUL_DATABASE_URL)."""
     if dsn:
         return dsn
-    if cluster is None and os.environ.get("HAUL_DATABASE_URL"):
-        return os.environ["HAUL_DATABASE_URL"]
-    from app.stack.registry import Registry
+    from app.stack import targets
 
-    rec = Registry().get(cluster or "default")
-    if rec is None:
+    found = targets.resolve(cluster).database_url
+    if not found:
         raise typer.BadParameter(
-            "no database given: pass --dsn, set HAUL_DATABASE_URL, or start a cluster "
-            "with `haul stack up`"
+            "no database given: pass --dsn or --cluster, set HAUL_DATABASE_URL, or start a "
+            "cluster with `haul stack up`"
         )
-    return rec.dsn()
+    return found
 
 
 @app.command("migrate")

@@ -21,12 +21,10 @@ CLUSTER = typer.Option(None, help="Local cluster (database and Temporal profile)
 
 async def _client(cluster: str | None) -> Client:
     from app.platform.client import connect
+    from app.stack import targets
 
-    if cluster:
-        from app.stack.cluster import profile_file
-
-        return await connect(cluster, config_file=str(profile_file()))
-    return await connect()
+    target = targets.resolve(cluster)
+    return await connect(target.profile, config_file=target.config_file)
 
 
 @app.command("list")
@@ -36,7 +34,7 @@ def list_(
 ) -> None:
     """Show stored failures, newest first. Changes nothing."""
     table = Table("id", "workflow ID", "type", "error", "failed at", "redriven")
-    for f in FailureStore(resolve_dsn(cluster, None)).list(open_only=not all_):
+    for f in FailureStore(resolve_dsn(cluster)).list(open_only=not all_):
         table.add_row(
             str(f.id),
             f.workflow_id,
@@ -56,7 +54,7 @@ def sweep_(
     """Record runs that timed out or were terminated (visibility query) into the store."""
 
     async def go() -> int:
-        store = FailureStore(resolve_dsn(cluster, None))
+        store = FailureStore(resolve_dsn(cluster))
         since = datetime.now(UTC) - timedelta(hours=hours)
         return await sweep(await _client(cluster), store, since)
 
@@ -68,7 +66,7 @@ def redrive_(failure_id: int, cluster: str | None = CLUSTER) -> None:
     """Start the failed workflow again under its ID with its original arguments."""
 
     async def go() -> str:
-        store = FailureStore(resolve_dsn(cluster, None))
+        store = FailureStore(resolve_dsn(cluster))
         return await redrive(await _client(cluster), store, failure_id)
 
     console.print(f"failure {failure_id} redriven as run {asyncio.run(go())}")

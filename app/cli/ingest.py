@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import typer
@@ -81,29 +80,15 @@ def parcel(
 
     if carrier:
         resolve_carrier(carrier)  # an unknown code fails here, before anything is sent
-    profile, config_file = None, None
-    dsn = os.environ.get("HAUL_DATABASE_URL", "")
-    blob_dir = os.environ.get("HAUL_BLOB_DIR", "")
-    if cluster:
-        from app.stack import cluster as clusters
-        from app.stack.registry import Registry
+    from app.stack import targets
 
-        rec = Registry().get(cluster)
-        if rec is None:
-            raise typer.BadParameter(f"no local cluster {cluster!r}; `haul stack status` lists "
-                                     "them, `haul stack up --name NAME` starts one")
-        profile, config_file = cluster, str(clusters.profile_file())
-        dsn, blob_dir = rec.dsn(), str(rec.path / "blobs")
-    settings = PipelineSettings.from_env()
-    if max_concurrency is not None:
-        settings.max_concurrency = max_concurrency
-    if audit_batch_size is not None:
-        settings.audit_batch_size = audit_batch_size
-    settings = PipelineSettings.model_validate(settings.model_dump())
+    target = targets.resolve(cluster)
+    overrides = {"max_concurrency": max_concurrency, "audit_batch_size": audit_batch_size}
+    settings = PipelineSettings.from_env(**{k: v for k, v in overrides.items() if v is not None})
 
     async def go() -> tuple[IngestSummary, bool]:
-        client = HaulClient(await connect(profile, config_file=config_file))
-        database = Database(dsn)
+        client = HaulClient(await connect(target.profile, config_file=target.config_file))
+        database = Database(target.database_url)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as bar:
@@ -115,7 +100,7 @@ def parcel(
                                   f"run {p.run}")
 
             try:
-                result = await ingest(client, database, open_store(blob_dir), file,
+                result = await ingest(client, database, open_store(target.blob_dir), file,
                                       on_progress=show, carrier=carrier,
                                       strict_envelope=not lenient_envelope, settings=settings)
             finally:

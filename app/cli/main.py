@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from app.cli import db, failures, ingest, loadtest, run, stack, worker
+from app.core.settings import CliSettings, SettingsError
 
 app = typer.Typer(
     help="haul: self-hosted Temporal platform: stacks, workers, ingestion, migration, load tests.",
@@ -36,6 +37,12 @@ def main() -> None:
     """
     code = 0
     try:
+        debug = CliSettings().debug
+    except SettingsError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.stdout.flush()
+        os._exit(2)
+    try:
         # Outside standalone mode click returns a command's exit code instead of exiting.
         returned = app(standalone_mode=False)
         code = returned if isinstance(returned, int) else 0
@@ -51,7 +58,7 @@ def main() -> None:
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:  # a clear one-line error, not a traceback, for expected failures
-        if os.environ.get("HAUL_DEBUG"):
+        if debug:
             raise
         console.print(f"[red]error:[/red] {exc}")
         code = 1

@@ -7,7 +7,6 @@ parcel pipeline, with its progress and summary; then it serves until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import threading
 from importlib import resources
@@ -16,14 +15,15 @@ import typer
 from rich.console import Console
 
 from app.cli.ingest import print_summary
-from app.core.blobstore import LocalBlobStore
+from app.core.blobstore import open_store
 from app.core.database import Database
 from app.core.procs import pid_alive
+from app.core.settings import CliSettings
 from app.domains import app_database
 from app.domains.parcel.models import IngestProgress, IngestSummary
 from app.domains.parcel.starter import ingest
 from app.platform.client import HaulClient, connect
-from app.stack import cluster
+from app.stack import cluster, targets
 from app.stack.workers import start_worker, stop_worker
 
 SAMPLE_FILE = "edi210_sample.edi"
@@ -50,7 +50,8 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool) -> None:
     the parcel pipeline, with its progress and summary."""
     with console.status("starting the dev cluster (Temporal dev server + Postgres) ..."):
         rec = cluster.up(name, "dev", headless=headless)
-    applied, contracts = app_database.prepare(rec.dsn())
+    target = targets.for_cluster(rec)
+    applied, contracts = app_database.prepare(target.database_url)
     console.print(
         f"cluster {rec.name!r} up; {len(applied)} migration(s) applied; "
         f"{contracts} sample contract rates loaded"
@@ -61,8 +62,8 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool) -> None:
     sample = resources.files("app.formats").joinpath("samples", SAMPLE_FILE)
 
     async def workload() -> tuple[IngestSummary, bool]:
-        client = await connect(rec.name, config_file=str(cluster.profile_file()))
-        database = Database(rec.dsn())
+        client = await connect(target.profile, config_file=target.config_file)
+        database = Database(target.database_url)
         try:
             with (
                 resources.as_file(sample) as path,
@@ -76,7 +77,7 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool) -> None:
                     )
 
                 return await ingest(
-                    HaulClient(client), database, LocalBlobStore(rec.path / "blobs"), path,
+                    HaulClient(client), database, open_store(target.blob_dir), path,
                     on_progress=show,
                 )
         finally:
@@ -87,7 +88,7 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool) -> None:
         print_summary(console, summary, again=not ran)
         if rec.ui_url:
             console.print(
-                f"Temporal UI: {rec.ui_url}/namespaces/{cluster.app_namespace(rec)}/workflows"
+                f"Temporal UI: {rec.ui_url}/namespaces/{target.namespace}/workflows"
             )
         console.print(f"frontend {rec.frontend}  metrics {rec.metrics_url}")
         console.print(
@@ -106,5 +107,5 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool) -> None:
             pass
     finally:
         stop_worker(rec)
-        if exit_when_done or not os.environ.get("HAUL_KEEP_CLUSTER"):
+        if exit_when_done or not CliSettings().keep_cluster:
             cluster.down(rec.name)

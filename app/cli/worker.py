@@ -12,7 +12,8 @@ def worker(
         [], "--task-queue", "-q", help="Task queue to serve (repeatable); default: all discovered."
     ),
     cluster: str | None = typer.Option(
-        None, help="Local cluster to serve (its envconfig profile); default: TEMPORAL_* / profile."
+        None, help="Local cluster to serve (its profile, app database and blob store); default: "
+        "TEMPORAL_* / profile with HAUL_DATABASE_URL and HAUL_BLOB_DIR."
     ),
 ) -> None:
     """Run a worker for the discovered workflows and activities until SIGTERM.
@@ -21,15 +22,20 @@ def worker(
     SIGTERM it stops polling and lets in-flight activities finish within
     HAUL_GRACEFUL_SHUTDOWN_SECONDS. Serves /healthz and /metrics on HAUL_WORKER_HEALTH_PORT.
     """
+    from app.core.settings import Settings
     from app.platform import logs
     from app.platform.worker import run_worker
+    from app.stack import targets
 
     logs.configure()
-    config_file = None
-    if cluster:
-        from app.stack.cluster import profile_file
-
-        config_file = str(profile_file())
+    target = targets.resolve(cluster)
+    # The same app database and blob store as `haul run` gives its worker.
+    settings = Settings(database_url=target.database_url, blob_dir=target.blob_dir)
     asyncio.run(
-        run_worker(profile=cluster, config_file=config_file, task_queues=task_queue or None)
+        run_worker(
+            profile=target.profile,
+            config_file=target.config_file,
+            settings=settings,
+            task_queues=task_queue or None,
+        )
     )

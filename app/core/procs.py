@@ -7,9 +7,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from app.core.waiting import WaitTimeout, wait_until
 
 
 class PortInUseError(RuntimeError):
@@ -18,6 +19,10 @@ class PortInUseError(RuntimeError):
 
 class StartupError(RuntimeError):
     """A process did not become ready; the message carries the tail of its log."""
+
+
+class CommandError(RuntimeError):
+    """A command exited non-zero; the message carries the tail of its output."""
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -36,9 +41,13 @@ def ensure_ports_free(
 ) -> None:
     """Refuse to start when any port is taken, naming the port and its role. With `wait`,
     give a process that is still shutting down that many seconds to let go first."""
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and not all(port_free(p, host) for p in ports.values()):
-        time.sleep(0.5)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(
+            lambda: all(port_free(p, host) for p in ports.values()),
+            what="ports to be released",
+            timeout=wait,
+            interval=0.5,
+        )
     for role, port in ports.items():
         if not port_free(port, host):
             raise PortInUseError(
@@ -49,16 +58,21 @@ def ensure_ports_free(
 
 def wait_port(port: int, timeout: float, host: str = "127.0.0.1", pid: int | None = None) -> bool:
     """Wait until host:port accepts connections, or the process dies, or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pid is not None and not pid_alive(pid):
-            return False
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.2)
-    return False
+
+    def accepts() -> bool:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+
+    try:
+        return wait_until(
+            accepts,
+            what=f"{host}:{port} to accept connections",
+            timeout=timeout,
+            retry_on=(OSError,),
+            alive=None if pid is None else lambda: pid_alive(pid),
+        )
+    except WaitTimeout:
+        return False
 
 
 def pid_alive(pid: int) -> bool:
@@ -100,24 +114,57 @@ def spawn(
     return proc.pid
 
 
+def run(
+    argv: Sequence[str],
+    what: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    log: Path | None = None,
+    error: type[Exception] = CommandError,
+    tail: int = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion, capturing its output (appended to `log` when given).
+
+    A non-zero exit raises `error` with what was being done, the command and the tail of its
+    output, so the caller's message says what failed and why."""
+    proc = subprocess.run(
+        list(argv), capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+    )
+    out = proc.stdout + proc.stderr
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as fh:
+            fh.write(f"$ {' '.join(argv)}\n{out}\n")
+    if proc.returncode != 0:
+        last = "\n".join(out.strip().splitlines()[-tail:])
+        raise error(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{last}")
+    return proc
+
+
 def stop_pid(pid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
     """Stop one process group led by pid: sig first, then SIGKILL after timeout."""
     if not pid_alive(pid):
         _reap(pid)
         return
     _signal_group(pid, sig)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not pid_alive(pid):
-            return
-        time.sleep(0.1)
+    if _wait_exit(pid, timeout):
+        return
     _signal_group(pid, signal.SIGKILL)
-    for _ in range(50):
+    _wait_exit(pid, 5.0)
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    """Whether pid exited (and was reaped if it is our child) within timeout."""
+
+    def gone() -> bool:
         _reap(pid)
-        if not pid_alive(pid):
-            return
-        time.sleep(0.1)
+        return not pid_alive(pid)
+
+    try:
+        return wait_until(gone, what=f"pid {pid} to exit", timeout=timeout, interval=0.1)
+    except WaitTimeout:
+        return False
 
 
 def _signal_group(pid: int, sig: int) -> None:

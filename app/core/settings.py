@@ -1,38 +1,123 @@
-"""Worker and app settings, from HAUL_* environment variables (one place, typed)."""
+"""Settings from HAUL_* environment variables: one pydantic-settings model per process kind.
+
+- `AppSettings`: what any process that touches the app's data needs (database, blob store);
+- `Settings`: a worker process (`haul worker`), on top of AppSettings;
+- `StackSettings`: the local stack (`haul stack`, `haul run`): state and cache homes, ports;
+- `CliSettings`: the `haul` command itself.
+
+The parcel pipeline's HAUL_PARCEL_* live with its model (`app/domains/parcel/models.py`) and
+the load test's HAUL_LT_* with the load test. README's "Settings" table lists every variable.
+A bad value fails with `SettingsError`, which names the variable and the value.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PORT_BASE = 17000
 
 
-def _env_list(name: str) -> list[str]:
-    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
 
 
-@dataclass
-class Settings:
-    """What a worker process needs beyond its Temporal connection."""
+class EnvSettings(BaseSettings):
+    """Base of every HAUL_* model: empty variables count as unset, errors name the variable."""
 
-    database_url: str = ""
-    blob_dir: str = ""
-    task_queues: list[str] = field(default_factory=list)
-    max_concurrent_activities: int = 100
-    max_concurrent_workflow_tasks: int = 100
-    graceful_shutdown_seconds: float = 30.0
-    health_port: int = 9090
-    health_host: str = "127.0.0.1"
+    model_config = SettingsConfigDict(
+        env_prefix="HAUL_", env_ignore_empty=True, extra="ignore", validate_by_name=True
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            raise SettingsError(self._explain(err)) from None
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
-        return cls(
-            database_url=env.get("HAUL_DATABASE_URL", ""),
-            blob_dir=env.get("HAUL_BLOB_DIR", ""),
-            task_queues=_env_list("HAUL_TASK_QUEUES"),
-            max_concurrent_activities=int(env.get("HAUL_MAX_CONCURRENT_ACTIVITIES", "100")),
-            max_concurrent_workflow_tasks=int(env.get("HAUL_MAX_CONCURRENT_WORKFLOW_TASKS", "100")),
-            graceful_shutdown_seconds=float(env.get("HAUL_GRACEFUL_SHUTDOWN_SECONDS", "30")),
-            health_port=int(env.get("HAUL_WORKER_HEALTH_PORT", "9090")),
-            health_host=env.get("HAUL_WORKER_HEALTH_HOST", "127.0.0.1"),
-        )
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, str):
+            return alias
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    @classmethod
+    def _explain(cls, err: ValidationError) -> str:
+        problems = []
+        for item in err.errors():
+            field = str(item["loc"][0]) if item["loc"] else ""
+            name = cls.env_name(field) if field in cls.model_fields else field
+            if name in os.environ:
+                problems.append(f"{name}={os.environ[name]!r}: {item['msg']}")
+            else:
+                problems.append(f"{field}: {item['msg']}")
+        return "bad setting: " + "; ".join(problems)
+
+
+class AppSettings(EnvSettings):
+    """The app's stores, for any process that reads or writes them."""
+
+    # The app database (Postgres DSN).
+    database_url: str = ""
+    # The claim-check blob store: a directory, or s3://bucket/prefix.
+    blob_dir: str = ""
+
+
+class Settings(AppSettings):
+    """What a worker process needs beyond its Temporal connection."""
+
+    task_queues: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_concurrent_activities: int = Field(default=100, ge=1)
+    max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
+    graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    health_port: int = Field(
+        default=9090, ge=0, le=65535, validation_alias="HAUL_WORKER_HEALTH_PORT"
+    )
+    health_host: str = Field(default="127.0.0.1", validation_alias="HAUL_WORKER_HEALTH_HOST")
+
+    @field_validator("task_queues", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class StackSettings(EnvSettings):
+    """Where local clusters keep state and which ports they take."""
+
+    # Cluster state (registry, data, temporal.toml); default: the XDG state dir.
+    home: Path | None = None
+    # Built binaries and jars; default: the XDG cache dir.
+    cache: Path | None = None
+    # First port of the first cluster's block.
+    port_base: int = Field(default=PORT_BASE, ge=1024, le=65000)
+    # bin/ of a PostgreSQL built with OpenSSL, for --tls clusters.
+    postgres_ssl_bindir: Path | None = None
+
+    def state_home(self) -> Path:
+        if self.home is not None:
+            return self.home
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "haul"
+
+    def cache_home(self) -> Path:
+        if self.cache is not None:
+            return self.cache
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "haul"
+
+
+class CliSettings(EnvSettings):
+    """The `haul` command's own switches."""
+
+    # Show tracebacks instead of one-line errors.
+    debug: bool = False
+    # `haul run` leaves the cluster running after Ctrl-C.
+    keep_cluster: bool = False

@@ -31,9 +31,9 @@ from app.loadtest.process_files import HARNESS_GLOB, read_roots
 from app.loadtest.worker_settings import forwarded
 from app.platform.actions import ActionReader, delta
 from app.platform.client import connect
-from app.stack import cluster
+from app.stack import cluster, targets
 from app.stack.registry import ClusterRecord, Registry
-from app.stack.workers import start_worker, worker_env
+from app.stack.workers import start_worker
 
 
 def locust_files(shape: bool) -> str:
@@ -73,16 +73,15 @@ def resolve_target(
     """NAME of a local cluster, an envconfig profile NAME, or HOST:PORT."""
     rec = Registry().get(target)
     if rec is not None:
-        ns = namespace or cluster.app_namespace(rec)
-        config = str(cluster.profile_file())
+        local = targets.for_cluster(rec)
         return Target(
             label=target,
-            namespace=ns,
+            namespace=namespace or local.namespace,
             metrics_url=metrics_url or rec.metrics_url,
             # The worker's own connection, app database and blob store (parcel_ingest).
-            env={k: v for k, v in worker_env(rec).items() if k != "HAUL_WORKER_HEALTH_PORT"},
-            profile=rec.name,
-            config_file=config,
+            env=local.env(),
+            profile=local.profile,
+            config_file=local.config_file,
             record=rec,
         )
     if ":" in target:

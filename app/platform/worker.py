@@ -142,7 +142,7 @@ async def run_worker(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run workers until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     stop = stop or asyncio.Event()
     metrics_port = _free_port()
     runtime = Runtime(

@@ -13,20 +13,18 @@ processes never build twice and a failed build leaves nothing half-made behind.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from app import versions
+from app.core.files import locked
+from app.core.procs import run
 from app.stack.registry import cache_home
 
 # `go install` package path (under the server module) -> the name we cache the binary as.
@@ -51,17 +49,6 @@ class TemporalBinaries:
     schema_versions: dict[str, str]
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _require(tool: str, install_hint: str) -> str:
     found = shutil.which(tool)
     if not found:
@@ -70,13 +57,7 @@ def _require(tool: str, install_hint: str) -> str:
 
 
 def _run(argv: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None):
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd
-    )
-    if proc.returncode != 0:
-        out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-        raise BuildError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{out}")
-    return proc
+    return run(argv, what, env=env, cwd=cwd, error=BuildError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,7 +101,7 @@ def temporal_binaries(version: str = versions.TEMPORAL_SERVER) -> TemporalBinari
     meta = root / "schema-versions.json"
     paths = {name: bindir / name for name in GO_TOOLS.values()}
     if not (all(p.exists() for p in paths.values()) and meta.exists()):
-        with _locked(cache_home() / f".build-{version}.lock"):
+        with locked(cache_home() / f".build-{version}.lock"):
             if not (all(p.exists() for p in paths.values()) and meta.exists()):
                 _build_go(version, root)
     return TemporalBinaries(
@@ -173,7 +154,7 @@ def cassandra_lib(version: str = versions.CASSANDRA) -> Path:
     """Directory holding cassandra-all and its runtime jars, fetched the first time."""
     lib = cassandra_dir(version) / "lib"
     if not (lib / f"cassandra-all-{version}.jar").exists():
-        with _locked(cache_home() / f".cassandra-{version}.lock"):
+        with locked(cache_home() / f".cassandra-{version}.lock"):
             if not (lib / f"cassandra-all-{version}.jar").exists():
                 _fetch_cassandra(version, lib)
     return lib
@@ -224,7 +205,7 @@ def java_binary() -> str:
     )
     if not java or not Path(java).exists():
         raise BuildError(f"`java` was not found; Apache Cassandra 5.0 needs Java: {hint}")
-    proc = subprocess.run([java, "-version"], capture_output=True, text=True)
+    proc = run([java, "-version"], f"{java} -version", error=BuildError)
     match = re.search(r'version "(\d+)', proc.stderr + proc.stdout)
     major = int(match.group(1)) if match else 0
     if major != JAVA_MAJOR:
@@ -262,7 +243,7 @@ def ensure_btree_gin() -> None:
     if (ext_dir / "btree_gin.control").exists() and (lib_dir / "btree_gin.so").exists():
         return
     cache = cache_home() / "btree_gin-pg16"
-    with _locked(cache_home() / ".btree_gin.lock"):
+    with locked(cache_home() / ".btree_gin.lock"):
         if not (cache / "btree_gin.so").exists():
             _build_btree_gin(pg, cache)
         for path in cache.iterdir():

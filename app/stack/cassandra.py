@@ -8,12 +8,12 @@ datacenter is the one ClusterSpec names, and a JVM sized for a small shared mach
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from app import versions
 from app.core.procs import StartupError, ensure_ports_free, log_tail, pid_alive, spawn, stop_pid
+from app.core.waiting import WaitTimeout, wait_until
 from app.stack import builds
 from app.stack.registry import ClusterRecord
 from app.stack.spec import CassandraStore
@@ -77,17 +77,9 @@ LOGBACK = """<configuration scan="false">
 """
 
 
-def home(rec: ClusterRecord) -> Path:
-    return rec.path / "cassandra"
-
-
-def log_path(rec: ClusterRecord) -> Path:
-    return rec.path / "logs" / "cassandra.log"
-
-
 def render_yaml(rec: ClusterRecord, store: CassandraStore) -> dict[str, Any]:
     """cassandra.yaml for one node on loopback with the cluster's ports and directories."""
-    data = home(rec)
+    data = rec.cassandra_dir
     return {
         "cluster_name": f"haul-{rec.name}",
         "num_tokens": 16,
@@ -130,7 +122,7 @@ def render_yaml(rec: ClusterRecord, store: CassandraStore) -> dict[str, Any]:
 
 
 def jvm_args(rec: ClusterRecord, lib: Path) -> list[str]:
-    conf = home(rec) / "conf"
+    conf = rec.cassandra_dir / "conf"
     return [
         f"-Xms{HEAP}",
         f"-Xmx{HEAP}",
@@ -153,9 +145,9 @@ def jvm_args(rec: ClusterRecord, lib: Path) -> list[str]:
         f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
         f"-Dcassandra-rackdc.properties=file://{conf / 'cassandra-rackdc.properties'}",
         f"-Dlogback.configurationFile=file://{conf / 'logback.xml'}",
-        f"-Dcassandra.storagedir={home(rec)}",
-        f"-Dcassandra.logdir={rec.path / 'logs'}",
-        f"-Dcassandra.triggers_dir={home(rec) / 'triggers'}",
+        f"-Dcassandra.storagedir={rec.cassandra_dir}",
+        f"-Dcassandra.logdir={rec.logs_dir}",
+        f"-Dcassandra.triggers_dir={rec.cassandra_dir / 'triggers'}",
         f"-Dcassandra.jmx.local.port={rec.port('cassandra_jmx')}",
         f"-Dcassandra.available_processors={CPUS}",
         "-Dcassandra-foreground=yes",
@@ -169,9 +161,9 @@ def jvm_args(rec: ClusterRecord, lib: Path) -> list[str]:
 
 
 def write_config(rec: ClusterRecord, store: CassandraStore) -> Path:
-    conf = home(rec) / "conf"
+    conf = rec.cassandra_dir / "conf"
     conf.mkdir(parents=True, exist_ok=True)
-    (home(rec) / "triggers").mkdir(exist_ok=True)
+    (rec.cassandra_dir / "triggers").mkdir(exist_ok=True)
     (conf / "cassandra.yaml").write_text(dump_yaml(render_yaml(rec, store)))
     (conf / "cassandra-rackdc.properties").write_text(f"dc={store.datacenter}\nrack={RACK}\n")
     (conf / "logback.xml").write_text(LOGBACK)
@@ -190,8 +182,8 @@ def start(rec: ClusterRecord, store: CassandraStore, timeout: float = 240.0) -> 
         }
     )
     write_config(rec, store)
-    log = log_path(rec)
-    pid = spawn([java, *jvm_args(rec, lib)], log, cwd=home(rec))
+    log = rec.log("cassandra")
+    pid = spawn([java, *jvm_args(rec, lib)], log, cwd=rec.cassandra_dir)
     try:
         wait_cql(store, pid, log, timeout)
     except StartupError:
@@ -204,25 +196,22 @@ def wait_cql(store: CassandraStore, pid: int, log: Path, timeout: float) -> None
     """Wait until a CQL session can query system.local, or fail with the log's tail."""
     from cassandra.cluster import Cluster, NoHostAvailable
 
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            raise StartupError(
-                f"Cassandra (pid {pid}) exited during startup; its log ({log}) says:\n"
-                f"{log_tail(log)}"
-            )
+    def answers() -> bool:
+        cluster = Cluster(store.hosts, port=store.port, connect_timeout=2)
         try:
-            cluster = Cluster(store.hosts, port=store.port, connect_timeout=2)
-            try:
-                cluster.connect().execute("select release_version from system.local")
-                return
-            finally:
-                cluster.shutdown()
-        except (NoHostAvailable, OSError) as err:
-            last = err
-            time.sleep(1.0)
-    raise StartupError(
-        f"Cassandra did not answer CQL on {store.hosts[0]}:{store.port} within {timeout:.0f}s "
-        f"({last}); its log ({log}) says:\n{log_tail(log)}"
-    )
+            cluster.connect().execute("select release_version from system.local")
+            return True
+        finally:
+            cluster.shutdown()
+
+    try:
+        wait_until(
+            answers,
+            what=f"Cassandra (pid {pid}) to answer CQL on {store.hosts[0]}:{store.port}",
+            timeout=timeout,
+            interval=1.0,
+            retry_on=(NoHostAvailable, OSError),
+            alive=lambda: pid_alive(pid),
+        )
+    except WaitTimeout as err:
+        raise StartupError(f"{err}; its log ({log}) says:\n{log_tail(log)}") from None

@@ -8,13 +8,12 @@ ClusterSpec. Clients reach a cluster through the envconfig profile named after i
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 from temporalio.api.workflowservice.v1 import GetClusterInfoRequest, GetSystemInfoRequest
 from temporalio.client import Client
 
+from app.core import envconfig
 from app.core.procs import (
     PortInUseError,
     StartupError,
@@ -23,6 +22,7 @@ from app.core.procs import (
     pid_alive,
     stop_pid,
 )
+from app.core.waiting import WaitTimeout, wait_until
 from app.stack import dev, namespaces, postgres, tls
 from app.stack.registry import ClusterRecord, Registry
 from app.stack.spec import ClusterSpec, check_shard_count
@@ -48,18 +48,8 @@ def cluster_spec(record: ClusterRecord) -> ClusterSpec:
         postgres_user=record.postgres_user,
         cassandra_port=record.port("cassandra_cql"),
         num_history_shards=record.num_history_shards or DEFAULT_SHARDS,
-        tls=tls.settings_for(tls.ensure_certs(tls_dir(record))) if record.tls else None,
+        tls=tls.settings_for(tls.ensure_certs(record.tls_dir)) if record.tls else None,
     )
-
-
-def tls_dir(record: ClusterRecord) -> Path:
-    """Where `--tls` keeps the cluster's generated CA and server certificate."""
-    return record.path / "tls"
-
-
-def profile_file(registry: Registry | None = None) -> Path:
-    """The temporal.toml that holds one envconfig profile per local cluster."""
-    return (registry or Registry()).home / "temporal.toml"
 
 
 def app_namespace(rec: ClusterRecord) -> str:
@@ -72,13 +62,13 @@ def app_namespace(rec: ClusterRecord) -> str:
 
 
 def _write_profiles(registry: Registry) -> None:
-    lines = []
-    for rec in registry.all():
-        ns = app_namespace(rec)
-        lines += [f"[profile.{rec.name}]", f'address = "{rec.frontend}"', f'namespace = "{ns}"', ""]
-    path = profile_file(registry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    envconfig.write(
+        registry.profile_file,
+        [
+            envconfig.Profile(name=rec.name, address=rec.frontend, namespace=app_namespace(rec))
+            for rec in registry.all()
+        ],
+    )
 
 
 def _alive(record: ClusterRecord, role: str) -> bool:
@@ -144,8 +134,8 @@ def up(
             reg.put(rec)
         else:
             _starter(backend)(rec, spec, reg)
-    log = rec.path / "logs" / "temporal.log"
-    live_shards = asyncio.run(_wait_and_register(rec, timeout, log))
+    _wait_frontend(rec, timeout)
+    live_shards = asyncio.run(_register(rec))
     reg.put(rec)
     if shards is not None and backend != "dev":
         # numHistoryShards is fixed at first boot; the server would only warn about a change.
@@ -161,13 +151,13 @@ def _starter(backend: str) -> TemporalStarter:
 
 
 def _start_postgres(rec: ClusterRecord, reg: Registry) -> None:
-    pgdata = rec.path / "pgdata"
-    log = rec.path / "logs" / "postgres.log"
+    pgdata = rec.pgdata
+    log = rec.log("postgres")
     if not _alive(rec, "postgres"):
         # pgserver's PostgreSQL has no SSL support; a TLS cluster runs one built with it.
         bindir = tls.ssl_bindir() if rec.tls else None
         postgres.init_cluster(pgdata, rec.postgres_user, rec.postgres_password, bindir)
-        settings = tls.prepare_postgres(pgdata, tls.ensure_certs(tls_dir(rec))) if rec.tls else None
+        settings = tls.prepare_postgres(pgdata, tls.ensure_certs(rec.tls_dir)) if rec.tls else None
         rec.pids["postgres"] = postgres.start(pgdata, rec.port("postgres"), log, settings, bindir)
         reg.put(rec)
     postgres.wait_ready(rec.dsn("postgres"), rec.pids["postgres"], log)
@@ -179,28 +169,31 @@ async def connect_raw(record: ClusterRecord, namespace: str = "default") -> Clie
     return await Client.connect(record.frontend, namespace=namespace)
 
 
-async def _wait_and_register(rec: ClusterRecord, timeout: float, log: Path) -> int:
-    """Wait for the frontend to serve, register the spec's namespaces, and return the live
-    history shard count (GetClusterInfo)."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    client = None
-    while time.monotonic() < deadline:
-        if not _alive(rec, "temporal"):
-            break
-        try:
-            client = await connect_raw(rec)
-            await client.workflow_service.get_system_info(GetSystemInfoRequest())
-            break
-        except Exception as err:  # the frontend is still starting
-            last = err
-            client = None
-            await asyncio.sleep(0.5)
-    if client is None:
-        raise StartupError(
-            f"Temporal on {rec.frontend} did not become healthy ({last}); "
-            f"its log says:\n{log_tail(log)}"
+def _wait_frontend(rec: ClusterRecord, timeout: float) -> None:
+    """Wait until the frontend answers GetSystemInfo, or fail with the tail of its log."""
+
+    async def serving() -> bool:
+        client = await connect_raw(rec)
+        await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        return True
+
+    try:
+        wait_until(
+            lambda: asyncio.run(serving()),
+            what=f"Temporal on {rec.frontend} to serve",
+            timeout=timeout,
+            interval=0.5,
+            retry_on=(Exception,),  # the frontend is still starting
+            alive=lambda: _alive(rec, "temporal"),
         )
+    except WaitTimeout as err:
+        raise StartupError(f"{err}; its log says:\n{log_tail(rec.log('temporal'))}") from None
+
+
+async def _register(rec: ClusterRecord) -> int:
+    """Register the spec's namespaces and return the live history shard count
+    (GetClusterInfo)."""
+    client = await connect_raw(rec)
     rec.namespaces = await namespaces.register(client, render_namespace_setup(cluster_spec(rec)))
     info = await client.workflow_service.get_cluster_info(GetClusterInfoRequest())
     return int(info.history_shard_count)

@@ -40,7 +40,6 @@ def start_server(
     record: ClusterRecord, dynamic_config: dict[str, Any], *, headless: bool = False
 ) -> int:
     """Start `temporal server start-dev` on the cluster's ports, with a file database."""
-    data = record.path
     argv = [
         str(temporal_cli()),
         "server",
@@ -54,7 +53,7 @@ def start_server(
         "--metrics-port",
         str(record.port("metrics")),
         "--db-filename",
-        str(data / "temporal.db"),
+        str(record.dev_db),
         # WAL with NORMAL sync: a killed server still loses nothing committed, and the
         # server spends its time on work instead of a journal fsync per transaction.
         "--sqlite-pragma",
@@ -69,4 +68,4 @@ def start_server(
         argv.append("--headless")
     else:
         argv += ["--ui-port", str(record.port("ui")), "--ui-disable-news-fetch"]
-    return spawn(argv, data / "logs" / "temporal.log")
+    return spawn(argv, record.log("temporal"))

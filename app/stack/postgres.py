@@ -13,7 +13,6 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from app.core.procs import StartupError, log_tail, spawn
+from app.core.procs import StartupError, log_tail, pid_alive, spawn
+from app.core.waiting import WaitTimeout, wait_until
 
 SYSTEM_USER = "haulpg"
 
@@ -170,23 +170,23 @@ def start(
 
 def wait_ready(dsn: str, pid: int, log_path: Path, timeout: float = 60.0) -> None:
     """Wait until the server answers a query, or fail with the tail of its log."""
-    from app.core.procs import pid_alive
 
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            break
-        try:
-            with psycopg.connect(dsn, connect_timeout=2) as conn:
-                conn.execute("select 1")
-                return
-        except psycopg.OperationalError as err:
-            last = err
-            time.sleep(0.3)
-    raise StartupError(
-        f"PostgreSQL did not become ready ({last}); its log says:\n{log_tail(log_path)}"
-    )
+    def answers() -> bool:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            conn.execute("select 1")
+            return True
+
+    try:
+        wait_until(
+            answers,
+            what="PostgreSQL to accept connections",
+            timeout=timeout,
+            interval=0.3,
+            retry_on=(psycopg.OperationalError,),
+            alive=lambda: pid_alive(pid),
+        )
+    except WaitTimeout as err:
+        raise StartupError(f"{err}; its log says:\n{log_tail(log_path)}") from None
 
 
 def ensure_database(admin_dsn: str, name: str) -> None:

@@ -6,18 +6,17 @@ each gets its own block of ports and its own directory, and `down` stops only it
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from app.core.files import locked, write_atomic
 from app.core.procs import port_free
+from app.core.settings import StackSettings
 
-PORT_BASE = 17000
 BLOCK_SIZE = 20
 MAX_BLOCKS = 100
 
@@ -46,18 +45,12 @@ PORT_OFFSETS: dict[str, int] = {
 
 def state_home() -> Path:
     """Where clusters keep their state: $HAUL_HOME, or the XDG state dir."""
-    if env := os.environ.get("HAUL_HOME"):
-        return Path(env)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "haul"
+    return StackSettings().state_home()
 
 
 def cache_home() -> Path:
     """Where built binaries and jars are cached: $HAUL_CACHE, or the XDG cache dir."""
-    if env := os.environ.get("HAUL_CACHE"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "haul"
+    return StackSettings().cache_home()
 
 
 class ClusterRecord(BaseModel):
@@ -98,9 +91,47 @@ class ClusterRecord(BaseModel):
             f"postgresql://{auth}@127.0.0.1:{self.port('postgres')}/{database or self.app_database}"
         )
 
+    # The cluster's directory layout: every file a cluster keeps is named here.
+
     @property
     def path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def blob_dir(self) -> Path:
+        """The claim-check blob store of this cluster's workers and clients."""
+        return self.path / "blobs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    def log(self, role: str) -> Path:
+        """The log of one process of the cluster (temporal, postgres, worker, schema ...)."""
+        return self.logs_dir / f"{role}.log"
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where `--tls` keeps the cluster's generated CA and server certificate."""
+        return self.path / "tls"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.path / "pgdata"
+
+    @property
+    def config_dir(self) -> Path:
+        """The rendered temporal-server config (production-like backends)."""
+        return self.path / "config"
+
+    @property
+    def cassandra_dir(self) -> Path:
+        return self.path / "cassandra"
+
+    @property
+    def dev_db(self) -> Path:
+        """The dev server's SQLite file."""
+        return self.path / "temporal.db"
 
 
 class Registry:
@@ -113,13 +144,13 @@ class Registry:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Serialise registry changes across processes (port allocation must not race)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with locked(self.dir / ".lock"):
+            yield
+
+    @property
+    def profile_file(self) -> Path:
+        """The temporal.toml that holds one envconfig profile per local cluster."""
+        return self.home / "temporal.toml"
 
     def _file(self, name: str) -> Path:
         return self.dir / f"{name}.json"
@@ -139,10 +170,7 @@ class Registry:
         ]
 
     def put(self, record: ClusterRecord) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._file(record.name).with_suffix(".tmp")
-        tmp.write_text(json.dumps(record.model_dump(), indent=2))
-        tmp.replace(self._file(record.name))
+        write_atomic(self._file(record.name), json.dumps(record.model_dump(), indent=2))
 
     def remove(self, name: str) -> None:
         self._file(name).unlink(missing_ok=True)
@@ -154,7 +182,7 @@ class Registry:
             if requested in used:
                 raise ValueError(f"port base {requested} is already used by another cluster")
             return requested
-        first = int(os.environ.get("HAUL_PORT_BASE", PORT_BASE))
+        first = StackSettings().port_base
         for i in range(MAX_BLOCKS):
             base = first + i * BLOCK_SIZE
             # Skip blocks another registry (another HAUL_HOME) is already listening on.

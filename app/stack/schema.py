@@ -12,10 +12,10 @@ Passwords go to the tools through their environment variables, never on the comm
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.procs import run
 from app.stack.builds import TemporalBinaries
 from app.stack.spec import CassandraStore, PostgresStore
 
@@ -37,18 +37,8 @@ class Applied:
 
 
 def _run(argv: list[str], env: dict[str, str], what: str, log: Path | None) -> str:
-    import os
-
-    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env})
-    out = proc.stdout + proc.stderr
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as fh:
-            fh.write(f"$ {' '.join(argv)}\n{out}\n")
-    if proc.returncode != 0:
-        tail = "\n".join(out.strip().splitlines()[-15:])
-        raise SchemaError(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    return out
+    proc = run(argv, what, env=env, log=log, error=SchemaError, tail=15)
+    return proc.stdout + proc.stderr
 
 
 def _sql_flags(store: PostgresStore) -> list[str]:

@@ -42,22 +42,14 @@ def listen_config(rec: ClusterRecord) -> ListenConfig:
         worker_grpc=rec.port("worker"),
         worker_membership=rec.port("worker_membership"),
         metrics=rec.port("metrics"),
-        dynamic_config_path=str(config_dir(rec) / "dynamicconfig.yaml"),
+        dynamic_config_path=str(rec.config_dir / "dynamicconfig.yaml"),
     )
-
-
-def config_dir(rec: ClusterRecord) -> Path:
-    return rec.path / "config"
-
-
-def log_path(rec: ClusterRecord) -> Path:
-    return rec.path / "logs" / "temporal.log"
 
 
 def write_config(rec: ClusterRecord, spec: ClusterSpec) -> Path:
     """Write the dynamic config and the server config; return the server config's path."""
     listen = listen_config(rec)
-    cdir = config_dir(rec)
+    cdir = rec.config_dir
     cdir.mkdir(parents=True, exist_ok=True)
     Path(listen.dynamic_config_path).write_text(dump_yaml(render_dynamic_config(spec)))
     path = cdir / "temporal.yaml"
@@ -91,7 +83,7 @@ def _sql_schemas(
             break
     for role, store in stores.items():
         schema.setup_sql(
-            tools, store, role, rec.postgres_password, log=rec.path / "logs" / "schema.log"
+            tools, store, role, rec.postgres_password, log=rec.log("schema")
         )
 
 
@@ -103,7 +95,7 @@ def _spawn_server(
     config = write_config(rec, spec)
     pid = spawn(
         [str(tools.server), "--config-file", str(config), "--allow-no-auth", "start"],
-        log_path(rec),
+        rec.log("temporal"),
         env=_password_env(spec, rec.postgres_password),
         cwd=rec.path,
     )
@@ -130,9 +122,9 @@ def start_on_cassandra(rec: ClusterRecord, spec: ClusterSpec, reg: Registry) -> 
         rec.pids["cassandra"] = cassandra.start(rec, store)
         reg.put(rec)
     else:
-        cassandra.wait_cql(store, pid, cassandra.log_path(rec), timeout=60)
+        cassandra.wait_cql(store, pid, rec.log("cassandra"), timeout=60)
     scylla.bootstrap(scylla.CqlTarget.from_store(store, spec.environment))
-    schema.setup_cassandra(tools, store, log=rec.path / "logs" / "schema.log")
+    schema.setup_cassandra(tools, store, log=rec.log("schema"))
     _sql_schemas(rec, tools, {"visibility": spec.visibility})
     _spawn_server(rec, spec, reg, tools)
 

@@ -32,11 +32,12 @@ def ssl_bindir() -> Path:
     PostgreSQL server (Debian: `apt-get install postgresql`), or the one in
     $HAUL_POSTGRES_SSL_BINDIR.
     """
-    import os
     import subprocess
 
-    if env := os.environ.get("HAUL_POSTGRES_SSL_BINDIR"):
-        candidates = [Path(env)]
+    from app.core.settings import StackSettings
+
+    if configured := StackSettings().postgres_ssl_bindir:
+        candidates = [configured]
     else:
         found = Path("/usr/lib/postgresql").glob("*/bin")
         candidates = sorted(found, key=lambda p: int(p.parent.name), reverse=True)

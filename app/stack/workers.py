@@ -8,29 +8,27 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 
 import httpx
 
 from app.core.procs import StartupError, log_tail, pid_alive, spawn, stop_pid
-from app.stack import cluster
+from app.core.waiting import WaitTimeout, wait_until
+from app.stack import targets
 from app.stack.registry import ClusterRecord, Registry
 
 
 def worker_env(rec: ClusterRecord) -> dict[str, str]:
-    """Environment that points a worker or client process at a local cluster."""
+    """Environment that points a worker process at a local cluster: its target, and the
+    cluster's own health port."""
     return {
-        "TEMPORAL_CONFIG_FILE": str(cluster.profile_file()),
-        "TEMPORAL_PROFILE": rec.name,
-        "HAUL_DATABASE_URL": rec.dsn(),
-        "HAUL_BLOB_DIR": str(rec.path / "blobs"),
+        **targets.for_cluster(rec).env(),
         "HAUL_WORKER_HEALTH_PORT": str(rec.port("worker_health")),
     }
 
 
 def start_worker(rec: ClusterRecord, *, role: str = "worker", timeout: float = 60.0) -> int:
     """Start `haul worker` for the cluster as its own process; wait for /healthz."""
-    log = rec.path / "logs" / f"{role}.log"
+    log = rec.log(role)
     pid = spawn([sys.executable, "-m", "app", "worker"], log, env=worker_env(rec))
     reg = Registry()
     with reg.locked():
@@ -39,18 +37,19 @@ def start_worker(rec: ClusterRecord, *, role: str = "worker", timeout: float = 6
         reg.put(fresh)
     rec.pids[role] = pid
     url = f"http://127.0.0.1:{rec.port('worker_health')}/healthz"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            break
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return pid
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    stop_pid(pid)
-    raise StartupError(f"the worker did not become healthy; its log says:\n{log_tail(log)}")
+    try:
+        wait_until(
+            lambda: httpx.get(url, timeout=1).status_code == 200,
+            what=f"the worker (pid {pid}) to answer {url}",
+            timeout=timeout,
+            interval=0.3,
+            retry_on=(httpx.HTTPError,),
+            alive=lambda: pid_alive(pid),
+        )
+    except WaitTimeout as err:
+        stop_pid(pid)
+        raise StartupError(f"{err}; its log says:\n{log_tail(log)}") from None
+    return pid
 
 
 def stop_worker(rec: ClusterRecord, role: str = "worker", *, sig: int = signal.SIGTERM) -> None:

@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 from config import WorkerGroup
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
+from app.core import envconfig
 from components.cluster import irsa_trust_policy
 
 HEALTH_PORT = 9090
@@ -71,28 +72,19 @@ def tls_paths(cluster: str) -> dict[str, str]:
     }
 
 
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def render_temporal_toml(profiles: list[TemporalProfile]) -> str:
     """temporal.toml in the envconfig format the SDK and the `temporal` CLI read."""
-    lines: list[str] = []
-    for p in profiles:
-        lines += [
-            f"[profile.{_toml_str(p.cluster)}]",
-            f"address = {_toml_str(p.address)}",
-            f"namespace = {_toml_str(p.namespace)}",
-            "",
-            f"[profile.{_toml_str(p.cluster)}.tls]",
-        ]
-        if p.mtls:
-            lines.append(f"server_name = {_toml_str(p.server_name)}")
-            lines += [f"{k} = {_toml_str(v)}" for k, v in tls_paths(p.cluster).items()]
-        else:
-            lines.append("disabled = true")
-        lines.append("")
-    return "\n".join(lines)
+    return envconfig.render(
+        envconfig.Profile(
+            name=p.cluster,
+            address=p.address,
+            namespace=p.namespace,
+            tls=envconfig.ProfileTLS(server_name=p.server_name, **tls_paths(p.cluster))
+            if p.mtls
+            else envconfig.ProfileTLS(disabled=True),
+        )
+        for p in profiles
+    )
 
 
 def client_volumes(

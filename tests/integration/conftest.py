@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from app.core.migrate import migrate
 from app.platform.client import HaulClient, connect
-from app.stack import cluster
+from app.stack import cluster, targets
 from app.stack.registry import ClusterRecord
 
 
@@ -27,7 +27,8 @@ def dev_cluster() -> Iterator[ClusterRecord]:
 
 @pytest_asyncio.fixture(scope="session")
 async def client(dev_cluster: ClusterRecord) -> AsyncIterator[Client]:
-    yield await connect(dev_cluster.name, config_file=str(cluster.profile_file()))
+    target = targets.for_cluster(dev_cluster)
+    yield await connect(target.profile, config_file=target.config_file)
 
 
 @pytest.fixture

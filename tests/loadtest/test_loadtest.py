@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from app.core import envconfig
 from app.core.procs import pid_alive, spawn, stop_pid
 from app.loadtest import scenarios
 from app.loadtest.parcel_load import ParcelLoad
 from app.loadtest.runner import RunSettings, resolve_target, run_load
-from app.stack import cluster
-from app.stack.registry import ClusterRecord
+from app.stack.registry import ClusterRecord, Registry
 from app.stack.workers import worker_env as worker_env_of
 from tests.loadtest.conftest import SCENARIO_SECONDS
 
@@ -213,12 +213,11 @@ async def test_distributed_run_counts_every_worker(
     nothing of the target: it comes from the master. Only the workers hold the app database
     and blob store that parcel_ingest needs; the master never sees them."""
     port = _free_port()
-    profiles = tomllib.loads(cluster.profile_file().read_text())["profile"]
+    profiles = tomllib.loads(Registry().profile_file.read_text())["profile"]
     mine = profiles[lt_cluster.name]
     toml = tmp_path / "temporal.toml"
-    toml.write_text(
-        f'[profile.eks-a]\naddress = "{mine["address"]}"\nnamespace = "{mine["namespace"]}"\n'
-    )
+    eks = envconfig.Profile(name="eks-a", address=mine["address"], namespace=mine["namespace"])
+    envconfig.write(toml, [eks])
     local = ("TEMPORAL_", "HAUL_LT_", "HAUL_DATABASE_URL", "HAUL_BLOB_DIR")
     pod = {k: v for k, v in os.environ.items() if not k.startswith(local)}
     pod["TEMPORAL_CONFIG_FILE"] = str(toml)

@@ -15,14 +15,15 @@ from app.core.settings import Settings
 from app.platform.client import HaulClient, connect
 from app.platform.discovery import discover
 from app.platform.worker import build_workers
-from app.stack import cluster
+from app.stack import cluster, targets
 from tests.replay.scenarios import SCENARIOS
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
 async def capture(names: list[str], cluster_name: str) -> list[Path]:
-    client = await connect(cluster_name, config_file=str(cluster.profile_file()))
+    target = targets.resolve(cluster_name)
+    client = await connect(target.profile, config_file=target.config_file)
     workers = build_workers(client, discover(), Settings())
     written = []
     async with asyncio.TaskGroup() as tg:

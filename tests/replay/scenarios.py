@@ -67,8 +67,8 @@ def _parcel_env() -> tuple[Any, Any]:
     with psycopg.connect(rec.dsn(), autocommit=True) as conn:
         seed_contracts(conn, sample_contracts())
     os.environ["HAUL_DATABASE_URL"] = rec.dsn()
-    os.environ["HAUL_BLOB_DIR"] = str(rec.path / "blobs")
-    return Database(rec.dsn()), LocalBlobStore(rec.path / "blobs")
+    os.environ["HAUL_BLOB_DIR"] = str(rec.blob_dir)
+    return Database(rec.dsn()), LocalBlobStore(rec.blob_dir)
 
 
 async def _parcel_ingest(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:

@@ -23,7 +23,7 @@ from app.domains.sample import TASK_QUEUE
 from app.platform.client import HaulClient, connect
 from app.platform.discovery import discover
 from app.platform.worker import build_workers
-from app.stack import cluster
+from app.stack import cluster, targets
 from app.stack.registry import ClusterRecord
 
 PG = "st-pg"
@@ -51,7 +51,8 @@ def cs_cluster() -> Iterator[ClusterRecord]:
 @asynccontextmanager
 async def sample_workers(rec: ClusterRecord) -> AsyncIterator[Client]:
     """A client for the cluster and in-process workers on the sample task queue."""
-    client = await connect(rec.name, config_file=str(cluster.profile_file()))
+    target = targets.for_cluster(rec)
+    client = await connect(target.profile, config_file=target.config_file)
     settings = Settings(database_url=rec.dsn(), graceful_shutdown_seconds=5)
     workers = build_workers(client, discover(["app.domains.sample"]), settings, [TASK_QUEUE])
     runs = [asyncio.create_task(w.run()) for w in workers]

@@ -75,12 +75,12 @@ def test_dynamic_config_is_the_file_the_server_watches(pg_cluster: ClusterRecord
 
     import yaml
 
-    from app.stack import builds, server
+    from app.stack import builds
     from app.stack.spec_render import render_dynamic_config
 
     spec = cluster.cluster_spec(pg_cluster)
-    watched = str(server.config_dir(pg_cluster) / "dynamicconfig.yaml")
-    config = (pg_cluster.path / "config" / "temporal.yaml").read_text()
+    watched = str(pg_cluster.config_dir / "dynamicconfig.yaml")
+    config = (pg_cluster.config_dir / "temporal.yaml").read_text()
     assert f"dynamicConfigClient:\n  filepath: {watched}\n" in config
     assert yaml.safe_load(Path(watched).read_text()) == render_dynamic_config(spec)
     # The pinned server itself accepts every key and type in it.

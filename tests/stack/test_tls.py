@@ -49,9 +49,9 @@ def test_server_config_verifies_the_host_against_the_generated_ca(
     spec = cluster.cluster_spec(tls_cluster)
     for store in (spec.persistence, spec.visibility):
         assert store.tls.enabled and store.tls.enable_host_verification
-        assert store.tls.ca_file == str(cluster.tls_dir(tls_cluster) / "ca.pem")
+        assert store.tls.ca_file == str(tls_cluster.tls_dir / "ca.pem")
         assert store.tls.server_name == "localhost"
-    text = (tls_cluster.path / "config" / "temporal.yaml").read_text()
+    text = (tls_cluster.config_dir / "temporal.yaml").read_text()
     assert "enableHostVerification: true" in text and "serverName: localhost" in text
 
 
@@ -66,7 +66,7 @@ async def test_check_reports_tls_on_and_plaintext_refused(tls_cluster: ClusterRe
 async def test_a_wrong_ca_fails_with_a_clear_message(
     tls_cluster: ClusterRecord, tmp_path: Path
 ) -> None:
-    ca = cluster.tls_dir(tls_cluster) / "ca.pem"
+    ca = tls_cluster.tls_dir / "ca.pem"
     good = tmp_path / "good-ca.pem"
     shutil.copyfile(ca, good)
     other, _ = tls.generate_ca(tmp_path / "other", "not the cluster's CA")

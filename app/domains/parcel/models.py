@@ -6,18 +6,17 @@ in Postgres, and these objects carry keys, counts and cursors (the claim-check p
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from app.core.settings import EnvSettings
 
 # The server allows 2,000 pending children per run; stay well under it.
 MAX_CONCURRENCY = 1_000
 # Failures kept in the splitter's state (the full list is in Postgres).
 FAILURE_SAMPLE = 20
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
 
 
 class PipelineSettings(BaseModel):
@@ -37,14 +36,17 @@ class PipelineSettings(BaseModel):
     update_job_status: bool = True
 
     @classmethod
-    def from_env(cls) -> PipelineSettings:
-        return cls(
-            max_concurrency=_env_int("HAUL_PARCEL_MAX_CONCURRENCY", 100),
-            audit_batch_size=_env_int("HAUL_PARCEL_AUDIT_BATCH_SIZE", 500),
-            page_size=_env_int("HAUL_PARCEL_PAGE_SIZE", 100),
-            children_per_run=_env_int("HAUL_PARCEL_CHILDREN_PER_RUN", 2_000),
-            child_max_attempts=_env_int("HAUL_PARCEL_CHILD_MAX_ATTEMPTS", 3),
-        )
+    def from_env(cls, **overrides: Any) -> PipelineSettings:
+        """HAUL_PARCEL_* variables (an explicit override wins), read where an ingestion is
+        submitted; the workflow only ever sees the plain model it was given."""
+        return cls.model_validate(_PipelineEnv(**overrides).model_dump())
+
+
+class _PipelineEnv(PipelineSettings, EnvSettings):
+    """PipelineSettings read from HAUL_PARCEL_* (a separate class, so that building the plain
+    model, as a workflow input's default does, never reads the environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="HAUL_PARCEL_")
 
 
 class IndexInput(BaseModel):
