@@ -21,7 +21,6 @@ import pytest
 from app.core.procs import pid_alive
 from app.domains import app_database
 from app.formats.generator import Edi210Spec, write_edi210
-from app.stack import cluster
 from app.stack.registry import ClusterRecord, Registry
 from app.stack.workers import start_worker, stop_worker
 
@@ -109,7 +108,7 @@ def test_the_temporal_cli_reads_the_written_profile(dev_cluster: ClusterRecord) 
         timeout=120,
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")},
-            "TEMPORAL_CONFIG_FILE": str(cluster.profile_file()),
+            "TEMPORAL_CONFIG_FILE": str(Registry().profile_file),
             "TEMPORAL_PROFILE": dev_cluster.name,
         },
     )

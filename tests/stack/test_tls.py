@@ -161,10 +161,10 @@ def _cert_for(name: str, ca: Path, ca_key: Path, out: Path) -> tuple[bytes, byte
 @contextmanager
 def _postgres_presenting(rec: ClusterRecord, cert: bytes, key: bytes) -> Iterator[None]:
     """Postgres serves another certificate until the block ends (SIGHUP reloads SSL files)."""
-    pgdata = rec.path / "pgdata"
+    pgdata = rec.pgdata
     crt_path, key_path = pgdata / "server.crt", pgdata / "server.key"
     saved = crt_path.read_bytes(), key_path.read_bytes()
-    log = rec.path / "logs" / "postgres.log"
+    log = rec.log("postgres")
 
     def reload() -> None:
         # The postmaster reloads asynchronously and logs each reload: wait for that line.
@@ -207,7 +207,7 @@ def test_temporal_server_itself_refuses_a_wrong_ca_or_host_name(
             other, _ = tls.generate_ca(tmp_path / "other", "not the cluster's CA")
             log = _boot_without_preflight(rec, _with_ca(spec, other), tmp_path / "server")
         else:
-            certs = cluster.tls_dir(rec)
+            certs = rec.tls_dir
             cert, key = _cert_for(
                 "db.invalid", certs / "ca.pem", certs / "ca-key.pem", tmp_path
             )
