@@ -14,6 +14,8 @@ How a phase change reaches the routers
     refreshes, and every RPC it sends carries a timeout that ends before its heartbeat goes
     stale (TTL): a router cut off from the database falls silent before the others stop
     waiting for it, so a dead router cannot act on an old decision either.
+    A step therefore takes effect within one refresh interval plus the longest call in flight
+    when it was announced; a router that died without leaving holds it up for at most the TTL.
 
 Where a new run goes (start, signal-with-start), per step; "lock" is a Postgres advisory lock
 on the ID held across the Temporal calls, "look up" is DescribeWorkflowExecution:

@@ -390,12 +390,14 @@ async def test_two_routers_a_step_apart_start_one_id_once(
             follower.start(GreetingWorkflow, GreetingInput(name="f", work_seconds=3), task)
         )
         await asyncio.sleep(1.0)
-        assert not follow.done(), "the follower must wait for the leader's decision"
+        follower_waited = not follow.done()
         release.set()
         a, b = await asyncio.gather(lead, follow)
+        # Exactly one run across both clusters, where the leader decided.
         expected = OLD if first == "guard" else NEW
         assert await landed(clients, wf_id) == {expected: 1, ({OLD, NEW} - {expected}).pop(): 0}
         assert (await a.result())["greeting"] == (await b.result())["greeting"]
+        assert follower_waited, "the follower must wait for the leader's decision"
 
 
 async def _at(r: ClusterRouter, stage: str) -> bool:
