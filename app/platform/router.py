@@ -83,8 +83,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.platform.client import workflow_type_name
-from app.platform.discovery import owner_of
+from app.platform.client import _task_queue, workflow_type_name
 from app.platform.ids import workflow_id
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import MigrationState, Phase, Step
@@ -125,15 +124,6 @@ class RouterStats:
         rpcs = sum(n for (s, o, _), n in self.extra_rpcs.items() if (s, o) == (stage, op))
         queries = sum(n for (s, o, _), n in self.db_queries.items() if (s, o) == (stage, op))
         return rpcs / calls, queries / calls
-
-
-def _task_queue(workflow_cls: Any, task_queue: str | None) -> str:
-    if task_queue:
-        return task_queue
-    owner = owner_of(workflow_cls)
-    if owner is None:
-        raise ValueError(f"{workflow_cls!r} has no registered task queue; pass task_queue=")
-    return owner.task_queue
 
 
 def _not_found(err: RPCError) -> bool:
@@ -324,6 +314,34 @@ class ClusterRouter:
     def id_for(self, workflow_cls: Any, task_identifier: str) -> str:
         return workflow_id(workflow_type_name(workflow_cls), task_identifier)
 
+    def _creator(
+        self,
+        workflow_cls: Any,
+        arg: Any,
+        task_identifier: str,
+        task_queue: str | None,
+        reuse: WorkflowIDReusePolicy,
+        kwargs: dict[str, Any],
+    ) -> tuple[str, str, Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]]]:
+        """Type, ID and the start-or-join call for one cluster, with haul's ID policies."""
+        wf_type = workflow_type_name(workflow_cls)
+        wf_id = workflow_id(wf_type, task_identifier)
+        queue = _task_queue(workflow_cls, task_queue)
+
+        async def create(client: Client) -> WorkflowHandle[Any, Any]:
+            return await client.start_workflow(
+                wf_type,
+                arg,
+                id=wf_id,
+                task_queue=queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=reuse,
+                rpc_timeout=self._rpc_timeout(),
+                **kwargs,
+            )
+
+        return wf_type, wf_id, create
+
     async def start(
         self,
         workflow_cls: Any,
@@ -337,22 +355,14 @@ class ClusterRouter:
 
         A task that succeeded raises WorkflowAlreadyStartedError, wherever it ran.
         """
-        wf_type = workflow_type_name(workflow_cls)
-        wf_id = workflow_id(wf_type, task_identifier)
-        queue = _task_queue(workflow_cls, task_queue)
-
-        async def create(client: Client) -> WorkflowHandle[Any, Any]:
-            return await client.start_workflow(
-                wf_type,
-                arg,
-                id=wf_id,
-                task_queue=queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                rpc_timeout=self._rpc_timeout(),
-                **kwargs,
-            )
-
+        wf_type, wf_id, create = self._creator(
+            workflow_cls,
+            arg,
+            task_identifier,
+            task_queue,
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            kwargs,
+        )
         async with self._call("start") as call:
             return await self._place(call, wf_id, wf_type, create, join=None)
 
@@ -368,23 +378,14 @@ class ClusterRouter:
         **kwargs: Any,
     ) -> WorkflowHandle[Any, Any]:
         """Signal an entity where it is open, or start a new run with the signal."""
-        wf_type = workflow_type_name(workflow_cls)
-        wf_id = workflow_id(wf_type, entity_key)
-        queue = _task_queue(workflow_cls, task_queue)
-
-        async def create(client: Client) -> WorkflowHandle[Any, Any]:
-            return await client.start_workflow(
-                wf_type,
-                arg,
-                id=wf_id,
-                task_queue=queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                start_signal=signal,
-                start_signal_args=[signal_arg],
-                rpc_timeout=self._rpc_timeout(),
-                **kwargs,
-            )
+        wf_type, wf_id, create = self._creator(
+            workflow_cls,
+            arg,
+            entity_key,
+            task_queue,
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            {**kwargs, "start_signal": signal, "start_signal_args": [signal_arg]},
+        )
 
         async def join(handle: WorkflowHandle[Any, Any]) -> None:
             await handle.signal(signal, signal_arg, rpc_timeout=self._rpc_timeout())
