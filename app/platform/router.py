@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import psycopg
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -262,6 +263,30 @@ class ClusterRouter:
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def _lock_id(self, wf_id: str) -> psycopg.Connection[Any]:
+        """Take the ID's lock; a caller cancelled meanwhile still gets it released."""
+        assert self.store is not None
+        store = self.store
+        taking = asyncio.get_running_loop().run_in_executor(self._executor, store.lock_id, wf_id)
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+
+            def release(done: asyncio.Future[psycopg.Connection[Any]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._executor.submit(store.unlock_id, done.result(), wf_id)
+
+            taking.add_done_callback(release)
+            raise
+
+    async def _unlock_id(self, conn: psycopg.Connection[Any], wf_id: str) -> None:
+        """Release the ID's lock even if the caller is cancelled while it is released."""
+        assert self.store is not None
+        releasing = asyncio.get_running_loop().run_in_executor(
+            self._executor, self.store.unlock_id, conn, wf_id
+        )
+        await asyncio.shield(releasing)
+
     # -- call bookkeeping -----------------------------------------------------------------
 
     @asynccontextmanager
@@ -410,7 +435,7 @@ class ClusterRouter:
         conn = None
         if view.step in _LOCKED:
             assert self.store is not None
-            conn = await self._db(self.store.lock_id, wf_id)
+            conn = await self._lock_id(wf_id)
             self._query(call, "lock")
         try:
             if view.step is Step.GUARD:
@@ -455,8 +480,7 @@ class ClusterRouter:
             return await create(self.clients[target])
         finally:
             if conn is not None:
-                assert self.store is not None
-                await self._db(self.store.unlock_id, conn, wf_id)
+                await self._unlock_id(conn, wf_id)
                 self._query(call, "unlock")
 
     async def _describe(

@@ -475,3 +475,93 @@ async def test_a_stale_view_is_refreshed_before_a_call(
 def test_routers_unknown_cluster_is_refused() -> None:
     with pytest.raises(ValueError, match="no client for cluster 'x'"):
         ClusterRouter({}, None, cluster="x")
+
+
+async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        await walk(store, clients, "routing:guard")
+        task = fresh()
+        decided, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(op: str, target_id: str, cluster_name: str) -> None:
+            if not release.is_set():
+                decided.set()
+                await release.wait()
+
+        r.decision_hook = hold
+        holder = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="h"), task))
+        await asyncio.wait_for(decided.wait(), 10)
+        waiter = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="w"), task))
+        await asyncio.sleep(0.5)
+        waiter.cancel()
+        release.set()
+        await holder
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        # The lock the cancelled waiter took afterwards was released: the next call proceeds.
+        await asyncio.wait_for(r.start(GreetingWorkflow, GreetingInput(name="n"), task), 10)
+        assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+
+
+async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        on_old = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="o", work_seconds=20), on_old)
+        await walk(store, clients, "routing:lookup")
+        on_new = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="n", work_seconds=20), on_new)
+
+        both_new = await step(store, Action.ABORT)
+        assert both_new.stage == "routing:both_new"
+        late_new = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="x"), late_new)
+        assert r.stats.per_call("routing:both_new", "start") == (2, 2)
+
+        both_old = await step(store, Action.ABORT)
+        assert both_old.stage == "routing:both_old"
+        back_old = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="y"), back_old)
+        # Runs open on either cluster are joined where they are, whatever the step's target.
+        for task in (on_old, on_new):
+            await r.start(GreetingWorkflow, GreetingInput(name="again"), task)
+
+        swapped = await step(store, Action.ABORT)
+        assert (swapped.old, swapped.new, swapped.stage) == (NEW, OLD, "routing:lookup")
+        swapped_task = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="z"), swapped_task)
+        await r.start(GreetingWorkflow, GreetingInput(name="again"), on_new)
+
+        expected = {
+            on_old: OLD,
+            on_new: NEW,
+            late_new: NEW,
+            back_old: OLD,
+            swapped_task: OLD,
+        }
+        for task, name in expected.items():
+            other = NEW if name == OLD else OLD
+            assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {name: 1, other: 0}
+        for task in (on_old, on_new):
+            await r.cancel(GreetingWorkflow, task)
+
+
+async def test_transitions_are_recorded_with_who_why_and_when(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store):
+        await walk(store, clients, "routing:claim")
+    rows = store.history()
+    assert [(r["from_phase"], r["to_phase"]) for r in rows] == [
+        ("single", "dual"),
+        ("dual", "routing:guard"),
+        ("routing:guard", "routing:claim"),
+    ]
+    assert [r["version"] for r in rows] == [1, 2, 3]
+    assert {r["actor"] for r in rows} == {"test"}
+    assert rows[1]["reason"] == "test route"
+    assert set(store.began()) == {"dual", "routing:guard", "routing:claim"}
+    assert store.routers() == []
