@@ -1,0 +1,576 @@
+"""ClusterRouter: every start, signal, query and cancel by deterministic ID, across a migration.
+
+Temporal keeps one open run per workflow ID only inside one cluster, and routers learn of a
+phase change one by one. The router keeps two promises across both clusters anyway:
+(I1) at most one open run per ID; (I2) a task that succeeded is not run again.
+
+How a phase change reaches the routers
+    Each router re-reads the state every `refresh_seconds` and heartbeats the version it
+    acknowledges. It acknowledges version v only once no call it began under an older version
+    is still running (in-flight calls are counted per version), so "every live router acked v"
+    means no call anywhere still acts on an older decision. A transition is announced only when
+    the current version is in effect, so at most two adjacent steps are ever live together.
+    A router whose last successful refresh is older than its lease refuses new calls until it
+    refreshes, and every RPC it sends carries a timeout that ends before its heartbeat goes
+    stale (TTL): a router cut off from the database falls silent before the others stop
+    waiting for it, so a dead router cannot act on an old decision either.
+    A step therefore takes effect within one refresh interval plus the longest call in flight
+    when it was announced; a router that died without leaving holds it up for at most the TTL.
+
+Where a new run goes (start, signal-with-start), per step; "lock" is a Postgres advisory lock
+on the ID held across the Temporal calls, "look up" is DescribeWorkflowExecution:
+    single, dual   the old cluster, as before (no extra RPC, no query).
+    routing:guard  lock; if the ID was claimed for the new cluster go there, else old.
+    routing:claim  lock; look up on old: open -> join/signal there; a succeeded task -> not
+                   run again; otherwise claim the ID for new and start there.
+    routing:lookup, draining, drained
+                   no lock: look up on old as above; otherwise start on new.
+    abort: both_new / both_old
+                   lock; look up on old and new: open -> there; succeeded task -> not again;
+                   otherwise start on new / on old. Then the roles swap (routing:lookup back).
+
+Why each pair of neighbouring steps keeps I1 and I2
+    dual + guard: both start on old (no claim exists before routing:claim is announced).
+    guard + claim: the only steps that start on different clusters, and both hold the ID's
+        lock from decision to start. A claim router that finds old empty writes its claim
+        before it starts on new; a guard router reads claims under the same lock. So either
+        the guard's run exists on old before the lookup (join it), or the claim exists
+        before the guard decides (go new).
+    claim + lookup: neither ever creates a run on old, and both start on new only after
+        seeing no open run and no succeeded task on old. Runs on old are made only by guard
+        and dual routers, and none of their calls is in flight once `claim` is in effect.
+        A join never creates: a task joins by returning the open run's handle, and an entity
+        is signalled there without a run ID, so a continued-as-new chain is followed and a
+        signal that finds the run closed falls back to signal-with-start on new: the event
+        went nowhere else, so it is processed once.
+    lookup + draining + drained: the same rule.
+    drained + single(new): both start only on new.
+    Abort: lookup/draining + both_new start only on new; both_new + both_old and claim +
+        both_old decide under the ID's lock, each after looking where the other starts;
+        both_old + (swapped) lookup start only on old.
+    I2 holds on the cluster a run is started on through ALLOW_DUPLICATE_FAILED_ONLY, and on the
+    other cluster through the look-up. A succeeded task raises WorkflowAlreadyStartedError in
+    every phase, as the server does inside one cluster.
+
+Signal, query, cancel go where the ID has an open run: old first while dual/routing/draining,
+new first once drained. Nothing is cached: a cached "not on old" would go stale when a guard
+router starts the ID there, and a cached "open on old" when the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import psycopg
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from app.platform.client import _task_queue, workflow_type_name
+from app.platform.ids import workflow_id
+from app.platform.migration_state import MigrationStore
+from app.platform.phases import MigrationState, Phase, Step
+
+log = logging.getLogger("haul.router")
+
+T = TypeVar("T")
+# Test hook, awaited after a new run's placement is decided and before it is acted on:
+# (operation, workflow ID, cluster name).
+DecisionHook = Callable[[str, str, str], Awaitable[None]]
+
+_LOCKED = (Step.GUARD, Step.CLAIM, Step.BOTH_NEW, Step.BOTH_OLD)
+# Seconds kept between an RPC's deadline and the moment other routers stop waiting for us.
+_FENCE_MARGIN = 1.0
+
+
+class RouterStaleError(RuntimeError):
+    """The router could not refresh the migration state in time, so it will not route."""
+
+
+@dataclass
+class RouterStats:
+    """What routing cost, keyed by stage (`routing:claim`) and operation (`start`).
+
+    `extra_rpcs` and `db_queries` add the kind (`describe-old`, `lock` ...): the calls a
+    single-cluster client would not make.
+    """
+
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    extra_rpcs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    db_queries: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def per_call(self, stage: str, op: str) -> tuple[float, float]:
+        """Mean extra RPCs and database queries per call of `op` at `stage`."""
+        calls = self.calls[(stage, op)]
+        if not calls:
+            return 0.0, 0.0
+        rpcs = sum(n for (s, o, _), n in self.extra_rpcs.items() if (s, o) == (stage, op))
+        queries = sum(n for (s, o, _), n in self.db_queries.items() if (s, o) == (stage, op))
+        return rpcs / calls, queries / calls
+
+
+def _not_found(err: RPCError) -> bool:
+    return err.status == RPCStatusCode.NOT_FOUND
+
+
+@dataclass
+class _Call:
+    """One routed call: the view it began under and the stats key."""
+
+    view: MigrationState
+    op: str
+
+    @property
+    def stage(self) -> str:
+        return self.view.stage
+
+
+class ClusterRouter:
+    """Routes calls by deterministic workflow ID to the cluster that should serve them.
+
+    `clients` maps cluster name to a connected Client (built by the caller). Without a
+    `store` the router serves `cluster` alone and never touches a database.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, Client],
+        store: MigrationStore | None = None,
+        *,
+        cluster: str,
+        refresh_seconds: float = 1.0,
+        lease_seconds: float | None = None,
+        router_id: str | None = None,
+    ) -> None:
+        if cluster not in clients:
+            raise ValueError(f"no client for cluster {cluster!r}; have {sorted(clients)}")
+        self.clients = dict(clients)
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        ttl = store.ttl_seconds if store else 0.0
+        self.lease_seconds = lease_seconds if lease_seconds is not None else ttl / 3
+        if store and not 0 < self.lease_seconds < ttl - _FENCE_MARGIN:
+            raise ValueError(
+                f"lease {self.lease_seconds}s must be under the store's TTL {ttl}s "
+                f"minus {_FENCE_MARGIN}s"
+            )
+        self.router_id = router_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.stats = RouterStats()
+        self.decision_hook: DecisionHook | None = None
+        self._view = MigrationState(old=cluster)
+        self._inflight: Counter[int] = Counter()
+        self._refreshed_at = -float("inf")
+        self._task: asyncio.Task[None] | None = None
+        # Database work blocks (psycopg_pool); an ID lock wait must not starve the loop's
+        # default executor, so the router brings its own.
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(2, store.db.size) if store else 1, thread_name_prefix="router-db"
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> ClusterRouter:
+        """Read the state, register this router, and keep both fresh in the background."""
+        if self.store is not None and self._task is None:
+            await self.refresh()
+            self._task = asyncio.create_task(self._refresh_loop(), name="router-refresh")
+        return self
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            if self.store is not None:
+                await self._db(self.store.forget_router, self.router_id)
+        self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> ClusterRouter:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def state(self) -> MigrationState:
+        """The state new calls are routed by."""
+        return self._view
+
+    @property
+    def acked_version(self) -> int:
+        """The newest version no in-flight call of this router predates."""
+        return min([self._view.version, *self._inflight])
+
+    async def refresh(self) -> MigrationState:
+        """Re-read the state and heartbeat this router's acknowledgement (two queries)."""
+        assert self.store is not None
+        began = time.monotonic()
+        state = await self._db(self.store.read)
+        if state is not None and state.version != self._view.version:
+            unknown = [c for c in (state.old, state.new) if c and c not in self.clients]
+            if unknown:
+                # Never acknowledge a state we cannot serve: the transition stays not in effect.
+                log.error(
+                    "router has no client for cluster(s) %s; staying at %s",
+                    unknown,
+                    self._view.stage,
+                )
+            else:
+                log.info(
+                    "router %s: %s -> %s (version %s)",
+                    self.router_id,
+                    self._view.stage,
+                    state.stage,
+                    state.version,
+                )
+                self._view = state
+        await self._db(
+            self.store.heartbeat,
+            self.router_id,
+            socket.gethostname(),
+            os.getpid(),
+            self.acked_version,
+        )
+        self._refreshed_at = began
+        return self._view
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            try:
+                await self.refresh()
+            except Exception:
+                log.warning("router could not refresh the migration state", exc_info=True)
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _lock_id(self, wf_id: str) -> psycopg.Connection[Any]:
+        """Take the ID's lock; a caller cancelled meanwhile still gets it released."""
+        assert self.store is not None
+        store = self.store
+        taking = asyncio.get_running_loop().run_in_executor(self._executor, store.lock_id, wf_id)
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+
+            def release(done: asyncio.Future[psycopg.Connection[Any]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._executor.submit(store.unlock_id, done.result(), wf_id)
+
+            taking.add_done_callback(release)
+            raise
+
+    async def _unlock_id(self, conn: psycopg.Connection[Any], wf_id: str) -> None:
+        """Release the ID's lock even if the caller is cancelled while it is released."""
+        assert self.store is not None
+        releasing = asyncio.get_running_loop().run_in_executor(
+            self._executor, self.store.unlock_id, conn, wf_id
+        )
+        await asyncio.shield(releasing)
+
+    # -- call bookkeeping -----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _call(self, op: str) -> AsyncIterator[_Call]:
+        if self.store is not None and time.monotonic() - self._refreshed_at > self.lease_seconds:
+            try:
+                await self.refresh()
+            except Exception as err:
+                raise RouterStaleError(
+                    f"router {self.router_id} could not read the migration state for "
+                    f"{self.lease_seconds:.1f}s; check the app database"
+                ) from err
+            self.stats.db_queries[(self._view.stage, op, "lease-refresh")] += 2
+        call = _Call(self._view, op)
+        self._inflight[call.view.version] += 1
+        self.stats.calls[(call.stage, op)] += 1
+        try:
+            yield call
+        finally:
+            self._inflight[call.view.version] -= 1
+            if not self._inflight[call.view.version]:
+                del self._inflight[call.view.version]
+
+    def _rpc_timeout(self) -> timedelta | None:
+        """Time left before other routers would stop waiting for this one (the fence)."""
+        if self.store is None:
+            return None
+        left = self._refreshed_at + self.store.ttl_seconds - _FENCE_MARGIN - time.monotonic()
+        if left <= 0:
+            raise RouterStaleError(
+                f"router {self.router_id} has not heartbeated within its TTL; not routing"
+            )
+        return timedelta(seconds=left)
+
+    async def _decided(self, call: _Call, wf_id: str, cluster: str) -> None:
+        if self.decision_hook is not None:
+            await self.decision_hook(call.op, wf_id, cluster)
+
+    def _extra(self, call: _Call, kind: str) -> None:
+        self.stats.extra_rpcs[(call.stage, call.op, kind)] += 1
+
+    def _query(self, call: _Call, kind: str, n: int = 1) -> None:
+        self.stats.db_queries[(call.stage, call.op, kind)] += n
+
+    def _role(self, call: _Call, cluster: str) -> str:
+        return "old" if cluster == call.view.old else "new"
+
+    # -- the operations -------------------------------------------------------------------
+
+    def id_for(self, workflow_cls: Any, task_identifier: str) -> str:
+        return workflow_id(workflow_type_name(workflow_cls), task_identifier)
+
+    def _creator(
+        self,
+        workflow_cls: Any,
+        arg: Any,
+        task_identifier: str,
+        task_queue: str | None,
+        reuse: WorkflowIDReusePolicy,
+        kwargs: dict[str, Any],
+    ) -> tuple[str, str, Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]]]:
+        """Type, ID and the start-or-join call for one cluster, with haul's ID policies."""
+        wf_type = workflow_type_name(workflow_cls)
+        wf_id = workflow_id(wf_type, task_identifier)
+        queue = _task_queue(workflow_cls, task_queue)
+
+        async def create(client: Client) -> WorkflowHandle[Any, Any]:
+            return await client.start_workflow(
+                wf_type,
+                arg,
+                id=wf_id,
+                task_queue=queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=reuse,
+                rpc_timeout=self._rpc_timeout(),
+                **kwargs,
+            )
+
+        return wf_type, wf_id, create
+
+    async def start(
+        self,
+        workflow_cls: Any,
+        arg: Any,
+        task_identifier: str,
+        *,
+        task_queue: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any, Any]:
+        """Start a task workflow, or join the run already open under its ID on either cluster.
+
+        A task that succeeded raises WorkflowAlreadyStartedError, wherever it ran.
+        """
+        wf_type, wf_id, create = self._creator(
+            workflow_cls,
+            arg,
+            task_identifier,
+            task_queue,
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            kwargs,
+        )
+        async with self._call("start") as call:
+            return await self._place(call, wf_id, wf_type, create, join=None)
+
+    async def signal_with_start(
+        self,
+        workflow_cls: Any,
+        arg: Any,
+        entity_key: str,
+        signal: str,
+        signal_arg: Any,
+        *,
+        task_queue: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any, Any]:
+        """Signal an entity where it is open, or start a new run with the signal."""
+        wf_type, wf_id, create = self._creator(
+            workflow_cls,
+            arg,
+            entity_key,
+            task_queue,
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            {**kwargs, "start_signal": signal, "start_signal_args": [signal_arg]},
+        )
+
+        async def join(handle: WorkflowHandle[Any, Any]) -> None:
+            await handle.signal(signal, signal_arg, rpc_timeout=self._rpc_timeout())
+
+        async with self._call("signal_with_start") as call:
+            return await self._place(call, wf_id, wf_type, create, join=join)
+
+    async def _place(
+        self,
+        call: _Call,
+        wf_id: str,
+        wf_type: str,
+        create: Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]],
+        join: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]] | None,
+    ) -> WorkflowHandle[Any, Any]:
+        """Put a new run (or join an open one) where the current step says; see the docstring."""
+        view = call.view
+        if view.phase in (Phase.SINGLE, Phase.DUAL):
+            await self._decided(call, wf_id, view.old)
+            return await create(self.clients[view.old])
+        assert view.new is not None
+        conn = None
+        if view.step in _LOCKED:
+            assert self.store is not None
+            conn = await self._lock_id(wf_id)
+            self._query(call, "lock")
+        try:
+            if view.step is Step.GUARD:
+                assert conn is not None and self.store is not None
+                claimed = await self._db(self.store.claimed_cluster, conn, wf_id)
+                self._query(call, "claim-read")
+                target = view.new if claimed == view.new else view.old
+                await self._decided(call, wf_id, target)
+                return await create(self.clients[target])
+            look = (
+                [view.old, view.new] if view.step in (Step.BOTH_NEW, Step.BOTH_OLD) else [view.old]
+            )
+            for cluster in look:
+                desc = await self._describe(call, cluster, wf_id)
+                if desc is None:
+                    continue
+                client = self.clients[cluster]
+                if desc.status == WorkflowExecutionStatus.RUNNING:
+                    await self._decided(call, wf_id, cluster)
+                    # No run ID: a run that continued as new is followed, never re-created.
+                    handle = client.get_workflow_handle(wf_id)
+                    if join is None:
+                        return handle
+                    try:
+                        await join(handle)
+                        return handle
+                    except RPCError as err:
+                        if not _not_found(err):
+                            raise
+                        # It closed between the look-up and the signal: start it afresh.
+                        self._extra(call, f"signal-{self._role(call, cluster)}-closed")
+                        break
+                if desc.status == WorkflowExecutionStatus.COMPLETED and join is None:
+                    await self._decided(call, wf_id, cluster)
+                    raise WorkflowAlreadyStartedError(wf_id, wf_type, run_id=desc.run_id)
+            target = view.old if view.step is Step.BOTH_OLD else view.new
+            if view.step is Step.CLAIM:
+                assert conn is not None and self.store is not None
+                await self._db(self.store.claim, conn, wf_id, target, view.version)
+                self._query(call, "claim-write")
+            await self._decided(call, wf_id, target)
+            return await create(self.clients[target])
+        finally:
+            if conn is not None:
+                await self._unlock_id(conn, wf_id)
+                self._query(call, "unlock")
+
+    async def _describe(
+        self, call: _Call, cluster: str, wf_id: str
+    ) -> WorkflowExecutionDescription | None:
+        self._extra(call, f"describe-{self._role(call, cluster)}")
+        try:
+            return (
+                await self.clients[cluster]
+                .get_workflow_handle(wf_id)
+                .describe(rpc_timeout=self._rpc_timeout())
+            )
+        except RPCError as err:
+            if _not_found(err):
+                return None
+            raise
+
+    def _search_order(self, view: MigrationState) -> list[str]:
+        """Where an existing run may be, most likely first."""
+        if view.phase in (Phase.SINGLE, Phase.DUAL) or view.new is None:
+            return [view.old]
+        if view.phase is Phase.DRAINED:
+            return [view.new, view.old]
+        return [view.old, view.new]
+
+    async def _on_open_run(
+        self,
+        call: _Call,
+        wf_id: str,
+        act: Callable[[WorkflowHandle[Any, Any]], Awaitable[T]],
+    ) -> T:
+        """Act on the ID where its run is open; an act that finds it closed tries the next."""
+        order = self._search_order(call.view)
+        for i, cluster in enumerate(order):
+            if i:
+                self._extra(call, f"{call.op}-{self._role(call, cluster)}")
+            try:
+                return await act(self.clients[cluster].get_workflow_handle(wf_id))
+            except RPCError as err:
+                if not _not_found(err) or i == len(order) - 1:
+                    raise
+        raise AssertionError("unreachable: the search order is never empty")
+
+    async def signal(self, workflow_cls: Any, task_identifier: str, signal: str, arg: Any) -> None:
+        """Signal the open run of a workflow by its deterministic ID."""
+        wf_id = self.id_for(workflow_cls, task_identifier)
+        async with self._call("signal") as call:
+            await self._on_open_run(
+                call, wf_id, lambda h: h.signal(signal, arg, rpc_timeout=self._rpc_timeout())
+            )
+
+    async def cancel(self, workflow_cls: Any, task_identifier: str) -> None:
+        """Request cancellation of the open run of a workflow by its deterministic ID."""
+        wf_id = self.id_for(workflow_cls, task_identifier)
+        async with self._call("cancel") as call:
+            await self._on_open_run(
+                call, wf_id, lambda h: h.cancel(rpc_timeout=self._rpc_timeout())
+            )
+
+    async def query(
+        self, workflow_cls: Any, task_identifier: str, query: str, *, result_type: Any = None
+    ) -> Any:
+        """Query the run of a workflow by ID: the open one, else the latest closed one."""
+        wf_id = self.id_for(workflow_cls, task_identifier)
+        async with self._call("query") as call:
+            cluster, handle = await self._locate(call, wf_id)
+            return await handle.query(
+                query, result_type=result_type, rpc_timeout=self._rpc_timeout()
+            )
+
+    async def handle(
+        self, workflow_cls: Any, task_identifier: str
+    ) -> tuple[str, WorkflowHandle[Any, Any]]:
+        """The cluster that holds the ID now (open there, else its latest closed run)."""
+        wf_id = self.id_for(workflow_cls, task_identifier)
+        async with self._call("handle") as call:
+            return await self._locate(call, wf_id)
+
+    async def _locate(self, call: _Call, wf_id: str) -> tuple[str, WorkflowHandle[Any, Any]]:
+        order = self._search_order(call.view)
+        if len(order) == 1:
+            return order[0], self.clients[order[0]].get_workflow_handle(wf_id)
+        found: str | None = None
+        for cluster in order:
+            desc = await self._describe(call, cluster, wf_id)
+            if desc is None:
+                continue
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                return cluster, self.clients[cluster].get_workflow_handle(wf_id)
+            found = found or cluster
+        # Closed everywhere (or nowhere): the most likely cluster answers, as the SDK would.
+        cluster = found or order[0]
+        return cluster, self.clients[cluster].get_workflow_handle(wf_id)

@@ -1,0 +1,567 @@
+"""ClusterRouter on two real dev clusters and the real app database, with the races forced.
+
+Each test starts from no migration row, walks the phases through the state store (waiting, as
+`haul migrate` does, for each version to be in effect) and checks, on both clusters' own
+records, where runs landed and that no ID ever had two runs at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from app.core.database import Database
+from app.core.migrate import migrate
+from app.core.settings import Settings
+from app.domains.sample import TASK_QUEUE
+from app.domains.sample.models import GreetingInput, LedgerBatch
+from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
+from app.platform import migration_checks
+from app.platform.client import connect
+from app.platform.discovery import Discovered, TaskQueueRegistration, discover
+from app.platform.history import run_ids, scheduled_activity_inputs
+from app.platform.migration_state import MigrationStore
+from app.platform.phases import (
+    Action,
+    Facts,
+    MigrationState,
+    Phase,
+    TransitionRefusedError,
+    transition,
+)
+from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.router import ClusterRouter
+from app.platform.worker import build_workers
+from app.stack import cluster
+from app.stack.registry import ClusterRecord
+
+OLD, NEW = "rt-old", "rt-new"
+
+
+@pytest.fixture(scope="module")
+def records() -> Iterator[dict[str, ClusterRecord]]:
+    recs: dict[str, ClusterRecord] = {}
+    try:
+        for name in (OLD, NEW):
+            recs[name] = cluster.up(name, "dev", headless=True)
+        migrate(recs[OLD].dsn())
+        yield recs
+    finally:
+        for name in recs:
+            cluster.down(name, purge=True)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def clients(records: dict[str, ClusterRecord]) -> AsyncIterator[dict[str, Client]]:
+    """A client and a sample worker (built by build_workers) per cluster."""
+    conns = {n: await connect(n, config_file=str(cluster.profile_file())) for n in records}
+    workers = [
+        w
+        for c in conns.values()
+        for w in build_workers(c, discover(["app.domains.sample"]), Settings(), [TASK_QUEUE])
+    ]
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield conns
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*runs, return_exceptions=True)
+
+
+@pytest.fixture
+def store(records: dict[str, ClusterRecord]) -> Iterator[MigrationStore]:
+    """The state store on a clean slate: no migration row, no routers, no claims."""
+    db = Database(records[OLD].dsn())
+    with db.connect() as conn:
+        conn.execute(
+            "truncate cluster_migration, cluster_migration_history, cluster_routers, cluster_claims"
+        )
+    try:
+        yield MigrationStore(db)
+    finally:
+        db.close()
+
+
+@asynccontextmanager
+async def router(
+    clients: dict[str, Client], store: MigrationStore | None, refresh: float = 0.1
+) -> AsyncIterator[ClusterRouter]:
+    async with ClusterRouter(clients, store, cluster=OLD, refresh_seconds=refresh) as r:
+        yield r
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def step(store: MigrationStore, action: Action, **kw: object) -> MigrationState:
+    """Announce a transition and wait until every live router has acknowledged it."""
+    state = store.announce(action, actor="test", reason=f"test {action}", **kw)  # type: ignore[arg-type]
+    await wait_for(
+        lambda: asyncio.to_thread(store.in_effect, state.version), f"{state.stage} in effect"
+    )
+    return state
+
+
+NEXT = {
+    "dual": Action.ROUTE,
+    "routing:guard": Action.ROUTE,
+    "routing:claim": Action.ROUTE,
+    "routing:lookup": Action.DRAIN,
+    "draining": Action.MARK_DRAINED,
+    "drained": Action.FINISH,
+}
+
+
+async def walk(store: MigrationStore, clients: dict[str, Client], to: str) -> MigrationState:
+    """From where the migration is to the stage `to`, each step in effect before the next."""
+    state = store.read()
+    if state is None:
+        state = await step(store, Action.START, old_cluster=OLD, new_cluster=NEW)
+    while state.stage != to:
+        action = NEXT[state.stage]
+        if action is Action.MARK_DRAINED:
+            await wait_for(lambda: drained(clients[OLD]), f"{OLD} drained")
+            state = await step(store, action, facts=Facts(open_on_old=0))
+        else:
+            state = await step(store, action)
+    return state
+
+
+async def drained(client: Client) -> bool:
+    return await migration_checks.open_workflows(client) == 0
+
+
+async def runs_on(client: Client, wf_id: str) -> list[WorkflowExecutionStatus | None]:
+    """Statuses of every run of the ID on one cluster, from its visibility and describe."""
+    out = []
+    for run in await run_ids(client, wf_id):
+        out.append((await client.get_workflow_handle(wf_id, run_id=run).describe()).status)
+    return out
+
+
+async def landed(clients: dict[str, Client], wf_id: str) -> dict[str, int]:
+    """How many runs of the ID each cluster holds (waiting out visibility lag for one)."""
+    counts: dict[str, int] = {}
+
+    async def seen() -> bool:
+        counts.clear()
+        counts.update({n: len(await run_ids(c, wf_id)) for n, c in clients.items()})
+        return sum(counts.values()) > 0
+
+    await wait_for(seen, f"a run of {wf_id}")
+    return counts
+
+
+async def processed(client: Client, wf_id: str) -> Counter[str]:
+    """Event IDs in every process_ledger_batch input of every run of the ID on one cluster."""
+    seen: Counter[str] = Counter()
+    for run in await run_ids(client, wf_id):
+        for batch in await scheduled_activity_inputs(
+            client, wf_id, run, "process_ledger_batch", LedgerBatch
+        ):
+            seen.update(batch.event_ids)
+    return seen
+
+
+async def closed(client: Client, wf_id: str) -> None:
+    async def done() -> bool:
+        desc = await client.get_workflow_handle(wf_id).describe()
+        return desc.status != WorkflowExecutionStatus.RUNNING
+
+    await wait_for(done, f"{wf_id} closed")
+
+
+def entity(key: str, work_seconds: float = 0.0) -> EntityInput:
+    return EntityInput(entity_key=key, state={"work_seconds": work_seconds})
+
+
+async def send(r: ClusterRouter, key: str, event_id: str, work_seconds: float = 0.0) -> str:
+    handle = await r.signal_with_start(
+        LedgerEntityWorkflow, entity(key, work_seconds), key, EVENT_SIGNAL, EntityEvent(event_id)
+    )
+    return handle.id
+
+
+def fresh() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+# -- the checks that need a live cluster ----------------------------------------------------
+
+
+async def test_preconditions_read_from_live_clusters(clients: dict[str, Client]) -> None:
+    sample = discover(["app.domains.sample"])
+    # Workers just started: their first polls reach the server within a moment.
+    await wait_for(lambda: _none_missing(clients[NEW], sample), "sample polled on the new cluster")
+    unpolled = Discovered()
+    unpolled.queues["nobody-polls-this"] = TaskQueueRegistration(
+        "nobody-polls-this", workflows=[GreetingWorkflow]
+    )
+    assert await migration_checks.missing_pollers(clients[NEW], unpolled) == [
+        "nobody-polls-this (workflow)"
+    ]
+    assert await migration_checks.missing_namespaces(clients[NEW], {"haul": []}) == []
+    missing = await migration_checks.missing_namespaces(
+        clients[NEW], {"no-such-ns": [], "haul": ["NoSuchAttribute"]}
+    )
+    assert missing == ["haul:NoSuchAttribute", "no-such-ns"]
+    facts = await migration_checks.facts(clients[OLD], clients[NEW], unpolled, {"haul": []})
+    dual = MigrationState(old=OLD, new=NEW, phase=Phase.DUAL)
+    with pytest.raises(TransitionRefusedError, match="no worker polls nobody-polls-this"):
+        transition(dual, Action.ROUTE, facts)
+
+
+async def _none_missing(client: Client, discovered: Discovered) -> bool:
+    return await migration_checks.missing_pollers(client, discovered) == []
+
+
+# -- where calls land -----------------------------------------------------------------------
+
+
+async def test_one_cluster_adds_no_rpc_and_no_query(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    for st in (None, store):
+        async with router(clients, st, refresh=3600) as r:
+            key, task = fresh(), fresh()
+            await send(r, key, "e1")
+            await (await r.start(GreetingWorkflow, GreetingInput(name="x"), task)).result()
+            await r.query(LedgerEntityWorkflow, key, "pending")
+            assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+            assert await landed(clients, r.id_for(LedgerEntityWorkflow, key)) == {OLD: 1, NEW: 0}
+            assert r.stats.calls[("single", "start")] == 1
+            assert not r.stats.extra_rpcs and not r.stats.db_queries
+
+
+@pytest.mark.parametrize(
+    ("stage", "starts_on", "rpcs", "queries"),
+    [
+        ("dual", OLD, 0, 0),
+        ("routing:guard", OLD, 0, 3),
+        ("routing:claim", NEW, 1, 3),
+        ("routing:lookup", NEW, 1, 0),
+        ("draining", NEW, 1, 0),
+        ("drained", NEW, 1, 0),
+        ("single", NEW, 0, 0),
+    ],
+)
+async def test_new_work_lands_per_phase(
+    clients: dict[str, Client],
+    store: MigrationStore,
+    stage: str,
+    starts_on: str,
+    rpcs: int,
+    queries: int,
+) -> None:
+    async with router(clients, store) as r:
+        # An entity and a long task opened on the old cluster before the migration began.
+        old_key, old_task = fresh(), fresh()
+        await send(r, old_key, "before", work_seconds=0.5)
+        slow = await r.start(GreetingWorkflow, GreetingInput(name="slow", work_seconds=4), old_task)
+        state = await walk(store, clients, stage)
+        assert r.state.stage == stage
+        key, task = fresh(), fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="n"), task)
+        await send(r, key, "e1")
+        other = NEW if starts_on == OLD else OLD
+        for wf_id in (r.id_for(GreetingWorkflow, task), r.id_for(LedgerEntityWorkflow, key)):
+            assert await landed(clients, wf_id) == {starts_on: 1, other: 0}
+        assert r.stats.per_call(stage, "start") == (rpcs, queries)
+        if state.phase.value in ("dual", "routing"):
+            # The task still open on old is joined there, not started again on new.
+            joined = await r.start(GreetingWorkflow, GreetingInput(name="slow"), old_task)
+            assert (await joined.result())["greeting"] == "Hello, slow!"
+            assert await landed(clients, slow.id) == {OLD: 1, NEW: 0}
+
+
+async def test_signal_query_cancel_go_where_the_run_is_open(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        on_old, on_new = fresh(), fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="o", work_seconds=30), on_old)
+        await walk(store, clients, "routing:lookup")
+        await r.start(GreetingWorkflow, GreetingInput(name="n", work_seconds=30), on_new)
+        where = {t: (await r.handle(GreetingWorkflow, t))[0] for t in (on_old, on_new)}
+        assert where == {on_old: OLD, on_new: NEW}
+        await r.cancel(GreetingWorkflow, on_old)
+        await r.cancel(GreetingWorkflow, on_new)
+        for name, task in ((OLD, on_old), (NEW, on_new)):
+            wf_id = r.id_for(GreetingWorkflow, task)
+            await closed(clients[name], wf_id)
+            assert await runs_on(clients[name], wf_id) == [WorkflowExecutionStatus.CANCELED]
+        # An entity open on the new cluster is signalled and queried there.
+        key = fresh()
+        await send(r, key, "e1", work_seconds=3)
+        await r.signal(LedgerEntityWorkflow, key, EVENT_SIGNAL, EntityEvent("e2"))
+        assert await r.query(LedgerEntityWorkflow, key, "pending", result_type=int) >= 0
+        assert r.stats.extra_rpcs[("routing:lookup", "signal", "signal-new")] == 1
+        assert r.stats.extra_rpcs[("routing:lookup", "cancel", "cancel-new")] == 1
+        await closed(clients[NEW], r.id_for(LedgerEntityWorkflow, key))
+        assert await processed(clients[NEW], r.id_for(LedgerEntityWorkflow, key)) == Counter(
+            {"e1": 1, "e2": 1}
+        )
+
+
+async def test_a_task_that_succeeded_on_old_is_not_run_again_but_a_failed_one_is_redriven(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        done, failed = fresh(), fresh()
+        await (await r.start(GreetingWorkflow, GreetingInput(name="d"), done)).result()
+        failing = await r.start(GreetingWorkflow, GreetingInput(name="f", fail=True), failed)
+        await closed(clients[OLD], failing.id)
+        for stage in ("routing:claim", "routing:lookup", "draining"):
+            await walk(store, clients, stage)
+            with pytest.raises(WorkflowAlreadyStartedError):
+                await r.start(GreetingWorkflow, GreetingInput(name="d"), done)
+        assert await landed(clients, r.id_for(GreetingWorkflow, done)) == {OLD: 1, NEW: 0}
+        redriven = await r.start(GreetingWorkflow, GreetingInput(name="f"), failed)
+        assert (await redriven.result())["greeting"] == "Hello, f!"
+        assert await landed(clients, failing.id) == {OLD: 1, NEW: 1}
+
+
+# -- the races, forced ----------------------------------------------------------------------
+
+
+async def test_entity_completing_between_lookup_and_signal_gets_the_event_once_on_new(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        key = fresh()
+        wf_id = await send(r, key, "e1", work_seconds=3)
+        await walk(store, clients, "routing:lookup")
+
+        async def let_it_complete(op: str, target_id: str, cluster_name: str) -> None:
+            if target_id == wf_id and cluster_name == OLD:
+                await closed(clients[OLD], wf_id)
+
+        r.decision_hook = let_it_complete
+        await send(r, key, "e2")
+        assert r.stats.extra_rpcs[("routing:lookup", "signal_with_start", "signal-old-closed")]
+        await closed(clients[NEW], wf_id)
+        assert await processed(clients[OLD], wf_id) == Counter({"e1": 1})
+        assert await processed(clients[NEW], wf_id) == Counter({"e2": 1})
+
+
+@pytest.mark.parametrize("first", ["guard", "claim"])
+async def test_two_routers_a_step_apart_start_one_id_once(
+    clients: dict[str, Client], store: MigrationStore, first: str
+) -> None:
+    """Router G is still at routing:guard while C is at routing:claim; one decides first and
+    pauses holding its decision, the other starts the same ID meanwhile."""
+    async with router(clients, store) as g, router(clients, store) as c:
+        await walk(store, clients, "routing:guard")
+        g.refresh_seconds = 3600  # G stays a step behind
+        await asyncio.sleep(0.3)
+        store.announce(Action.ROUTE, actor="test", reason="claim")
+        await wait_for(lambda: _at(c, "routing:claim"), "router C at routing:claim")
+        assert g.state.stage == "routing:guard"
+
+        task = fresh()
+        wf_id = g.id_for(GreetingWorkflow, task)
+        leader, follower = (g, c) if first == "guard" else (c, g)
+        decided, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(op: str, target_id: str, cluster_name: str) -> None:
+            if target_id == wf_id:
+                decided.set()
+                await release.wait()
+
+        leader.decision_hook = hold
+        lead = asyncio.create_task(
+            leader.start(GreetingWorkflow, GreetingInput(name="l", work_seconds=3), task)
+        )
+        await asyncio.wait_for(decided.wait(), 10)
+        follow = asyncio.create_task(
+            follower.start(GreetingWorkflow, GreetingInput(name="f", work_seconds=3), task)
+        )
+        await asyncio.sleep(1.0)
+        follower_waited = not follow.done()
+        release.set()
+        a, b = await asyncio.gather(lead, follow)
+        # Exactly one run across both clusters, where the leader decided.
+        expected = OLD if first == "guard" else NEW
+        assert await landed(clients, wf_id) == {expected: 1, ({OLD, NEW} - {expected}).pop(): 0}
+        assert (await a.result())["greeting"] == (await b.result())["greeting"]
+        assert follower_waited, "the follower must wait for the leader's decision"
+
+
+async def _at(r: ClusterRouter, stage: str) -> bool:
+    return r.state.stage == stage
+
+
+async def test_a_router_behind_holds_the_transition_until_it_acknowledges(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as busy:
+        await walk(store, clients, "dual")
+        async with router(clients, store, refresh=3600) as asleep:
+            await held_back(clients, store, busy, asleep)
+
+
+async def held_back(
+    clients: dict[str, Client], store: MigrationStore, busy: ClusterRouter, asleep: ClusterRouter
+) -> None:
+    # A call of `busy` begun under dual is in flight while routing:guard is announced.
+    release = asyncio.Event()
+    task = fresh()
+
+    async def hold(op: str, target_id: str, cluster_name: str) -> None:
+        await release.wait()
+
+    busy.decision_hook = hold
+    in_flight = asyncio.create_task(busy.start(GreetingWorkflow, GreetingInput(name="b"), task))
+    await asyncio.sleep(0.3)
+    guard = store.announce(Action.ROUTE, actor="test", reason="route")
+    await wait_for(lambda: _at(busy, "routing:guard"), "busy router sees routing:guard")
+    await asyncio.sleep(0.5)
+    assert busy.acked_version == guard.version - 1
+    behind = {row.router_id for row in store.behind(guard.version)}
+    assert behind == {busy.router_id, asleep.router_id}
+    assert not store.in_effect(guard.version)
+    with pytest.raises(TransitionRefusedError, match="not every live router"):
+        store.announce(Action.ROUTE, actor="test", reason="too early")
+
+    busy.decision_hook = None
+    release.set()
+    await in_flight
+    await wait_for(
+        lambda: asyncio.to_thread(lambda: busy.router_id not in _behind(store, guard)),
+        "busy router acknowledges",
+    )
+    # The router that has not refreshed still holds the transition back.
+    assert [row.router_id for row in store.behind(guard.version)] == [asleep.router_id]
+    assert not store.in_effect(guard.version)
+    await asleep.refresh()
+    assert store.in_effect(guard.version)
+    assert await landed(clients, busy.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+
+
+def _behind(store: MigrationStore, state: MigrationState) -> set[str]:
+    return {row.router_id for row in store.behind(state.version)}
+
+
+async def test_a_stale_view_is_refreshed_before_a_call(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """A router whose lease ran out reads the state before routing, never acting on an old one."""
+    async with router(clients, store, refresh=3600) as r:
+        r.lease_seconds = 0.2
+        await asyncio.sleep(0.3)
+        state = store.announce(
+            Action.START, actor="test", reason="start", old_cluster=OLD, new_cluster=NEW
+        )
+        await r.signal_with_start(
+            LedgerEntityWorkflow, entity("k"), fresh(), EVENT_SIGNAL, EntityEvent("e")
+        )
+        assert r.state.version == state.version
+        assert r.stats.db_queries[("dual", "signal_with_start", "lease-refresh")] == 2
+
+
+def test_routers_unknown_cluster_is_refused() -> None:
+    with pytest.raises(ValueError, match="no client for cluster 'x'"):
+        ClusterRouter({}, None, cluster="x")
+
+
+async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        await walk(store, clients, "routing:guard")
+        task = fresh()
+        decided, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(op: str, target_id: str, cluster_name: str) -> None:
+            if not release.is_set():
+                decided.set()
+                await release.wait()
+
+        r.decision_hook = hold
+        holder = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="h"), task))
+        await asyncio.wait_for(decided.wait(), 10)
+        waiter = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="w"), task))
+        await asyncio.sleep(0.5)
+        waiter.cancel()
+        release.set()
+        await holder
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        # The lock the cancelled waiter took afterwards was released: the next call proceeds.
+        await asyncio.wait_for(r.start(GreetingWorkflow, GreetingInput(name="n"), task), 10)
+        assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+
+
+async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        on_old = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="o", work_seconds=20), on_old)
+        await walk(store, clients, "routing:lookup")
+        on_new = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="n", work_seconds=20), on_new)
+
+        both_new = await step(store, Action.ABORT)
+        assert both_new.stage == "routing:both_new"
+        late_new = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="x"), late_new)
+        assert r.stats.per_call("routing:both_new", "start") == (2, 2)
+
+        both_old = await step(store, Action.ABORT)
+        assert both_old.stage == "routing:both_old"
+        back_old = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="y"), back_old)
+        # Runs open on either cluster are joined where they are, whatever the step's target.
+        for task in (on_old, on_new):
+            await r.start(GreetingWorkflow, GreetingInput(name="again"), task)
+
+        swapped = await step(store, Action.ABORT)
+        assert (swapped.old, swapped.new, swapped.stage) == (NEW, OLD, "routing:lookup")
+        swapped_task = fresh()
+        await r.start(GreetingWorkflow, GreetingInput(name="z"), swapped_task)
+        await r.start(GreetingWorkflow, GreetingInput(name="again"), on_new)
+
+        expected = {
+            on_old: OLD,
+            on_new: NEW,
+            late_new: NEW,
+            back_old: OLD,
+            swapped_task: OLD,
+        }
+        for task, name in expected.items():
+            other = NEW if name == OLD else OLD
+            assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {name: 1, other: 0}
+        for task in (on_old, on_new):
+            await r.cancel(GreetingWorkflow, task)
+
+
+async def test_transitions_are_recorded_with_who_why_and_when(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store):
+        await walk(store, clients, "routing:claim")
+    rows = store.history()
+    assert [(r["from_phase"], r["to_phase"]) for r in rows] == [
+        ("single", "dual"),
+        ("dual", "routing:guard"),
+        ("routing:guard", "routing:claim"),
+    ]
+    assert [r["version"] for r in rows] == [1, 2, 3]
+    assert {r["actor"] for r in rows} == {"test"}
+    assert rows[1]["reason"] == "test route"
+    assert set(store.began()) == {"dual", "routing:guard", "routing:claim"}
+    assert store.routers() == []
