@@ -34,7 +34,9 @@ async def test_one_workflow_with_one_activity_counts_exactly(
 async def test_a_patched_call_is_billed_as_one_batch_markers_action(
     dev_cluster: ClusterRecord, client: Client, task_queue: str
 ) -> None:
-    """DESIGN.md: `patched()` records a marker, one command_BatchMarkers per workflow task."""
+    """`patched()` records a marker (one command_BatchMarkers per workflow task that has one),
+    and the SDK also upserts the TemporalChangeVersion search attribute the first time a run
+    sees a patch ID: one command_UpsertWorkflowSearchAttributes more."""
     reader = ActionReader(dev_cluster.metrics_url, app_namespace(dev_cluster))
     async with Worker(
         client, task_queue=task_queue, workflows=[PatchedWorkflow, UnpatchedWorkflow]
@@ -50,5 +52,6 @@ async def test_a_patched_call_is_billed_as_one_batch_markers_action(
     assert counted["PatchedWorkflow"] == {
         "grpc_StartWorkflowExecution": 1,
         "command_BatchMarkers": 1,
+        "command_UpsertWorkflowSearchAttributes": 1,
     }
     assert counted["UnpatchedWorkflow"] == {"grpc_StartWorkflowExecution": 1}

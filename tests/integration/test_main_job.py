@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from app.stack.registry import Registry
@@ -27,10 +29,11 @@ def processes_using(home: Path) -> list[str]:
     return found
 
 
-def test_haul_run_ingests_the_sample_and_stops_everything(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    home.chmod(0o755)  # the unprivileged PostgreSQL user must traverse it when run as root
+def test_haul_run_ingests_the_sample_and_stops_everything() -> None:
+    # Not under tmp_path: its parents are private to root, and PostgreSQL runs as an
+    # unprivileged user when the tests run as root.
+    home = Path(tempfile.mkdtemp(prefix="haul-main-job-"))
+    home.chmod(0o755)
     env = {**os.environ, "HAUL_HOME": str(home), "COLUMNS": "200"}
     env.pop("HAUL_KEEP_CLUSTER", None)
     done = subprocess.run(
@@ -56,3 +59,4 @@ def test_haul_run_ingests_the_sample_and_stops_everything(tmp_path: Path) -> Non
             [sys.executable, "-m", "app", "stack", "down", "default", "--purge"],
             capture_output=True, text=True, timeout=120, env=env,
         )
+        shutil.rmtree(home, ignore_errors=True)
