@@ -51,6 +51,14 @@ _DATACENTER_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 PROD_MIN_RF = 3
 
 
+def _matching(pattern: re.Pattern[str], value: str, what: str, not_what: str) -> str:
+    """`value` when it matches `pattern`; otherwise an error naming it: "<what> '<value>' is
+    not <not_what>" (which says what to give instead)."""
+    if not pattern.match(value):
+        raise ValueError(f"{what} {value!r} is not {not_what}")
+    return value
+
+
 class SpecError(ValueError):
     """A ClusterSpec that must not be booted or deployed, or a request that conflicts with a
     live cluster. The message names the input, what was wrong, and what to do."""
@@ -120,12 +128,13 @@ class SecretRef(_Model):
     @field_validator("env_var")
     @classmethod
     def _env_var_name(cls, value: str) -> str:
-        if not _ENV_VAR_RE.match(value):
-            raise ValueError(
-                f"password env_var {value!r} is not an environment variable name; "
-                "give a name such as TEMPORAL_DB_PASSWORD, never the password itself"
-            )
-        return value
+        return _matching(
+            _ENV_VAR_RE,
+            value,
+            "password env_var",
+            "an environment variable name; give a name such as TEMPORAL_DB_PASSWORD, never "
+            "the password itself",
+        )
 
 
 class TLSSettings(_Model):
@@ -233,12 +242,13 @@ class CassandraStore(_Model):
     @field_validator("keyspace")
     @classmethod
     def _keyspace(cls, value: str) -> str:
-        if not _KEYSPACE_RE.match(value):
-            raise ValueError(
-                f"keyspace {value!r} is not a valid CQL name; use letters, digits and '_', "
-                "starting with a letter, at most 48 characters"
-            )
-        return value
+        return _matching(
+            _KEYSPACE_RE,
+            value,
+            "keyspace",
+            "a valid CQL name; use letters, digits and '_', starting with a letter, at most "
+            "48 characters",
+        )
 
     @field_validator("replication")
     @classmethod
@@ -443,12 +453,13 @@ class ClusterSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(
-                f"cluster name {value!r} is not valid; use lower-case letters, digits and '-', "
-                "starting and ending with a letter or digit (it becomes a Kubernetes name)"
-            )
-        return value
+        return _matching(
+            _NAME_RE,
+            value,
+            "cluster name",
+            "valid; use lower-case letters, digits and '-', starting and ending with a letter "
+            "or digit (it becomes a Kubernetes name)",
+        )
 
     @field_validator("server_version")
     @classmethod
