@@ -19,6 +19,7 @@ if str(HERE) not in sys.path:
 import clusterspec  # noqa: E402
 import config  # noqa: E402
 import guardrails  # noqa: E402
+import queues  # noqa: E402
 from components.addons import ClusterAddons, ClusterAddonsArgs  # noqa: E402
 from components.artifacts import Artifacts, ArtifactsArgs  # noqa: E402
 from components.cluster import EksCluster, EksClusterArgs  # noqa: E402
@@ -40,8 +41,9 @@ from components.temporal import (  # noqa: E402
 )
 from components.workers import RDS_CA_PATH, TemporalProfile, Workers, WorkersArgs  # noqa: E402
 
+# A bad stack file, ClusterSpec or worker group stops here, before any resource.
 stack = config.load(HERE)
-clusterspec.check_specs(stack)  # a bad ClusterSpec stops here, before any resource
+queues.check_worker_groups(stack.apps.worker_groups, queues.discovered_task_queues())
 
 name = f"haul-{pulumi.get_stack()}"
 tags = {"haul.dev/stack": pulumi.get_stack(), "haul.dev/environment": stack.environment}
@@ -109,40 +111,38 @@ for cluster in stack.clusters:
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             client_security_group_ids=[eks.node_security_group_id],
+            force_ssl=all(s.tls.enabled for s in cluster.postgres_stores),
             clusters=[cluster.name],
             app_connections=app_connections if cluster.name == app_db_cluster else 0,
             tags=tags,
         ),
     )
     rds[cluster.name] = pg
+    # The guardrails need only the deployed state, so they run at preview even while the
+    # database address is still unknown; everything built from the spec waits for them.
+    guard = deployed.apply(
+        lambda deployed_clusters, cluster=cluster: guardrails.check_cluster(
+            cluster.spec, deployed_clusters
+        )
+    )
+    spec = pulumi.Output.all(guard, pg.address).apply(
+        lambda args: clusterspec.deployed_spec(args[0], args[1])
+    )
     scylla = None
-    if cluster.scylla is not None:
+    if cluster.scylla is not None and cluster.cql_store is not None:
         scylla = ScyllaPersistence(
             f"{name}-{cluster.name}",
             ScyllaPersistenceArgs(
                 name=cluster.name,
                 config=cluster.scylla,
                 availability_zones=stack.network.availability_zones,
-                keyspace=clusterspec.scylla_keyspace(cluster),
+                store=cluster.cql_store,
+                spec=spec,
                 image=image,
                 depends_on=addons.releases,
             ),
             opts=on_k8s,
         )
-
-    # The guardrails need only the deployed state, so they run at preview even while the
-    # database address is still unknown; the release's values wait for them.
-    guard = deployed.apply(
-        lambda deployed_clusters, cluster=cluster: guardrails.check_cluster(
-            clusterspec.build_spec(stack, cluster), deployed_clusters
-        )
-    )
-
-    def final_spec(args: list, cluster: config.ClusterConfig = cluster, scylla=scylla):
-        _, host = args
-        return clusterspec.build_spec(stack, cluster, host, scylla.hosts if scylla else None)
-
-    spec = pulumi.Output.all(guard, pg.address).apply(final_spec)
     web_secret = None
     if cluster.web.oidc is not None:
         web_secret = aws.secretsmanager.get_secret_version_output(

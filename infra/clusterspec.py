@@ -1,23 +1,26 @@
-"""Build each cluster's ClusterSpec from the stack config and the deployed endpoints.
+"""What infra adds to each cluster's ClusterSpec.
 
-The stack file's `spec` block is ClusterSpec's own input (shards, namespaces, dynamic config,
-pool sizes); infra adds only what it knows: the database hosts, the TLS CA paths in the server
-pods, the Kubernetes secret with the password, and the environment. Everything the chart needs
-about Temporal itself is then rendered by `app.stack.spec_render.render_helm_values`.
+The stack file's `spec` block is ClusterSpec input in ClusterSpec's own names: shards,
+namespaces, dynamic config, and the stores (backend kind, keyspace, datacenter, replication,
+TLS, pool sizes). Infra adds only what it alone knows: the cluster's name and the stack's
+environment, where the stores are reached (the RDS address once the instance exists, the Scylla
+Operator's client Service), the Kubernetes secret with the password, and where the CA bundles
+are mounted in the server pods. Everything the chart needs about Temporal is then rendered by
+`app.stack.spec_render.render_helm_values`, and the Scylla bootstrap Job reads the same spec.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from config import ClusterConfig, ConfigError, StackConfig
-from pydantic import ValidationError
+from app.stack.spec import ClusterSpec, PostgresStore, TLSSettings
 
-from app.stack.spec import ClusterSpec, SpecError
-
-# Stand-in host used to validate a spec before the database exists (at config load time).
+# Stand-in host until the RDS instance exists (validation at config load time, preview).
 PENDING_HOST = "pending.invalid"
 SCYLLA_CA_MOUNT = "/etc/temporal/scylla-ca/ca.crt"
+POSTGRES_PORT = 5432
+CQL_PORT = 9042
+POSTGRES_USER = "temporal"
 
 
 def password_secret(cluster: str) -> str:
@@ -25,67 +28,61 @@ def password_secret(cluster: str) -> str:
     return f"{cluster}-postgres-credentials"
 
 
-def scylla_keyspace(cluster: ClusterConfig) -> str:
-    return str(cluster.spec.get("persistence", {}).get("keyspace", "temporal"))
+def scylla_namespace(cluster: str) -> str:
+    return f"{cluster}-scylla"
 
 
-def build_spec(
-    stack: StackConfig,
-    cluster: ClusterConfig,
-    postgres_host: str = PENDING_HOST,
-    scylla_hosts: list[str] | None = None,
-) -> ClusterSpec:
-    data: dict[str, Any] = dict(cluster.spec)
-    data["name"] = cluster.name
-    data["environment"] = stack.environment
-    pg = cluster.postgres
-    postgres_common = {
-        "host": postgres_host,
-        "port": 5432,
-        "user": "temporal",
-        "password": {"existing_secret": password_secret(cluster.name), "secret_key": "password"},
-        "tls": {
-            "enabled": pg.tls.enabled,
-            "enable_host_verification": pg.tls.enabled and pg.tls.verify_host,
-            "ca_file": stack.tls.rds_ca_mount_path if pg.tls.enabled else None,
-            "server_name": postgres_host if pg.tls.enabled and pg.tls.verify_host else None,
-        },
+def scylla_hosts(cluster: str) -> list[str]:
+    """The Scylla Operator's client Service for this cluster's ScyllaCluster."""
+    return [f"scylla-client.{scylla_namespace(cluster)}.svc.cluster.local"]
+
+
+def _with_ca(store: dict[str, Any], ca_file: str) -> dict[str, Any]:
+    tls = dict(store.get("tls") or {})
+    if tls.get("enabled"):
+        tls["ca_file"] = ca_file
+    return {**store, "tls": tls}
+
+
+def spec_input(cluster: dict[str, Any], environment: Any, rds_ca_mount: str) -> dict[str, Any]:
+    """A raw stack-file cluster with its `spec` completed by infra's facts (RDS host pending).
+
+    Infra's facts win over the same keys in the stack file: they describe what infra builds.
+    """
+    name = cluster.get("name")
+    data = dict(cluster.get("spec") or {})
+    data.update(name=name, environment=environment)
+    on_rds = {
+        "host": PENDING_HOST,
+        "port": POSTGRES_PORT,
+        "user": POSTGRES_USER,
+        "password": {"existing_secret": password_secret(str(name)), "secret_key": "password"},
     }
-    visibility = dict(data.pop("visibility", {}))
-    visibility.setdefault("database", "temporal_visibility")
-    data["visibility"] = {**visibility, **postgres_common}
-    persistence = dict(data.pop("persistence", {}))
-    if cluster.store == "postgres":
-        persistence.setdefault("database", "temporal")
-        data["persistence"] = {**persistence, **postgres_common}
+    visibility = {"database": "temporal_visibility", **dict(data.get("visibility") or {})}
+    data["visibility"] = _with_ca({**visibility, **on_rds}, rds_ca_mount)
+    persistence = dict(data.get("persistence") or {})
+    if persistence.get("kind") in ("scylla", "cassandra"):
+        cql = {"hosts": scylla_hosts(str(name)), "port": CQL_PORT}
+        data["persistence"] = _with_ca({**persistence, **cql}, SCYLLA_CA_MOUNT)
     else:
-        assert cluster.scylla is not None
-        sc = cluster.scylla
-        data["persistence"] = {
-            **persistence,
-            "kind": "scylla",
-            "hosts": scylla_hosts or [PENDING_HOST],
-            "port": 9042,
-            "datacenter": sc.datacenter,
-            "keyspace": scylla_keyspace(cluster),
-            "replication": {sc.datacenter: sc.replication_factor},
-            "create_database": False,
-            "tls": {"enabled": True, "enable_host_verification": True, "ca_file": SCYLLA_CA_MOUNT},
+        data["persistence"] = _with_ca({**persistence, **on_rds}, rds_ca_mount)
+    return {**cluster, "spec": data}
+
+
+def _on_host(store: Any, host: str) -> Any:
+    if not isinstance(store, PostgresStore):
+        return store
+    tls: TLSSettings = store.tls
+    if tls.enable_host_verification:
+        tls = tls.model_copy(update={"server_name": host})
+    return store.model_copy(update={"host": host, "tls": tls})
+
+
+def deployed_spec(spec: ClusterSpec, postgres_host: str) -> ClusterSpec:
+    """`spec` on its RDS instance's address, which TLS host verification checks."""
+    return spec.model_copy(
+        update={
+            "persistence": _on_host(spec.persistence, postgres_host),
+            "visibility": _on_host(spec.visibility, postgres_host),
         }
-    try:
-        return ClusterSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
-            if e["loc"]
-            else e["msg"].removeprefix("Value error, ")
-            for e in exc.errors()
-        )
-        raise ConfigError(f"haul:clusters[{cluster.name}].spec: {problems}") from None
-    except SpecError as exc:
-        raise ConfigError(f"haul:clusters[{cluster.name}].spec: {exc}") from None
-
-
-def check_specs(stack: StackConfig) -> dict[str, ClusterSpec]:
-    """Validate every cluster's spec before any resource is declared."""
-    return {c.name: build_spec(stack, c) for c in stack.clusters}
+    )

@@ -4,8 +4,9 @@
 `StackConfig`. It runs before any resource is declared, so a bad stack file stops the program
 with a message that names the key, what is wrong with it, and what to do.
 
-Temporal's own cluster settings are not modelled here: each cluster's `spec` block is handed to
-`app.stack.ClusterSpec`, the single source of cluster config (see `infra/clusterspec.py`).
+Temporal's own cluster settings are not modelled here: each cluster's `spec` block is an
+`app.stack.spec.ClusterSpec`, the single model of a cluster, completed with what only infra
+knows (see `infra/clusterspec.py`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import clusterspec
 import pulumi
 from policies.rules import SECRET_KEY_PATTERN, SECRET_REFERENCE_KEYS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from app import versions
+from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
 
 Environment = Literal["dev", "prod"]
 
@@ -124,11 +127,6 @@ class AddonsConfig(Model):
     prometheus_stack: bool = True
 
 
-class PostgresTls(Model):
-    enabled: bool = True
-    verify_host: bool = True
-
-
 class PostgresConfig(Model):
     instance_class: str
     allocated_storage_gib: int = Field(ge=20)
@@ -138,7 +136,6 @@ class PostgresConfig(Model):
     backup_retention_days: int = Field(default=7, ge=1, le=35)
     engine_version: str = versions.RDS_POSTGRES_ENGINE
     max_connections: int = Field(ge=50)
-    tls: PostgresTls = PostgresTls()
     # Extra CIDRs (a VPN, a peered VPC) admitted on 5432 besides the EKS cluster.
     allowed_cidrs: list[str] = Field(default_factory=list)
     # Knobs that exist only to be refused: a public or unencrypted database is never deployed.
@@ -160,9 +157,10 @@ class PostgresConfig(Model):
 
 
 class ScyllaConfig(Model):
-    datacenter: str
+    """How the ScyllaDB nodes run; the datacenter, keyspace, replication and TLS are the
+    cluster's `spec.persistence` (ClusterSpec)."""
+
     members_per_rack: int = Field(default=1, ge=1)
-    replication_factor: int = Field(default=3, ge=3)
     storage_gib: int = Field(ge=100)
     cpu: str = "7"
     memory: str = "56Gi"
@@ -211,11 +209,12 @@ class TemporalServices(Model):
 
 
 class ClusterConfig(Model):
-    """One Temporal cluster: `spec` goes to ClusterSpec, the rest is how infra deploys it."""
+    """One Temporal cluster. `spec` is its ClusterSpec, the only model of the cluster (backend,
+    keyspace, datacenter, replication, TLS, shards, namespaces); the rest is what only infra
+    knows: instance and node sizes, replicas, the Web UI."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-    store: Literal["postgres", "scylla"]
-    spec: dict[str, Any]
+    spec: ClusterSpec
     services: TemporalServices
     postgres: PostgresConfig
     scylla: ScyllaConfig | None = None
@@ -223,12 +222,36 @@ class ClusterConfig(Model):
     admintools: bool = False
     mtls: bool = False
 
+    @property
+    def backend(self) -> str:
+        """Where the default store lives: postgres (RDS) or scylla (ScyllaDB on EKS)."""
+        return self.spec.persistence.kind
+
+    @property
+    def cql_store(self) -> CassandraStore | None:
+        store = self.spec.persistence
+        return store if isinstance(store, CassandraStore) else None
+
+    @property
+    def postgres_stores(self) -> list[PostgresStore]:
+        """The spec's stores that live on this cluster's RDS instance."""
+        return [s for s in (self.spec.persistence, self.spec.visibility) if s.kind == "postgres"]
+
     @model_validator(mode="after")
     def _store(self) -> ClusterConfig:
-        if self.store == "scylla" and self.scylla is None:
-            raise ValueError(f"cluster {self.name}: store scylla needs a scylla block")
-        if self.store == "postgres" and self.scylla is not None:
-            raise ValueError(f"cluster {self.name}: a scylla block needs store: scylla")
+        if self.backend == "cassandra":
+            raise ValueError(
+                f"cluster {self.name}: spec.persistence.kind cassandra is for local clusters; "
+                "infra deploys ScyllaDB, so use kind: scylla"
+            )
+        if self.backend == "scylla" and self.scylla is None:
+            raise ValueError(
+                f"cluster {self.name}: spec.persistence kind scylla needs a scylla block"
+            )
+        if self.backend == "postgres" and self.scylla is not None:
+            raise ValueError(
+                f"cluster {self.name}: a scylla block needs spec.persistence kind: scylla"
+            )
         if self.web.enabled and self.web.oidc is None:
             raise ValueError(
                 f"cluster {self.name}: web.enabled needs web.oidc; the Web UI is never open"
@@ -255,11 +278,7 @@ class AppsConfig(Model):
     # migration: the first is where new work starts.
     clusters: list[str] = Field(min_length=1, max_length=2)
     keda: bool = True
-    namespaces: dict[Literal["worker", "api", "debouncer"], str] = {
-        "worker": "haul-workers",
-        "api": "haul-api",
-        "debouncer": "haul-debouncer",
-    }
+    namespaces: dict[Literal["worker"], str] = {"worker": "haul-workers"}
     worker_groups: list[WorkerGroup] = Field(min_length=1)
     # The app database (idempotency rows, failure store) is the `haul` database on this
     # cluster's RDS instance; default: the first cluster. Keep it through a migration.
@@ -293,12 +312,15 @@ class ObservabilityConfig(Model):
     scrape_interval: str = "30s"
 
 
+DEFAULT_RDS_CA_MOUNT = "/etc/temporal/rds-ca/global-bundle.pem"
+
+
 class TlsConfig(Model):
     # PEM bundle of the RDS certificate authorities (global-bundle.pem from AWS), read at
     # deploy time from this path relative to infra/. It cannot be fetched by the program.
     rds_ca_bundle_file: str
     # Where the bundle is mounted in the Temporal server pods.
-    rds_ca_mount_path: str = "/etc/temporal/rds-ca/global-bundle.pem"
+    rds_ca_mount_path: str = DEFAULT_RDS_CA_MOUNT
 
 
 class StackConfig(Model):
@@ -320,18 +342,40 @@ class StackConfig(Model):
     def prod(self) -> bool:
         return self.environment == "prod"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_specs(cls, data: Any) -> Any:
+        """Complete each cluster's `spec` with what infra knows before it becomes a
+        ClusterSpec: name, environment, secrets and CA paths (see clusterspec.spec_input)."""
+        if not isinstance(data, dict) or not isinstance(data.get("clusters"), list):
+            return data
+        tls = data.get("tls") if isinstance(data.get("tls"), dict) else {}
+        ca = tls.get("rdsCaMountPath", tls.get("rds_ca_mount_path", DEFAULT_RDS_CA_MOUNT))
+        env = data.get("environment")
+        return {
+            **data,
+            "clusters": [
+                clusterspec.spec_input(c, env, ca) if isinstance(c, dict) else c
+                for c in data["clusters"]
+            ],
+        }
+
     @model_validator(mode="after")
     def _cross(self) -> StackConfig:
         names = [c.name for c in self.clusters]
         if len(set(names)) != len(names):
             raise ValueError(f"clusters must have distinct names, got {names}")
         for c in self.clusters:
-            if c.scylla is not None:
+            if c.scylla is not None and c.cql_store is not None:
+                # One Scylla datacenter, one rack per zone: every replica needs its own node.
+                store = c.cql_store
+                rf = store.replication_for(self.environment)[store.datacenter]
                 nodes = len(self.network.availability_zones) * c.scylla.members_per_rack
-                if nodes < c.scylla.replication_factor:
+                if nodes < rf:
                     raise ValueError(
-                        f"cluster {c.name}: scylla.replicationFactor {c.scylla.replication_factor} "
-                        f"needs at least that many nodes, but {nodes} racks x members are planned"
+                        f"cluster {c.name}: replication factor {rf} in datacenter "
+                        f"{store.datacenter} needs at least that many nodes, but {nodes} "
+                        "racks x members are planned"
                     )
         if self.apps.database_cluster and self.apps.database_cluster not in names:
             raise ValueError(
@@ -353,13 +397,9 @@ class StackConfig(Model):
                     "generator gets a namespace of its own"
                 )
         if self.prod:
+            # TLS to the databases is ClusterSpec's rule, checked when each spec is built.
             for c in self.clusters:
                 pg = c.postgres
-                if not (pg.tls.enabled and pg.tls.verify_host):
-                    raise ValueError(
-                        f"cluster {c.name}: postgres.tls must be enabled with verifyHost in "
-                        "prod (RDS Postgres 15+ forces SSL; never sslmode=disable)"
-                    )
                 if not pg.multi_az or not pg.deletion_protection:
                     raise ValueError(
                         f"cluster {c.name}: prod Postgres needs multiAz and deletionProtection"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from app.core.migrate import migrate as run_migrations
@@ -46,60 +47,41 @@ def scylla_bootstrap(
     cluster: str | None = typer.Option(
         None, help="Local cassandra-backend cluster to bootstrap (its ClusterSpec)."
     ),
-    hosts: str = typer.Option(
-        "127.0.0.1", envvar="HAUL_CQL_HOSTS", help="Comma-separated contact points."
-    ),
-    port: int = typer.Option(9042, envvar="HAUL_CQL_PORT", help="CQL port."),
-    keyspace: str = typer.Option("temporal", envvar="HAUL_CQL_KEYSPACE", help="Keyspace."),
-    datacenter: str = typer.Option(
-        "datacenter1", envvar="HAUL_CQL_DATACENTER", help="Local datacenter of this client."
-    ),
-    replication: str = typer.Option(
-        "",
-        envvar="HAUL_CQL_REPLICATION",
-        help="Replication factor per datacenter, e.g. dc1=3,dc2=3 (default: <datacenter>=3).",
-    ),
-    user: str | None = typer.Option(None, envvar="HAUL_CQL_USER", help="CQL user."),
-    password_env: str = typer.Option(
-        "HAUL_CQL_PASSWORD", help="Name of the environment variable holding the password."
-    ),
-    tls_ca_file: str | None = typer.Option(
-        None, envvar="HAUL_CQL_TLS_CA_FILE", help="CA bundle; enables TLS with verification."
+    spec_file: Path | None = typer.Option(
+        None,
+        "--spec",
+        help="A rendered ClusterSpec YAML file (infra mounts one into its bootstrap Job).",
     ),
 ) -> None:
     """Create the Temporal keyspace on ScyllaDB/Cassandra from migrations/scylla.
 
-    NetworkTopologyStrategy with the given replication factor per datacenter, and tablets
-    disabled when the server is ScyllaDB. Applies each CQL file once and records it in
+    Keyspace, contact points, datacenter, replication per datacenter and TLS all come from
+    the cluster's ClusterSpec; a password, when the store has a user, from the environment
+    variable its password reference names. NetworkTopologyStrategy, tablets disabled when the
+    server is ScyllaDB. Applies each CQL file once and records it in
     <keyspace>.haul_schema_migrations. Run it before temporal-cassandra-tool (the chart's
     schema job) on a new cluster; it is safe to run again.
     """
     from app.stack import scylla
+    from app.stack.spec import SpecError, load_spec
 
-    if cluster:
+    if (cluster is None) == (spec_file is None):
+        raise typer.BadParameter("give exactly one of --cluster and --spec")
+    if spec_file is not None:
+        try:
+            spec = load_spec(spec_file)
+        except (SpecError, ValidationError) as exc:
+            raise typer.BadParameter(f"--spec {spec_file}: {exc}") from None
+    else:
         from app.stack import cluster as stack_cluster
         from app.stack.registry import Registry
-        from app.stack.spec import CassandraStore
 
-        rec = Registry().get(cluster)
+        rec = Registry().get(str(cluster))
         if rec is None or rec.backend != "cassandra":
             raise typer.BadParameter(f"{cluster!r} is not a cassandra-backend local cluster")
         spec = stack_cluster.cluster_spec(rec)
-        assert isinstance(spec.persistence, CassandraStore)
-        target = scylla.CqlTarget.from_store(spec.persistence, spec.environment)
-    else:
-        target = scylla.CqlTarget(
-            hosts=[h.strip() for h in hosts.split(",") if h.strip()],
-            port=port,
-            keyspace=keyspace,
-            datacenter=datacenter,
-            replication=scylla.parse_replication(replication) or {datacenter: 3},
-            user=user,
-            password=os.environ.get(password_env),
-            ca_file=tls_ca_file,
-        )
-    applied = scylla.bootstrap(target)
+    applied = scylla.bootstrap(spec)
     console.print(
-        f"keyspace {target.keyspace!r}: applied {len(applied)} CQL file(s)"
+        f"keyspace {scylla.cql_store(spec).keyspace!r}: applied {len(applied)} CQL file(s)"
         + (": " + ", ".join(applied) if applied else "")
     )

@@ -55,8 +55,8 @@ def run_checks(rec: ClusterRecord, *, keyspace: str | None = None) -> list[Check
         if keyspace:
             store = store.model_copy(update={"keyspace": keyspace})
         cql = store
-        target = scylla.CqlTarget.from_store(cql, spec.environment)
-        results += _guard("keyspace replication", lambda: _cql_checks(target, cql, wanted))
+        replication = cql.replication_for(spec.environment)
+        results += _guard("keyspace replication", lambda: _cql_checks(cql, replication, wanted))
     else:
         pg = store
         results += _guard(
@@ -77,23 +77,23 @@ def run_checks(rec: ClusterRecord, *, keyspace: str | None = None) -> list[Check
 
 
 def _cql_checks(
-    target: scylla.CqlTarget, store: CassandraStore, wanted: dict[str, str]
+    store: CassandraStore, replication: dict[str, int], wanted: dict[str, str]
 ) -> list[CheckResult]:
     ks = store.keyspace
-    with scylla.session(target) as sess:
+    with scylla.session(store) as sess:
         return [
-            *_guard("keyspace replication", lambda: _replication(sess, ks, target)),
+            *_guard("keyspace replication", lambda: _replication(sess, ks, replication)),
             *_guard("datacenter", lambda: _datacenter(sess, store.datacenter)),
             *_guard(f"schema {ks}", lambda: _cql_schema(sess, ks, wanted["cassandra"])),
             *_guard("lightweight transaction", lambda: _lwt(sess, ks)),
         ]
 
 
-def _replication(sess: Any, ks: str, target: scylla.CqlTarget) -> CheckResult:
+def _replication(sess: Any, ks: str, replication: dict[str, int]) -> CheckResult:
     actual = scylla.keyspace_replication(sess, ks)
     if actual is None:
         return CheckResult("keyspace replication", False, f"keyspace {ks!r} is missing")
-    why = scylla.replication_mismatch(actual, target.replication)
+    why = scylla.replication_mismatch(actual, replication)
     shown = {k: v for k, v in actual.items() if k != "class"}
     cls = actual.get("class", "").rsplit(".", 1)[-1]
     detail = f"{ks}: {cls} {shown}" if why is None else f"{ks}: {why}"

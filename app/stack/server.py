@@ -123,7 +123,7 @@ def start_on_cassandra(rec: ClusterRecord, spec: ClusterSpec, reg: Registry) -> 
         reg.put(rec)
     else:
         cassandra.wait_cql(store, pid, rec.log("cassandra"), timeout=60)
-    scylla.bootstrap(scylla.CqlTarget.from_store(store, spec.environment))
+    scylla.bootstrap(spec)
     schema.setup_cassandra(tools, store, log=rec.log("schema"))
     _sql_schemas(rec, tools, {"visibility": spec.visibility})
     _spawn_server(rec, spec, reg, tools)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -44,6 +45,18 @@ DEV_SHARDS = 4
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DYNCONFIG_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9_]+)+$")
+_KEYSPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+_DATACENTER_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Replication per datacenter that production CQL stores need (LOCAL_QUORUM survives a node).
+PROD_MIN_RF = 3
+
+
+def _matching(pattern: re.Pattern[str], value: str, what: str, not_what: str) -> str:
+    """`value` when it matches `pattern`; otherwise an error naming it: "<what> '<value>' is
+    not <not_what>" (which says what to give instead)."""
+    if not pattern.match(value):
+        raise ValueError(f"{what} {value!r} is not {not_what}")
+    return value
 
 
 class SpecError(ValueError):
@@ -115,12 +128,13 @@ class SecretRef(_Model):
     @field_validator("env_var")
     @classmethod
     def _env_var_name(cls, value: str) -> str:
-        if not _ENV_VAR_RE.match(value):
-            raise ValueError(
-                f"password env_var {value!r} is not an environment variable name; "
-                "give a name such as TEMPORAL_DB_PASSWORD, never the password itself"
-            )
-        return value
+        return _matching(
+            _ENV_VAR_RE,
+            value,
+            "password env_var",
+            "an environment variable name; give a name such as TEMPORAL_DB_PASSWORD, never "
+            "the password itself",
+        )
 
 
 class TLSSettings(_Model):
@@ -225,10 +239,25 @@ class CassandraStore(_Model):
     def _secret(cls, data: Any) -> Any:
         return _password_ref(data, "cassandra/scylla store")
 
+    @field_validator("keyspace")
+    @classmethod
+    def _keyspace(cls, value: str) -> str:
+        return _matching(
+            _KEYSPACE_RE,
+            value,
+            "keyspace",
+            "a valid CQL name; use letters, digits and '_', starting with a letter, at most "
+            "48 characters",
+        )
+
     @field_validator("replication")
     @classmethod
     def _rf(cls, value: dict[str, int]) -> dict[str, int]:
         for dc, rf in value.items():
+            if not _DATACENTER_RE.match(dc):
+                raise ValueError(
+                    f"replication names datacenter {dc!r}; use letters, digits, '.', '_' or '-'"
+                )
             if rf < 1:
                 raise ValueError(
                     f"replication factor for datacenter {dc!r} is {rf}; give 1 or more (3 in prod)"
@@ -424,12 +453,13 @@ class ClusterSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(
-                f"cluster name {value!r} is not valid; use lower-case letters, digits and '-', "
-                "starting and ending with a letter or digit (it becomes a Kubernetes name)"
-            )
-        return value
+        return _matching(
+            _NAME_RE,
+            value,
+            "cluster name",
+            "valid; use lower-case letters, digits and '-', starting and ending with a letter "
+            "or digit (it becomes a Kubernetes name)",
+        )
 
     @field_validator("server_version")
     @classmethod
@@ -489,6 +519,16 @@ class ClusterSpec(_Model):
                         f"{label} has TLS host verification off in production cluster "
                         f"{self.name!r}; set tls.enable_host_verification: true and give the "
                         "RDS CA bundle as tls.ca_file"
+                    )
+            if isinstance(self.persistence, CassandraStore):
+                store = self.persistence
+                rfs = store.replication_for("prod")
+                low = {dc: rf for dc, rf in rfs.items() if rf < PROD_MIN_RF}
+                if low:
+                    raise ValueError(
+                        f"persistence store ({store.kind}) keyspace {store.keyspace!r} has "
+                        f"replication {low} in production cluster {self.name!r}; give every "
+                        f"datacenter a replication factor of at least {PROD_MIN_RF}"
                     )
             for ns in self.namespaces:
                 if ns.retention < timedelta(days=1):
@@ -627,3 +667,17 @@ def check_shard_count(requested: int, live: int) -> None:
             "(from GetClusterInfo); the shard count can never change after the first deploy. "
             f"Keep {live}, or create a new cluster with {requested} and migrate to it"
         )
+
+
+def load_spec(path: Path) -> ClusterSpec:
+    """A ClusterSpec from a YAML file, such as the one `spec_render.render_spec_file` writes
+    (infra mounts it into the Scylla bootstrap Job)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(
+            f"cluster spec file {path} cannot be read ({exc}); give a ClusterSpec YAML file"
+        ) from None
+    return ClusterSpec.model_validate(data)

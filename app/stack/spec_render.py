@@ -251,6 +251,14 @@ def dump_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=4096)
 
 
+def render_spec_file(spec: ClusterSpec) -> str:
+    """The spec itself as YAML (camelCase keys), which `spec.load_spec` reads back unchanged.
+
+    Passwords are references only, so the file holds no secret.
+    """
+    return dump_yaml(spec.model_dump(mode="json", by_alias=True))
+
+
 _TEMPLATE_RE = re.compile(r"""'(\{\{ env "[A-Za-z_][A-Za-z0-9_]*" \| toJson \}\})'""")
 
 

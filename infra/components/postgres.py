@@ -33,11 +33,11 @@ def app_database_url(password: str, host: str, ca_path: str) -> str:
     )
 
 
-def temporal_parameters(cfg: PostgresConfig) -> dict[str, str]:
+def temporal_parameters(cfg: PostgresConfig, force_ssl: bool) -> dict[str, str]:
     """Parameters tuned for Temporal's write-heavy history and churn-heavy visibility tables."""
     return {
         "max_connections": str(cfg.max_connections),
-        "rds.force_ssl": "1" if cfg.tls.enabled else "0",
+        "rds.force_ssl": "1" if force_ssl else "0",
         # Visibility rows are updated on every state change; vacuum them early and often.
         "autovacuum_vacuum_scale_factor": "0.05",
         "autovacuum_analyze_scale_factor": "0.02",
@@ -58,6 +58,8 @@ class PostgresPersistenceArgs(BaseModel):
     subnet_ids: list[Any]
     # Security groups of the EKS nodes and pods: the only sources admitted on 5432.
     client_security_group_ids: list[Any]
+    # Refuse plain connections: every ClusterSpec store on this instance has TLS on.
+    force_ssl: bool
     clusters: list[str]
     # Connections the haul app pods may open to the `haul` database here (0: none).
     app_connections: int = 0
@@ -124,7 +126,7 @@ class PostgresPersistence(pulumi.ComponentResource):
             description=f"Temporal tuning for {name}",
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(name=k, value=v, apply_method="pending-reboot")
-                for k, v in temporal_parameters(cfg).items()
+                for k, v in temporal_parameters(cfg, args.force_ssl).items()
             ],
             tags=tags,
             opts=child,

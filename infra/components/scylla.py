@@ -2,26 +2,33 @@
 
 The Temporal keyspace is created by our bootstrap Job, not by the chart: Temporal uses
 lightweight transactions, so the keyspace needs tablets disabled, which the chart cannot do. The
-Job runs `haul db scylla-bootstrap` from the haul image (NetworkTopologyStrategy, RF 3 per
-datacenter, tablets off); the Temporal release depends on it and sets `createDatabase: false`.
+Job mounts the cluster's rendered ClusterSpec and runs `haul db scylla-bootstrap --spec FILE`
+from the haul image, so keyspace, datacenter, replication and TLS are the spec's
+(NetworkTopologyStrategy, tablets off); the Temporal release depends on it and sets
+`createDatabase: false`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
+from clusterspec import CQL_PORT, SCYLLA_CA_MOUNT, scylla_namespace
 from config import ScyllaConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
+from app.stack.spec import CassandraStore
+from app.stack.spec_render import render_spec_file
 
 OPERATOR_REPO = "https://scylla-operator-charts.storage.googleapis.com/stable"
 NODE_TAINT = {"key": "haul.dev/scylla", "operator": "Exists", "effect": "NoSchedule"}
-CQL_PORT = 9042
 TLS_DIR = "/etc/scylla-tls"
+SPEC_DIR = "/etc/haul/spec"
+SPEC_FILE = f"{SPEC_DIR}/cluster.yaml"
 
 
 class ScyllaPersistenceArgs(BaseModel):
@@ -30,7 +37,10 @@ class ScyllaPersistenceArgs(BaseModel):
     name: str
     config: SkipValidation[ScyllaConfig]
     availability_zones: list[str]
-    keyspace: str
+    # The ClusterSpec's CQL store (datacenter, hosts), and the whole spec as deployed
+    # (Output[ClusterSpec]), which the bootstrap Job reads.
+    store: SkipValidation[CassandraStore]
+    spec: Any
     # The haul image that carries `haul db scylla-bootstrap`.
     image: Any
     depends_on: list[Any] = []
@@ -43,7 +53,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
         super().__init__("haul:persistence:ScyllaPersistence", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        self.namespace_name = f"{args.name}-scylla"
+        self.namespace_name = scylla_namespace(args.name)
         operator = k8s.helm.v3.Release(
             f"{name}-scylla-operator",
             name="scylla-operator",
@@ -77,7 +87,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
             },
             opts=child,
         )
-        self.hosts = [f"scylla-client.{self.namespace_name}.svc.cluster.local"]
+        self.hosts = list(args.store.hosts)
         self._network_policy(name, args.name, ns)
         self.ca_pem = self._client_tls(name, ns)
         resources = {
@@ -132,19 +142,55 @@ class ScyllaPersistence(pulumi.ComponentResource):
                 "repository": "docker.io/scylladb/scylla",
                 "developerMode": False,
                 "automaticOrphanedNodeCleanup": True,
-                "datacenter": {"name": cfg.datacenter, "racks": racks},
+                "datacenter": {"name": args.store.datacenter, "racks": racks},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, ns, storage_class]),
         )
-        self.datacenter = cfg.datacenter
-        self.bootstrap = k8s.batch.v1.Job(
+        self.datacenter = args.store.datacenter
+        self.bootstrap = self._bootstrap_job(name, args, ns)
+        self.register_outputs({"hosts": self.hosts, "namespace": self.namespace_name})
+
+    def _bootstrap_job(
+        self, name: str, args: ScyllaPersistenceArgs, ns: pulumi.Resource
+    ) -> k8s.batch.v1.Job:
+        """`haul db scylla-bootstrap --spec` on the rendered ClusterSpec, mounted from a
+        ConfigMap; the CA sits where the spec's tls.ca_file says, and a store password (when
+        the spec names one) comes from its Secret through the spec's env var."""
+        spec_text = args.spec.apply(render_spec_file)
+        spec_map = k8s.core.v1.ConfigMap(
+            f"{name}-cluster-spec",
+            metadata={"name": "temporal-cluster-spec", "namespace": self.namespace_name},
+            data={SPEC_FILE.rsplit("/", 1)[1]: spec_text},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+        )
+        env = []
+        ref = args.store.password
+        if ref is not None and ref.existing_secret:
+            env.append(
+                {
+                    "name": ref.env_var,
+                    "valueFrom": {
+                        "secretKeyRef": {"name": ref.existing_secret, "key": ref.secret_key}
+                    },
+                }
+            )
+        ca_dir, ca_name = SCYLLA_CA_MOUNT.rsplit("/", 1)
+        return k8s.batch.v1.Job(
             f"{name}-keyspace-bootstrap",
             metadata={"name": "temporal-keyspace-bootstrap", "namespace": self.namespace_name},
             spec={
                 "backoffLimit": 20,
                 "ttlSecondsAfterFinished": 86400,
                 "template": {
-                    "metadata": {"labels": {"app.kubernetes.io/name": "scylla-bootstrap"}},
+                    "metadata": {
+                        "labels": {"app.kubernetes.io/name": "scylla-bootstrap"},
+                        # A changed spec replaces the Job, so the bootstrap runs again.
+                        "annotations": {
+                            "haul.dev/cluster-spec-sha256": spec_text.apply(
+                                lambda t: hashlib.sha256(t.encode()).hexdigest()
+                            )
+                        },
+                    },
                     "spec": {
                         "restartPolicy": "OnFailure",
                         "volumes": [
@@ -152,30 +198,28 @@ class ScyllaPersistence(pulumi.ComponentResource):
                                 "name": "client-tls",
                                 "secret": {
                                     "secretName": "scylla-client-tls",
-                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                    "items": [{"key": "ca.crt", "path": ca_name}],
                                 },
-                            }
+                            },
+                            {
+                                "name": "cluster-spec",
+                                "configMap": {"name": "temporal-cluster-spec"},
+                            },
                         ],
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
                         "containers": [
                             {
                                 "name": "bootstrap",
                                 "image": args.image,
-                                "args": ["haul", "db", "scylla-bootstrap"],
-                                # `haul db scylla-bootstrap` reads its options from these.
-                                "env": [
-                                    {"name": "HAUL_CQL_HOSTS", "value": ",".join(self.hosts)},
-                                    {"name": "HAUL_CQL_PORT", "value": str(CQL_PORT)},
-                                    {"name": "HAUL_CQL_KEYSPACE", "value": args.keyspace},
-                                    {"name": "HAUL_CQL_DATACENTER", "value": cfg.datacenter},
-                                    {
-                                        "name": "HAUL_CQL_REPLICATION",
-                                        "value": f"{cfg.datacenter}={cfg.replication_factor}",
-                                    },
-                                    {"name": "HAUL_CQL_TLS_CA_FILE", "value": f"{TLS_DIR}/ca.crt"},
-                                ],
+                                "args": ["haul", "db", "scylla-bootstrap", "--spec", SPEC_FILE],
+                                "env": env,
                                 "volumeMounts": [
-                                    {"name": "client-tls", "mountPath": TLS_DIR, "readOnly": True}
+                                    {"name": "client-tls", "mountPath": ca_dir, "readOnly": True},
+                                    {
+                                        "name": "cluster-spec",
+                                        "mountPath": SPEC_DIR,
+                                        "readOnly": True,
+                                    },
                                 ],
                                 "resources": {
                                     "requests": {"cpu": "100m", "memory": "256Mi"},
@@ -191,9 +235,8 @@ class ScyllaPersistence(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scylla_cluster]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scylla_cluster, spec_map]),
         )
-        self.register_outputs({"hosts": self.hosts, "namespace": self.namespace_name})
 
     def _network_policy(self, name: str, cluster: str, ns: pulumi.Resource) -> None:
         """CQL only from the Temporal cluster's namespace; the operator and pods of this

@@ -165,7 +165,7 @@ def deployment_overlay(
     ca_dir = ca_mount_path.rsplit("/", 1)[0]
     volumes = [{"name": "rds-ca", "configMap": {"name": "rds-ca-bundle"}}]
     mounts = [{"name": "rds-ca", "mountPath": ca_dir, "readOnly": True}]
-    if cluster.store == "scylla":
+    if cluster.backend == "scylla":
         volumes.append({"name": "scylla-ca", "configMap": {"name": "scylla-ca"}})
         mounts.append(
             {"name": "scylla-ca", "mountPath": SCYLLA_CA_MOUNT.rsplit("/", 1)[0], "readOnly": True}
@@ -269,7 +269,7 @@ class TemporalClusterArgs(BaseModel):
     rds_ca_mount_path: str
     scylla_ca_pem: Any = None
     web_client_secret: Any = None
-    # Namespaces whose pods may call the frontend (worker, api, debouncer) and KEDA.
+    # Namespaces whose pods may call the frontend (the workers, the load generator) and KEDA.
     client_namespaces: list[str]
     # Namespaces whose pods may read the frontends' metrics directly (the load generator's
     # action accounting), besides Prometheus in `monitoring`.

@@ -5,8 +5,7 @@ with one envconfig profile per cluster (two during a migration); each Deployment
 `haul worker` on its cluster's profile (TEMPORAL_PROFILE), so the old cluster drains while the
 new one takes new work. Pods run under an IRSA role that may only touch the claim-check
 bucket. Scaling is on task-queue backlog through KEDA's Temporal scaler, with a CPU HPA when
-KEDA is off. The api and debouncer Deployments use the same component with their own
-entrypoint.
+KEDA is off.
 """
 
 from __future__ import annotations
@@ -212,7 +211,7 @@ def toml_checksum(toml: str) -> dict[str, str]:
 class WorkersArgs(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
-    role: Literal["worker", "api", "debouncer"] = "worker"
+    role: Literal["worker"] = "worker"
     namespace: str
     groups: SkipValidation[list[WorkerGroup]]
     image: Any

@@ -8,7 +8,7 @@ runtime (the runtime keeps a global root stack resource). Input is one JSON obje
   drop            ["haul:key.path"] removed from the stack file before validation
   stack_updates   {"path.0.sub": value} applied to the validated StackConfig, skipping its
                   validators (to prove the policy pack catches what the config layer refuses)
-  spec_updates    {"path.sub": value} applied to every built ClusterSpec, skipping validation
+  spec_updates    {"path.sub": value} applied to every deployed ClusterSpec, skipping validation
   deployed        previous `clusters` output of the stack (the guardrails' deployed state)
   ca_file         PEM bundle standing in for the RDS CA bundle
   secret_keys     config keys to mark as Pulumi secrets
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -70,7 +71,8 @@ def _split_key(path: str) -> tuple[str, str, str]:
 
 
 def model_update(model: Any, path: list[str | int], value: Any) -> Any:
-    """Return `model` with the value at `path` replaced, through model_copy (no validation)."""
+    """Return `model` with the value at `path` replaced, through model_copy: the parents'
+    validators are skipped; a raw value replacing a model becomes that model's type."""
     head, tail = path[0], path[1:]
     if isinstance(model, list):
         items = list(model)
@@ -82,6 +84,8 @@ def model_update(model: Any, path: list[str | int], value: Any) -> Any:
         return out
     current = getattr(model, str(head))
     new = value if not tail else model_update(current, tail, value)
+    if not tail and isinstance(current, BaseModel) and not isinstance(new, BaseModel):
+        new = type(current).model_validate(new)
     return model.model_copy(update={str(head): new})
 
 
@@ -221,15 +225,15 @@ def main() -> None:
         config.load = load
     spec_updates = request.get("spec_updates", {})
     if spec_updates:
-        original_build = clusterspec.build_spec
+        original_deployed = clusterspec.deployed_spec
 
-        def build(*args, **kwargs):
-            spec = original_build(*args, **kwargs)
+        def deployed(*args, **kwargs):
+            spec = original_deployed(*args, **kwargs)
             for path, value in spec_updates.items():
                 spec = model_update(spec, _parse_path(path), value)
             return spec
 
-        clusterspec.build_spec = build
+        clusterspec.deployed_spec = deployed
 
     pulumi.runtime.set_mocks(
         mocks, project="haul", stack=request["stack"], preview=True, organization="haul-platform"

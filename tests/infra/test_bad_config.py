@@ -27,13 +27,38 @@ CASES = {
     ),
     "tls off in prod": (
         "prod-postgres",
-        {"overrides": {"haul:clusters[0].postgres.tls.enabled": False}},
-        ["postgres.tls must be enabled", "prod", "temporal-a"],
+        {"overrides": {"haul:clusters[0].spec.persistence.tls": {"enabled": False}}},
+        ["persistence store (postgres) has TLS off in production cluster 'temporal-a'"],
     ),
     "host verification off in prod": (
         "migration",
-        {"overrides": {"haul:clusters[1].postgres.tls.verifyHost": False}},
-        ["temporal-b", "verifyHost"],
+        {"overrides": {"haul:clusters[1].spec.visibility.tls": {"enabled": True}}},
+        ["visibility store (postgres)", "host verification off", "'temporal-b'"],
+    ),
+    "scylla replication under 3 in prod": (
+        "prod-scylla",
+        {"overrides": {"haul:clusters[0].spec.persistence.replication": {"us-east-1": 2}}},
+        ["replication {'us-east-1': 2} in production cluster 'temporal-b'", "at least 3"],
+    ),
+    "scylla replication without the local datacenter": (
+        "prod-scylla",
+        {"overrides": {"haul:clusters[0].spec.persistence.replication": {"eu-west-1": 3}}},
+        ["datacenter 'us-east-1' has no replication factor"],
+    ),
+    "cassandra is for local clusters": (
+        "prod-scylla",
+        {"overrides": {"haul:clusters[0].spec.persistence.kind": "cassandra"}},
+        ["temporal-b", "infra deploys ScyllaDB", "kind: scylla"],
+    ),
+    "scylla store without scylla nodes": (
+        "prod-scylla",
+        {"drop": ["haul:clusters[0].scylla"]},
+        ["temporal-b", "kind scylla needs a scylla block"],
+    ),
+    "worker group on a queue no workflow uses": (
+        "dev",
+        {"overrides": {"haul:apps.workerGroups[0].taskQueues": ["parcel", "documents"]}},
+        ["worker group general", "['documents']", "no workflow or activity", "'parcel'"],
     ),
     "no deletion protection in prod": (
         "prod-postgres",
@@ -78,7 +103,7 @@ CASES = {
     "too few scylla nodes for RF 3": (
         "prod-scylla",
         {"overrides": {"haul:network.availabilityZones": ["us-east-1a", "us-east-1b"]}},
-        ["replicationFactor 3", "2 racks"],
+        ["replication factor 3 in datacenter us-east-1", "2 racks"],
     ),
     "web UI without OIDC": (
         "prod-postgres",

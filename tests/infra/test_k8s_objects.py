@@ -14,6 +14,8 @@ from infra_harness import STACKS, stack_file
 from kubernetes_validate.utils import all_versions
 
 from app import versions
+from app.stack.spec import CassandraStore, load_spec
+from app.stack.spec_render import render_helm_values
 
 CORE_GROUPS = (
     "core/",
@@ -128,7 +130,7 @@ def test_scaled_objects_scale_each_cluster_on_its_own_backlog(stacks):
     for cluster in ("temporal-a", "temporal-b"):
         endpoint = f"{cluster}-frontend.{cluster}.svc.cluster.local:7233"
         targets = [t for t, endpoints in by_target.items() if endpoints == {endpoint}]
-        assert sorted(targets) == [f"worker-audit-{cluster}", f"worker-ingest-{cluster}"]
+        assert targets == [f"worker-ingest-{cluster}"]
     for so in scaled:
         assert all(
             t["authenticationRef"]["name"] == so["metadata"]["name"] for t in so["spec"]["triggers"]
@@ -167,7 +169,7 @@ def test_service_monitor_and_rules(stacks, stack):
 
 
 @pytest.mark.parametrize("stack", ["prod-scylla", "migration"])
-def test_scylla_cluster(stacks, stack):
+def test_scylla_cluster(stacks, stack, tmp_path):
     run = stacks[stack]
     (sc,) = custom(run, "ScyllaCluster")
     assert sc["apiVersion"] == "scylla.scylladb.com/v1"
@@ -188,14 +190,39 @@ def test_scylla_cluster(stacks, stack):
         if o["inputs"]["kind"] == "Job"
         and o["inputs"]["metadata"]["name"] == "temporal-keyspace-bootstrap"
     ]
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["haul", "db", "scylla-bootstrap"]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["HAUL_CQL_REPLICATION"] == "us-east-1=3"
-    assert env["HAUL_CQL_DATACENTER"] == "us-east-1"
-    assert env["HAUL_CQL_KEYSPACE"] == "temporal"
-    assert env["HAUL_CQL_HOSTS"] == f"scylla-client.{sc['metadata']['namespace']}.svc.cluster.local"
-    assert env["HAUL_CQL_TLS_CA_FILE"].endswith("/ca.crt")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    spec_file = "/etc/haul/spec/cluster.yaml"
+    assert container["args"] == ["haul", "db", "scylla-bootstrap", "--spec", spec_file]
+    assert not any(e["name"].startswith("HAUL_CQL") for e in container.get("env", []))
+    # The Job reads the cluster's rendered ClusterSpec from a ConfigMap in its namespace ...
+    namespace = sc["metadata"]["namespace"]
+    (spec_map,) = [
+        o["inputs"]
+        for o in core_objects(run)
+        if o["inputs"]["kind"] == "ConfigMap"
+        and o["inputs"]["metadata"] == {"name": "temporal-cluster-spec", "namespace": namespace}
+    ]
+    path = tmp_path / "cluster.yaml"
+    path.write_text(spec_map["data"]["cluster.yaml"])
+    spec = load_spec(path)
+    store = spec.persistence
+    assert isinstance(store, CassandraStore)
+    assert (store.kind, store.keyspace, store.datacenter) == ("scylla", "temporal", "us-east-1")
+    assert store.replication_for(spec.environment) == {"us-east-1": 3}
+    assert store.hosts == [f"scylla-client.{namespace}.svc.cluster.local"]
+    assert sc["spec"]["datacenter"]["name"] == store.datacenter
+    # ... the same spec the Temporal release is rendered from ...
+    values = run.temporal_release(spec.name)["inputs"]["values"]
+    for key, value in render_helm_values(spec)["server"]["config"]["persistence"].items():
+        assert values["server"]["config"]["persistence"][key] == value, key
+    # ... and its CA sits where the spec's tls.ca_file says.
+    assert store.tls.enabled and store.tls.enable_host_verification and store.tls.ca_file
+    ca_dir, ca_name = store.tls.ca_file.rsplit("/", 1)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert volumes[mounts[ca_dir]]["secret"]["items"] == [{"key": "ca.crt", "path": ca_name}]
+    assert volumes[mounts["/etc/haul/spec"]]["configMap"] == {"name": "temporal-cluster-spec"}
 
 
 def test_scylla_release_waits_for_the_keyspace_bootstrap(stacks):
@@ -246,7 +273,7 @@ def test_network_policies_admit_only_app_namespaces(stacks, stack):
             "app.kubernetes.io/component": "frontend"
         }
         rule, *metrics = p["spec"]["ingress"]
-        assert admitted(rule) == {"haul-workers", "haul-api", "haul-debouncer", "keda", *loadgen}
+        assert admitted(rule) == {"haul-workers", "keda", *loadgen}
         assert {port["port"] for port in rule["ports"]} == {7233, 7243}
         assert [admitted(m) for m in metrics] == [set(loadgen)] * len(loadgen)
         assert all(m["ports"] == [{"protocol": "TCP", "port": 9090}] for m in metrics)

@@ -158,8 +158,8 @@ def test_connection_budget_counts_pods_and_pools(stacks):
 
     budget = connection_budget(as_res(stacks["prod-postgres"]))
     # 3 + 8 + 4 + 2 Temporal pods, each with a 20-connection default pool and a 10-connection
-    # visibility pool, plus the app database's workers: (30 + 20) max replicas x 10.
-    app = (30 + 20) * 10
+    # visibility pool, plus the app database's workers: 30 max replicas x 10.
+    app = 30 * 10
     assert [(used, limit) for _, used, limit in budget] == [(17 * 30 + app, 2000)]
     scylla = connection_budget(as_res(stacks["prod-scylla"]))
     assert [(used, limit) for _, used, limit in scylla] == [(17 * 10 + app, 1000)]

@@ -41,7 +41,7 @@ from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
 from app.platform.router import ClusterRouter
 from app.platform.worker import build_workers
 from app.stack import cluster
-from app.stack.registry import ClusterRecord
+from app.stack.registry import ClusterRecord, Registry
 
 OLD, NEW = "rt-old", "rt-new"
 
@@ -62,7 +62,7 @@ def records() -> Iterator[dict[str, ClusterRecord]]:
 @pytest_asyncio.fixture(scope="module")
 async def clients(records: dict[str, ClusterRecord]) -> AsyncIterator[dict[str, Client]]:
     """A client and a sample worker (built by build_workers) per cluster."""
-    conns = {n: await connect(n, config_file=str(cluster.profile_file())) for n in records}
+    conns = {n: await connect(n, config_file=str(Registry().profile_file)) for n in records}
     workers = [
         w
         for c in conns.values()

@@ -1,49 +1,110 @@
-"""The Scylla bootstrap's settings and rendering, without a server."""
+"""The Scylla bootstrap's rules and rendering, without a server: everything comes from the
+ClusterSpec, and the spec refuses what the bootstrap must never be given."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from app.cli.db import app as db_app
+from app.core.migrate import load
 from app.stack import scylla
+from app.stack.spec import CassandraStore, ClusterSpec, load_spec
+from app.stack.spec_render import render_spec_file
 
 
-def test_replication_settings_parse_per_datacenter() -> None:
-    assert scylla.parse_replication("dc1=3, dc2:3") == {"dc1": 3, "dc2": 3}
-    with pytest.raises(scylla.BootstrapError, match="datacenter=factor"):
-        scylla.parse_replication("dc1")
+def test_the_store_refuses_a_local_datacenter_without_replication_and_a_bad_keyspace() -> None:
+    with pytest.raises(ValidationError, match="'dc9' has no replication factor"):
+        CassandraStore(datacenter="dc9", replication={"dc1": 3})
+    with pytest.raises(ValidationError, match="not a valid CQL name"):
+        CassandraStore(keyspace="x;drop", replication={"datacenter1": 3})
+    with pytest.raises(ValidationError, match="replication names datacenter"):
+        CassandraStore(datacenter="dc1", replication={"dc1": 3, "dc 2": 3})
 
 
-def test_target_refuses_a_local_datacenter_without_replication() -> None:
-    with pytest.raises(scylla.BootstrapError, match="'dc9' has no replication factor"):
-        scylla.CqlTarget(
-            hosts=["h"], port=9042, keyspace="temporal", datacenter="dc9", replication={"dc1": 3}
+def test_production_replication_is_at_least_three_per_datacenter() -> None:
+    tls = {"enabled": True, "enable_host_verification": True, "ca_file": "/ca.pem"}
+
+    def prod(replication: dict[str, int]) -> ClusterSpec:
+        return ClusterSpec.model_validate(
+            {
+                "name": "c",
+                "environment": "prod",
+                "numHistoryShards": 512,
+                "persistence": {
+                    "kind": "scylla",
+                    "datacenter": "dc1",
+                    "replication": replication,
+                    "tls": tls,
+                },
+                "visibility": {"database": "temporal_visibility", "tls": tls},
+            }
         )
-    with pytest.raises(scylla.BootstrapError, match="not a valid CQL name"):
-        scylla.CqlTarget(
-            hosts=["h"], port=9042, keyspace="x;drop", datacenter="dc1", replication={"dc1": 3}
-        )
+
+    assert scylla.cql_store(prod({"dc1": 3})).replication_for("prod") == {"dc1": 3}
+    assert scylla.cql_store(prod({})).replication_for("prod") == {"dc1": 3}
+    with pytest.raises(ValidationError, match=r"replication \{'dc2': 1\} in production"):
+        prod({"dc1": 3, "dc2": 1})
+
+
+def test_bootstrap_refuses_a_postgres_cluster() -> None:
+    with pytest.raises(scylla.BootstrapError, match="no keyspace to bootstrap"):
+        scylla.cql_store(ClusterSpec.local("pg", "postgres"))
+
+
+def test_a_store_user_without_its_password_variable_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = CassandraStore(user="temporal", password_env="HAUL_TEST_NO_SUCH_PASSWORD")
+    monkeypatch.delenv("HAUL_TEST_NO_SUCH_PASSWORD", raising=False)
+    with (
+        pytest.raises(scylla.BootstrapError, match="HAUL_TEST_NO_SUCH_PASSWORD is not set"),
+        scylla.session(store),
+    ):
+        pass
 
 
 def test_keyspace_file_renders_nts_and_tablets_off_for_scylla() -> None:
-    keyspace = scylla.load()[0]
+    keyspace = load(tree="scylla")[0]
     values = {
         "keyspace": "temporal",
         "replication": scylla.replication_literal({"dc2": 3, "dc1": 3}),
         "tablets": "AND tablets = {'enabled': false}",
     }
-    (stmt,) = keyspace.statements(values)
+    (stmt,) = scylla.statements(keyspace, values)
     assert stmt.startswith("CREATE KEYSPACE IF NOT EXISTS temporal")
     assert "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3}" in stmt
     assert stmt.endswith("AND tablets = {'enabled': false}")
-    (plain,) = keyspace.statements({**values, "tablets": ""})
+    (plain,) = scylla.statements(keyspace, {**values, "tablets": ""})
     assert "tablets" not in plain
 
 
 def test_replication_mismatch_names_what_differs() -> None:
     nts = {"class": scylla.NTS, "dc1": "3"}
     assert scylla.replication_mismatch(nts, {"dc1": 3}) is None
-    assert "settings ask for {'dc1': 3, 'dc2': 3}" in (
+    assert "the spec asks for {'dc1': 3, 'dc2': 3}" in (
         scylla.replication_mismatch(nts, {"dc1": 3, "dc2": 3}) or ""
     )
     simple = {"class": "org.apache.cassandra.locator.SimpleStrategy", "replication_factor": "3"}
     assert "SimpleStrategy" in (scylla.replication_mismatch(simple, {"dc1": 3}) or "")
+
+
+def test_the_rendered_spec_file_reads_back_as_the_same_spec(tmp_path: Path) -> None:
+    spec = ClusterSpec.local("cs", "cassandra", cassandra_port=19042, datacenter="dc7")
+    path = tmp_path / "cluster.yaml"
+    path.write_text(render_spec_file(spec))
+    assert load_spec(path) == spec
+    assert "numHistoryShards: 4" in path.read_text()
+
+
+def test_the_command_takes_exactly_one_spec_source(tmp_path: Path) -> None:
+    runner = CliRunner()
+    neither = runner.invoke(db_app, ["scylla-bootstrap"])
+    assert neither.exit_code == 2 and "exactly one of --cluster and --spec" in neither.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: Not A Name\n")
+    refused = runner.invoke(db_app, ["scylla-bootstrap", "--spec", str(bad)])
+    assert refused.exit_code == 2 and "cluster name 'Not A Name' is not valid" in refused.output

@@ -14,20 +14,27 @@ import psycopg
 import pytest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
+from app.core.migrate import MigrationError, load, migrations_dir
 from app.platform.client import HaulClient
 from app.stack import check, cluster, scylla
 from app.stack.registry import ClusterRecord
-from app.stack.spec import CassandraStore
+from app.stack.spec import CassandraStore, ClusterSpec
+from app.stack.spec_render import render_spec_file
 from tests.stack.conftest import CS
 from tests.stack.helpers import kill_server_mid_run, run_id_of, sample_run
 
 
-def _target(rec: ClusterRecord, keyspace: str | None = None) -> scylla.CqlTarget:
-    store = cluster.cluster_spec(rec).persistence
-    assert isinstance(store, CassandraStore)
+def _spec(rec: ClusterRecord, keyspace: str | None = None) -> ClusterSpec:
+    """The local cluster's ClusterSpec, on another keyspace when one is given."""
+    spec = cluster.cluster_spec(rec)
+    store = scylla.cql_store(spec)
     if keyspace:
         store = store.model_copy(update={"keyspace": keyspace})
-    return scylla.CqlTarget.from_store(store)
+    return spec.model_copy(update={"persistence": store})
+
+
+def _store(rec: ClusterRecord) -> CassandraStore:
+    return scylla.cql_store(_spec(rec))
 
 
 async def test_sample_workflows_persist_in_cassandra_and_visibility_in_postgres(
@@ -36,8 +43,7 @@ async def test_sample_workflows_persist_in_cassandra_and_visibility_in_postgres(
     ids = await sample_run(cs_client, f"cs-{run_id}")
     greeting = ids["greeting"]
     run = uuid.UUID(await run_id_of(cs_client, greeting))
-    target = _target(cs_cluster)
-    with scylla.session(target) as sess:
+    with scylla.session(_store(cs_cluster)) as sess:
         execs = sess.execute(
             "SELECT run_id FROM temporal.executions WHERE workflow_id = %s ALLOW FILTERING",
             (greeting,),
@@ -102,7 +108,7 @@ async def test_check_passes_on_the_live_cassandra_cluster(cs_cluster: ClusterRec
 
 
 def _make_keyspace(rec: ClusterRecord, name: str, replication: str) -> None:
-    with scylla.session(_target(rec)) as sess:
+    with scylla.session(_store(rec)) as sess:
         sess.execute(f"DROP KEYSPACE IF EXISTS {name}")
         sess.execute(f"CREATE KEYSPACE {name} WITH replication = {replication}")
 
@@ -136,26 +142,26 @@ async def test_scylla_bootstrap_is_idempotent_and_refuses_drift(
     cs_cluster: ClusterRecord, tmp_path: Path
 ) -> None:
     # On the live keyspace everything is applied already.
-    assert scylla.bootstrap(_target(cs_cluster)) == []
+    assert scylla.bootstrap(_spec(cs_cluster)) == []
     # A fresh keyspace gets every file once, as NetworkTopologyStrategy.
     fresh = f"st_boot_{uuid.uuid4().hex[:8]}"
-    applied = scylla.bootstrap(_target(cs_cluster, fresh))
-    assert applied == [m.name for m in scylla.load()]
-    with scylla.session(_target(cs_cluster)) as sess:
+    applied = scylla.bootstrap(_spec(cs_cluster, fresh))
+    assert applied == [m.name for m in load(tree="scylla")]
+    with scylla.session(_store(cs_cluster)) as sess:
         assert not scylla.is_scylla(sess)
         rep = scylla.keyspace_replication(sess, fresh)
     assert rep == {"class": scylla.NTS, "datacenter1": "1"}
     # A file changed after it was applied is refused.
     changed = tmp_path / "scylla"
-    shutil.copytree(scylla.migrations_dir(), changed)
+    shutil.copytree(migrations_dir("scylla"), changed)
     first = sorted(changed.glob("*.cql"))[-1]
     first.write_text(first.read_text() + "\n-- edited\n")
-    with pytest.raises(scylla.BootstrapError, match="was changed after it was applied"):
-        scylla.bootstrap(_target(cs_cluster, fresh), changed)
+    with pytest.raises(MigrationError, match="was changed after it was applied"):
+        scylla.bootstrap(_spec(cs_cluster, fresh), changed)
     # A keyspace that exists with other replication is refused, naming what differs.
     _make_keyspace(cs_cluster, "st_simple", "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     with pytest.raises(scylla.BootstrapError, match="SimpleStrategy"):
-        scylla.bootstrap(_target(cs_cluster, "st_simple"))
+        scylla.bootstrap(_spec(cs_cluster, "st_simple"))
 
 
 def test_a_cassandra_that_fails_to_start_shows_its_log(
@@ -186,7 +192,7 @@ async def test_check_names_both_versions_on_an_old_keyspace_schema(
     from app.stack import builds
 
     old_ks = f"st_old_{uuid.uuid4().hex[:8]}"
-    scylla.bootstrap(_target(cs_cluster, old_ks))
+    scylla.bootstrap(_spec(cs_cluster, old_ks))
     tools = builds.temporal_binaries()
     wanted = tools.schema_versions["cassandra"]
     major, minor = wanted.split(".")
@@ -213,21 +219,20 @@ async def test_check_names_both_versions_on_an_old_keyspace_schema(
     assert {r.name: r for r in results}["keyspace replication"].ok
 
 
-def test_scylla_bootstrap_command_creates_the_keyspace(cs_cluster: ClusterRecord) -> None:
+def test_scylla_bootstrap_command_creates_the_keyspace(
+    cs_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    # The command reads everything from a rendered ClusterSpec file, as infra's Job does.
     keyspace = f"st_cli_{uuid.uuid4().hex[:8]}"
-    argv = [sys.executable, "-m", "app", "db", "scylla-bootstrap", "--keyspace", keyspace]
-    env = {
-        **os.environ,
-        "HAUL_CQL_HOSTS": "127.0.0.1",
-        "HAUL_CQL_PORT": str(cs_cluster.port("cassandra_cql")),
-        "HAUL_CQL_DATACENTER": "datacenter1",
-        "HAUL_CQL_REPLICATION": "datacenter1=1",
-    }
-    first = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    spec_file = tmp_path / "cluster.yaml"
+    spec_file.write_text(render_spec_file(_spec(cs_cluster, keyspace)))
+    argv = [sys.executable, "-m", "app", "db", "scylla-bootstrap", "--spec", str(spec_file)]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert f"keyspace {keyspace!r}: applied {len(scylla.load())} CQL file(s)" in first.stdout
-    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    wanted = len(load(tree="scylla"))
+    assert f"keyspace {keyspace!r}: applied {wanted} CQL file(s)" in first.stdout
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "applied 0 CQL file(s)" in again.stdout
-    with scylla.session(_target(cs_cluster)) as sess:
+    with scylla.session(_store(cs_cluster)) as sess:
         rep = scylla.keyspace_replication(sess, keyspace)
     assert rep == {"class": scylla.NTS, "datacenter1": "1"}
