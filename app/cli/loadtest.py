@@ -397,7 +397,7 @@ def cost(
 ) -> None:
     """Monthly cost and $ per million billable actions, self-hosted vs Temporal Cloud.
 
-    Reads prices from dated, cited data files (app/data/); changes nothing.
+    Reads prices from dated, cited data files (app/loadtest/data/); changes nothing.
     """
     if capacity_report is not None:
         rate = cost_model.capacity_from_report(capacity_report)

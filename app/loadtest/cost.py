@@ -4,7 +4,7 @@ Inputs: the sustained billable actions/s one deployment holds within its SLOs (f
 `haul loadtest capacity`, or given), the monthly volume to carry, and the deployment's bill of
 materials. The volume's average rate (times a peak factor) decides how many such deployments
 are needed; their monthly cost divided by the volume is the self-hosted $/million. Prices are
-data, dated and cited, in app/data/*.json; users update them.
+data, dated and cited, in app/loadtest/data/*.json; users update them.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from typing import Any
 def _load(path: str | Path | None, default: str) -> dict[str, Any]:
     if path is not None:
         return dict(json.loads(Path(path).read_text()))
-    return dict(json.loads(resources.files("app.data").joinpath(default).read_text()))
+    return dict(json.loads(resources.files("app.loadtest.data").joinpath(default).read_text()))
 
 
 def load_cloud_pricing(path: str | Path | None = None) -> dict[str, Any]:
-    """Temporal Cloud's tiered price per million actions (app/data/temporal_cloud_pricing.json)."""
+    """Temporal Cloud's tiered price per million actions (data/temporal_cloud_pricing.json)."""
     return _load(path, "temporal_cloud_pricing.json")
 
 
 def load_aws_prices(path: str | Path | None = None) -> dict[str, Any]:
-    """On-demand AWS prices for the bill of materials (app/data/aws_prices.json)."""
+    """On-demand AWS prices for the bill of materials (data/aws_prices.json)."""
     return _load(path, "aws_prices.json")
 
 
@@ -88,7 +88,7 @@ def _hourly(table: dict[str, float], kind: str, what: str) -> float:
     except KeyError:
         raise ValueError(
             f"no price for {what} {kind!r} in the price table; known: {', '.join(sorted(table))}. "
-            "Add it to app/data/aws_prices.json (or pass --prices FILE)"
+            "Add it to app/loadtest/data/aws_prices.json (or pass --prices FILE)"
         ) from None
 
 
