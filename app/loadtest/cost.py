@@ -16,6 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from app.loadtest.models import RunReport
+
 
 def _load(path: str | Path | None, default: str) -> dict[str, Any]:
     if path is not None:
@@ -190,12 +194,11 @@ def estimate(
 
 def capacity_from_report(path: str | Path) -> float:
     """The sustained actions/s in a `haul loadtest` report.json (capacity runs preferred)."""
-    data = json.loads(Path(path).read_text())
-    if "capacity" in data:
-        return float(data["capacity"]["max_sustained_actions_per_s"])
-    if "summary" in data:
-        return float(data["summary"]["actions_per_s_sustained"])
-    raise ValueError(
-        f"{path} is not a haul loadtest report (no 'capacity' or 'summary' section); "
-        "pass the report.json that `haul loadtest capacity` or `run` wrote"
-    )
+    try:
+        report = RunReport.read(path)
+    except (OSError, ValidationError) as exc:
+        raise ValueError(
+            f"{path} is not a haul loadtest report ({str(exc).splitlines()[0]}); "
+            "pass the report.json that `haul loadtest capacity` or `run` wrote"
+        ) from None
+    return report.sustained_actions_per_s()
