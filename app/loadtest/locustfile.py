@@ -8,13 +8,16 @@ Settings: one `LoadSettings` (app/loadtest/settings.py, HAUL_LT_* variables), wh
 `haul loadtest` sets for the run; a distributed worker takes it from the master at each run's
 start (distributed.py). parcel_ingest also needs the workers' app database and blob store
 (HAUL_DATABASE_URL, HAUL_BLOB_DIR), set for a local --target as for `haul ingest parcel`.
+
+Each user class names the requests it reports in `request_names`; scenarios.py refers to the
+classes and requests by those names (see its docstring for how they are kept in step).
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from typing import Any
+from typing import Any, ClassVar
 
 from locust import events, task
 from locust.env import Environment
@@ -57,6 +60,7 @@ class StartAndCompleteUser(ScenarioUser):
     """One workflow with one no-op activity, started and awaited: 2 actions per operation."""
 
     weight = 3
+    request_names = ("start_and_complete",)
 
     @task
     def start_and_complete(self) -> None:
@@ -73,6 +77,7 @@ class SignalFanInUser(ScenarioUser):
     """Bursts of signal-with-start on a fixed set of retry_on_signal entities."""
 
     weight = 1
+    request_names: ClassVar[tuple[str, ...]] = ("signal_with_start",)
 
     def entity_key(self, k: int) -> str:
         return f"{run_settings().run_tag}-entity-{k}"
@@ -101,6 +106,7 @@ class SignalFanInUser(ScenarioUser):
 class MixedEntityUser(SignalFanInUser):
     """signal_fan_in plus queries on the entities (queries are billed, not in history)."""
 
+    request_names = ("signal_with_start", "query_pending")
 
     @task(1)
     def query_pending(self) -> None:
@@ -117,6 +123,7 @@ class TimerUser(ScenarioUser):
     """A workflow that waits on a 1-second timer, started and awaited (the concurrency check)."""
 
     weight = 1
+    request_names = ("timer_1s",)
 
     @task
     def timer_1s(self) -> None:
@@ -131,6 +138,7 @@ class ParcelIngestUser(ScenarioUser):
     """One small generated EDI 210 file through the whole parcel pipeline, awaited."""
 
     weight = 1
+    request_names = ("parcel_ingest",)
     _load: ParcelLoad | None = None
 
     def on_start(self) -> None:
@@ -145,3 +153,12 @@ class ParcelIngestUser(ScenarioUser):
         ident = _ident("parcel")
         self.run_op("parcel_ingest", lambda: load.ingest(self.haul, ident))
 
+
+def declared_users() -> dict[str, tuple[str, ...]]:
+    """Every concrete user class here, by name, with the requests it reports (scenarios.py's
+    names are checked against this)."""
+    return {
+        name: cls.request_names
+        for name, cls in globals().items()
+        if isinstance(cls, type) and issubclass(cls, TemporalUser) and not cls.abstract
+    }

@@ -281,9 +281,14 @@ atexit.register(_exit_before_teardown)
 
 
 class TemporalUser(User):
-    """Base for scenario users: `self.run_op(name, factory)` times one Temporal operation."""
+    """Base for scenario users: `self.run_op(name, factory)` times one Temporal operation.
+
+    A subclass names every request it reports in `request_names`: the scenario table
+    (scenarios.py) gates on those names, and a unit test checks the two against each other.
+    """
 
     abstract = True
+    request_names: ClassVar[tuple[str, ...]] = ()
     bridge: TemporalBridge
     haul: HaulClient
 
@@ -298,6 +303,7 @@ class TemporalUser(User):
         request_type: str = "temporal",
     ) -> Any:
         """Run one operation and report it to Locust; exceptions become failures."""
+        self._check_declared(name)
         start = time.perf_counter()
         try:
             result = self.bridge.call(factory())
@@ -310,6 +316,7 @@ class TemporalUser(User):
     def run_ops(self, name: str, factories: list[Callable[[], Coroutine[Any, Any, Any]]]) -> None:
         """Run several operations concurrently (a burst); each is its own request, timed to
         the moment its own result arrives."""
+        self._check_declared(name)
         started = time.perf_counter()
 
         def report(result: gevent.event.AsyncResult) -> None:
@@ -319,6 +326,13 @@ class TemporalUser(User):
         for result in pending:
             result.rawlink(report)
         gevent.wait(pending)
+
+    def _check_declared(self, name: str) -> None:
+        if name not in self.request_names:
+            raise ValueError(
+                f"{type(self).__name__} reports request {name!r} but declares only "
+                f"{self.request_names}; add it to request_names"
+            )
 
     def _fire(self, request_type: str, name: str, start: float, exc: Exception | None) -> None:
         counts = self.bridge.operations.setdefault(name, OperationCounts())
