@@ -19,28 +19,21 @@ from app.loadtest.models import (
 from app.loadtest.settings import LoadSettings, RunSettings, StepShape
 
 
+def _step(step: int, users: int, rate: float, p95_ms: float, held: bool) -> CapacityStep:
+    return CapacityStep(
+        step=step,
+        users=users,
+        actions_per_s=rate,
+        operations=40,
+        p95_ms=p95_ms,
+        failure_ratio=0.0,
+        within_slo=held,
+    )
+
+
 def capacity_report(out: Path, held: float, broke: float) -> RunReport:
     """A two-step capacity run: the first step held `held` actions/s, the second broke."""
-    steps = [
-        CapacityStep(
-            step=1,
-            users=2,
-            actions_per_s=held,
-            operations=40,
-            p95_ms=80.0,
-            failure_ratio=0.0,
-            within_slo=True,
-        ),
-        CapacityStep(
-            step=2,
-            users=4,
-            actions_per_s=broke,
-            operations=30,
-            p95_ms=5000.0,
-            failure_ratio=0.0,
-            within_slo=False,
-        ),
-    ]
+    steps = [_step(1, 2, held, 80.0, True), _step(2, 4, broke, 5000.0, False)]
     shape = StepShape(step_start=2, step_users=2, steps=2, step_seconds=5)
     return RunReport(
         scenario="start_and_complete",
