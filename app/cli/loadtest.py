@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -102,6 +103,15 @@ def _scenario(name: str) -> str:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _valid(build: Callable[[], T]) -> T:
+    """Build a settings model from options: a value it refuses is a usage error."""
+    try:
+        return build()
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise typer.BadParameter("; ".join(problems)) from None
+
+
 async def _with_worker(target: Target, use_worker: bool, body: Callable[[], Awaitable[T]]) -> T:
     from app.core.procs import stop_pid
     from app.loadtest.runner import ensure_worker
@@ -166,7 +176,7 @@ def run(
         out_dir=out,
         slo_p95_ms=slo_p95_ms,
         slo_failure_ratio=slo_failure_ratio,
-        load=LoadSettings(entities=entities, burst=burst, wait=wait),
+        load=_valid(lambda: LoadSettings(entities=entities, burst=burst, wait=wait)),
         processes=processes,
         expect_workers=expect_workers,
         master_bind_host=master_bind_host,
@@ -229,23 +239,24 @@ def capacity(
     from app.loadtest.runner import resolve_target, run_load
 
     seconds = parse_duration(step_duration)
+    shape = _valid(
+        lambda: StepShape(
+            step_start=start_users,
+            step_users=step_users,
+            steps=steps,
+            step_seconds=seconds,
+            spawn_rate=spawn_rate,
+        )
+    )
     settings = RunSettings(
         scenario=_scenario(scenario),
-        users=start_users + (steps - 1) * step_users,
+        users=shape.users(shape.steps - 1),
         spawn_rate=spawn_rate,
         duration=seconds * steps,
         out_dir=out,
         slo_p95_ms=slo_p95_ms,
         slo_failure_ratio=slo_failure_ratio,
-        load=LoadSettings(
-            shape=StepShape(
-                step_start=start_users,
-                step_users=step_users,
-                steps=steps,
-                step_seconds=seconds,
-                spawn_rate=spawn_rate,
-            )
-        ),
+        load=LoadSettings(shape=shape),
         expect_workers=expect_workers,
         master_bind_host=master_bind_host,
         master_bind_port=master_bind_port,
