@@ -7,19 +7,27 @@ for a local cluster with no worker, start a `haul worker` process and stop it af
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import statistics
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from app.loadtest import cost as cost_model
 from app.loadtest import report, scenarios
+from app.loadtest.models import RunReport
+from app.loadtest.settings import LoadSettings, RunSettings, StepShape
+
+if TYPE_CHECKING:
+    from app.loadtest.runner import Target
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Load tests in billable actions: Locust scenarios, capacity steps, the asyncio ceiling.",
@@ -95,7 +103,16 @@ def _scenario(name: str) -> str:
         raise typer.BadParameter(str(exc)) from None
 
 
-async def _with_worker(target: Any, use_worker: bool, body: Any) -> Any:
+def _valid(build: Callable[[], T]) -> T:
+    """Build a settings model from options: a value it refuses is a usage error."""
+    try:
+        return build()
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise typer.BadParameter("; ".join(problems)) from None
+
+
+async def _with_worker(target: Target, use_worker: bool, body: Callable[[], Awaitable[T]]) -> T:
     from app.core.procs import stop_pid
     from app.loadtest.runner import ensure_worker
 
@@ -107,14 +124,14 @@ async def _with_worker(target: Any, use_worker: bool, body: Any) -> Any:
             stop_pid(pid)
 
 
-def _print_run(result: dict[str, Any]) -> None:
+def _print_run(result: RunReport) -> None:
     console.print(report.summary_table(result))
-    if result["accounting"]:
+    if result.accounting:
         console.print(report.accounting_table(result))
-    for gate in result["gates"]:
-        mark = "[green]pass[/green]" if gate["passed"] else "[red]FAIL[/red]"
-        console.print(f"  {mark} {gate['name']}: {gate['detail']}")
-    console.print(f"report: {result['files']['html']}")
+    for gate in result.gates:
+        mark = "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]"
+        console.print(f"  {mark} {gate.name}: {gate.detail}")
+    console.print(f"report: {result.files.html}")
 
 
 @app.command("run")
@@ -149,7 +166,7 @@ def run(
     prints a summary, and compares the server's action counts with the run's workflow
     histories per action_type (flagging differences over 2%). Exits 1 when an SLO gate fails.
     """
-    from app.loadtest.runner import RunSettings, resolve_target, run_load
+    from app.loadtest.runner import resolve_target, run_load
 
     settings = RunSettings(
         scenario=_scenario(scenario),
@@ -159,9 +176,7 @@ def run(
         out_dir=out,
         slo_p95_ms=slo_p95_ms,
         slo_failure_ratio=slo_failure_ratio,
-        entities=entities,
-        burst=burst,
-        wait=wait,
+        load=_valid(lambda: LoadSettings(entities=entities, burst=burst, wait=wait)),
         processes=processes,
         expect_workers=expect_workers,
         master_bind_host=master_bind_host,
@@ -175,9 +190,8 @@ def run(
         console.print(f"Locust UI on http://127.0.0.1:{web_port}; Ctrl-C ends the run")
     result = asyncio.run(_with_worker(tgt, worker, lambda: run_load(tgt, settings)))
     _print_run(result)
-    if not result["passed"]:
-        failed = [g["name"] for g in result["gates"] if not g["passed"]]
-        raise SLOFailed(f"SLO gate(s) failed: {', '.join(failed)}")
+    if not result.passed:
+        raise SLOFailed(f"SLO gate(s) failed: {', '.join(result.failed_gates())}")
 
 
 @app.command("locust-worker")
@@ -222,24 +236,27 @@ def capacity(
     """Raise load step by step (a Locust LoadTestShape) and report the highest sustained
     billable actions/s within the SLOs, and the step where they broke. With
     --expect-workers N, the steps' users are spread over N `locust-worker` processes."""
-    from app.loadtest.runner import RunSettings, resolve_target, run_load
+    from app.loadtest.runner import resolve_target, run_load
 
     seconds = parse_duration(step_duration)
+    shape = _valid(
+        lambda: StepShape(
+            step_start=start_users,
+            step_users=step_users,
+            steps=steps,
+            step_seconds=seconds,
+            spawn_rate=spawn_rate,
+        )
+    )
     settings = RunSettings(
         scenario=_scenario(scenario),
-        users=start_users + (steps - 1) * step_users,
+        users=shape.users(shape.steps - 1),
         spawn_rate=spawn_rate,
         duration=seconds * steps,
         out_dir=out,
         slo_p95_ms=slo_p95_ms,
         slo_failure_ratio=slo_failure_ratio,
-        steps={
-            "step_start": start_users,
-            "step_users": step_users,
-            "steps": steps,
-            "step_seconds": seconds,
-            "spawn_rate": spawn_rate,
-        },
+        load=LoadSettings(shape=shape),
         expect_workers=expect_workers,
         master_bind_host=master_bind_host,
         master_bind_port=master_bind_port,
@@ -247,32 +264,33 @@ def capacity(
     )
     tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
     result = asyncio.run(_with_worker(tgt, worker, lambda: run_load(tgt, settings)))
-    cap = result["capacity"]
-    table = Table(title=f"capacity: {result['scenario']} on {result['target']}")
+    cap = result.capacity
+    assert cap is not None  # a run with a shape always has its steps evaluated
+    table = Table(title=f"capacity: {result.scenario} on {result.target}")
     for col in ("step", "users", "actions/s", "operations", "p95 ms", "failure ratio", "SLO"):
         table.add_column(col, justify="right")
-    for row in cap["steps"]:
+    for row in cap.steps:
         table.add_row(
-            str(row["step"]),
-            str(row["users"]),
-            f"{row['actions_per_s']:.1f}",
-            str(row["operations"]),
-            str(row["p95_ms"]),
-            f"{row['failure_ratio']:.2%}",
-            "[green]held[/green]" if row["within_slo"] else "[red]broke[/red]",
+            str(row.step),
+            str(row.users),
+            f"{row.actions_per_s:.1f}",
+            str(row.operations),
+            str(row.p95_ms),
+            f"{row.failure_ratio:.2%}",
+            "[green]held[/green]" if row.within_slo else "[red]broke[/red]",
         )
     console.print(table)
     console.print(
-        f"highest sustained within SLOs: {cap['max_sustained_actions_per_s']:.1f} actions/s"
-        + (f" at {cap['best_step']['users']} users" if cap["best_step"] else "")
+        f"highest sustained within SLOs: {cap.max_sustained_actions_per_s:.1f} actions/s"
+        + (f" at {cap.best_step.users} users" if cap.best_step else "")
     )
-    broke = cap["breaking_step"]
+    broke = cap.breaking_step
     console.print(
-        f"broke at step {broke['step']} ({broke['users']} users)"
+        f"broke at step {broke.step} ({broke.users} users)"
         if broke
         else "did not break within the steps run; raise --steps or --step-users"
     )
-    console.print(f"report: {result['files']['html']}")
+    console.print(f"report: {result.files.html}")
 
 
 @app.command("ceiling")
@@ -295,15 +313,15 @@ def ceiling(
     """Drive start_and_complete with bare asyncio temporalio (no Locust), then with the Locust
     harness, against the same server; print the harness throughput as a ratio of the ceiling
     (target >= 0.9) and, when lower, where the harness loses time."""
-    from app.loadtest.ceiling import CeilingResult, diagnose, drive
-    from app.loadtest.runner import RunSettings, resolve_target, run_load
+    from app.loadtest.ceiling import CeilingResult, CeilingRound, CeilingSummary, diagnose, drive
+    from app.loadtest.runner import resolve_target, run_load
     from app.platform.actions import ActionReader
     from app.platform.client import HaulClient
 
     seconds = parse_duration(duration)
     tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
 
-    async def alternate() -> list[tuple[CeilingResult, dict[str, Any]]]:
+    async def alternate() -> list[tuple[CeilingResult, RunReport]]:
         client = HaulClient(await tgt.client())
         reader = ActionReader(tgt.metrics_url, tgt.namespace) if tgt.metrics_url else None
         settings = RunSettings(
@@ -323,11 +341,9 @@ def ceiling(
     table = Table(title=f"ceiling vs harness: start_and_complete on {tgt.label}")
     for col in ("round", "driver", "wf/s", "actions/s", "p50 ms", "p95 ms", "workflows", "ratio"):
         table.add_column(col, justify="right")
-    per_round = []
-    for i, (bare, harness) in enumerate(pairs, 1):
-        h_wfps = harness["summary"]["operations_per_s"]
-        ratio = h_wfps / bare.wf_per_s if bare.wf_per_s else 0.0
-        s = harness["summary"]
+    per_round = [CeilingRound.of(bare, harness) for bare, harness in pairs]
+    for i, ((bare, harness), one) in enumerate(zip(pairs, per_round, strict=True), 1):
+        s = harness.summary
         table.add_row(
             str(i),
             "bare asyncio",
@@ -341,34 +357,25 @@ def ceiling(
         table.add_row(
             str(i),
             "Locust harness",
-            f"{h_wfps:.1f}",
-            f"{s['actions_per_s']:.1f}",
-            str(s["p50_ms"]),
-            str(s["p95_ms"]),
-            str(s["operations_in_window"]),
-            f"{ratio:.2f}",
-        )
-        per_round.append(
-            {
-                "ceiling": bare.__dict__,
-                "harness_wf_per_s": h_wfps,
-                "harness_actions_per_s": s["actions_per_s"],
-                "ratio": ratio,
-                "harness_report": harness["files"]["json"],
-            }
+            f"{one.harness_wf_per_s:.1f}",
+            f"{s.actions_per_s:.1f}",
+            str(s.p50_ms),
+            str(s.p95_ms),
+            str(s.operations_in_window),
+            f"{one.ratio:.2f}",
         )
     console.print(table)
-    ratio = statistics.median(r["ratio"] for r in per_round)
+    ratio = statistics.median(r.ratio for r in per_round)
     verdict = "[green]meets[/green]" if ratio >= 0.9 else "[red]below[/red]"
     console.print(
         f"harness / ceiling = {ratio:.2f} (median of {len(per_round)} round(s); "
         f"{verdict} the 0.9 target)"
     )
     bare, harness = pairs[-1]
-    for note in diagnose(bare, harness["harness"], harness):
+    for note in diagnose(bare, harness):
         console.print(f"  - {note}")
-    path = Path(harness["out_dir"]) / "ceiling.json"
-    path.write_text(json.dumps({"rounds": per_round, "ratio": ratio}, indent=2, default=str))
+    path = harness.out_dir / "ceiling.json"
+    path.write_text(CeilingSummary(rounds=per_round, ratio=ratio).model_dump_json(indent=2))
     console.print(f"ceiling summary: {path}")
 
 
@@ -397,10 +404,13 @@ def cost(
 ) -> None:
     """Monthly cost and $ per million billable actions, self-hosted vs Temporal Cloud.
 
-    Reads prices from dated, cited data files (app/data/); changes nothing.
+    Reads prices from dated, cited data files (app/loadtest/data/); changes nothing.
     """
     if capacity_report is not None:
-        rate = cost_model.capacity_from_report(capacity_report)
+        try:
+            rate = cost_model.capacity_from_report(capacity_report)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--capacity-report") from None
     elif actions_per_second is not None:
         rate = actions_per_second
     else:

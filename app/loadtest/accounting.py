@@ -13,9 +13,9 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.api.enums.v1 import ContinueAsNewInitiator, EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -26,7 +26,9 @@ from temporalio.client import (
     QueryWorkflowInput,
 )
 
-TOLERANCE_PCT = 2.0
+from app.loadtest.models import Comparison
+from app.loadtest.settings import TOLERANCE_PCT
+
 # Signals the harness sends carry this key in their payload, naming the API that sent them,
 # so a history tells a signal-with-start from a plain signal.
 VIA_KEY = "via"
@@ -185,16 +187,6 @@ async def tally_runs(
     )
 
 
-@dataclass
-class Comparison:
-    action_type: str
-    server: int
-    expected: int | None
-    source: str  # "history", "client" or "server only"
-    diff_pct: float | None
-    flagged: bool
-
-
 def compare(
     server: Mapping[str, int],
     from_history: Mapping[str, int],
@@ -206,19 +198,33 @@ def compare(
     for kind in sorted(set(server) | set(from_history) | set(from_client)):
         got = int(server.get(kind, 0))
         if kind in HISTORY_TYPES or kind in CLIENT_TYPES:
-            source = "client" if kind in CLIENT_TYPES else "history"
+            source: Literal["client", "history"] = "client" if kind in CLIENT_TYPES else "history"
             want = int((from_client if kind in CLIENT_TYPES else from_history).get(kind, 0))
             if not got and not want:
                 continue
             diff = abs(got - want) / want * 100 if want else 100.0
-            rows.append(Comparison(kind, got, want, source, round(diff, 2), diff > tolerance_pct))
+            rows.append(
+                Comparison(
+                    action_type=kind,
+                    server=got,
+                    expected=want,
+                    source=source,
+                    diff_pct=round(diff, 2),
+                    flagged=diff > tolerance_pct,
+                )
+            )
         else:
-            rows.append(Comparison(kind, got, None, "server only", None, False))
+            rows.append(
+                Comparison(
+                    action_type=kind,
+                    server=got,
+                    expected=None,
+                    source="server only",
+                    diff_pct=None,
+                    flagged=False,
+                )
+            )
     return rows
-
-
-def comparison_dicts(rows: Iterable[Comparison]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in rows]
 
 
 class QueryCounter(Interceptor):

@@ -12,17 +12,20 @@ import itertools
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+
+from pydantic import BaseModel
 
 from app.domains.loadgen.models import NoopInput
 from app.domains.loadgen.workflows import NoopActivityWorkflow
+from app.loadtest.models import RunReport
 from app.platform.actions import ActionReader, delta
 from app.platform.client import HaulClient
 
 
-@dataclass
-class CeilingResult:
+class CeilingResult(BaseModel):
+    """What the bare driver reached in one run."""
+
     workflows: int
     failures: int
     seconds: float
@@ -31,6 +34,34 @@ class CeilingResult:
     actions_per_s: float
     p50_ms: float
     p95_ms: float
+
+
+class CeilingRound(BaseModel):
+    """One bare run and the harness run after it, on the same server."""
+
+    ceiling: CeilingResult
+    harness_wf_per_s: float
+    harness_actions_per_s: float
+    ratio: float
+    harness_report: Path
+
+    @classmethod
+    def of(cls, bare: CeilingResult, harness: RunReport) -> CeilingRound:
+        wf_per_s = harness.summary.operations_per_s
+        return cls(
+            ceiling=bare,
+            harness_wf_per_s=wf_per_s,
+            harness_actions_per_s=harness.summary.actions_per_s,
+            ratio=wf_per_s / bare.wf_per_s if bare.wf_per_s else 0.0,
+            harness_report=Path(harness.files.report_json),
+        )
+
+
+class CeilingSummary(BaseModel):
+    """ceiling.json: every round, and the median of their ratios."""
+
+    rounds: list[CeilingRound]
+    ratio: float
 
 
 async def drive(
@@ -92,22 +123,23 @@ async def drive(
     )
 
 
-def diagnose(ceiling: CeilingResult, harness: dict[str, Any], locust: dict[str, Any]) -> list[str]:
+def diagnose(ceiling: CeilingResult, locust: RunReport) -> list[str]:
     """Where the Locust harness loses time against the bare driver, from what both measured."""
     notes = []
-    lag = harness.get("submit_lag_p95_ms", 0) + harness.get("wake_lag_p95_ms", 0)
+    harness = locust.harness
+    lag = harness.submit_lag_p95_ms + harness.wake_lag_p95_ms
     notes.append(
         f"bridge overhead (p95 submit lag + p95 wake lag): {lag:.2f} ms per call, against a "
         f"p50 of {ceiling.p50_ms:.1f} ms per workflow"
     )
-    cpu = harness.get("cpu_seconds")
-    dur = locust.get("duration_s") or 0
-    if cpu is not None and dur:
+    cpu = harness.cpu_seconds
+    dur = locust.duration_s
+    if harness.processes and dur:
         notes.append(
             f"Locust process CPU: {cpu:.1f} s over {dur:.1f} s ({cpu / dur:.0%} of one core), "
             "competing with the server and the worker on the same cores"
         )
-    p50 = locust.get("summary", {}).get("p50_ms")
+    p50 = locust.summary.p50_ms
     if p50 is not None:
         notes.append(f"latency p50: harness {p50} ms, bare driver {ceiling.p50_ms:.1f} ms")
     return notes

@@ -4,7 +4,7 @@ Inputs: the sustained billable actions/s one deployment holds within its SLOs (f
 `haul loadtest capacity`, or given), the monthly volume to carry, and the deployment's bill of
 materials. The volume's average rate (times a peak factor) decides how many such deployments
 are needed; their monthly cost divided by the volume is the self-hosted $/million. Prices are
-data, dated and cited, in app/data/*.json; users update them.
+data, dated and cited, in app/loadtest/data/*.json; users update them.
 """
 
 from __future__ import annotations
@@ -16,20 +16,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from app.loadtest.models import RunReport
+
 
 def _load(path: str | Path | None, default: str) -> dict[str, Any]:
     if path is not None:
         return dict(json.loads(Path(path).read_text()))
-    return dict(json.loads(resources.files("app.data").joinpath(default).read_text()))
+    return dict(json.loads(resources.files("app.loadtest.data").joinpath(default).read_text()))
 
 
 def load_cloud_pricing(path: str | Path | None = None) -> dict[str, Any]:
-    """Temporal Cloud's tiered price per million actions (app/data/temporal_cloud_pricing.json)."""
+    """Temporal Cloud's tiered price per million actions (data/temporal_cloud_pricing.json)."""
     return _load(path, "temporal_cloud_pricing.json")
 
 
 def load_aws_prices(path: str | Path | None = None) -> dict[str, Any]:
-    """On-demand AWS prices for the bill of materials (app/data/aws_prices.json)."""
+    """On-demand AWS prices for the bill of materials (data/aws_prices.json)."""
     return _load(path, "aws_prices.json")
 
 
@@ -88,7 +92,7 @@ def _hourly(table: dict[str, float], kind: str, what: str) -> float:
     except KeyError:
         raise ValueError(
             f"no price for {what} {kind!r} in the price table; known: {', '.join(sorted(table))}. "
-            "Add it to app/data/aws_prices.json (or pass --prices FILE)"
+            "Add it to app/loadtest/data/aws_prices.json (or pass --prices FILE)"
         ) from None
 
 
@@ -190,12 +194,11 @@ def estimate(
 
 def capacity_from_report(path: str | Path) -> float:
     """The sustained actions/s in a `haul loadtest` report.json (capacity runs preferred)."""
-    data = json.loads(Path(path).read_text())
-    if "capacity" in data:
-        return float(data["capacity"]["max_sustained_actions_per_s"])
-    if "summary" in data:
-        return float(data["summary"]["actions_per_s_sustained"])
-    raise ValueError(
-        f"{path} is not a haul loadtest report (no 'capacity' or 'summary' section); "
-        "pass the report.json that `haul loadtest capacity` or `run` wrote"
-    )
+    try:
+        report = RunReport.read(path)
+    except (OSError, ValidationError) as exc:
+        raise ValueError(
+            f"{path} is not a haul loadtest report ({str(exc).splitlines()[0]}); "
+            "pass the report.json that `haul loadtest capacity` or `run` wrote"
+        ) from None
+    return report.sustained_actions_per_s()

@@ -5,15 +5,16 @@ Three things plain Locust does not do for haul:
 
 - **Settings travel with the run.** A worker is started once and serves many runs, so the
   run's target and settings (run tag, fan-in shape, wait) come from the master: the parent
-  puts them in `--haul-settings` (JSON), Locust sends custom arguments to each worker with the
-  spawn order, and `apply_forwarded` puts them in the worker's environment before any user
-  starts. Only the target's coordinates and HAUL_LT_* cross the wire; credentials never do.
+  puts a `Handoff` (settings.py) in `--haul-handoff` (JSON), Locust sends custom arguments to
+  each worker with the spawn order, and `take_handoff` points the worker at the target and
+  makes the master's `LoadSettings` the run's before any user starts. Only the target's
+  coordinates and the forwarded settings cross the wire; credentials never do.
 - **Each worker's files come home.** The accounting needs every process's bridge stats and
   parcel root IDs. A worker sends them to the master when its users stop; the master writes
   them into the run's directory (names checked, size bounded).
 - **The run ends with every operation counted.** With `-t`, a headless master quits its
   workers and waits half a second, so operations still finishing in the stop timeout, and
-  the workers' files, are lost. `--haul-stop-after` makes the master stop (waiting for every
+  the workers' files, are lost. The run's `stop_after` makes the master stop (waiting for every
   worker to report its users stopped) and only then quit.
 - **A worker leaves with its run.** After a stop a Locust worker sleeps for the stop timeout
   before it reads another message, so the master's quit would reach it only after the master
@@ -24,9 +25,7 @@ Three things plain Locust does not do for haul:
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -35,8 +34,8 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from app.loadtest.process_files import own_files, write_shipped
-from app.loadtest.users import write_stats
-from app.loadtest.worker_settings import TARGET_KEYS, forwarded
+from app.loadtest.settings import HANDOFF_VAR, Handoff
+from app.loadtest.users import run_settings, use_run_settings, write_stats
 
 FILES_MESSAGE = "haul_files"
 LAST_STOP_MESSAGE = "haul_last_stop"
@@ -48,33 +47,21 @@ _last_stop: list[bool] = []
 @events.init_command_line_parser.add_listener
 def _arguments(parser: Any) -> None:
     parser.add_argument(
-        "--haul-settings",
-        env_var="HAUL_LT_SETTINGS",
+        "--haul-handoff",
+        env_var=HANDOFF_VAR,
         default="",
         include_in_web_ui=False,
-        help="haul: the run's target and settings (JSON), sent to every worker",
-    )
-    parser.add_argument(
-        "--haul-stop-after",
-        env_var="HAUL_LT_STOP_AFTER",
-        type=float,
-        default=0.0,
-        include_in_web_ui=False,
-        help="haul (master): seconds of load, then stop every worker and quit",
+        help="haul: the run's target and settings (a Handoff, JSON), sent to every worker",
     )
 
 
-def apply_forwarded(environment: Environment) -> None:
-    """On a worker: take the master's settings for this run (a no-op elsewhere)."""
+def take_handoff(environment: Environment) -> None:
+    """On a worker: take the master's target and settings for this run (a no-op elsewhere)."""
     if not isinstance(environment.runner, WorkerRunner):
         return
-    raw = getattr(environment.parsed_options, "haul_settings", "")
-    if not raw:
-        return
-    settings = json.loads(raw)
-    for key in [k for k in os.environ if k in TARGET_KEYS]:
-        del os.environ[key]
-    os.environ.update({k: str(v) for k, v in forwarded(settings).items()})
+    raw = getattr(environment.parsed_options, "haul_handoff", "")
+    if raw:
+        use_run_settings(Handoff.model_validate_json(raw).apply(os.environ))
 
 
 @events.init.add_listener
@@ -86,10 +73,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 
 def _receive_files(environment: Environment, msg: Any, **_: Any) -> None:
-    out = os.environ.get("HAUL_LT_OUT")
-    if not out or not isinstance(msg.data, dict):
+    out = run_settings().out
+    if out is None or not isinstance(msg.data, dict):
         return
-    refused = write_shipped(Path(out), msg.data)
+    refused = write_shipped(out, msg.data)
     if refused:
         print(f"haul: refused files from worker {msg.node_id}: {refused}", flush=True)
 
@@ -97,7 +84,7 @@ def _receive_files(environment: Environment, msg: Any, **_: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     runner = environment.runner
-    after = getattr(environment.parsed_options, "haul_stop_after", 0.0)
+    after = run_settings().stop_after
     if isinstance(runner, MasterRunner) and after > 0:
         gevent.spawn_later(after, _stop_then_quit, runner)
 
@@ -113,12 +100,12 @@ def _stop_then_quit(runner: MasterRunner) -> None:
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     runner = environment.runner
-    out = os.environ.get("HAUL_LT_OUT")
+    out = run_settings().out
     if not isinstance(runner, WorkerRunner):
         return
-    if out:
+    if out is not None:
         write_stats()
-        runner.send_message(FILES_MESSAGE, own_files(Path(out)))
+        runner.send_message(FILES_MESSAGE, own_files(out))
     if _last_stop:
         # Leave once the report that follows this event has gone out: ending the runner's
         # greenlets ends the worker, as Locust's own quit does.

@@ -21,6 +21,7 @@ from types import FrameType
 
 from app.loadtest.process_files import HARNESS_GLOB
 from app.loadtest.runner import locust_files
+from app.loadtest.settings import HANDOFF_VAR
 
 RESTART_DELAY_SECONDS = 2.0
 
@@ -59,7 +60,7 @@ def serve(master_host: str, master_port: int, runs: int = 0) -> int:
     try:
         while not stopping and (runs <= 0 or served < runs):
             scratch = Path(tempfile.mkdtemp(prefix="haul-locust-worker-"))
-            env = {k: v for k, v in os.environ.items() if k != "HAUL_LT_SETTINGS"}
+            env = {k: v for k, v in os.environ.items() if k != HANDOFF_VAR}
             env["HAUL_LT_OUT"] = str(scratch)
             try:
                 proc = subprocess.Popen(worker_argv(master_host, master_port), env=env)

@@ -13,7 +13,6 @@ operation appends it to a roots file, and accounting takes those runs and their 
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from app.domains.parcel.models import IngestSummary, PipelineSettings
 from app.domains.parcel.starter import submit
 from app.formats.generator import Edi210Spec, write_edi210
 from app.loadtest.process_files import roots_file
+from app.loadtest.settings import LoadSettings
 from app.platform.client import HaulClient
 
 
@@ -40,25 +40,24 @@ class ParcelLoad:
     settings: PipelineSettings = field(default_factory=PipelineSettings)
 
     @classmethod
-    def from_env(cls) -> ParcelLoad:
-        """HAUL_DATABASE_URL and HAUL_BLOB_DIR as for `haul ingest parcel`; file size from
-        HAUL_LT_PARCEL_INVOICES / _GROUPS; pipeline tuning from HAUL_PARCEL_*."""
-        out = os.environ.get("HAUL_LT_OUT")
-        blob_dir = os.environ.get("HAUL_BLOB_DIR", "")
-        if not blob_dir:
+    def from_settings(cls, settings: LoadSettings) -> ParcelLoad:
+        """The run's database and blob store (HAUL_DATABASE_URL and HAUL_BLOB_DIR, as for
+        `haul ingest parcel`) and file size; pipeline tuning from HAUL_PARCEL_*."""
+        if not settings.blob_dir:
             raise ValueError(
                 "parcel_ingest needs HAUL_BLOB_DIR (the workers' blob store) and "
                 "HAUL_DATABASE_URL; a local --target sets both"
             )
-        work = Path(out) / "files" if out else Path(blob_dir) / "loadtest-files"
+        out = settings.out
+        work = out / "files" if out else Path(settings.blob_dir) / "loadtest-files"
         work.mkdir(parents=True, exist_ok=True)
         return cls(
-            database=Database(os.environ.get("HAUL_DATABASE_URL", "")),
-            blobs=open_store(blob_dir),
+            database=Database(settings.database_url.get_secret_value()),
+            blobs=open_store(settings.blob_dir),
             work_dir=work,
-            roots=roots_file(Path(out)) if out else None,
-            invoices=int(os.environ.get("HAUL_LT_PARCEL_INVOICES", "3")),
-            groups_per_invoice=int(os.environ.get("HAUL_LT_PARCEL_GROUPS", "2")),
+            roots=roots_file(out) if out else None,
+            invoices=settings.parcel_invoices,
+            groups_per_invoice=settings.parcel_groups,
             settings=PipelineSettings.from_env(),
         )
 

@@ -1,6 +1,7 @@
 """Load-test reports: Locust's CSVs read back, SLO gates, a rich summary and a one-file HTML
 page with inline SVG plots (actions/s, latency percentiles over time, failures, actions by
-type). No plotting library: the charts are a few dozen lines of SVG."""
+type). No plotting library: the charts are a few dozen lines of SVG. Every function here reads
+the typed models of app/loadtest/models.py."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import html
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+
+from app.loadtest.models import ActionRate, Gate, HistoryRow, RunReport, StatsRow
 
 
 def _num(value: str | None) -> float | None:
@@ -33,39 +35,39 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def read_stats(prefix: Path) -> list[dict[str, Any]]:
+def read_stats(prefix: Path) -> list[StatsRow]:
     """Rows of Locust's <prefix>_stats.csv: one per request name, plus Aggregated."""
     return [
-        {
-            "type": row["Type"],
-            "name": row["Name"],
-            "requests": int(row["Request Count"]),
-            "failures": int(row["Failure Count"]),
-            "p50_ms": _num(row.get("50%")),
-            "p95_ms": _num(row.get("95%")),
-            "p99_ms": _num(row.get("99%")),
-            "avg_ms": _num(row.get("Average Response Time")),
-            "rps": _num(row.get("Requests/s")) or 0.0,
-        }
+        StatsRow(
+            type=row["Type"],
+            name=row["Name"],
+            requests=int(row["Request Count"]),
+            failures=int(row["Failure Count"]),
+            p50_ms=_num(row.get("50%")),
+            p95_ms=_num(row.get("95%")),
+            p99_ms=_num(row.get("99%")),
+            avg_ms=_num(row.get("Average Response Time")),
+            rps=_num(row.get("Requests/s")) or 0.0,
+        )
         for row in _csv_rows(Path(f"{prefix}_stats.csv"))
     ]
 
 
-def read_history(prefix: Path) -> list[dict[str, Any]]:
+def read_history(prefix: Path) -> list[HistoryRow]:
     """Rows of Locust's <prefix>_stats_history.csv (one per second and request name)."""
     return [
-        {
-            "t": float(row["Timestamp"]),
-            "users": int(row["User Count"]),
-            "name": row["Name"],
-            "rps": _num(row["Requests/s"]) or 0.0,
-            "fps": _num(row["Failures/s"]) or 0.0,
-            "p50_ms": _num(row.get("50%")),
-            "p95_ms": _num(row.get("95%")),
-            "p99_ms": _num(row.get("99%")),
-            "total_requests": int(row["Total Request Count"]),
-            "total_failures": int(row["Total Failure Count"]),
-        }
+        HistoryRow(
+            t=float(row["Timestamp"]),
+            users=int(row["User Count"]),
+            name=row["Name"],
+            rps=_num(row["Requests/s"]) or 0.0,
+            fps=_num(row["Failures/s"]) or 0.0,
+            p50_ms=_num(row.get("50%")),
+            p95_ms=_num(row.get("95%")),
+            p99_ms=_num(row.get("99%")),
+            total_requests=int(row["Total Request Count"]),
+            total_failures=int(row["Total Failure Count"]),
+        )
         for row in _csv_rows(Path(f"{prefix}_stats_history.csv"))
     ]
 
@@ -74,17 +76,8 @@ def read_history(prefix: Path) -> list[dict[str, Any]]:
 # SLO gates
 
 
-@dataclass
-class Gate:
-    name: str
-    limit: float
-    measured: float | None
-    passed: bool
-    detail: str
-
-
 def slo_gates(
-    stats: Sequence[Mapping[str, Any]],
+    stats: Sequence[StatsRow],
     operations: Iterable[str],
     *,
     p95_ms: float,
@@ -95,73 +88,67 @@ def slo_gates(
     A run with no business operation at all fails: there is nothing to vouch for.
     """
     ops = set(operations)
-    rows = [r for r in stats if r["name"] in ops and r["name"] != "Aggregated"]
-    requests = sum(r["requests"] for r in rows)
-    failures = sum(r["failures"] for r in rows)
+    rows = [r for r in stats if r.name in ops and r.name != "Aggregated"]
+    requests = sum(r.requests for r in rows)
+    failures = sum(r.failures for r in rows)
     gates = [
         Gate(
-            "operations completed",
-            1,
-            float(requests - failures),
-            requests - failures >= 1,
-            f"{requests - failures} successful of {requests}",
+            name="operations completed",
+            limit=1,
+            measured=float(requests - failures),
+            passed=requests - failures >= 1,
+            detail=f"{requests - failures} successful of {requests}",
         )
     ]
     for row in rows:
-        p95 = row["p95_ms"]
+        p95 = row.p95_ms
         gates.append(
             Gate(
-                f"p95 {row['name']} (ms)",
-                p95_ms,
-                p95,
-                p95 is not None and p95 <= p95_ms,
-                f"p95 {p95} ms against {p95_ms} ms",
+                name=f"p95 {row.name} (ms)",
+                limit=p95_ms,
+                measured=p95,
+                passed=p95 is not None and p95 <= p95_ms,
+                detail=f"p95 {p95} ms against {p95_ms} ms",
             )
         )
     ratio = failures / requests if requests else 1.0
     gates.append(
         Gate(
-            "failure ratio",
-            failure_ratio,
-            ratio,
-            ratio <= failure_ratio,
-            f"{failures} failed of {requests}",
+            name="failure ratio",
+            limit=failure_ratio,
+            measured=ratio,
+            passed=ratio <= failure_ratio,
+            detail=f"{failures} failed of {requests}",
         )
     )
     return gates
-
-
-def gates_passed(gates: Iterable[Gate | Mapping[str, Any]]) -> bool:
-    return all(g.passed if isinstance(g, Gate) else g["passed"] for g in gates)
-
-
-def gate_dicts(gates: Iterable[Gate]) -> list[dict[str, Any]]:
-    return [asdict(g) for g in gates]
 
 
 # ---------------------------------------------------------------------------------------------
 # Action series
 
 
-def action_rates(
-    series: Sequence[tuple[float, Mapping[str, float]]],
-) -> list[tuple[float, float, dict[str, float]]]:
-    """(time, total actions/s, per-type actions/s) for each interval between two scrapes."""
+def action_rates(series: Sequence[tuple[float, Mapping[str, float]]]) -> list[ActionRate]:
+    """Total and per-type actions/s for each interval between two scrapes (3 decimals)."""
     out = []
     for (t0, c0), (t1, c1) in zip(series, series[1:], strict=False):
         dt = t1 - t0
         if dt <= 0:
             continue
         per = {k: (c1.get(k, 0) - c0.get(k, 0)) / dt for k in set(c0) | set(c1)}
-        out.append((t1, sum(per.values()), per))
+        out.append(
+            ActionRate(
+                t=t1,
+                actions_per_s=round(sum(per.values()), 3),
+                by_type={k: round(v, 3) for k, v in per.items()},
+            )
+        )
     return out
 
 
-def sustained_rate(
-    rates: Sequence[tuple[float, float, Mapping[str, float]]], start: float, end: float
-) -> float:
-    """Median actions/s over the intervals that end inside [start, end]."""
-    inside = [r for t, r, _ in rates if start < t <= end]
+def sustained_rate(rates: Sequence[ActionRate], start: float, end: float) -> float:
+    """Median actions/s over the intervals that end inside (start, end]."""
+    inside = [r.actions_per_s for r in rates if start < r.t <= end]
     return statistics.median(inside) if inside else 0.0
 
 
@@ -169,46 +156,44 @@ def sustained_rate(
 # Summary table (rich)
 
 
-def summary_table(report: Mapping[str, Any]) -> Table:
-    table = Table(title=f"load test: {report['scenario']} on {report['target']}")
+def summary_table(report: RunReport) -> Table:
+    table = Table(title=f"load test: {report.scenario} on {report.target}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    s = report["summary"]
+    s = report.summary
     rows = [
-        ("users / duration", f"{report['settings']['users']} / {report['duration_s']:.0f} s"),
-        ("business operations", f"{s['operations']}"),
-        ("operations/s", f"{s['operations_per_s']:.1f}"),
-        ("billable actions (server)", f"{s['actions_total']}"),
-        ("actions/s (average)", f"{s['actions_per_s']:.1f}"),
-        ("actions/s (sustained median)", f"{s['actions_per_s_sustained']:.1f}"),
-        ("actions per operation", f"{s['actions_per_operation']:.2f}"),
-        ("p50 / p95 / p99 (ms)", f"{s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']}"),
-        ("failures", f"{s['failures']} ({s['failure_ratio']:.2%})"),
+        ("users / duration", f"{report.settings.users} / {report.duration_s:.0f} s"),
+        ("business operations", f"{s.operations}"),
+        ("operations/s", f"{s.operations_per_s:.1f}"),
+        ("billable actions (server)", f"{s.actions_total}"),
+        ("actions/s (average)", f"{s.actions_per_s:.1f}"),
+        ("actions/s (sustained median)", f"{s.actions_per_s_sustained:.1f}"),
+        ("actions per operation", f"{s.actions_per_operation:.2f}"),
+        ("p50 / p95 / p99 (ms)", f"{s.p50_ms} / {s.p95_ms} / {s.p99_ms}"),
+        ("failures", f"{s.failures} ({s.failure_ratio:.2%})"),
         (
             "accounting vs histories",
-            "within tolerance"
-            if not s["accounting_flags"]
-            else f"FLAGGED: {s['accounting_flags']}",
+            "within tolerance" if not s.accounting_flags else f"FLAGGED: {s.accounting_flags}",
         ),
-        ("SLO gates", "PASS" if report["passed"] else "FAIL"),
+        ("SLO gates", "PASS" if report.passed else "FAIL"),
     ]
     for k, v in rows:
         table.add_row(k, v)
     return table
 
 
-def accounting_table(report: Mapping[str, Any]) -> Table:
+def accounting_table(report: RunReport) -> Table:
     table = Table(title="billable actions by type: server vs expected")
     for col in ("action_type", "server", "expected", "source", "diff %", "flag"):
         table.add_column(col, justify="left" if col in ("action_type", "source") else "right")
-    for row in report["accounting"]:
+    for row in report.accounting:
         table.add_row(
-            row["action_type"],
-            str(row["server"]),
-            "-" if row["expected"] is None else str(row["expected"]),
-            row["source"],
-            "-" if row["diff_pct"] is None else f"{row['diff_pct']:.2f}",
-            "> 2%" if row["flagged"] else "",
+            row.action_type,
+            str(row.server),
+            "-" if row.expected is None else str(row.expected),
+            row.source,
+            "-" if row.diff_pct is None else f"{row.diff_pct:.2f}",
+            f"> {report.settings.tolerance_pct:g}%" if row.flagged else "",
         )
     return table
 
@@ -301,87 +286,82 @@ def _table_html(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(
-    report: Mapping[str, Any],
-    history: Sequence[Mapping[str, Any]],
-    rates: Sequence[tuple[float, float, Mapping[str, float]]],
-) -> str:
+def render_html(report: RunReport, history: Sequence[HistoryRow]) -> str:
     """The self-contained HTML report (inline CSS and SVG, no external assets)."""
-    t0 = report["started_at"]
-    total = [(t - t0, r) for t, r, _ in rates if t >= t0]
+    t0 = report.started_at
+    rates = report.action_series
+    total = [(r.t - t0, r.actions_per_s) for r in rates if r.t >= t0]
     kinds: Counter[str] = Counter()
-    for _, _, per in rates:
-        kinds.update({k: v for k, v in per.items() if v > 0})
+    for r in rates:
+        kinds.update({k: v for k, v in r.by_type.items() if v > 0})
     top = [k for k, _ in kinds.most_common(5)]
     action_lines: dict[str, list[tuple[float, float]]] = {"all actions": total}
     for k in top:
-        action_lines[k] = [(t - t0, per.get(k, 0.0)) for t, _, per in rates if t >= t0]
-    agg = [h for h in history if h["name"] == "Aggregated" and h["t"] >= t0]
+        action_lines[k] = [(r.t - t0, r.by_type.get(k, 0.0)) for r in rates if r.t >= t0]
+    agg = [h for h in history if h.name == "Aggregated" and h.t >= t0]
     latency = {
-        q: [(h["t"] - t0, h[f"{q}_ms"]) for h in agg if h[f"{q}_ms"] is not None]
-        for q in ("p50", "p95", "p99")
+        "p50": [(h.t - t0, h.p50_ms) for h in agg if h.p50_ms is not None],
+        "p95": [(h.t - t0, h.p95_ms) for h in agg if h.p95_ms is not None],
+        "p99": [(h.t - t0, h.p99_ms) for h in agg if h.p99_ms is not None],
     }
     throughput = {
-        "requests/s": [(h["t"] - t0, h["rps"]) for h in agg],
-        "failures/s": [(h["t"] - t0, h["fps"]) for h in agg],
+        "requests/s": [(h.t - t0, h.rps) for h in agg],
+        "failures/s": [(h.t - t0, h.fps) for h in agg],
     }
-    s = report["summary"]
-    settings = report["settings"]
+    s = report.summary
+    settings = report.settings
     summary_rows = [
-        ("scenario", report["scenario"]),
-        ("target", report["target"]),
-        (
-            "users / spawn rate",
-            f"{settings['users']} / {settings['spawn_rate']}",
-        ),
-        ("duration (s)", f"{report['duration_s']:.1f}"),
-        ("business operations", s["operations"]),
-        ("operations/s", f"{s['operations_per_s']:.2f}"),
-        ("billable actions (server)", s["actions_total"]),
+        ("scenario", report.scenario),
+        ("target", report.target),
+        ("users / spawn rate", f"{settings.users} / {settings.spawn_rate}"),
+        ("duration (s)", f"{report.duration_s:.1f}"),
+        ("business operations", s.operations),
+        ("operations/s", f"{s.operations_per_s:.2f}"),
+        ("billable actions (server)", s.actions_total),
         (
             "actions/s average / sustained",
-            f"{s['actions_per_s']:.2f} / {s['actions_per_s_sustained']:.2f}",
+            f"{s.actions_per_s:.2f} / {s.actions_per_s_sustained:.2f}",
         ),
-        ("actions per operation", f"{s['actions_per_operation']:.3f}"),
-        ("latency p50 / p95 / p99 (ms)", f"{s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']}"),
-        ("failures", f"{s['failures']} ({s['failure_ratio']:.2%})"),
-        ("workflow runs in histories", report["histories"]["runs"]),
-        ("SLO gates", "PASS" if report["passed"] else "FAIL"),
+        ("actions per operation", f"{s.actions_per_operation:.3f}"),
+        ("latency p50 / p95 / p99 (ms)", f"{s.p50_ms} / {s.p95_ms} / {s.p99_ms}"),
+        ("failures", f"{s.failures} ({s.failure_ratio:.2%})"),
+        ("workflow runs in histories", report.histories.runs),
+        ("SLO gates", "PASS" if report.passed else "FAIL"),
     ]
     acct_rows = [
         (
-            r["action_type"],
-            r["server"],
-            "-" if r["expected"] is None else r["expected"],
-            r["source"],
-            "-" if r["diff_pct"] is None else f"{r['diff_pct']:.2f}",
-            "FLAG > 2%" if r["flagged"] else "",
+            r.action_type,
+            r.server,
+            "-" if r.expected is None else r.expected,
+            r.source,
+            "-" if r.diff_pct is None else f"{r.diff_pct:.2f}",
+            f"FLAG > {settings.tolerance_pct:g}%" if r.flagged else "",
         )
-        for r in report["accounting"]
+        for r in report.accounting
     ]
     gate_rows = [
-        (g["name"], g["limit"], g["measured"], "pass" if g["passed"] else "FAIL", g["detail"])
-        for g in report["gates"]
+        (g.name, g.limit, g.measured, "pass" if g.passed else "FAIL", g.detail)
+        for g in report.gates
     ]
     stat_rows = [
-        (r["name"], r["requests"], r["failures"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["rps"])
-        for r in report["locust_stats"]
+        (r.name, r.requests, r.failures, r.p50_ms, r.p95_ms, r.p99_ms, r.rps)
+        for r in report.locust_stats
     ]
-    harness = report.get("harness", {})
+    harness = report.harness.model_dump()
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:960px}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
         "padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
         ".pass{color:#2ca02c}.fail{color:#d62728}"
     )
-    verdict = '<b class="pass">PASS</b>' if report["passed"] else '<b class="fail">FAIL</b>'
+    verdict = '<b class="pass">PASS</b>' if report.passed else '<b class="fail">FAIL</b>'
     return "".join(
         [
             "<!doctype html><html><head><meta charset='utf-8'>",
-            f"<title>haul load test: {html.escape(report['scenario'])}</title>",
+            f"<title>haul load test: {html.escape(report.scenario)}</title>",
             f"<style>{style}</style></head><body>",
-            f"<h1>haul load test: {html.escape(report['scenario'])} {verdict}</h1>",
-            f"<p>{html.escape(report.get('description', ''))}</p>",
+            f"<h1>haul load test: {html.escape(report.scenario)} {verdict}</h1>",
+            f"<p>{html.escape(report.description)}</p>",
             "<h2>Summary</h2>",
             _table_html(("measure", "value"), summary_rows),
             "<h2>Billable actions per second</h2>",
@@ -391,7 +371,7 @@ def render_html(
             "<h2>Requests and failures</h2>",
             svg_lines("requests/s and failures/s", throughput, "per second"),
             "<h2>Actions by type</h2>",
-            svg_bars("billable actions by action_type", dict(report["server_actions"])),
+            svg_bars("billable actions by action_type", dict(report.server_actions)),
             "<h2>Server count vs workflow histories</h2>",
             _table_html(
                 ("action_type", "server", "expected", "source", "diff %", "flag"), acct_rows

@@ -9,14 +9,13 @@ histories of every run the harness touched, and writes the report.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,8 +26,20 @@ from temporalio.client import Client
 from app.core.procs import pid_alive
 from app.domains import app_database
 from app.loadtest import accounting, report, scenarios
+from app.loadtest.models import (
+    ActionRate,
+    Capacity,
+    CapacityStep,
+    HarnessStats,
+    Histories,
+    HistoryRow,
+    ProcessStats,
+    ReportFiles,
+    RunReport,
+    Summary,
+)
 from app.loadtest.process_files import HARNESS_GLOB, read_roots
-from app.loadtest.worker_settings import forwarded
+from app.loadtest.settings import HANDOFF_VAR, Handoff, RunSettings, StepShape
 from app.platform.actions import ActionReader, delta
 from app.platform.client import connect
 from app.stack import cluster, targets
@@ -128,36 +139,9 @@ def ensure_worker(target: Target) -> int | None:
 # One Locust run
 
 
-@dataclass
-class RunSettings:
-    scenario: str
-    users: int = 10
-    spawn_rate: float = 10.0
-    duration: float = 30.0
-    out_dir: Path = Path("loadtest-reports")
-    slo_p95_ms: float = 2000.0
-    slo_failure_ratio: float = 0.01
-    entities: int = 10
-    burst: int = 5
-    wait: float = 0.0
-    processes: int = 1
-    # Distributed: this run is the master of N `haul loadtest locust-worker` processes.
-    expect_workers: int = 0
-    master_bind_host: str = "127.0.0.1"
-    master_bind_port: int = 5557
-    workers_max_wait: float = 120.0
-    sample_interval: float = 1.0
-    tolerance_pct: float = accounting.TOLERANCE_PCT
-    web: bool = False
-    web_port: int = 8089
-    # Capacity: a stepped LoadTestShape instead of -u/-r/-t.
-    steps: dict[str, float] | None = None
-    quiet_timeout: float = 120.0
-    stop_timeout: float = 60.0
-
-
 def _locust_argv(s: RunSettings, sc: scenarios.Scenario, prefix: Path) -> list[str]:
-    argv = [sys.executable, "-m", "locust", "-f", locust_files(bool(s.steps))]
+    shape = s.load.shape is not None
+    argv = [sys.executable, "-m", "locust", "-f", locust_files(shape)]
     argv += ["--csv", str(prefix), "--csv-full-history", "--json-file", str(prefix)]
     argv += ["--exit-code-on-error", "0", "--loglevel", "WARNING"]
     # Users finish the operation in hand when the run time ends, so every started workflow is
@@ -176,7 +160,7 @@ def _locust_argv(s: RunSettings, sc: scenarios.Scenario, prefix: Path) -> list[s
         argv += ["-u", str(s.users), "-r", str(s.spawn_rate)]
     else:
         argv += ["--headless", "--only-summary"]
-        if not s.steps:
+        if not shape:
             argv += ["-u", str(s.users), "-r", str(s.spawn_rate)]
             # A master ends the run itself (distributed.py), so no operation is lost.
             if not s.expect_workers:
@@ -184,79 +168,54 @@ def _locust_argv(s: RunSettings, sc: scenarios.Scenario, prefix: Path) -> list[s
     return argv + list(sc.user_classes)
 
 
-def _locust_env(target: Target, s: RunSettings, run_tag: str, out: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for key in [k for k in env if k.startswith("TEMPORAL_")]:
-        del env[key]
+def _locust_env(target: Target, s: RunSettings) -> dict[str, str]:
+    """The Locust process's environment: this one without TEMPORAL_*, then the target's and
+    the run's LoadSettings as HAUL_LT_* variables; a master also gets the workers' handoff."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "HAUL_LT_"))}
     env.update(target.env)
-    env.update(
-        {
-            "HAUL_LT_RUN_TAG": run_tag,
-            "HAUL_LT_OUT": str(out),
-            "HAUL_LT_ENTITIES": str(s.entities),
-            "HAUL_LT_BURST": str(s.burst),
-            "HAUL_LT_WAIT": str(s.wait),
-        }
-    )
-    if s.steps:
-        env.update({f"HAUL_LT_{k.upper()}": str(v) for k, v in s.steps.items()})
+    env.update(s.load.env())
     if s.expect_workers:
-        env["HAUL_LT_SETTINGS"] = json.dumps(forwarded(env))
-        if not s.web:
-            env["HAUL_LT_STOP_AFTER"] = str(s.duration)
+        env[HANDOFF_VAR] = Handoff.of(s.load, env).model_dump_json()
     return env
 
 
 def _operations_in_window(
-    history: Sequence[Mapping[str, Any]], names: Sequence[str], seconds: float
+    history: Sequence[HistoryRow], names: Sequence[str], seconds: float
 ) -> int:
     """Successful operations Locust had counted by `seconds` after its first stats row."""
     if not history:
         return 0
-    end = history[0]["t"] + seconds
+    end = history[0].t + seconds
     total = 0
     for name in names:
-        rows = [h for h in history if h["name"] == name and h["t"] <= end]
+        rows = [h for h in history if h.name == name and h.t <= end]
         if rows:
-            total += rows[-1]["total_requests"] - rows[-1]["total_failures"]
+            total += rows[-1].total_requests - rows[-1].total_failures
     return total
 
 
-def _rounded(values: Mapping[str, float]) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in values.items()}
-
-
-def _harness_stats(out: Path) -> dict[str, Any]:
+def _harness_stats(out: Path) -> HarnessStats:
     """Merge the per-process harness files the Locust processes wrote."""
     files = sorted(out.glob(HARNESS_GLOB))
-    procs = [json.loads(p.read_text()) for p in files]
-    if not procs:
-        return {"processes": 0}
-    operations: dict[str, dict[str, int]] = {}
-    for p in procs:
-        for name, counts in p.get("operations", {}).items():
-            mine = operations.setdefault(name, {"succeeded": 0, "failed": 0})
-            for key in mine:
-                mine[key] += counts.get(key, 0)
-    return {
-        "processes": len(procs),
-        "operations": operations,
-        "connect_calls_per_process": [p["connect_calls"] for p in procs],
-        "max_in_flight_per_process": [p["max_in_flight"] for p in procs],
-        "queries_succeeded": sum(p["queries_succeeded"] for p in procs),
-        "queries_failed": sum(p["queries_failed"] for p in procs),
-        "submit_lag_p95_ms": round(max(p["submit_lag_ms"]["p95"] for p in procs), 3),
-        "wake_lag_p95_ms": round(max(p["wake_lag_ms"]["p95"] for p in procs), 3),
-        "cpu_seconds": round(sum(p["cpu_seconds"] for p in procs), 2),
-    }
+    return HarnessStats.merge(ProcessStats.model_validate_json(p.read_text()) for p in files)
 
 
-async def run_load(target: Target, s: RunSettings, console: Any | None = None) -> dict[str, Any]:
-    """Run one scenario under Locust, then measure and report. Returns the report dict."""
+async def run_load(target: Target, s: RunSettings, console: Any | None = None) -> RunReport:
+    """Run one scenario under Locust, then measure, write report.json and report.html, and
+    return the report."""
     sc = scenarios.get(s.scenario)
     run_tag = f"lt{uuid.uuid4().hex[:10]}"
     out = s.out_dir / f"{s.scenario}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{run_tag}"
     out.mkdir(parents=True, exist_ok=True)
+    # A distributed master holds the load for the run time, then ends the run itself.
+    stop_after = s.duration if s.expect_workers and not s.web else 0.0
+    s = s.model_copy(
+        update={
+            "load": s.load.model_copy(
+                update={"run_tag": run_tag, "out": out, "stop_after": stop_after}
+            )
+        }
+    )
     prefix = out / "locust"
     reader = ActionReader(target.metrics_url, target.namespace) if target.metrics_url else None
 
@@ -269,7 +228,7 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             *_locust_argv(s, sc, prefix),
-            env=_locust_env(target, s, run_tag, out),
+            env=_locust_env(target, s),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -310,7 +269,7 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     client = await target.client()
     tally = await accounting.tally_runs(client, run_tag, since, roots=read_roots(out))
     harness = _harness_stats(out)
-    client_counts = {"grpc_QueryWorkflow": harness.get("queries_succeeded", 0)}
+    client_counts = {"grpc_QueryWorkflow": harness.queries_succeeded}
     comparison = (
         accounting.compare(server, tally.by_type, client_counts, s.tolerance_pct) if reader else []
     )
@@ -323,90 +282,71 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     rates = report.action_rates(series)
     # Rates are over the load window: the -t run time for a fixed run (Locust's start-up and
     # shut-down are not load), the whole subprocess for web and stepped runs.
-    duration = ended - started if (s.web or s.steps) else s.duration
-    op_rows = [r for r in stats if r["name"] in sc.operations]
-    ops = sum(r["requests"] - r["failures"] for r in op_rows)
+    duration = ended - started if (s.web or s.load.shape) else s.duration
+    op_rows = [r for r in stats if r.name in sc.operations]
+    ops = sum(r.requests - r.failures for r in op_rows)
     in_window = _operations_in_window(history, sc.operations, duration) if not s.web else ops
-    requests = sum(r["requests"] for r in op_rows)
-    failures = sum(r["failures"] for r in op_rows)
+    requests = sum(r.requests for r in op_rows)
+    failures = sum(r.failures for r in op_rows)
     total_actions = sum(server.values())
     # Actions per operation divides by every operation the harness finished, including those
     # that ended during the stop timeout (their actions are in the server's count too).
-    harness_ops = sum(
-        harness.get("operations", {}).get(name, {}).get("succeeded", 0) for name in sc.operations
-    )
+    harness_ops = harness.succeeded(sc.operations)
     per_op_base = max(harness_ops, ops)
-    agg = next((r for r in stats if r["name"] == "Aggregated"), {})
-    gate_op = max(op_rows, key=lambda r: r["requests"], default={})
-    result: dict[str, Any] = {
-        "scenario": s.scenario,
-        "description": sc.description,
-        "target": target.label,
-        "namespace": target.namespace,
-        "run_tag": run_tag,
-        "out_dir": str(out),
-        "started_at": started,
-        "ended_at": ended,
-        "duration_s": duration,
-        "wall_s": ended - started,
-        "settings": {
-            "users": s.users,
-            "spawn_rate": s.spawn_rate,
-            "duration": s.duration,
-            "entities": s.entities,
-            "burst": s.burst,
-            "wait": s.wait,
-            "processes": s.processes,
-            "slo_p95_ms": s.slo_p95_ms,
-            "slo_failure_ratio": s.slo_failure_ratio,
-            "steps": s.steps,
-        },
-        "summary": {
-            "operations": ops,
-            # Throughput counts the operations that ended inside the load window; the ones
-            # finished during the stop timeout count for actions per operation only.
-            "operations_in_window": in_window,
-            "operations_per_s": in_window / duration if duration else 0.0,
-            "actions_total": total_actions,
-            "actions_per_s": total_actions / duration if duration else 0.0,
-            "actions_per_s_sustained": report.sustained_rate(rates, started, ended),
-            "operations_harness": harness_ops,
-            "actions_per_operation": total_actions / per_op_base if per_op_base else 0.0,
-            "p50_ms": gate_op.get("p50_ms"),
-            "p95_ms": gate_op.get("p95_ms"),
-            "p99_ms": gate_op.get("p99_ms"),
-            "all_requests_p95_ms": agg.get("p95_ms"),
-            "failures": failures,
-            "failure_ratio": failures / requests if requests else 0.0,
-            "accounting_flags": [r.action_type for r in comparison if r.flagged],
-        },
-        "server_actions": server,
-        "history_actions": tally.by_type,
-        "histories": {"runs": tally.runs, "workflow_ids": tally.workflow_ids},
-        "accounting": accounting.comparison_dicts(comparison),
-        "gates": report.gate_dicts(gates),
-        "passed": report.gates_passed(gates),
-        "locust_stats": stats,
-        "harness": harness,
-        "action_series": [
-            {
-                "t": t,
-                "actions_per_s": round(r, 3),
-                "by_type": {k: round(v, 3) for k, v in p.items()},
-            }
-            for t, r, p in rates
-        ],
-        "files": {
-            "locust_csv": [str(p) for p in sorted(out.glob("locust_*.csv"))],
-            "locust_json": str(prefix) + ".json",
-            "html": str(out / "report.html"),
-            "json": str(out / "report.json"),
-        },
-    }
-    if s.steps:
-        result["capacity"] = capacity_steps(result, history, rates, s)
-    (out / "report.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "report.html").write_text(report.render_html(result, history, rates))
+    agg = next((r for r in stats if r.name == "Aggregated"), None)
+    gate_op = max(op_rows, key=lambda r: r.requests, default=None)
+    result = RunReport(
+        scenario=s.scenario,
+        description=sc.description,
+        target=target.label,
+        namespace=target.namespace,
+        run_tag=run_tag,
+        out_dir=out,
+        started_at=started,
+        ended_at=ended,
+        duration_s=duration,
+        wall_s=ended - started,
+        settings=s,
+        summary=Summary(
+            operations=ops,
+            operations_in_window=in_window,
+            operations_per_s=in_window / duration if duration else 0.0,
+            actions_total=total_actions,
+            actions_per_s=total_actions / duration if duration else 0.0,
+            actions_per_s_sustained=report.sustained_rate(rates, started, ended),
+            operations_harness=harness_ops,
+            actions_per_operation=total_actions / per_op_base if per_op_base else 0.0,
+            p50_ms=gate_op.p50_ms if gate_op else None,
+            p95_ms=gate_op.p95_ms if gate_op else None,
+            p99_ms=gate_op.p99_ms if gate_op else None,
+            all_requests_p95_ms=agg.p95_ms if agg else None,
+            failures=failures,
+            failure_ratio=failures / requests if requests else 0.0,
+            accounting_flags=[r.action_type for r in comparison if r.flagged],
+        ),
+        server_actions=server,
+        history_actions=tally.by_type,
+        histories=Histories(runs=tally.runs, workflow_ids=tally.workflow_ids),
+        accounting=comparison,
+        gates=gates,
+        passed=all(g.passed for g in gates),
+        locust_stats=stats,
+        harness=harness,
+        action_series=rates,
+        files=ReportFiles(
+            locust_csv=[str(p) for p in sorted(out.glob("locust_*.csv"))],
+            locust_json=str(prefix) + ".json",
+            html=str(out / "report.html"),
+            report_json=str(out / "report.json"),
+        ),
+    )
+    if s.load.shape is not None:
+        # The shape's clock starts with Locust's test, after its start-up (and, for a master,
+        # after its workers connected): its first stats row, not the subprocess start.
+        t0 = history[0].t if history else started
+        result.capacity = capacity_steps(s.load.shape, t0, history, rates, sc.operations, s)
+    result.write()
+    Path(result.files.html).write_text(report.render_html(result, history))
     return result
 
 
@@ -415,61 +355,58 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
 
 
 def capacity_steps(
-    result: Mapping[str, Any],
-    history: Sequence[Mapping[str, Any]],
-    rates: Sequence[tuple[float, float, Mapping[str, float]]],
+    shape: StepShape,
+    t0: float,
+    history: Sequence[HistoryRow],
+    rates: Sequence[ActionRate],
+    operations: Sequence[str],
     s: RunSettings,
-) -> dict[str, Any]:
+) -> Capacity:
     """Per step: users, sustained actions/s, p95 and failure ratio of the business operations,
     and whether the step held the SLOs. The capacity is the best passing step before the first
     failing one; the breaking step is that first failing one."""
-    assert s.steps is not None
-    sc = scenarios.get(s.scenario)
-    t0 = result["started_at"]
-    length = float(s.steps["step_seconds"])
-    start_users = int(s.steps["step_start"])
-    step_users = int(s.steps["step_users"])
-    rows: list[dict[str, Any]] = []
-    for i in range(int(s.steps["steps"])):
+    length = shape.step_seconds
+    rows: list[CapacityStep] = []
+    for i in range(shape.steps):
         lo, hi = t0 + i * length, t0 + (i + 1) * length
         settle = lo + length * 0.25  # skip the ramp at the start of each step
-        step_rates = [r for t, r, _ in rates if settle < t <= hi]
-        ops = [h for h in history if h["name"] in sc.operations and lo < h["t"] <= hi]
-        late = [h for h in ops if h["t"] > lo + length / 2 and h["p95_ms"] is not None]
-        p95 = max((h["p95_ms"] for h in late), default=None)
+        step_rates = [r.actions_per_s for r in rates if settle < r.t <= hi]
+        ops = [h for h in history if h.name in operations and lo < h.t <= hi]
+        late = [h.p95_ms for h in ops if h.t > lo + length / 2 and h.p95_ms is not None]
+        p95 = max(late, default=None)
         reqs = fails = 0
-        for name in sc.operations:
-            mine = [h for h in ops if h["name"] == name]
+        for name in operations:
+            mine = [h for h in ops if h.name == name]
             if mine:
-                before = [h for h in history if h["name"] == name and h["t"] <= lo]
-                base_r = before[-1]["total_requests"] if before else 0
-                base_f = before[-1]["total_failures"] if before else 0
-                reqs += mine[-1]["total_requests"] - base_r
-                fails += mine[-1]["total_failures"] - base_f
+                before = [h for h in history if h.name == name and h.t <= lo]
+                base_r = before[-1].total_requests if before else 0
+                base_f = before[-1].total_failures if before else 0
+                reqs += mine[-1].total_requests - base_r
+                fails += mine[-1].total_failures - base_f
         ratio = fails / reqs if reqs else 1.0
         ok = reqs > 0 and p95 is not None and p95 <= s.slo_p95_ms and ratio <= s.slo_failure_ratio
         rows.append(
-            {
-                "step": i + 1,
-                "users": start_users + i * step_users,
-                "actions_per_s": round(statistics.median(step_rates), 2) if step_rates else 0.0,
-                "operations": reqs - fails,
-                "p95_ms": p95,
-                "failure_ratio": round(ratio, 4),
-                "within_slo": ok,
-            }
+            CapacityStep(
+                step=i + 1,
+                users=shape.users(i),
+                actions_per_s=round(statistics.median(step_rates), 2) if step_rates else 0.0,
+                operations=reqs - fails,
+                p95_ms=p95,
+                failure_ratio=round(ratio, 4),
+                within_slo=ok,
+            )
         )
-    best: dict[str, Any] | None = None
-    breaking: dict[str, Any] | None = None
+    best: CapacityStep | None = None
+    breaking: CapacityStep | None = None
     for row in rows:
-        if not row["within_slo"]:
+        if not row.within_slo:
             breaking = row
             break
-        if best is None or row["actions_per_s"] > best["actions_per_s"]:
+        if best is None or row.actions_per_s > best.actions_per_s:
             best = row
-    return {
-        "steps": rows,
-        "max_sustained_actions_per_s": best["actions_per_s"] if best else 0.0,
-        "best_step": best,
-        "breaking_step": breaking,
-    }
+    return Capacity(
+        steps=rows,
+        max_sustained_actions_per_s=best.actions_per_s if best else 0.0,
+        best_step=best,
+        breaking_step=breaking,
+    )

@@ -1,35 +1,31 @@
 """The capacity shape: raise the user count step by step (`haul loadtest capacity`).
 
 Loaded next to locustfile.py only for capacity runs (`-f locustfile.py,shapes.py`), because
-Locust uses any LoadTestShape it finds. Settings (environment, set by `haul loadtest capacity`):
-  HAUL_LT_STEP_START    users in the first step
-  HAUL_LT_STEP_USERS    users added per step
-  HAUL_LT_STEP_SECONDS  length of one step
-  HAUL_LT_STEPS         number of steps; the run stops after the last one
-  HAUL_LT_SPAWN_RATE    users started per second when a step begins
-A distributed master (HAUL_LT_STOP_AFTER set) holds the last step instead of stopping: the
-master ends the run itself, so every worker's files come home (distributed_mode.py).
+Locust uses any LoadTestShape it finds. Its steps are the run's `LoadSettings.shape`
+(HAUL_LT_SHAPE, set by `haul loadtest capacity`); the run stops after the last step. A
+distributed master (its `stop_after` set) holds the last step instead: the master ends the run
+itself, so every worker's files come home (distributed.py).
 """
 
 from __future__ import annotations
 
-import os
-
 from locust import LoadTestShape
+
+from app.loadtest.settings import StepShape
+from app.loadtest.users import run_settings
 
 
 class StepLoadShape(LoadTestShape):
-    start_users = int(os.environ.get("HAUL_LT_STEP_START", "5"))
-    step_users = int(os.environ.get("HAUL_LT_STEP_USERS", "5"))
-    step_seconds = float(os.environ.get("HAUL_LT_STEP_SECONDS", "20"))
-    steps = int(os.environ.get("HAUL_LT_STEPS", "5"))
-    spawn_rate = float(os.environ.get("HAUL_LT_SPAWN_RATE", "50"))
-    ended_by_master = bool(os.environ.get("HAUL_LT_STOP_AFTER"))
+    def __init__(self) -> None:
+        super().__init__()
+        settings = run_settings()
+        self.shape = settings.shape or StepShape()
+        self.ended_by_master = settings.stop_after > 0
 
     def tick(self) -> tuple[int, float] | None:
-        step = int(self.get_run_time() // self.step_seconds)
-        if step >= self.steps:
+        step = int(self.get_run_time() // self.shape.step_seconds)
+        if step >= self.shape.steps:
             if not self.ended_by_master:
                 return None
-            step = self.steps - 1
-        return self.start_users + step * self.step_users, self.spawn_rate
+            step = self.shape.steps - 1
+        return self.shape.users(step), self.shape.spawn_rate

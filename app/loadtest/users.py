@@ -19,7 +19,11 @@ asyncio. The bridge keeps them apart:
 The bridge also counts what the tests and the ceiling comparison need: how many times
 `Client.connect` was called in this process, calls in flight (and their maximum), and the time
 a call waits before the loop runs it (submit lag) and after it finishes before its greenlet
-wakes (wake lag). `write_stats` saves them as JSON for the parent `haul loadtest` process.
+wakes (wake lag). `write_stats` saves them (a `ProcessStats`) for the parent `haul loadtest`
+process.
+
+This module also holds the process's run settings (`run_settings`): one `LoadSettings`, read
+from the environment, or on a distributed worker taken from the master at each run's start.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from __future__ import annotations
 import _socket
 import asyncio
 import atexit
-import json
 import os
 import resource
 import sys
@@ -35,7 +38,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import gevent
@@ -46,7 +48,9 @@ from locust import User, events
 from temporalio.client import Client
 
 from app.loadtest.accounting import QueryCounter
+from app.loadtest.models import Lag, OperationCounts, ProcessStats
 from app.loadtest.process_files import harness_file
+from app.loadtest.settings import LoadSettings
 from app.platform.client import HaulClient, connect
 
 T = TypeVar("T")
@@ -115,6 +119,21 @@ def connect_calls() -> int:
 _count_connect_calls()
 
 
+_settings: list[LoadSettings] = []
+
+
+def run_settings() -> LoadSettings:
+    """This process's settings for the run: from the environment (HAUL_LT_*) on first use."""
+    if not _settings:
+        _settings.append(LoadSettings())
+    return _settings[0]
+
+
+def use_run_settings(settings: LoadSettings) -> None:
+    """Replace the run's settings (a distributed worker, given them by its master)."""
+    _settings[:] = [settings]
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -138,7 +157,7 @@ class TemporalBridge:
         self.completed = 0
         # Operations by request name, counted here as well as in Locust's stats: Locust stops
         # recording while users finish their last operation during the stop timeout.
-        self.operations: dict[str, dict[str, int]] = {}
+        self.operations: dict[str, OperationCounts] = {}
         self.submit_lag: deque[float] = deque(maxlen=self.MAX_LAG_SAMPLES)
         self.wake_lag: deque[float] = deque(maxlen=self.MAX_LAG_SAMPLES)
         self._done: deque[tuple[gevent.event.AsyncResult, Future[Any], float]] = deque()
@@ -204,36 +223,30 @@ class TemporalBridge:
         """Wait (cooperatively, in this greenlet) for coro's result."""
         return self.submit(coro).get()  # type: ignore[no-any-return]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> ProcessStats:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         sub, wake = list(self.submit_lag), list(self.wake_lag)
-        return {
-            "pid": os.getpid(),
-            "connect_calls": connect_calls(),
-            "max_in_flight": self.max_in_flight,
-            "completed_calls": self.completed,
-            "operations": self.operations,
-            "queries_succeeded": self.queries.succeeded,
-            "queries_failed": self.queries.failed,
-            "submit_lag_ms": {
-                "p50": _percentile(sub, 0.5) * 1000,
-                "p95": _percentile(sub, 0.95) * 1000,
-            },
-            "wake_lag_ms": {
-                "p50": _percentile(wake, 0.5) * 1000,
-                "p95": _percentile(wake, 0.95) * 1000,
-            },
-            "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        }
+        return ProcessStats(
+            pid=os.getpid(),
+            connect_calls=connect_calls(),
+            max_in_flight=self.max_in_flight,
+            completed_calls=self.completed,
+            operations=self.operations,
+            queries_succeeded=self.queries.succeeded,
+            queries_failed=self.queries.failed,
+            submit_lag_ms=Lag(p50=_percentile(sub, 0.5) * 1000, p95=_percentile(sub, 0.95) * 1000),
+            wake_lag_ms=Lag(p50=_percentile(wake, 0.5) * 1000, p95=_percentile(wake, 0.95) * 1000),
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
+        )
 
 
 def write_stats() -> None:
     """Save this process's bridge stats where the parent `haul loadtest` process reads them."""
-    out = os.environ.get("HAUL_LT_OUT")
+    out = run_settings().out
     bridge = TemporalBridge._instance
-    if not out or bridge is None:
+    if out is None or bridge is None:
         return
-    harness_file(Path(out)).write_text(json.dumps(bridge.stats(), indent=2))
+    harness_file(out).write_text(bridge.stats().model_dump_json(indent=2))
 
 
 @events.test_stop.add_listener
@@ -268,9 +281,14 @@ atexit.register(_exit_before_teardown)
 
 
 class TemporalUser(User):
-    """Base for scenario users: `self.run_op(name, factory)` times one Temporal operation."""
+    """Base for scenario users: `self.run_op(name, factory)` times one Temporal operation.
+
+    A subclass names every request it reports in `request_names`: the scenario table
+    (scenarios.py) gates on those names, and a unit test checks the two against each other.
+    """
 
     abstract = True
+    request_names: ClassVar[tuple[str, ...]] = ()
     bridge: TemporalBridge
     haul: HaulClient
 
@@ -285,6 +303,7 @@ class TemporalUser(User):
         request_type: str = "temporal",
     ) -> Any:
         """Run one operation and report it to Locust; exceptions become failures."""
+        self._check_declared(name)
         start = time.perf_counter()
         try:
             result = self.bridge.call(factory())
@@ -297,6 +316,7 @@ class TemporalUser(User):
     def run_ops(self, name: str, factories: list[Callable[[], Coroutine[Any, Any, Any]]]) -> None:
         """Run several operations concurrently (a burst); each is its own request, timed to
         the moment its own result arrives."""
+        self._check_declared(name)
         started = time.perf_counter()
 
         def report(result: gevent.event.AsyncResult) -> None:
@@ -307,9 +327,19 @@ class TemporalUser(User):
             result.rawlink(report)
         gevent.wait(pending)
 
+    def _check_declared(self, name: str) -> None:
+        if name not in self.request_names:
+            raise ValueError(
+                f"{type(self).__name__} reports request {name!r} but declares only "
+                f"{self.request_names}; add it to request_names"
+            )
+
     def _fire(self, request_type: str, name: str, start: float, exc: Exception | None) -> None:
-        counts = self.bridge.operations.setdefault(name, {"succeeded": 0, "failed": 0})
-        counts["failed" if exc is not None else "succeeded"] += 1
+        counts = self.bridge.operations.setdefault(name, OperationCounts())
+        if exc is not None:
+            counts.failed += 1
+        else:
+            counts.succeeded += 1
         self.environment.events.request.fire(
             request_type=request_type,
             name=name,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.loadtest import cost
+from tests.loadtest.sample_report import capacity_report
 
 PRICES = {
     "hours_per_month": 730,
@@ -102,17 +103,29 @@ def test_shipped_price_files_are_dated_and_cited() -> None:
     assert aws["as_of"] and all(url.startswith("https://") for url in aws["sources"].values())
 
 
-def test_cost_command_reads_a_capacity_report(tmp_path: Path) -> None:
-    report = tmp_path / "report.json"
-    report.write_text(json.dumps({"capacity": {"max_sustained_actions_per_s": 400.0}}))
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "cost", "--capacity-report", str(report)]
-        + ["--node", "m6i.2xlarge:3", "--rds-class", "db.r6g.xlarge"],
+def _cost(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", "cost", *args],
         capture_output=True,
         text=True,
         timeout=60,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
+
+
+def test_cost_command_reads_a_capacity_report(tmp_path: Path) -> None:
+    path = capacity_report(tmp_path, held=400.0, broke=450.0).write()
+    assert cost.capacity_from_report(path) == 400.0
+    done = _cost("--capacity-report", str(path), "--node", "m6i.2xlarge:3")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "savings ratio" in done.stdout
-    assert "1 deployment(s)" in done.stdout
+    # 1e9 actions a month is 380.5/s: 400/s holds it in one deployment, the breaking 450 unused.
+    assert "one deployment holds 400.0, so 1 deployment(s)" in done.stdout
+
+
+def test_cost_command_names_a_file_that_is_no_report(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"capacity": {"max_sustained_actions_per_s": 400.0}}))
+    done = _cost("--capacity-report", str(path), "--node", "m6i.2xlarge:3")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not a haul loadtest report" in done.stderr

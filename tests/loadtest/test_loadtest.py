@@ -4,7 +4,6 @@ SLO gates, and the ceiling and capacity commands. No assertion is about speed.""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import subprocess
@@ -12,15 +11,16 @@ import sys
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.core import envconfig
 from app.core.procs import pid_alive, spawn, stop_pid
 from app.loadtest import scenarios
-from app.loadtest.parcel_load import ParcelLoad
-from app.loadtest.runner import RunSettings, resolve_target, run_load
+from app.loadtest.ceiling import CeilingSummary
+from app.loadtest.models import RunReport
+from app.loadtest.runner import resolve_target, run_load
+from app.loadtest.settings import LoadSettings, RunSettings
 from app.stack.registry import ClusterRecord, Registry
 from app.stack.workers import worker_env as worker_env_of
 from tests.loadtest.conftest import SCENARIO_SECONDS
@@ -39,27 +39,26 @@ def _haul(
     )
 
 
-def _check_report_files(result: dict[str, Any]) -> None:
-    out = Path(result["out_dir"])
+def _check_report_files(result: RunReport) -> None:
+    out = result.out_dir
     html = (out / "report.html").read_text()
     assert html.startswith("<!doctype html>")
     assert html.count("<svg") >= 4  # actions/s, latency, requests and failures, actions by type
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust.json", "report.json"):
         assert (out / name).stat().st_size > 0, name
-    assert json.loads((out / "report.json").read_text())["run_tag"] == result["run_tag"]
+    assert RunReport.read(out / "report.json") == result
 
 
-def _check_accounting(result: dict[str, Any]) -> None:
-    rows = {r["action_type"]: r for r in result["accounting"]}
-    compared = [r for r in rows.values() if r["source"] in ("history", "client")]
-    assert compared, f"nothing to compare: {rows}"
+def _check_accounting(result: RunReport) -> None:
+    compared = [r for r in result.accounting if r.source in ("history", "client")]
+    assert compared, f"nothing to compare: {result.accounting}"
     for row in compared:
-        assert row["diff_pct"] <= 2.0, f"server and histories disagree: {row}"
-    assert not result["summary"]["accounting_flags"]
+        assert row.diff_pct is not None and row.diff_pct <= 2.0, f"disagree: {row}"
+    assert not result.summary.accounting_flags
     # Every billable type the server counted for this namespace is one histories explain or
     # the harness counted, except types only the server can see.
-    assert result["histories"]["runs"] > 0
+    assert result.histories.runs > 0
 
 
 @pytest.mark.parametrize("name", ["start_and_complete", "signal_fan_in", "parcel_ingest", "mixed"])
@@ -73,37 +72,37 @@ async def test_scenario_runs_and_accounts_within_two_percent(
         spawn_rate=4,
         duration=SCENARIO_SECONDS,
         out_dir=tmp_path,
-        entities=4,
-        burst=4,
+        load=LoadSettings(entities=4, burst=4),
         slo_p95_ms=120_000,
         slo_failure_ratio=1.0,
     )
     result = await run_load(target, settings)
     _check_report_files(result)
     _check_accounting(result)
-    assert result["summary"]["operations"] > 0
-    server = result["server_actions"]
+    assert result.summary.operations > 0
+    assert (result.settings.load.entities, result.settings.load.burst) == (4, 4)
+    server = result.server_actions
     if name == "start_and_complete":
         # Each operation is exactly one start and one activity.
         assert server["grpc_StartWorkflowExecution"] == server["command_ScheduleActivityTask"]
-        assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
+        assert result.summary.actions_per_operation == pytest.approx(2.0, abs=0.05)
     if name in ("signal_fan_in", "mixed"):
         assert server["grpc_SignalWithStartWorkflowExecution"] > 0
     if name == "parcel_ingest":
         # Each file: one splitter start, one child per invoice, one shipment-job
         # signal-with-start per invoice (every invoice is its own shipment).
-        ops = result["harness"]["operations"]["parcel_ingest"]
-        assert ops["failed"] == 0 and ops["succeeded"] > 0
-        invoices = ParcelLoad.invoices * ops["succeeded"]
-        assert server["grpc_StartWorkflowExecution"] == ops["succeeded"]
+        ops = result.harness.operations["parcel_ingest"]
+        assert ops.failed == 0 and ops.succeeded > 0
+        invoices = result.settings.load.parcel_invoices * ops.succeeded
+        assert server["grpc_StartWorkflowExecution"] == ops.succeeded
         assert server["command_StartChildWorkflowExecution"] == invoices
         assert server["grpc_SignalWithStartWorkflowExecution"] == invoices
     if name == "mixed":
-        assert result["harness"]["operations"]["parcel_ingest"]["succeeded"] > 0
-        queries = result["harness"]["queries_succeeded"]
+        assert result.harness.operations["parcel_ingest"].succeeded > 0
+        queries = result.harness.queries_succeeded
         assert queries > 0
         assert server.get("grpc_QueryWorkflow") == queries
-    assert result["harness"]["connect_calls_per_process"] == [1]
+    assert result.harness.connect_calls_per_process == [1]
 
 
 async def test_one_process_holds_100_calls_in_flight_on_one_connect(
@@ -121,10 +120,10 @@ async def test_one_process_holds_100_calls_in_flight_on_one_connect(
         slo_failure_ratio=1.0,
     )
     result = await run_load(target, settings)
-    harness = result["harness"]
-    assert harness["processes"] == 1
-    assert harness["max_in_flight_per_process"][0] >= 100, harness
-    assert harness["connect_calls_per_process"] == [1], harness
+    harness = result.harness
+    assert harness.processes == 1
+    assert harness.max_in_flight_per_process[0] >= 100, harness
+    assert harness.connect_calls_per_process == [1], harness
     _check_accounting(result)
 
 
@@ -155,16 +154,17 @@ def test_ceiling_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "harness / ceiling" in done.stdout
-    summary = json.loads(next(tmp_path.glob("*/ceiling.json")).read_text())
-    (only,) = summary["rounds"]
-    assert only["ceiling"]["workflows"] > 0
-    assert only["harness_wf_per_s"] > 0
-    assert summary["ratio"] == pytest.approx(only["harness_wf_per_s"] / only["ceiling"]["wf_per_s"])
+    summary = CeilingSummary.model_validate_json(next(tmp_path.glob("*/ceiling.json")).read_text())
+    (only,) = summary.rounds
+    assert only.ceiling.workflows > 0
+    assert only.harness_wf_per_s > 0
+    assert summary.ratio == pytest.approx(only.harness_wf_per_s / only.ceiling.wf_per_s)
+    assert RunReport.read(only.harness_report).summary.operations_per_s == only.harness_wf_per_s
     # The bare driver's own action count: one start and one activity per workflow (plus any
     # still in flight when it stopped, which also completed before the quiet check).
-    acts = only["ceiling"]["actions"]
+    acts = only.ceiling.actions
     assert acts["grpc_StartWorkflowExecution"] == acts["command_ScheduleActivityTask"]
-    assert acts["grpc_StartWorkflowExecution"] >= only["ceiling"]["workflows"]
+    assert acts["grpc_StartWorkflowExecution"] >= only.ceiling.workflows
 
 
 def test_capacity_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> None:
@@ -190,11 +190,12 @@ def test_capacity_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "highest sustained within SLOs" in done.stdout
-    report = json.loads(next(tmp_path.glob("*/report.json")).read_text())
-    steps = report["capacity"]["steps"]
-    assert [s["users"] for s in steps] == [2, 4]
-    assert report["capacity"]["max_sustained_actions_per_s"] == max(
-        s["actions_per_s"] for s in steps if s["within_slo"]
+    report = RunReport.read(next(tmp_path.glob("*/report.json")))
+    assert report.capacity is not None
+    steps = report.capacity.steps
+    assert [s.users for s in steps] == [2, 4]
+    assert report.capacity.max_sustained_actions_per_s == max(
+        s.actions_per_s for s in steps if s.within_slo
     )
 
 
@@ -256,34 +257,36 @@ async def test_distributed_run_counts_every_worker(
             done = _haul(*run, env=master_env)
             assert done.returncode == 0, done.stdout + done.stderr
             (report_json,) = (tmp_path / label).glob("*/report.json")
-            result = json.loads(report_json.read_text())
-            assert result["target"] == "eks-a"
+            result = RunReport.read(report_json)
+            assert result.target == "eks-a"
             _check_report_files(result)
             _check_accounting(result)
-            harness = result["harness"]
-            assert harness["processes"] == 2, harness
-            assert harness["connect_calls_per_process"] == [1, 1], harness
-            ops = harness["operations"][scenario]
-            assert ops["failed"] == 0 and ops["succeeded"] > 0
+            harness = result.harness
+            assert harness.processes == 2, harness
+            assert harness.connect_calls_per_process == [1, 1], harness
+            ops = harness.operations[scenario]
+            assert ops.failed == 0 and ops.succeeded > 0
             # Every worker's own count came home (Locust's stats stop recording in the stop
             # timeout).
-            assert 0 < result["summary"]["operations"] <= ops["succeeded"]
-            server = result["server_actions"]
+            assert 0 < result.summary.operations <= ops.succeeded
+            server = result.server_actions
             if label == "capacity":
                 # The master held the last step and ended the run itself.
-                steps = result["capacity"]["steps"]
-                assert [row["users"] for row in steps] == [2, 4], steps
-                assert all(row["operations"] > 0 for row in steps), steps
+                assert result.capacity is not None
+                steps = result.capacity.steps
+                assert [row.users for row in steps] == [2, 4], steps
+                assert all(row.operations > 0 for row in steps), steps
             if scenario == "start_and_complete":
                 # Two actions per operation holds only if no worker's count was lost.
-                assert result["summary"]["actions_per_operation"] == pytest.approx(2.0, abs=0.05)
+                assert result.summary.actions_per_operation == pytest.approx(2.0, abs=0.05)
             else:
                 # The ingest workflows are found through the root IDs the workers sent home:
-                # one start per file, one child and one signal-with-start per invoice.
-                assert server["grpc_StartWorkflowExecution"] == ops["succeeded"]
-                invoices = ParcelLoad.invoices * ops["succeeded"]
-                assert server["command_StartChildWorkflowExecution"] == invoices
-                assert result["histories"]["runs"] >= ops["succeeded"] * (1 + ParcelLoad.invoices)
+                # one start per file, one child and one signal-with-start per invoice, at the
+                # file size the master's settings gave the workers.
+                per_file = result.settings.load.parcel_invoices
+                assert server["grpc_StartWorkflowExecution"] == ops.succeeded
+                assert server["command_StartChildWorkflowExecution"] == per_file * ops.succeeded
+                assert result.histories.runs >= ops.succeeded * (1 + per_file)
         for pid in pids:  # each served its three runs and left
             deadline = time.monotonic() + 60
             while pid_alive(pid) and time.monotonic() < deadline:

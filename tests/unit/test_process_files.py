@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from app.loadtest import process_files
-from app.loadtest.worker_settings import forwarded
+from app.loadtest.settings import Handoff, LoadSettings
 
 
 def test_a_workers_files_are_written_under_their_own_names(tmp_path: Path) -> None:
@@ -48,14 +51,33 @@ def test_only_the_target_and_run_settings_cross_to_workers() -> None:
         "TEMPORAL_API_KEY": "secret-key",
         "TEMPORAL_TLS_CLIENT_KEY_DATA": "-----BEGIN PRIVATE KEY-----",
         "HAUL_DATABASE_URL": "postgresql://haul:pw@db/haul",
-        "HAUL_LT_RUN_TAG": "lt123",
-        "HAUL_LT_ENTITIES": "4",
-        "HAUL_LT_OUT": "/home/haul/loadtest-reports/run",
-        "HAUL_LT_STOP_AFTER": "30",
     }
-    assert forwarded(env) == {
+    settings = LoadSettings(
+        run_tag="lt123",
+        entities=4,
+        out=Path("/home/haul/loadtest-reports/run"),
+        stop_after=30,
+        database_url="postgresql://haul:pw@db/haul",
+        blob_dir="/srv/blobs",
+    )
+    wire = Handoff.of(settings, env).model_dump_json()
+    for secret in ("secret-key", "PRIVATE KEY", "pw@db", "/srv/blobs", "loadtest-reports"):
+        assert secret not in wire
+    handoff = Handoff.model_validate_json(wire)
+    assert handoff.target == {
         "TEMPORAL_PROFILE": "temporal-a",
         "TEMPORAL_CONFIG_FILE": "/etc/haul/client/temporal.toml",
-        "HAUL_LT_RUN_TAG": "lt123",
-        "HAUL_LT_ENTITIES": "4",
     }
+    worker_env = {"TEMPORAL_ADDRESS": "stale:7233", "TEMPORAL_API_KEY": "worker-own-key"}
+    taken = handoff.apply(worker_env)
+    assert worker_env == {**handoff.target, "TEMPORAL_API_KEY": "worker-own-key"}
+    assert (taken.run_tag, taken.entities, taken.stop_after) == ("lt123", 4, 0.0)
+
+
+def test_a_worker_refuses_credentials_and_local_settings_from_the_wire() -> None:
+    with pytest.raises(ValidationError, match="TEMPORAL_API_KEY"):
+        Handoff.model_validate({"target": {"TEMPORAL_API_KEY": "k"}})
+    with pytest.raises(ValidationError, match="database_url"):
+        Handoff.model_validate({"settings": {"database_url": "postgresql://haul:pw@db/haul"}})
+    with pytest.raises(ValidationError, match="out"):
+        Handoff.model_validate({"settings": {"out": "/elsewhere"}})

@@ -1,0 +1,242 @@
+"""What a load-test run measured: the typed report the runner writes to report.json, and that
+the report writer, the CLI, the ceiling comparison and `haul cost` read back.
+
+The per-process stats each Locust process leaves for the parent (`ProcessStats`) are typed
+too, so both sides of that file agree on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.loadtest.settings import RunSettings
+
+
+class Gate(BaseModel):
+    """One SLO gate: what was measured against its limit."""
+
+    name: str
+    limit: float
+    measured: float | None
+    passed: bool
+    detail: str
+
+
+class Comparison(BaseModel):
+    """One action type: the server's count against what histories (or the client) explain."""
+
+    action_type: str
+    server: int
+    expected: int | None
+    source: Literal["history", "client", "server only"]
+    diff_pct: float | None
+    flagged: bool
+
+
+class StatsRow(BaseModel):
+    """One row of Locust's <prefix>_stats.csv: a request name, or Aggregated."""
+
+    type: str
+    name: str
+    requests: int
+    failures: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    avg_ms: float | None
+    rps: float
+
+
+class HistoryRow(BaseModel):
+    """One row of Locust's <prefix>_stats_history.csv: one second of one request name."""
+
+    t: float
+    users: int
+    name: str
+    rps: float
+    fps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    total_requests: int
+    total_failures: int
+
+
+class OperationCounts(BaseModel):
+    succeeded: int = 0
+    failed: int = 0
+
+
+class Lag(BaseModel):
+    p50: float
+    p95: float
+
+
+class ProcessStats(BaseModel):
+    """One Locust process's bridge counts (harness-<tag>.json), written when its users stop."""
+
+    pid: int
+    connect_calls: int
+    max_in_flight: int
+    completed_calls: int
+    # Operations by request name, counted by the bridge: Locust stops recording while users
+    # finish their last operation during the stop timeout.
+    operations: dict[str, OperationCounts]
+    queries_succeeded: int
+    queries_failed: int
+    submit_lag_ms: Lag
+    wake_lag_ms: Lag
+    cpu_seconds: float
+
+
+class HarnessStats(BaseModel):
+    """Every Locust process of a run, merged."""
+
+    processes: int = 0
+    operations: dict[str, OperationCounts] = Field(default_factory=dict)
+    connect_calls_per_process: list[int] = Field(default_factory=list)
+    max_in_flight_per_process: list[int] = Field(default_factory=list)
+    queries_succeeded: int = 0
+    queries_failed: int = 0
+    submit_lag_p95_ms: float = 0.0
+    wake_lag_p95_ms: float = 0.0
+    cpu_seconds: float = 0.0
+
+    @classmethod
+    def merge(cls, procs: Iterable[ProcessStats]) -> HarnessStats:
+        procs = list(procs)
+        if not procs:
+            return cls()
+        operations: dict[str, OperationCounts] = {}
+        for p in procs:
+            for name, counts in p.operations.items():
+                mine = operations.setdefault(name, OperationCounts())
+                mine.succeeded += counts.succeeded
+                mine.failed += counts.failed
+        return cls(
+            processes=len(procs),
+            operations=operations,
+            connect_calls_per_process=[p.connect_calls for p in procs],
+            max_in_flight_per_process=[p.max_in_flight for p in procs],
+            queries_succeeded=sum(p.queries_succeeded for p in procs),
+            queries_failed=sum(p.queries_failed for p in procs),
+            submit_lag_p95_ms=round(max(p.submit_lag_ms.p95 for p in procs), 3),
+            wake_lag_p95_ms=round(max(p.wake_lag_ms.p95 for p in procs), 3),
+            cpu_seconds=round(sum(p.cpu_seconds for p in procs), 2),
+        )
+
+    def succeeded(self, names: Iterable[str]) -> int:
+        """Operations of these request names that the harness saw succeed."""
+        return sum(self.operations.get(n, OperationCounts()).succeeded for n in names)
+
+
+class Summary(BaseModel):
+    operations: int
+    # Throughput counts the operations that ended inside the load window; the ones finished
+    # during the stop timeout count for actions per operation only.
+    operations_in_window: int
+    operations_per_s: float
+    actions_total: int
+    actions_per_s: float
+    actions_per_s_sustained: float
+    operations_harness: int
+    actions_per_operation: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    all_requests_p95_ms: float | None
+    failures: int
+    failure_ratio: float
+    accounting_flags: list[str]
+
+
+class Histories(BaseModel):
+    runs: int
+    workflow_ids: int
+
+
+class ActionRate(BaseModel):
+    """Billable actions/s between two scrapes of the server's counter, ending at `t`."""
+
+    t: float
+    actions_per_s: float
+    by_type: dict[str, float]
+
+
+class CapacityStep(BaseModel):
+    step: int
+    users: int
+    actions_per_s: float
+    operations: int
+    p95_ms: float | None
+    failure_ratio: float
+    within_slo: bool
+
+
+class Capacity(BaseModel):
+    """The steps of a capacity run; the capacity is the best passing step before the first
+    failing one, which is the breaking step."""
+
+    steps: list[CapacityStep]
+    max_sustained_actions_per_s: float
+    best_step: CapacityStep | None
+    breaking_step: CapacityStep | None
+
+
+class ReportFiles(BaseModel):
+    locust_csv: list[str]
+    locust_json: str
+    html: str
+    report_json: str
+
+
+class RunReport(BaseModel):
+    """One run of one scenario: its settings, what the server and histories counted, the SLO
+    gates, Locust's statistics and the harness's own counts."""
+
+    scenario: str
+    description: str
+    target: str
+    namespace: str
+    run_tag: str
+    out_dir: Path
+    started_at: float
+    ended_at: float
+    duration_s: float
+    wall_s: float
+    settings: RunSettings
+    summary: Summary
+    server_actions: dict[str, int]
+    history_actions: dict[str, int]
+    histories: Histories
+    accounting: list[Comparison]
+    gates: list[Gate]
+    passed: bool
+    locust_stats: list[StatsRow]
+    harness: HarnessStats
+    action_series: list[ActionRate]
+    files: ReportFiles
+    capacity: Capacity | None = None
+
+    def failed_gates(self) -> list[str]:
+        return [g.name for g in self.gates if not g.passed]
+
+    def write(self) -> Path:
+        """Write report.json; returns its path."""
+        path = Path(self.files.report_json)
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunReport:
+        return cls.model_validate_json(Path(path).read_text())
+
+    def sustained_actions_per_s(self) -> float:
+        """What one deployment held: a capacity run's best step, else the run's median."""
+        if self.capacity is not None:
+            return self.capacity.max_sustained_actions_per_s
+        return self.summary.actions_per_s_sustained
