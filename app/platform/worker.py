@@ -1,7 +1,9 @@
 """The worker builder: one process serves many task queues, found by discovery.
 
-On SIGTERM it stops polling and lets in-flight activities finish within the grace period.
-It exposes the SDK's Prometheus metrics and `/healthz` on one port, and logs as JSON.
+Workers take the converter, interceptors and failure activity from the haul plugin their
+client carries (see app.platform.plugin). On SIGTERM the process stops polling and lets
+in-flight activities finish within the grace period. It serves the SDK's Prometheus metrics
+and `/healthz` on one port, and logs as JSON.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from temporalio.worker import Worker
 from app.core.settings import Settings
 from app.platform import tracing
 from app.platform.client import connect
-from app.platform.discovery import Discovered, activity_names, discover
-from app.platform.failures import FailureActivities, FailureInterceptor, FailureStore
+from app.platform.discovery import DOMAIN_PACKAGES, Discovered, activity_names, discover
+from app.platform.failures import FailureStore
+from app.platform.plugin import HaulPlugin
 
 log = logging.getLogger("haul.worker")
 
@@ -49,7 +52,15 @@ def build_workers(
     settings: Settings,
     task_queues: Iterable[str] | None = None,
 ) -> list[Worker]:
-    """One Worker per task queue, with every workflow and activity discovery found for it."""
+    """One Worker per task queue, with every workflow and activity discovery found for it.
+
+    The client must come from `connect`: its haul plugin gives each worker the failure
+    interceptor and the failure activity."""
+    if not any(isinstance(p, HaulPlugin) for p in client.config()["plugins"]):
+        raise ValueError(
+            "build_workers needs a client made by app.platform.client.connect (it carries the "
+            "haul plugin: converter, interceptors, failure activity)"
+        )
     wanted = list(task_queues or settings.task_queues or discovered.queues)
     unknown = [q for q in wanted if q not in discovered.queues]
     if unknown:
@@ -58,14 +69,11 @@ def build_workers(
             f"known queues: {sorted(discovered.queues)}"
         )
     ctx = WorkerContext(settings, client)
-    recorder = FailureActivities(
-        FailureStore(settings.database_url) if settings.database_url else None
-    )
     executor = ThreadPoolExecutor(max_workers=max(4, settings.max_concurrent_activities))
     workers = []
     for name in wanted:
         reg = discovered.queues[name]
-        activities: list[Any] = [recorder.record]
+        activities: list[Any] = []
         for cls in reg.activity_classes:
             instance = _instantiate(cls, ctx)
             activities += [getattr(instance, m.__name__) for m in activity_names(cls).values()]
@@ -76,7 +84,6 @@ def build_workers(
                 workflows=reg.workflows,
                 activities=activities,
                 activity_executor=executor,
-                interceptors=[FailureInterceptor()],
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
@@ -138,7 +145,7 @@ async def run_worker(
     config_file: str | None = None,
     settings: Settings | None = None,
     task_queues: Iterable[str] | None = None,
-    packages: Iterable[str] = ("app.domains",),
+    packages: Iterable[str] = DOMAIN_PACKAGES,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run workers until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
@@ -150,7 +157,10 @@ async def run_worker(
             metrics=PrometheusConfig(bind_address=f"127.0.0.1:{metrics_port}")
         )
     )
-    client = await connect(profile, config_file=config_file, runtime=runtime)
+    store = FailureStore(settings.database_url) if settings.database_url else None
+    client = await connect(
+        profile, config_file=config_file, failure_store=store, runtime=runtime
+    )
     workers = build_workers(client, discover(packages), settings, task_queues)
     health = HealthServer(
         settings.health_host, settings.health_port, f"http://127.0.0.1:{metrics_port}/metrics"

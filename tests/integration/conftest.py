@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from app.core.migrate import migrate
 from app.platform.client import HaulClient, connect
+from app.platform.failures import FailureStore
 from app.stack import cluster
 from app.stack.registry import ClusterRecord
 
@@ -27,7 +28,11 @@ def dev_cluster() -> Iterator[ClusterRecord]:
 
 @pytest_asyncio.fixture(scope="session")
 async def client(dev_cluster: ClusterRecord) -> AsyncIterator[Client]:
-    yield await connect(dev_cluster.name, config_file=str(cluster.profile_file()))
+    yield await connect(
+        dev_cluster.name,
+        config_file=str(cluster.profile_file()),
+        failure_store=FailureStore(dev_cluster.dsn()),
+    )
 
 
 @pytest.fixture
