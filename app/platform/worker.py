@@ -3,7 +3,7 @@
 Workers take the converter, interceptors and failure activity from the haul plugin their
 client carries (see app.platform.plugin). On SIGTERM the process stops polling and lets
 in-flight activities finish within the grace period. It serves the SDK's Prometheus metrics
-and `/healthz` on one port, and logs as JSON.
+and `/healthz` on one port (app.platform.health), and logs as JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -29,6 +28,7 @@ from app.platform import tracing
 from app.platform.client import connect
 from app.platform.discovery import DOMAIN_PACKAGES, Discovered, activity_names, discover
 from app.platform.failures import FailureStore
+from app.platform.health import HealthServer
 from app.platform.plugin import HaulPlugin
 
 log = logging.getLogger("haul.worker")
@@ -98,47 +98,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class HealthServer:
-    """`/healthz` (200 while the workers run) and `/metrics` (the SDK's Prometheus page)."""
-
-    def __init__(self, host: str, port: int, sdk_metrics: str) -> None:
-        self.host, self.port, self.sdk_metrics = host, port, sdk_metrics
-        self.healthy = False
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await reader.readline()
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass
-            path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
-            if path == "/healthz":
-                status, body = (200, b"ok\n") if self.healthy else (503, b"shutting down\n")
-            elif path == "/metrics":
-                async with httpx.AsyncClient(timeout=5) as http:
-                    body = (await http.get(self.sdk_metrics)).content
-                status = 200
-            else:
-                status, body = 404, b"not found\n"
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"
-                f"Content-Type: text/plain\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        finally:
-            writer.close()
-
-
 async def run_worker(
     *,
     profile: str | None = None,
@@ -170,14 +129,14 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runs = [asyncio.create_task(w.run()) for w in workers]
-    health.healthy = True
+    health.readiness.ready = True
     log.info(
         "worker started",
         extra={"task_queues": [w.task_queue for w in workers], "health_port": settings.health_port},
     )
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, *runs], return_when=asyncio.FIRST_COMPLETED)
-    health.healthy = False
+    health.readiness.ready = False
     log.info(
         "worker shutting down; in-flight activities get %ss", settings.graceful_shutdown_seconds
     )
