@@ -70,6 +70,13 @@ class HealthServer:
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one, or the one the OS picked for port 0)."""
+        if self._socket is None:
+            raise RuntimeError("the health server is not started")
+        return int(self._socket.getsockname()[1])
+
     async def start(self) -> None:
         """Bind now (a taken port fails here, not later in a task), then serve in the loop."""
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
