@@ -13,9 +13,9 @@ from config import ConfigError, WorkerGroup
 
 def discovered_task_queues() -> set[str]:
     """The task queues served by app.domains, as the worker's discovery finds them."""
-    from app.platform.discovery import discover
+    from app.platform.discovery import discovered_task_queues as discovered
 
-    return set(discover().queues)
+    return set(discovered())
 
 
 def check_worker_groups(groups: Iterable[WorkerGroup], known: set[str]) -> None:

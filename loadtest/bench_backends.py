@@ -46,7 +46,7 @@ class Result:
 
 async def _workload(backend: str, name: str, workflows: int, concurrency: int) -> Result:
     from app.core.settings import Settings
-    from app.domains.sample import TASK_QUEUE
+    from app.domains.sample import DOMAIN
     from app.domains.sample.models import GreetingInput
     from app.domains.sample.workflows import GreetingWorkflow
     from app.platform.actions import ActionReader
@@ -64,7 +64,7 @@ async def _workload(backend: str, name: str, workflows: int, concurrency: int) -
         client,
         discover(["app.domains.sample"]),
         Settings(graceful_shutdown_seconds=5),
-        [TASK_QUEUE],
+        [DOMAIN.task_queue],
     )
     runs = [asyncio.create_task(w.run()) for w in workers]
     haul = HaulClient(client)
@@ -76,7 +76,9 @@ async def _workload(backend: str, name: str, workflows: int, concurrency: int) -
     async def one(i: int) -> None:
         async with gate:
             t0 = time.perf_counter()
-            handle = await haul.start(GreetingWorkflow, GreetingInput(name=f"b{i}"), f"{run}-{i}")
+            handle = await haul.start(
+                GreetingWorkflow.run, GreetingInput(name=f"b{i}"), f"{run}-{i}"
+            )
             await handle.result()
             latencies.append(time.perf_counter() - t0)
 

@@ -87,7 +87,7 @@ async def drive(
             t = time.perf_counter()
             try:
                 handle = await client.start(
-                    NoopActivityWorkflow, NoopInput(tag=tag), f"{tag}-{next(seq)}"
+                    NoopActivityWorkflow.run, NoopInput(tag=tag), f"{tag}-{next(seq)}"
                 )
                 await handle.result()
             except Exception:

@@ -30,7 +30,7 @@ from app.loadtest.accounting import VIA_KEY, VIA_SIGNAL_WITH_START
 from app.loadtest.parcel_load import ParcelLoad
 from app.loadtest.process_files import process_tag
 from app.loadtest.users import TemporalUser, run_settings
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.retry_on_signal import EntityEvent, EntityInput
 
 _seq = itertools.count()
 
@@ -66,7 +66,7 @@ class StartAndCompleteUser(ScenarioUser):
     def start_and_complete(self) -> None:
         async def op() -> Any:
             handle = await self.haul.start(
-                NoopActivityWorkflow, NoopInput(tag=run_settings().run_tag), _ident("noop")
+                NoopActivityWorkflow.run, NoopInput(tag=run_settings().run_tag), _ident("noop")
             )
             return await handle.result()
 
@@ -87,10 +87,10 @@ class SignalFanInUser(ScenarioUser):
 
         async def op() -> Any:
             return await self.haul.signal_with_start(
-                LedgerEntityWorkflow,
+                LedgerEntityWorkflow.run,
                 EntityInput(entity_key=entity, state={"work_seconds": 0.0}),
                 entity,
-                EVENT_SIGNAL,
+                LedgerEntityWorkflow.on_event,
                 event,
             )
 
@@ -115,7 +115,9 @@ class MixedEntityUser(SignalFanInUser):
         self.run_ops("signal_with_start", [self.sws(entity)])
         self.run_op(
             "query_pending",
-            lambda: self.haul.query(LedgerEntityWorkflow, entity, "pending", result_type=int),
+            lambda: self.haul.query(
+                LedgerEntityWorkflow.run, entity, LedgerEntityWorkflow.pending_count
+            ),
         )
 
 
@@ -128,7 +130,9 @@ class TimerUser(ScenarioUser):
     @task
     def timer_1s(self) -> None:
         async def op() -> Any:
-            handle = await self.haul.start(TimerWorkflow, TimerInput(seconds=1.0), _ident("timer"))
+            handle = await self.haul.start(
+                TimerWorkflow.run, TimerInput(seconds=1.0), _ident("timer")
+            )
             return await handle.result()
 
         self.run_op("timer_1s", op)

@@ -1,9 +1,10 @@
-"""Activity and workflow discovery: decorate once, and the worker builder finds everything.
+"""Workflow and activity discovery: a domain declares itself once, and the worker finds the rest.
 
-A service class marked with `@activities(...)` holds activities marked with `@activity_method`.
-Workflows are marked with `@workflow_defn(...)`, which also records their owner team and task
-queue. `discover()` imports every module under `app.domains` and returns what each task queue
-serves, refusing duplicate names with a message that names both places.
+Each domain package holds a `Domain` (see app.platform.domain) whose decorators mark its
+workflows and activity classes. `discover()` imports every module under `app.domains` and
+returns what each task queue serves, refusing duplicate names with a message that names both
+places; `discovered_task_queues()` is the same answer reduced to queue -> owning teams, the
+list infra checks its worker groups against.
 """
 
 from __future__ import annotations
@@ -13,81 +14,63 @@ import inspect
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import activity, workflow
 
-T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
+from app.platform.domain import (
+    Domain,
+    activities_domain,
+    is_activity_method,
+    workflow_domain,
+)
 
-_SERVICE_ATTR = "__haul_service__"
-_ACTIVITY_ATTR = "__haul_activity__"
-_WORKFLOW_ATTR = "__haul_workflow__"
+DOMAIN_PACKAGES = ("app.domains",)
 
 
 class DuplicateRegistrationError(RuntimeError):
     """Two definitions share a Temporal name; the worker would silently pick one."""
 
 
-@dataclass(frozen=True)
-class Owner:
-    team: str
-    task_queue: str
-
-
-def activities(*, team: str, task_queue: str) -> Callable[[type[T]], type[T]]:
-    """Mark a class whose `@activity_method` methods are activities on task_queue."""
-
-    def mark(cls: type[T]) -> type[T]:
-        setattr(cls, _SERVICE_ATTR, Owner(team, task_queue))
-        return cls
-
-    return mark
-
-
-def activity_method(fn: F | None = None, *, name: str | None = None) -> Any:
-    """Mark a method of an `@activities` class as a Temporal activity."""
-
-    def mark(f: F) -> F:
-        defined = activity.defn(name=name)(f) if name else activity.defn(f)
-        setattr(defined, _ACTIVITY_ATTR, True)
-        return defined
-
-    return mark(fn) if fn is not None else mark
-
-
-def workflow_defn(
-    *, team: str, task_queue: str, name: str | None = None, sandboxed: bool = True
-) -> Callable[[type[T]], type[T]]:
-    """`workflow.defn` that also records the workflow's owner team and task queue."""
-
-    def mark(cls: type[T]) -> type[T]:
-        defined = workflow.defn(name=name, sandboxed=sandboxed)(cls)
-        setattr(defined, _WORKFLOW_ATTR, Owner(team, task_queue))
-        return defined
-
-    return mark
-
-
-def owner_of(obj: Any) -> Owner | None:
-    return getattr(obj, _WORKFLOW_ATTR, None) or getattr(obj, _SERVICE_ATTR, None)
-
-
 @dataclass
 class TaskQueueRegistration:
-    """Everything one task queue serves."""
+    """Everything one task queue serves, and the domains that put it there."""
 
     task_queue: str
     workflows: list[type] = field(default_factory=list)
     activity_classes: list[type] = field(default_factory=list)
+    domains: list[Domain] = field(default_factory=list)
+
+    def add_domain(self, domain: Domain) -> None:
+        if domain not in self.domains:
+            self.domains.append(domain)
 
 
 @dataclass
 class Discovered:
     queues: dict[str, TaskQueueRegistration] = field(default_factory=dict)
 
-    def queue(self, name: str) -> TaskQueueRegistration:
-        return self.queues.setdefault(name, TaskQueueRegistration(name))
+    def queue(self, domain: Domain) -> TaskQueueRegistration:
+        reg = self.queues.setdefault(domain.task_queue, TaskQueueRegistration(domain.task_queue))
+        reg.add_domain(domain)
+        return reg
+
+
+def workflow_type_name(cls: type) -> str:
+    """The registered Temporal name of a workflow class."""
+    return workflow._Definition.must_from_class(cls).name or cls.__name__
+
+
+def task_queue_for(cls: type, task_queue: str | None = None) -> str:
+    """The task queue a workflow class runs on: the one given, else its domain's."""
+    if task_queue:
+        return task_queue
+    domain = workflow_domain(cls)
+    if domain is None:
+        raise ValueError(
+            f"{cls.__qualname__} belongs to no domain (no `@DOMAIN.workflow`); pass task_queue="
+        )
+    return domain.task_queue
 
 
 def _place(obj: Any) -> str:
@@ -95,10 +78,10 @@ def _place(obj: Any) -> str:
 
 
 def activity_names(cls: type) -> dict[str, Callable[..., Any]]:
-    """Temporal activity name -> unbound method, for one service class."""
+    """Temporal activity name -> unbound method, for one activities class."""
     names = {}
     for _, member in inspect.getmembers(cls, predicate=callable):
-        if getattr(member, _ACTIVITY_ATTR, False):
+        if is_activity_method(member):
             defn = activity._Definition.from_callable(member)
             if defn and defn.name:
                 names[defn.name] = member
@@ -114,8 +97,8 @@ def iter_modules(packages: Iterable[str]) -> Iterable[Any]:
             yield importlib.import_module(info.name)
 
 
-def discover(packages: Iterable[str] = ("app.domains",)) -> Discovered:
-    """Find every marked workflow and activity class, refusing duplicate names."""
+def discover(packages: Iterable[str] = DOMAIN_PACKAGES) -> Discovered:
+    """Find every domain's workflows and activity classes, refusing duplicate names."""
     found = Discovered()
     workflows: dict[str, type] = {}
     acts: dict[str, Callable[..., Any]] = {}
@@ -125,16 +108,16 @@ def discover(packages: Iterable[str] = ("app.domains",)) -> Discovered:
             if id(obj) in seen or obj.__module__ != module.__name__:
                 continue
             seen.add(id(obj))
-            if (wf_owner := getattr(obj, _WORKFLOW_ATTR, None)) is not None:
-                wf_name = workflow._Definition.must_from_class(obj).name or obj.__name__
+            if (wf_domain := workflow_domain(obj)) is not None:
+                wf_name = workflow_type_name(obj)
                 if wf_name in workflows:
                     raise DuplicateRegistrationError(
                         f"workflow name {wf_name!r} is defined twice: in "
                         f"{_place(workflows[wf_name])} and in {_place(obj)}; rename one"
                     )
                 workflows[wf_name] = obj
-                found.queue(wf_owner.task_queue).workflows.append(obj)
-            if (svc_owner := obj.__dict__.get(_SERVICE_ATTR)) is not None:
+                found.queue(wf_domain).workflows.append(obj)
+            if (act_domain := activities_domain(obj)) is not None:
                 for act_name, method in activity_names(obj).items():
                     if act_name in acts:
                         raise DuplicateRegistrationError(
@@ -142,5 +125,17 @@ def discover(packages: Iterable[str] = ("app.domains",)) -> Discovered:
                             f"{_place(acts[act_name])} and in {_place(method)}; rename one"
                         )
                     acts[act_name] = method
-                found.queue(svc_owner.task_queue).activity_classes.append(obj)
+                found.queue(act_domain).activity_classes.append(obj)
     return found
+
+
+def discovered_task_queues(packages: Iterable[str] = DOMAIN_PACKAGES) -> dict[str, frozenset[str]]:
+    """Every task queue the app's domains serve -> the teams that own them.
+
+    A worker group (infra) or `HAUL_TASK_QUEUES` naming a queue outside this map would start
+    workers that refuse to run; check against it before declaring anything.
+    """
+    return {
+        name: frozenset(d.team for d in reg.domains)
+        for name, reg in sorted(discover(packages).queues.items())
+    }

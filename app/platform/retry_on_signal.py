@@ -59,7 +59,7 @@ class RetryOnSignal:
     """Base for entity workflows. Subclasses decorate the class and `run`, and implement
     `process(events)`, usually one activity call over the batch.
 
-        @workflow_defn(team="...", task_queue="...")
+        @DOMAIN.workflow
         class Thing(RetryOnSignal):
             @workflow.run
             async def run(self, input: EntityInput) -> EntityResult:

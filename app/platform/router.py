@@ -84,7 +84,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.platform.client import _task_queue, workflow_type_name
+from app.platform.discovery import task_queue_for, workflow_type_name
 from app.platform.ids import workflow_id
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import MigrationState, Phase, Step
@@ -351,7 +351,7 @@ class ClusterRouter:
         """Type, ID and the start-or-join call for one cluster, with haul's ID policies."""
         wf_type = workflow_type_name(workflow_cls)
         wf_id = workflow_id(wf_type, task_identifier)
-        queue = _task_queue(workflow_cls, task_queue)
+        queue = task_queue_for(workflow_cls, task_queue)
 
         async def create(client: Client) -> WorkflowHandle[Any, Any]:
             return await client.start_workflow(

@@ -1,7 +1,9 @@
 """The worker builder: one process serves many task queues, found by discovery.
 
-On SIGTERM it stops polling and lets in-flight activities finish within the grace period.
-It exposes the SDK's Prometheus metrics and `/healthz` on one port, and logs as JSON.
+Workers take the converter, interceptors and failure activity from the haul plugin their
+client carries (see app.platform.plugin). On SIGTERM the process stops polling and lets
+in-flight activities finish within the grace period. It serves the SDK's Prometheus metrics
+and `/healthz` on one port (app.platform.health), and logs as JSON.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -25,8 +26,10 @@ from temporalio.worker import Worker
 from app.core.settings import Settings
 from app.platform import tracing
 from app.platform.client import connect
-from app.platform.discovery import Discovered, activity_names, discover
-from app.platform.failures import FailureActivities, FailureInterceptor, FailureStore
+from app.platform.discovery import DOMAIN_PACKAGES, Discovered, activity_names, discover
+from app.platform.failures import FailureStore
+from app.platform.health import HealthServer
+from app.platform.plugin import HaulPlugin
 
 log = logging.getLogger("haul.worker")
 
@@ -49,7 +52,15 @@ def build_workers(
     settings: Settings,
     task_queues: Iterable[str] | None = None,
 ) -> list[Worker]:
-    """One Worker per task queue, with every workflow and activity discovery found for it."""
+    """One Worker per task queue, with every workflow and activity discovery found for it.
+
+    The client must come from `connect`: its haul plugin gives each worker the failure
+    interceptor and the failure activity."""
+    if not any(isinstance(p, HaulPlugin) for p in client.config()["plugins"]):
+        raise ValueError(
+            "build_workers needs a client made by app.platform.client.connect (it carries the "
+            "haul plugin: converter, interceptors, failure activity)"
+        )
     wanted = list(task_queues or settings.task_queues or discovered.queues)
     unknown = [q for q in wanted if q not in discovered.queues]
     if unknown:
@@ -58,14 +69,11 @@ def build_workers(
             f"known queues: {sorted(discovered.queues)}"
         )
     ctx = WorkerContext(settings, client)
-    recorder = FailureActivities(
-        FailureStore(settings.database_url) if settings.database_url else None
-    )
     executor = ThreadPoolExecutor(max_workers=max(4, settings.max_concurrent_activities))
     workers = []
     for name in wanted:
         reg = discovered.queues[name]
-        activities: list[Any] = [recorder.record]
+        activities: list[Any] = []
         for cls in reg.activity_classes:
             instance = _instantiate(cls, ctx)
             activities += [getattr(instance, m.__name__) for m in activity_names(cls).values()]
@@ -76,7 +84,6 @@ def build_workers(
                 workflows=reg.workflows,
                 activities=activities,
                 activity_executor=executor,
-                interceptors=[FailureInterceptor()],
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
@@ -91,54 +98,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class HealthServer:
-    """`/healthz` (200 while the workers run) and `/metrics` (the SDK's Prometheus page)."""
-
-    def __init__(self, host: str, port: int, sdk_metrics: str) -> None:
-        self.host, self.port, self.sdk_metrics = host, port, sdk_metrics
-        self.healthy = False
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await reader.readline()
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass
-            path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
-            if path == "/healthz":
-                status, body = (200, b"ok\n") if self.healthy else (503, b"shutting down\n")
-            elif path == "/metrics":
-                async with httpx.AsyncClient(timeout=5) as http:
-                    body = (await http.get(self.sdk_metrics)).content
-                status = 200
-            else:
-                status, body = 404, b"not found\n"
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"
-                f"Content-Type: text/plain\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        finally:
-            writer.close()
-
-
 async def run_worker(
     *,
     profile: str | None = None,
     config_file: str | None = None,
     settings: Settings | None = None,
     task_queues: Iterable[str] | None = None,
-    packages: Iterable[str] = ("app.domains",),
+    packages: Iterable[str] = DOMAIN_PACKAGES,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run workers until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
@@ -150,7 +116,10 @@ async def run_worker(
             metrics=PrometheusConfig(bind_address=f"127.0.0.1:{metrics_port}")
         )
     )
-    client = await connect(profile, config_file=config_file, runtime=runtime)
+    store = FailureStore(settings.database_url) if settings.database_url else None
+    client = await connect(
+        profile, config_file=config_file, failure_store=store, runtime=runtime
+    )
     workers = build_workers(client, discover(packages), settings, task_queues)
     health = HealthServer(
         settings.health_host, settings.health_port, f"http://127.0.0.1:{metrics_port}/metrics"
@@ -160,14 +129,14 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runs = [asyncio.create_task(w.run()) for w in workers]
-    health.healthy = True
+    health.readiness.ready = True
     log.info(
         "worker started",
         extra={"task_queues": [w.task_queue for w in workers], "health_port": settings.health_port},
     )
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, *runs], return_when=asyncio.FIRST_COMPLETED)
-    health.healthy = False
+    health.readiness.ready = False
     log.info(
         "worker shutting down; in-flight activities get %ss", settings.graceful_shutdown_seconds
     )

@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from app.core.migrate import migrate
 from app.platform.client import HaulClient, connect
+from app.platform.failures import FailureStore
 from app.stack import cluster, targets
 from app.stack.registry import ClusterRecord
 
@@ -28,7 +29,11 @@ def dev_cluster() -> Iterator[ClusterRecord]:
 @pytest_asyncio.fixture(scope="session")
 async def client(dev_cluster: ClusterRecord) -> AsyncIterator[Client]:
     target = targets.for_cluster(dev_cluster)
-    yield await connect(target.profile, config_file=target.config_file)
+    yield await connect(
+        target.profile,
+        config_file=target.config_file,
+        failure_store=FailureStore(dev_cluster.dsn()),
+    )
 
 
 @pytest.fixture

@@ -24,7 +24,10 @@ async def test_one_workflow_with_one_activity_counts_exactly(
     async with sample_worker(client, task_queue):
         baseline = await reader.measure_start()
         handle = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="count"), uuid.uuid4().hex, task_queue=task_queue
+            GreetingWorkflow.run,
+            GreetingInput(name="count"),
+            uuid.uuid4().hex,
+            task_queue=task_queue,
         )
         await handle.result()
         counted = await reader.measure_end(baseline)

@@ -33,7 +33,7 @@ async def test_a_failed_workflow_is_stored_with_its_arguments_and_redriven(
     ident = f"fail-{uuid.uuid4().hex[:8]}"
     async with worker:
         handle = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="broken", fail=True), ident
+            GreetingWorkflow.run, GreetingInput(name="broken", fail=True), ident
         )
         with pytest.raises(WorkflowFailureError):
             await handle.result()
@@ -62,7 +62,7 @@ async def test_a_timed_out_workflow_is_swept_into_the_store(
     ident = f"timeout-{uuid.uuid4().hex[:8]}"
     # No worker serves this queue, so the run times out.
     handle = await haul_client.start(
-        GreetingWorkflow,
+        GreetingWorkflow.run,
         GreetingInput(name="late"),
         ident,
         task_queue=f"nobody-{ident}",

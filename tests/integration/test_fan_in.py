@@ -14,7 +14,7 @@ from app.domains.sample.models import LedgerBatch
 from app.domains.sample.workflows import LedgerEntityWorkflow
 from app.platform.client import HaulClient
 from app.platform.history import run_ids, scheduled_activity_inputs
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.retry_on_signal import EntityEvent, EntityInput
 from tests.integration.workers import sample_worker
 
 
@@ -61,11 +61,11 @@ async def test_500_events_on_10_entities_each_processed_exactly_once(
     async def send(event_id: str) -> None:
         entity = event_id.split(":")[0]
         await haul_client.signal_with_start(
-            LedgerEntityWorkflow,
+            LedgerEntityWorkflow.run,
             # A low history limit makes every entity continue as new while events wait.
             EntityInput(entity_key=entity, state={"work_seconds": 0.3}, history_limit=30),
             entity,
-            EVENT_SIGNAL,
+            LedgerEntityWorkflow.on_event,
             EntityEvent(event_id=event_id),
             task_queue=task_queue,
         )
@@ -78,7 +78,7 @@ async def test_500_events_on_10_entities_each_processed_exactly_once(
                 await send(event_id)
 
         await asyncio.gather(*(bounded(e) for e in sent))
-        ids = [haul_client.id_for(LedgerEntityWorkflow, e) for e in entities]
+        ids = [haul_client.id_for(LedgerEntityWorkflow.run, e) for e in entities]
         for wf_id in ids:
             # A lost event leaves its entity waiting: fail instead of hanging.
             await asyncio.wait_for(client.get_workflow_handle(wf_id).result(), timeout=120)
@@ -103,16 +103,16 @@ async def test_completion_race_an_activity_signalling_its_own_entity(
         async def one(entity: str) -> None:
             async with sem:
                 await haul_client.signal_with_start(
-                    LedgerEntityWorkflow,
+                    LedgerEntityWorkflow.run,
                     EntityInput(entity_key=entity),
                     entity,
-                    EVENT_SIGNAL,
+                    LedgerEntityWorkflow.on_event,
                     EntityEvent(event_id=f"{entity}-req", kind="echo-request"),
                     task_queue=task_queue,
                 )
 
         await asyncio.gather(*(one(e) for e in entities))
-        ids = [haul_client.id_for(LedgerEntityWorkflow, e) for e in entities]
+        ids = [haul_client.id_for(LedgerEntityWorkflow.run, e) for e in entities]
         for wf_id in ids:
             # A lost event leaves its entity waiting: fail instead of hanging.
             await asyncio.wait_for(client.get_workflow_handle(wf_id).result(), timeout=120)
@@ -131,13 +131,21 @@ async def test_an_entity_starts_again_after_it_completed(
     key = f"again-{uuid.uuid4().hex[:8]}"
     async with sample_worker(client, task_queue):
         first = await haul_client.signal_with_start(
-            LedgerEntityWorkflow, EntityInput(entity_key=key), key, EVENT_SIGNAL,
-            EntityEvent(event_id=f"{key}-1"), task_queue=task_queue,
+            LedgerEntityWorkflow.run,
+            EntityInput(entity_key=key),
+            key,
+            LedgerEntityWorkflow.on_event,
+            EntityEvent(event_id=f"{key}-1"),
+            task_queue=task_queue,
         )
         await first.result()
         second = await haul_client.signal_with_start(
-            LedgerEntityWorkflow, EntityInput(entity_key=key), key, EVENT_SIGNAL,
-            EntityEvent(event_id=f"{key}-2"), task_queue=task_queue,
+            LedgerEntityWorkflow.run,
+            EntityInput(entity_key=key),
+            key,
+            LedgerEntityWorkflow.on_event,
+            EntityEvent(event_id=f"{key}-2"),
+            task_queue=task_queue,
         )
         await second.result()
         assert second.result_run_id != first.result_run_id

@@ -20,17 +20,23 @@ async def test_duplicate_start_gives_one_run(
     ident = f"dup-{uuid.uuid4().hex[:8]}"
     async with sample_worker(client, task_queue):
         first = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="a", work_seconds=1), ident, task_queue=task_queue
+            GreetingWorkflow.run,
+            GreetingInput(name="a", work_seconds=1),
+            ident,
+            task_queue=task_queue,
         )
         second = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="a", work_seconds=1), ident, task_queue=task_queue
+            GreetingWorkflow.run,
+            GreetingInput(name="a", work_seconds=1),
+            ident,
+            task_queue=task_queue,
         )
         assert second.result_run_id == first.result_run_id
         await first.result()
         # After success, a start joins nothing and starts nothing: the finished task stays done.
         with pytest.raises(Exception, match="already"):
             await haul_client.start(
-                GreetingWorkflow, GreetingInput(name="a"), ident, task_queue=task_queue
+                GreetingWorkflow.run, GreetingInput(name="a"), ident, task_queue=task_queue
             )
     assert len(await run_ids(client, first.id)) == 1
 
@@ -41,13 +47,13 @@ async def test_start_after_failure_gives_a_new_run(
     ident = f"redrive-{uuid.uuid4().hex[:8]}"
     async with sample_worker(client, task_queue):
         failed = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="b", fail=True), ident, task_queue=task_queue
+            GreetingWorkflow.run, GreetingInput(name="b", fail=True), ident, task_queue=task_queue
         )
         with pytest.raises(WorkflowFailureError):
             await failed.result()
         redriven = await haul_client.start(
-            GreetingWorkflow, GreetingInput(name="b"), ident, task_queue=task_queue
+            GreetingWorkflow.run, GreetingInput(name="b"), ident, task_queue=task_queue
         )
         assert redriven.result_run_id != failed.result_run_id
         result = await redriven.result()
-    assert result["greeting"] == "Hello, b!"
+    assert result.greeting == "Hello, b!"

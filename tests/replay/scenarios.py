@@ -16,23 +16,23 @@ from app.domains.loadgen.workflows import NoopActivityWorkflow, TimerWorkflow
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
 from app.platform.client import HaulClient
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.retry_on_signal import EntityEvent, EntityInput
 
 Scenario = Callable[[HaulClient, str], Awaitable[WorkflowHandle[Any, Any]]]
 
 
 async def _greeting(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
-    return await client.start(GreetingWorkflow, GreetingInput(name="replay"), ident)
+    return await client.start(GreetingWorkflow.run, GreetingInput(name="replay"), ident)
 
 
 async def _ledger(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
     handle = None
     for i in range(3):
         handle = await client.signal_with_start(
-            LedgerEntityWorkflow,
+            LedgerEntityWorkflow.run,
             EntityInput(entity_key=ident),
             ident,
-            EVENT_SIGNAL,
+            LedgerEntityWorkflow.on_event,
             EntityEvent(event_id=f"{ident}-{i}", kind="echo-request" if i == 0 else "event"),
         )
     assert handle is not None
@@ -40,11 +40,11 @@ async def _ledger(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
 
 
 async def _noop(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
-    return await client.start(NoopActivityWorkflow, NoopInput(tag="replay"), ident)
+    return await client.start(NoopActivityWorkflow.run, NoopInput(tag="replay"), ident)
 
 
 async def _timer(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
-    return await client.start(TimerWorkflow, TimerInput(seconds=0.2), ident)
+    return await client.start(TimerWorkflow.run, TimerInput(seconds=0.2), ident)
 
 
 def _parcel_env() -> tuple[Any, Any]:
@@ -114,10 +114,10 @@ async def _rate_audit_status(client: HaulClient, ident: str) -> WorkflowHandle[A
     for i, kind in enumerate(("invoice_revision", "task_completed", "payment")):
         payload: dict[str, Any] = {"amount": "10.00"} if kind == "payment" else {}
         handle = await client.signal_with_start(
-            UpdateRateAuditStatusWorkflow,
+            UpdateRateAuditStatusWorkflow.run,
             EntityInput(entity_key=ident),
             ident,
-            EVENT_SIGNAL,
+            UpdateRateAuditStatusWorkflow.on_event,
             EntityEvent(event_id=f"{ident}-{i}", kind=kind, payload=payload),
         )
     assert handle is not None

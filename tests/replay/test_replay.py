@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from app.platform.client import workflow_type_name
-from app.platform.discovery import discover
+from app.platform.discovery import discover, workflow_type_name
+from app.platform.plugin import HaulPlugin
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -34,6 +33,6 @@ def test_every_shipped_workflow_type_has_a_history() -> None:
 async def test_history_replays(path: Path) -> None:
     data = json.loads(path.read_text())
     history = WorkflowHistory.from_json(f"replay-{path.stem}", data)
-    replayer = Replayer(workflows=shipped_workflows(), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=shipped_workflows(), plugins=[HaulPlugin()])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"

@@ -19,7 +19,7 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from app.core.settings import Settings
-from app.domains.sample import TASK_QUEUE
+from app.domains.sample import DOMAIN
 from app.platform.client import HaulClient, connect
 from app.platform.discovery import discover
 from app.platform.worker import build_workers
@@ -54,7 +54,7 @@ async def sample_workers(rec: ClusterRecord) -> AsyncIterator[Client]:
     target = targets.for_cluster(rec)
     client = await connect(target.profile, config_file=target.config_file)
     settings = Settings(database_url=rec.dsn(), graceful_shutdown_seconds=5)
-    workers = build_workers(client, discover(["app.domains.sample"]), settings, [TASK_QUEUE])
+    workers = build_workers(client, discover(["app.domains.sample"]), settings, [DOMAIN.task_queue])
     runs = [asyncio.create_task(w.run()) for w in workers]
     try:
         yield client

@@ -35,7 +35,7 @@ async def kill_server_mid_run(rec: ClusterRecord, client: HaulClient, tag: str) 
     with `cluster.up`, and require every workflow to complete."""
     handles: list[WorkflowHandle] = [
         await client.start(
-            GreetingWorkflow, GreetingInput(name=f"{tag}-{i}", work_seconds=3.0), f"{tag}-{i}"
+            GreetingWorkflow.run, GreetingInput(name=f"{tag}-{i}", work_seconds=3.0), f"{tag}-{i}"
         )
         for i in range(5)
     ]
@@ -56,4 +56,4 @@ async def kill_server_mid_run(rec: ClusterRecord, client: HaulClient, tag: str) 
     assert restarted.pids["temporal"] != old_pid
     assert pid_alive(restarted.pids["temporal"])
     results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=180)
-    assert sorted(r["greeting"] for r in results) == sorted(f"Hello, {tag}-{i}!" for i in range(5))
+    assert sorted(r.greeting for r in results) == sorted(f"Hello, {tag}-{i}!" for i in range(5))

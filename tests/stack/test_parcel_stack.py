@@ -14,7 +14,7 @@ from app.core.blobstore import LocalBlobStore
 from app.core.database import Database
 from app.core.migrate import migrate
 from app.core.settings import Settings
-from app.domains.parcel import TASK_QUEUE
+from app.domains.parcel import DOMAIN
 from app.domains.parcel.models import PipelineSettings
 from app.domains.parcel.starter import ingest
 from app.domains.rate_audit.activities import seed_contracts
@@ -45,7 +45,7 @@ async def parcel_workers(
         client.client,
         discover(["app.domains.parcel", "app.domains.rate_audit"]),
         settings,
-        [TASK_QUEUE],
+        [DOMAIN.task_queue],
     )
     runs = [asyncio.create_task(w.run()) for w in workers]
     database = Database(rec.dsn())

@@ -24,9 +24,11 @@ def _package(root: Path, name: str, modules: dict[str, str]) -> None:
 
 WORKFLOW = """
 from temporalio import workflow
-from app.platform.discovery import workflow_defn
+from app.platform.domain import Domain
 
-@workflow_defn(team="t", task_queue="q", name="Same")
+DOMAIN = Domain(name="d", team="t", task_queue="q")
+
+@DOMAIN.workflow(name="Same")
 class {cls}:
     @workflow.run
     async def run(self) -> None:
@@ -34,9 +36,11 @@ class {cls}:
 """
 
 ACTIVITY = """
-from app.platform.discovery import activities, activity_method
+from app.platform.domain import Domain, activity_method
 
-@activities(team="t", task_queue="q")
+DOMAIN = Domain(name="d", team="t", task_queue="q")
+
+@DOMAIN.activities
 class {cls}:
     @activity_method(name="same_activity")
     async def go(self) -> None:
@@ -62,3 +66,21 @@ def test_duplicate_names_are_refused_naming_both_places(
     message = str(err.value)
     assert f"{kind} name" in message
     assert f"{pkg}.one.First" in message and f"{pkg}.two.Second" in message
+
+
+def test_each_domain_declares_its_queue_once_and_discovery_reports_it_with_its_team() -> None:
+    from app.domains.parcel import DOMAIN as PARCEL
+    from app.domains.parcel.workflows import ParcelIngestWorkflow
+    from app.domains.rate_audit import DOMAIN as RATE_AUDIT
+    from app.platform.discovery import discovered_task_queues
+    from app.platform.domain import workflow_domain
+
+    assert workflow_domain(ParcelIngestWorkflow) is PARCEL
+    queues = discovered_task_queues()
+    assert queues == {
+        "loadgen": frozenset({"platform"}),
+        "parcel": frozenset({"parcel"}),
+        "sample": frozenset({"platform"}),
+    }
+    parcel = discover().queues["parcel"]
+    assert set(parcel.domains) == {PARCEL, RATE_AUDIT}

@@ -5,5 +5,6 @@ start, one activity that does nothing); `TimerWorkflow` waits on one timer, so a
 keep many calls in flight without burning worker CPU.
 """
 
-TASK_QUEUE = "loadgen"
-TEAM = "platform"
+from app.platform.domain import Domain
+
+DOMAIN = Domain(name="loadgen", team="platform", task_queue="loadgen")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from app.domains.loadgen import TASK_QUEUE, TEAM
-from app.platform.discovery import activities, activity_method
+from app.domains.loadgen import DOMAIN
+from app.platform.domain import activity_method
 
 
-@activities(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.activities
 class LoadgenActivities:
     # An explicit no-argument constructor: the worker builder reads __init__'s signature, and
     # object's own (*args, **kwargs) would make it pass a context this class does not take.

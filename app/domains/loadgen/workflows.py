@@ -6,15 +6,13 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from app.platform.discovery import workflow_defn
-
 with workflow.unsafe.imports_passed_through():
-    from app.domains.loadgen import TASK_QUEUE, TEAM
+    from app.domains.loadgen import DOMAIN
     from app.domains.loadgen.activities import LoadgenActivities
     from app.domains.loadgen.models import NoopInput, TimerInput
 
 
-@workflow_defn(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.workflow
 class NoopActivityWorkflow:
     """Start, one no-op activity, complete: 2 billable actions."""
 
@@ -25,7 +23,7 @@ class NoopActivityWorkflow:
         )
 
 
-@workflow_defn(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.workflow
 class TimerWorkflow:
     """Start, one timer, complete: 2 billable actions, and a call that stays in flight."""
 

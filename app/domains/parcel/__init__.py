@@ -2,8 +2,10 @@
 
 The parsing layer (x12, edi210, csv_parse, detect) turns a carrier file into a stream of
 normalized invoices; the workflows built on top of it split a file into one child per invoice.
-Nothing is imported here, so that loading the package (for example inside the workflow sandbox)
-does no work.
+Only the domain's declaration lives here, so that loading the package (for example inside the
+workflow sandbox) does no work.
 """
 
-TASK_QUEUE = "parcel"
+from app.platform.domain import Domain
+
+DOMAIN = Domain(name="parcel", team="parcel", task_queue="parcel")

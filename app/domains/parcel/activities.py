@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from app.core.blobstore import BlobStore, open_store
 from app.core.database import Database
-from app.domains.parcel import TASK_QUEUE, tables
+from app.domains.parcel import DOMAIN, tables
 from app.domains.parcel.models import (
     FinishInput,
     IndexInput,
@@ -34,6 +34,7 @@ from app.domains.parcel.models import (
     invoice_blob_key,
     page_blob_key,
 )
+from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
 from app.formats.files import parse_file
 from app.formats.invoice import (
     ChargeGroup,
@@ -47,12 +48,10 @@ from app.formats.invoice import (
     ParcelInputError,
 )
 from app.platform.client import HaulClient
-from app.platform.discovery import activities, activity_method
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.domain import activity_method
+from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.worker import WorkerContext
 
-TEAM = "parcel"
-STATUS_WORKFLOW = "UpdateRateAuditStatus"
 HEARTBEAT_EVERY = 200  # invoices or charge groups between heartbeats while indexing
 MAX_ENVELOPE_ISSUES = 50
 
@@ -182,7 +181,7 @@ def read_invoice_blob(
     return header, groups(), summary
 
 
-@activities(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.activities
 class ParcelActivities:
     def __init__(self, ctx: WorkerContext) -> None:
         self.settings = ctx.settings
@@ -306,10 +305,10 @@ class ParcelActivities:
         queued = await asyncio.to_thread(queue)
         if input.update_job_status:
             await HaulClient(self.client).signal_with_start(
-                STATUS_WORKFLOW,
+                UpdateRateAuditStatusWorkflow.run,
                 EntityInput(entity_key=input.job_key),
                 input.job_key,
-                EVENT_SIGNAL,
+                UpdateRateAuditStatusWorkflow.on_event,
                 EntityEvent(
                     event_id=f"revision:{input.revision_id}",
                     kind="invoice_revision",

@@ -61,7 +61,7 @@ async def submit(
 ) -> Submission:
     """Store the file and start its ingestion, unless this content was ingested before."""
     digest = await asyncio.to_thread(content_hash, path)
-    wf_id = client.id_for(ParcelIngestWorkflow, digest)
+    wf_id = client.id_for(ParcelIngestWorkflow.run, digest)
 
     def claim() -> tuple[str, object]:
         with database.connect() as conn:
@@ -78,7 +78,7 @@ async def submit(
     if not await asyncio.to_thread(blobs.exists, key):
         await asyncio.to_thread(blobs.put_file, key, path)
     handle = await client.start(
-        ParcelIngestWorkflow,
+        ParcelIngestWorkflow.run,
         IngestInput(
             content_hash=digest,
             file_name=path.name,
@@ -88,7 +88,6 @@ async def submit(
         ),
         digest,
         task_queue=task_queue,
-        result_type=IngestSummary,
     )
     return Submission(digest, wf_id, None, handle)
 
@@ -105,7 +104,7 @@ async def follow(
     while not result.done():
         if on_progress is not None:
             try:
-                progress = await latest.query("progress", result_type=IngestProgress)
+                progress = await latest.query(ParcelIngestWorkflow.progress)
             except Exception:  # between runs (continue-as-new) a query can miss; try again
                 progress = None
             if progress is not None:

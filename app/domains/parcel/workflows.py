@@ -25,10 +25,8 @@ from temporalio.exceptions import (
     WorkflowAlreadyStartedError,
 )
 
-from app.platform.discovery import workflow_defn
-
 with workflow.unsafe.imports_passed_through():
-    from app.domains.parcel import TASK_QUEUE
+    from app.domains.parcel import DOMAIN
     from app.domains.parcel.activities import ParcelActivities
     from app.domains.parcel.models import (
         FAILURE_SAMPLE,
@@ -51,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
     from app.formats.files import NON_RETRYABLE_ERROR_TYPES
     from app.platform.ids import workflow_id
 
-TEAM = "parcel"
 INVOICE_WORKFLOW = "ParcelInvoice"
 # Continue as new before this many history events even if children_per_run is not reached.
 HISTORY_LIMIT = 40_000
@@ -69,7 +66,7 @@ def _non_retryable(err: ActivityError) -> ApplicationError | None:
     return None
 
 
-@workflow_defn(team=TEAM, task_queue=TASK_QUEUE, name="ParcelIngest")
+@DOMAIN.workflow(name="ParcelIngest")
 class ParcelIngestWorkflow:
     """The splitter: one child per invoice of one file, with bounded concurrency."""
 
@@ -235,7 +232,7 @@ class ParcelIngestWorkflow:
 # Not sandboxed: one runs per invoice, and the sandbox's per-run module re-import costs more
 # than the invoice's own work. The code below touches nothing but workflow APIs and the
 # models and activity references passed through above.
-@workflow_defn(team=TEAM, task_queue=TASK_QUEUE, name=INVOICE_WORKFLOW, sandboxed=False)
+@DOMAIN.workflow(name=INVOICE_WORKFLOW, sandboxed=False)
 class ParcelInvoiceWorkflow:
     """One invoice: normalize, rate-audit in batches of charge groups, queue discrepancies."""
 

@@ -4,5 +4,6 @@ Rate audit runs on the parcel workers (same task queue): the per-invoice workflo
 activities, and `update_rate_audit_status` converges every event about one shipment job.
 """
 
-TASK_QUEUE = "parcel"
-TEAM = "parcel"
+from app.platform.domain import Domain
+
+DOMAIN = Domain(name="rate_audit", team="parcel", task_queue="parcel")

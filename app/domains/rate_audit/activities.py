@@ -17,7 +17,7 @@ import psycopg
 from temporalio import activity
 
 from app.core.database import Database
-from app.domains.rate_audit import TASK_QUEUE, TEAM
+from app.domains.rate_audit import DOMAIN
 from app.domains.rate_audit.models import (
     AuditBatchInput,
     AuditBatchResult,
@@ -25,7 +25,7 @@ from app.domains.rate_audit.models import (
     JobStatus,
 )
 from app.domains.rate_audit.rates import AuditCharge, AuditGroup, ContractRate, Finding, audit_group
-from app.platform.discovery import activities, activity_method
+from app.platform.domain import activity_method
 from app.platform.worker import WorkerContext
 
 HEARTBEAT_EVERY = 200  # charge groups
@@ -93,7 +93,7 @@ def _write_findings(conn: psycopg.Connection[Any], revision_id: int, found: list
         )
 
 
-@activities(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.activities
 class RateAuditActivities:
     def __init__(self, ctx: WorkerContext) -> None:
         self.settings = ctx.settings

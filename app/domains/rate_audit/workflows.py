@@ -12,18 +12,17 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from app.platform.discovery import workflow_defn
 from app.platform.retry_on_signal import EntityEvent, EntityInput, EntityResult, RetryOnSignal
 
 with workflow.unsafe.imports_passed_through():
-    from app.domains.rate_audit import TASK_QUEUE, TEAM
+    from app.domains.rate_audit import DOMAIN
     from app.domains.rate_audit.activities import RateAuditActivities
     from app.domains.rate_audit.models import JobEvent, JobEventsInput
 
 EVENT_KINDS = ("invoice_revision", "task_completed", "payment")
 
 
-@workflow_defn(team=TEAM, task_queue=TASK_QUEUE, name="UpdateRateAuditStatus")
+@DOMAIN.workflow(name="UpdateRateAuditStatus")
 class UpdateRateAuditStatusWorkflow(RetryOnSignal):
     """Keeps one shipment job's audit status in step with every event sent to it."""
 

@@ -1,5 +1,6 @@
 """A small sample domain: a task workflow and an entity workflow, used by `haul run` and the
 platform tests until the parcel pipeline is the main job."""
 
-TASK_QUEUE = "sample"
-TEAM = "platform"
+from app.platform.domain import Domain
+
+DOMAIN = Domain(name="sample", team="platform", task_queue="sample")

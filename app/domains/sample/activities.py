@@ -7,14 +7,14 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from app.domains.sample import TASK_QUEUE, TEAM
+from app.domains.sample import DOMAIN
 from app.domains.sample.models import GreetingInput, GreetingResult, LedgerBatch
-from app.platform.discovery import activities, activity_method
+from app.platform.domain import activity_method
 from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent
 from app.platform.worker import WorkerContext
 
 
-@activities(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.activities
 class SampleActivities:
     def __init__(self, ctx: WorkerContext) -> None:
         self.client = ctx.client

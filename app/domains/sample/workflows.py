@@ -7,16 +7,15 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from app.platform.discovery import workflow_defn
 from app.platform.retry_on_signal import EntityEvent, EntityInput, EntityResult, RetryOnSignal
 
 with workflow.unsafe.imports_passed_through():
-    from app.domains.sample import TASK_QUEUE, TEAM
+    from app.domains.sample import DOMAIN
     from app.domains.sample.activities import SampleActivities
     from app.domains.sample.models import GreetingInput, GreetingResult, LedgerBatch
 
 
-@workflow_defn(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.workflow
 class GreetingWorkflow:
     @workflow.run
     async def run(self, input: GreetingInput) -> GreetingResult:
@@ -29,7 +28,7 @@ class GreetingWorkflow:
         )
 
 
-@workflow_defn(team=TEAM, task_queue=TASK_QUEUE)
+@DOMAIN.workflow
 class LedgerEntityWorkflow(RetryOnSignal):
     """Processes every event sent to one entity exactly once (see retry_on_signal)."""
 

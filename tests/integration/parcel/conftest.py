@@ -26,7 +26,6 @@ from app.domains.rate_audit.activities import RateAuditActivities, seed_contract
 from app.domains.rate_audit.rates import sample_contracts
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
 from app.platform.client import HaulClient
-from app.platform.failures import FailureActivities, FailureInterceptor, FailureStore
 from app.platform.worker import WorkerContext
 from app.stack.registry import ClusterRecord
 
@@ -67,9 +66,7 @@ def parcel_env(
 def activities_for(settings: Settings, client: Client) -> list[object]:
     ctx = WorkerContext(settings, client)
     parcel, audit = ParcelActivities(ctx), RateAuditActivities(ctx)
-    recorder = FailureActivities(FailureStore(settings.database_url))
     return [
-        recorder.record,
         parcel.index_file,
         parcel.read_page,
         parcel.normalize_invoice,
@@ -91,7 +88,6 @@ async def parcel_worker(
             workflows=WORKFLOWS,
             activities=activities_for(env.settings, client),
             activity_executor=executor,
-            interceptors=[FailureInterceptor()],
             max_concurrent_activities=activities,
             graceful_shutdown_timeout=timedelta(seconds=5),
         )

@@ -75,7 +75,7 @@ def assert_recorded(env: ParcelEnv, path: Path, haul: HaulClient, error_type: st
     from app.domains.parcel.starter import content_hash
     from app.domains.parcel.workflows import ParcelIngestWorkflow
 
-    wf_id = haul.id_for(ParcelIngestWorkflow, content_hash(path))
+    wf_id = haul.id_for(ParcelIngestWorkflow.run, content_hash(path))
     assert [r[0] for r in env.rows(
         "select error_type from workflow_failures where workflow_id = %s", wf_id)] == [error_type]
     assert env.one("select outcome from idempotency where workflow_id = %s", wf_id) == "rejected"

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.core.blobstore import LocalBlobStore
-from app.domains.parcel import TASK_QUEUE
+from app.domains.parcel import DOMAIN
 from app.domains.parcel.models import IngestProgress, PipelineSettings
 from app.domains.parcel.starter import follow, submit
 from app.domains.rate_audit.models import JobEventsInput
@@ -21,7 +21,7 @@ from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
 from app.formats.generator import Edi210Spec, write_edi210
 from app.platform.client import HaulClient
 from app.platform.history import scheduled_activity_inputs
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.stack.registry import ClusterRecord
 from app.stack.workers import start_worker, stop_worker
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
@@ -114,7 +114,7 @@ async def test_worker_killed_mid_run_then_restarted_completes_without_duplicates
     start_worker(dev_cluster, role="parcel-first")
     try:
         sub = await submit(haul_client, parcel_env.database, blobs, path, settings=settings,
-                           task_queue=TASK_QUEUE)
+                           task_queue=DOMAIN.task_queue)
         assert sub.handle is not None
         watcher = client.get_workflow_handle(sub.workflow_id)
         for _ in range(600):
@@ -155,10 +155,10 @@ async def test_500_revision_events_on_20_jobs_are_each_applied_once(
             payload = {"revision_id": -1}  # a revision this job has not seen normalized
         async with sem:
             await haul_client.signal_with_start(
-                UpdateRateAuditStatusWorkflow,
+                UpdateRateAuditStatusWorkflow.run,
                 EntityInput(entity_key=job, history_limit=80),
                 job,
-                EVENT_SIGNAL,
+                UpdateRateAuditStatusWorkflow.on_event,
                 EntityEvent(event_id=event_id, kind=kind, payload=payload),
                 task_queue=task_queue,
             )
@@ -166,7 +166,7 @@ async def test_500_revision_events_on_20_jobs_are_each_applied_once(
     async with parcel_worker(client, task_queue, parcel_env):
         sem = asyncio.Semaphore(40)
         await asyncio.gather(*(send(*e, sem) for e in sent))
-        ids = [haul_client.id_for(UpdateRateAuditStatusWorkflow, j) for j in jobs]
+        ids = [haul_client.id_for(UpdateRateAuditStatusWorkflow.run, j) for j in jobs]
         for wf_id in ids:
             await client.get_workflow_handle(wf_id).result()
         applied: Counter[str] = Counter()

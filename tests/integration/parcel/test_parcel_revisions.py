@@ -44,8 +44,9 @@ async def test_change_supersedes_and_cancel_voids_across_files(
         assert len(set(jobs)) == 3
         statuses = {}
         for job in jobs:
-            handle = client.get_workflow_handle(haul_client.id_for(UpdateRateAuditStatusWorkflow,
-                                                                   job))
+            handle = client.get_workflow_handle(
+                haul_client.id_for(UpdateRateAuditStatusWorkflow.run, job)
+            )
             await handle.result()
             statuses[job] = parcel_env.one(
                 "select audit_status from shipment_jobs where job_key = %s", job)
