@@ -21,7 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from app.core.database import Database
 from app.core.migrate import migrate
 from app.core.settings import Settings
-from app.domains.sample import TASK_QUEUE
+from app.domains.sample import DOMAIN
 from app.domains.sample.models import GreetingInput, LedgerBatch
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
 from app.platform import migration_checks
@@ -66,7 +66,7 @@ async def clients(records: dict[str, ClusterRecord]) -> AsyncIterator[dict[str, 
     workers = [
         w
         for c in conns.values()
-        for w in build_workers(c, discover(["app.domains.sample"]), Settings(), [TASK_QUEUE])
+        for w in build_workers(c, discover(["app.domains.sample"]), Settings(), [DOMAIN.task_queue])
     ]
     runs = [asyncio.create_task(w.run()) for w in workers]
     try:
