@@ -14,18 +14,60 @@ app = typer.Typer(help="The app database.", no_args_is_help=True)
 console = Console()
 
 
-def resolve_dsn(cluster: str | None, dsn: str | None = None) -> str:
-    """A DSN from --dsn, or the target's app database (the local cluster's, or
-    HAUL_DATABASE_URL)."""
+def _has_password(dsn: str, source: str) -> bool:
+    """Whether a DSN (URL or key=value form, as libpq parses it) carries a password."""
+    from psycopg import conninfo
+
+    try:
+        return bool(conninfo.conninfo_to_dict(dsn).get("password"))
+    except Exception:  # psycopg's ProgrammingError; its text may quote the secret
+        raise typer.BadParameter(
+            f"{source} is not a valid Postgres DSN; give postgresql://user@host:port/db "
+            "or key=value pairs"
+        ) from None
+
+
+def _read_dsn_file(path: Path) -> str:
+    try:
+        dsn = path.read_text().strip()
+    except OSError as err:
+        raise typer.BadParameter(f"--dsn-file {path}: cannot read it ({err.strerror})") from None
+    if not dsn:
+        raise typer.BadParameter(f"--dsn-file {path} is empty; write the DSN into it")
+    return dsn
+
+
+def resolve_dsn(
+    cluster: str | None, dsn: str | None = None, dsn_file: Path | None = None
+) -> str:
+    """A DSN from --dsn-file, from a password-less --dsn, or the target's app database (the
+    local cluster's, or HAUL_DATABASE_URL).
+
+    A password on the command line is visible to every user through `ps`, so --dsn refuses
+    one; it belongs in HAUL_DATABASE_URL, a --dsn-file, or libpq's ~/.pgpass."""
+    if dsn and dsn_file:
+        raise typer.BadParameter("give one of --dsn and --dsn-file, not both")
+    if dsn_file is not None:
+        return _read_dsn_file(dsn_file)
     if dsn:
+        if _has_password(dsn, "--dsn"):
+            raise typer.BadParameter(
+                "--dsn holds a password, which `ps` shows to every user of this machine; "
+                "put the DSN in the HAUL_DATABASE_URL environment variable or in a file "
+                "passed with --dsn-file (or keep the password in ~/.pgpass)"
+            )
         return dsn
+    from app.core.settings import AppSettings
     from app.stack import targets
+
+    if cluster is None and (from_env := AppSettings().database_url):
+        return from_env
 
     found = targets.resolve(cluster).database_url
     if not found:
         raise typer.BadParameter(
-            "no database given: pass --dsn or --cluster, set HAUL_DATABASE_URL, or start a "
-            "cluster with `haul stack up`"
+            "no database given: pass --cluster or --dsn-file, set HAUL_DATABASE_URL, or "
+            "start a cluster with `haul stack up`"
         )
     return found
 
@@ -33,10 +75,15 @@ def resolve_dsn(cluster: str | None, dsn: str | None = None) -> str:
 @app.command("migrate")
 def migrate(
     cluster: str | None = typer.Option(None, help="Local cluster whose app database to use."),
-    dsn: str | None = typer.Option(None, help="Postgres DSN (else HAUL_DATABASE_URL)."),
+    dsn: str | None = typer.Option(
+        None, help="Postgres DSN without a password (a password goes in HAUL_DATABASE_URL)."
+    ),
+    dsn_file: Path | None = typer.Option(
+        None, help="A file holding the Postgres DSN (password allowed; keep it 0600)."
+    ),
 ) -> None:
     """Apply pending SQL migrations from migrations/postgres, each once, in a transaction."""
-    applied = run_migrations(resolve_dsn(cluster, dsn))
+    applied = run_migrations(resolve_dsn(cluster, dsn, dsn_file))
     console.print(
         f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
     )

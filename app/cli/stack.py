@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.stack import cluster
+from app.stack.registry import ClusterNameError, check_name
 
 app = typer.Typer(
     help="Start, inspect and stop named local Temporal clusters.", no_args_is_help=True
@@ -15,10 +16,22 @@ app = typer.Typer(
 console = Console()
 
 
+def _name(value: str) -> str:
+    """Refuse an unsafe cluster name before anything touches files or ports."""
+    try:
+        return check_name(value)
+    except ClusterNameError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
 @app.command("up")
 def up(
     backend: str = typer.Option("dev", help="dev (embedded dev server), postgres or cassandra."),
-    name: str = typer.Option("default", help="Cluster name; each gets its own ports and data."),
+    name: str = typer.Option(
+        "default",
+        callback=_name,
+        help="Cluster name (lowercase letters, digits, '-'); each gets its own ports and data.",
+    ),
     shards: int | None = typer.Option(None, help="numHistoryShards (fixed at first boot)."),
     port_base: int | None = typer.Option(None, help="First port of this cluster's block."),
     headless: bool = typer.Option(False, help="Do not start the Web UI (dev backend)."),
@@ -39,7 +52,7 @@ def up(
 
 @app.command("down")
 def down(
-    name: str = typer.Argument(..., help="Cluster name."),
+    name: str = typer.Argument(..., callback=_name, help="Cluster name."),
     purge: bool = typer.Option(False, help="Also delete its data and forget it."),
 ) -> None:
     """Stop only this cluster's processes (by their recorded pids)."""
@@ -49,7 +62,7 @@ def down(
 
 @app.command("check")
 def check(
-    name: str = typer.Argument(..., help="Cluster name."),
+    name: str = typer.Argument(..., callback=_name, help="Cluster name."),
     keyspace: str | None = typer.Option(
         None, help="Check this CQL keyspace instead of the cluster's own (cassandra backend)."
     ),

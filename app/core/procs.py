@@ -10,7 +10,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from app.core.waiting import WaitTimeout, wait_until
+
+# A replaced binary still runs; /proc shows its old path with this suffix.
+_DELETED = " (deleted)"
 
 
 class PortInUseError(RuntimeError):
@@ -75,6 +80,39 @@ def wait_port(port: int, timeout: float, host: str = "127.0.0.1", pid: int | Non
         return False
 
 
+class ProcStamp(BaseModel):
+    """What tells the process we started from a later one that reuses its pid: its start
+    time (clock ticks since boot) and its executable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_time: int
+    exe: str
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first): the name may
+    itself hold spaces and parentheses, so split after its last ')'."""
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()
+
+
+def stamp(pid: int) -> ProcStamp | None:
+    """The identity of whatever process holds pid now; None when none does (or it cannot
+    be read)."""
+    try:
+        start_time = int(_stat_fields(pid)[19])  # field 22 of proc(5), counted from state
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except (OSError, IndexError, ValueError):
+        return None
+    return ProcStamp(start_time=start_time, exe=exe.removesuffix(_DELETED))
+
+
+def holds(pid: int, expect: ProcStamp) -> bool:
+    """Whether pid still names the process `expect` recorded, and it is running."""
+    return pid_alive(pid) and stamp(pid) == expect
+
+
 def pid_alive(pid: int) -> bool:
     """Whether pid is a live, non-zombie process."""
     try:
@@ -84,9 +122,8 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
+        return _stat_fields(pid)[0] != "Z"
+    except (OSError, IndexError):
         return False
 
 
@@ -142,24 +179,41 @@ def run(
     return proc
 
 
-def stop_pid(pid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
-    """Stop one process group led by pid: sig first, then SIGKILL after timeout."""
-    if not pid_alive(pid):
+def stop_pid(
+    pid: int,
+    timeout: float = 20.0,
+    sig: int = signal.SIGTERM,
+    *,
+    expect: ProcStamp | None = None,
+) -> bool:
+    """Stop one process group led by pid: sig first, then SIGKILL after timeout.
+
+    Only the process `expect` names is signalled (without it, whatever holds pid when the
+    call starts); a pid now held by another process counts as gone. Returns whether a
+    signal was sent."""
+    expect = expect or stamp(pid)
+    if expect is None or not holds(pid, expect):
         _reap(pid)
-        return
+        return False
     _signal_group(pid, sig)
-    if _wait_exit(pid, timeout):
-        return
-    _signal_group(pid, signal.SIGKILL)
-    _wait_exit(pid, 5.0)
+    if _wait_exit(pid, expect, timeout):
+        return True
+    if holds(pid, expect):  # not a newcomer that took the pid while we waited
+        _signal_group(pid, signal.SIGKILL)
+        _wait_exit(pid, expect, 5.0)
+    return True
 
 
-def _wait_exit(pid: int, timeout: float) -> bool:
-    """Whether pid exited (and was reaped if it is our child) within timeout."""
+def _wait_exit(pid: int, expect: ProcStamp, timeout: float) -> bool:
+    """Whether the process exited (and was reaped if it is our child) within timeout."""
 
     def gone() -> bool:
         _reap(pid)
-        return not pid_alive(pid)
+        if not pid_alive(pid):
+            return True
+        # An exiting process may already have no readable executable: still ours.
+        now = stamp(pid)
+        return now is not None and now != expect
 
     try:
         return wait_until(gone, what=f"pid {pid} to exit", timeout=timeout, interval=0.1)

@@ -8,25 +8,28 @@ ClusterSpec. Clients reach a cluster through the envconfig profile named after i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from temporalio.api.workflowservice.v1 import GetClusterInfoRequest, GetSystemInfoRequest
 from temporalio.client import Client
 
 from app.core import envconfig
+from app.core.files import private_dir
 from app.core.procs import (
     PortInUseError,
     StartupError,
     ensure_ports_free,
     log_tail,
-    pid_alive,
     stop_pid,
 )
 from app.core.waiting import WaitTimeout, wait_until
 from app.stack import dev, namespaces, postgres, tls
-from app.stack.registry import ClusterRecord, Registry
+from app.stack.registry import ClusterRecord, Registry, check_block, check_name
 from app.stack.spec import ClusterSpec, check_shard_count
 from app.stack.spec_render import render_dynamic_config, render_namespace_setup
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("dev", "postgres", "cassandra")
 DEFAULT_SHARDS = 4
@@ -72,8 +75,7 @@ def _write_profiles(registry: Registry) -> None:
 
 
 def _alive(record: ClusterRecord, role: str) -> bool:
-    pid = record.pids.get(role)
-    return pid is not None and pid_alive(pid)
+    return record.running(role)
 
 
 def up(
@@ -90,6 +92,7 @@ def up(
     """Start (or confirm) a named cluster. Safe to call again on a running cluster."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    check_name(name)
     reg = registry or Registry()
     with reg.locked():
         rec = reg.get(name)
@@ -103,13 +106,16 @@ def up(
             rec = ClusterRecord(
                 name=name,
                 backend=backend,
-                port_base=reg.allocate_block(port_base),
-                data_dir=str(reg.home / "clusters" / name),
+                port_base=reg.allocate_block(port_base, backend),
+                data_dir=str(reg.data_dir(name)),
                 postgres_password=postgres.new_password(),
                 num_history_shards=shards or DEFAULT_SHARDS,
                 tls=tls,
             )
-            rec.path.mkdir(parents=True, exist_ok=True)
+            private_dir(rec.path)
+        else:
+            # A block recorded before the smallint limit was enforced fails here, not at boot.
+            check_block(rec.port_base, backend)
         reg.put(rec)
     # Check every port this call will bind before starting anything, so a clash leaves no
     # half-started cluster behind.
@@ -128,8 +134,8 @@ def up(
     if not _alive(rec, "temporal"):
         spec = cluster_spec(rec)
         if backend == "dev":
-            rec.pids["temporal"] = dev.start_server(
-                rec, render_dynamic_config(spec), headless=headless
+            rec.track(
+                "temporal", dev.start_server(rec, render_dynamic_config(spec), headless=headless)
             )
             reg.put(rec)
         else:
@@ -158,7 +164,7 @@ def _start_postgres(rec: ClusterRecord, reg: Registry) -> None:
         bindir = tls.ssl_bindir() if rec.tls else None
         postgres.init_cluster(pgdata, rec.postgres_user, rec.postgres_password, bindir)
         settings = tls.prepare_postgres(pgdata, tls.ensure_certs(rec.tls_dir)) if rec.tls else None
-        rec.pids["postgres"] = postgres.start(pgdata, rec.port("postgres"), log, settings, bindir)
+        rec.track("postgres", postgres.start(pgdata, rec.port("postgres"), log, settings, bindir))
         reg.put(rec)
     postgres.wait_ready(rec.dsn("postgres"), rec.pids["postgres"], log)
     postgres.ensure_database(rec.dsn("postgres"), rec.app_database)
@@ -202,21 +208,35 @@ async def _register(rec: ClusterRecord) -> int:
 def down(name: str, *, purge: bool = False, registry: Registry | None = None) -> ClusterRecord:
     """Stop only this cluster's pids; with purge, also delete its data and registry entry."""
     reg = registry or Registry()
-    rec = reg.get(name)
+    rec = reg.get(check_name(name))
     if rec is None:
         raise KeyError(f"no cluster named {name!r}; `haul stack status` lists them")
     # Temporal first, so it does not log a storm of persistence errors while its store stops.
     for role in sorted(rec.pids, key=lambda r: r in ("postgres", "cassandra")):
-        stop_pid(rec.pids[role])
-    rec.pids = {}
+        _stop(rec, role)
+    rec.pids, rec.stamps = {}, {}
     with reg.locked():
         if purge:
             reg.remove(name)
-            postgres.remove_data(rec.path)
+            # The registry's directory for this name, never a path read from the record.
+            postgres.remove_data(reg.data_dir(name))
         else:
             reg.put(rec)
     _write_profiles(reg)
     return rec
+
+
+def _stop(rec: ClusterRecord, role: str) -> None:
+    """Stop one recorded process, only if its pid still names the process we started."""
+    pid, expect = rec.pids[role], rec.stamps.get(role)
+    if expect is None or not stop_pid(pid, expect=expect):
+        log.info(
+            "cluster %s: %s (pid %d) is gone or its pid now names another process; "
+            "not signalled",
+            rec.name,
+            role,
+            pid,
+        )
 
 
 def status(registry: Registry | None = None) -> list[tuple[ClusterRecord, dict[str, bool]]]:

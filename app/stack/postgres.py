@@ -12,6 +12,7 @@ import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import warnings
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from app.core.files import write_private
 from app.core.procs import StartupError, log_tail, pid_alive, spawn
 from app.core.waiting import WaitTimeout, wait_until
 
@@ -67,8 +69,6 @@ def _run_as() -> str | None:
             check=True,
             capture_output=True,
         )
-    import stat
-
     utils = _pgserver().utils
     ensure_folder_permissions = utils.ensure_folder_permissions
     ensure_prefix_permissions = utils.ensure_prefix_permissions
@@ -79,11 +79,20 @@ def _run_as() -> str | None:
     return SYSTEM_USER
 
 
+def _traversable(path: Path) -> None:
+    """Let other users pass through (not list) every parent of path: the server, run as its
+    own user, must reach its data directory inside owner-only state directories."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if mode & 0o011 != 0o011:
+            parent.chmod(stat.S_IMODE(mode) | 0o011)
+
+
 def _own(path: Path, user: str | None) -> None:
     """Hand a directory to the PostgreSQL system user, making its parents traversable."""
     if user is None:
         return
-    _pgserver().utils.ensure_prefix_permissions(path)
+    _traversable(path)
     entry = pwd.getpwnam(user)
     os.chown(path, entry.pw_uid, entry.pw_gid)
     for root, dirs, files in os.walk(path):
@@ -101,8 +110,7 @@ def init_cluster(pgdata: Path, superuser: str, password: str, bindir: Path | Non
     pgdata.chmod(0o700)
     _own(pgdata, user)
     pwfile = pgdata.parent / ".pgpass-init"
-    pwfile.write_text(password)
-    pwfile.chmod(0o600)
+    write_private(pwfile, password)
     _own(pwfile, user)
     try:
         subprocess.run(

@@ -7,18 +7,29 @@ each gets its own block of ports and its own directory, and `down` stops only it
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from app.core.files import locked, write_atomic
-from app.core.procs import port_free
+from app.core.files import locked, private_dir, write_private
+from app.core.procs import ProcStamp, holds, port_free, stamp
 from app.core.settings import StackSettings
+
+log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 20
 MAX_BLOCKS = 100
+# temporal-server keeps cluster membership ports in a smallint column of its Postgres and
+# Cassandra stores, so every port of such a cluster's block must stay below this.
+SMALLINT_PORTS = 32768
+SMALLINT_BACKENDS = ("postgres", "cassandra")
+# A name becomes a file name, a directory, a temporal.toml table and a Cassandra cluster
+# name: lowercase letters, digits and inner hyphens only.
+NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 
 # Offsets of each role inside a cluster's port block.
 PORT_OFFSETS: dict[str, int] = {
@@ -43,6 +54,41 @@ PORT_OFFSETS: dict[str, int] = {
 }
 
 
+class ClusterNameError(ValueError):
+    """A cluster name that is not safe to use as a file name and profile name."""
+
+
+class PortBlockError(ValueError):
+    """A port block that the cluster's backend cannot use."""
+
+
+def check_name(name: str) -> str:
+    """The name itself when it is a safe cluster name; else a ClusterNameError saying why."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ClusterNameError(
+            f"cluster name {name!r} is not allowed: use 1 to 32 lowercase letters, digits and "
+            "'-', starting and ending with a letter or digit (for example `dev-2`)"
+        )
+    return name
+
+
+def check_block(base: int, backend: str) -> int:
+    """The base itself when the block fits the backend; else a PortBlockError saying why."""
+    last = base + BLOCK_SIZE - 1
+    if base < 1024 or last > 65535:
+        raise PortBlockError(
+            f"port block {base}-{last} is outside 1024-65535; pass a --port-base in that range"
+        )
+    if backend in SMALLINT_BACKENDS and last >= SMALLINT_PORTS:
+        raise PortBlockError(
+            f"port block {base}-{last} reaches {SMALLINT_PORTS} or above, but temporal-server "
+            f"stores membership ports in a smallint, so a {backend} cluster needs every port "
+            f"below {SMALLINT_PORTS}; pass --port-base {SMALLINT_PORTS - BLOCK_SIZE} or lower "
+            "(or set HAUL_PORT_BASE lower)"
+        )
+    return base
+
+
 def state_home() -> Path:
     """Where clusters keep their state: $HAUL_HOME, or the XDG state dir."""
     return StackSettings().state_home()
@@ -61,12 +107,38 @@ class ClusterRecord(BaseModel):
     port_base: int
     data_dir: str
     pids: dict[str, int] = Field(default_factory=dict)
+    # Beside each pid: the start time and executable it had when spawned, so a pid that the
+    # kernel has since given to another process is never taken for ours.
+    stamps: dict[str, ProcStamp] = Field(default_factory=dict)
     namespaces: list[str] = Field(default_factory=list)
     app_database: str = "haul"
     postgres_user: str = "haul"
     postgres_password: str = ""
     num_history_shards: int = 0
     tls: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_name(value)
+
+    def track(self, role: str, pid: int) -> None:
+        """Record a just-spawned process under role, with its identity."""
+        self.pids[role] = pid
+        found = stamp(pid)
+        if found is None:  # it already exited: nothing of ours holds the pid
+            self.stamps.pop(role, None)
+        else:
+            self.stamps[role] = found
+
+    def forget(self, role: str) -> None:
+        self.pids.pop(role, None)
+        self.stamps.pop(role, None)
+
+    def running(self, role: str) -> bool:
+        """Whether the process recorded under role still runs (not another on its pid)."""
+        pid, expect = self.pids.get(role), self.stamps.get(role)
+        return pid is not None and expect is not None and holds(pid, expect)
 
     def port(self, role: str) -> int:
         return self.port_base + PORT_OFFSETS[role]
@@ -141,9 +213,14 @@ class Registry:
         self.home = home or state_home()
         self.dir = self.home / "clusters"
 
+    def data_dir(self, name: str) -> Path:
+        """The one directory a cluster of this name keeps its data in."""
+        return self.dir / check_name(name)
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Serialise registry changes across processes (port allocation must not race)."""
+        private_dir(self.dir)
         with locked(self.dir / ".lock"):
             yield
 
@@ -153,7 +230,7 @@ class Registry:
         return self.home / "temporal.toml"
 
     def _file(self, name: str) -> Path:
-        return self.dir / f"{name}.json"
+        return self.dir / f"{check_name(name)}.json"
 
     def get(self, name: str) -> ClusterRecord | None:
         path = self._file(name)
@@ -164,28 +241,44 @@ class Registry:
     def all(self) -> list[ClusterRecord]:
         if not self.dir.exists():
             return []
-        return [
-            ClusterRecord.model_validate_json(p.read_text())
-            for p in sorted(self.dir.glob("*.json"))
-        ]
+        records = []
+        for path in sorted(self.dir.glob("*.json")):
+            try:
+                records.append(ClusterRecord.model_validate_json(path.read_text()))
+            except (OSError, ValidationError) as err:
+                # One bad file must not hide the other clusters.
+                log.warning("skipping cluster record %s: %s; fix or delete it", path, err)
+        return records
 
     def put(self, record: ClusterRecord) -> None:
-        write_atomic(self._file(record.name), json.dumps(record.model_dump(), indent=2))
+        """Save a record, owner-only: it holds the cluster's Postgres superuser password."""
+        private_dir(self.dir)
+        write_private(self._file(record.name), json.dumps(record.model_dump(), indent=2))
 
     def remove(self, name: str) -> None:
         self._file(name).unlink(missing_ok=True)
 
-    def allocate_block(self, requested: int | None = None) -> int:
-        """A port base no other registered cluster uses (call under `locked`)."""
+    def allocate_block(self, requested: int | None = None, backend: str = "dev") -> int:
+        """A port base no other registered cluster uses and the backend can boot on (call
+        under `locked`)."""
         used = {r.port_base for r in self.all()}
         if requested is not None:
+            check_block(requested, backend)
             if requested in used:
                 raise ValueError(f"port base {requested} is already used by another cluster")
             return requested
         first = StackSettings().port_base
         for i in range(MAX_BLOCKS):
             base = first + i * BLOCK_SIZE
+            try:
+                check_block(base, backend)
+            except PortBlockError as err:
+                if i == 0:
+                    raise PortBlockError(f"HAUL_PORT_BASE={first}: {err}") from None
+                break
             # Skip blocks another registry (another HAUL_HOME) is already listening on.
             if base not in used and all(port_free(base + off) for off in PORT_OFFSETS.values()):
                 return base
-        raise RuntimeError(f"all {MAX_BLOCKS} port blocks are in use; run `haul stack down`")
+        raise RuntimeError(
+            f"no free port block for a {backend} cluster from {first} on; run `haul stack down`"
+        )

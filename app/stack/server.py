@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from app.core.procs import ensure_ports_free, pid_alive, spawn
+from app.core.procs import ensure_ports_free, spawn
 from app.stack import builds, cassandra, schema, scylla, tls
 from app.stack.registry import ClusterRecord, Registry
 from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
@@ -99,7 +99,7 @@ def _spawn_server(
         env=_password_env(spec, rec.postgres_password),
         cwd=rec.path,
     )
-    rec.pids["temporal"] = pid
+    rec.track("temporal", pid)
     reg.put(rec)
     return pid
 
@@ -117,12 +117,11 @@ def start_on_cassandra(rec: ClusterRecord, spec: ClusterSpec, reg: Registry) -> 
     store = spec.persistence
     assert isinstance(store, CassandraStore)
     tools = builds.temporal_binaries(spec.server_version)
-    pid = rec.pids.get("cassandra")
-    if pid is None or not pid_alive(pid):
-        rec.pids["cassandra"] = cassandra.start(rec, store)
+    if not rec.running("cassandra"):
+        rec.track("cassandra", cassandra.start(rec, store))
         reg.put(rec)
     else:
-        cassandra.wait_cql(store, pid, rec.log("cassandra"), timeout=60)
+        cassandra.wait_cql(store, rec.pids["cassandra"], rec.log("cassandra"), timeout=60)
     scylla.bootstrap(spec)
     schema.setup_cassandra(tools, store, log=rec.log("schema"))
     _sql_schemas(rec, tools, {"visibility": spec.visibility})

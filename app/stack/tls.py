@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from app.core.files import private_dir, write_private
 from app.stack.spec import TLSSettings
 
 SERVER_NAME = "localhost"
@@ -77,19 +78,20 @@ def _name(cn: str) -> x509.Name:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
+    """A private key file, owner-only from the moment it exists."""
+    write_private(
+        path,
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )
+        ),
     )
-    path.chmod(0o600)
 
 
 def generate_ca(directory: Path, common_name: str) -> tuple[Path, Path]:
     """A self-signed CA certificate and key in directory: (ca.pem, ca-key.pem)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -186,8 +188,7 @@ def prepare_postgres(pgdata: Path, files: TLSFiles) -> dict[str, str]:
     postgresql.conf settings that turn ssl on."""
     cert, key = pgdata / "server.crt", pgdata / "server.key"
     shutil.copyfile(files.cert, cert)
-    shutil.copyfile(files.key, key)
-    key.chmod(0o600)
+    write_private(key, files.key.read_bytes())
     hba = pgdata / "pg_hba.conf"
     lines = []
     for line in hba.read_text().splitlines():

@@ -33,9 +33,9 @@ def start_worker(rec: ClusterRecord, *, role: str = "worker", timeout: float = 6
     reg = Registry()
     with reg.locked():
         fresh = reg.get(rec.name) or rec
-        fresh.pids[role] = pid
+        fresh.track(role, pid)
         reg.put(fresh)
-    rec.pids[role] = pid
+    rec.track(role, pid)
     url = f"http://127.0.0.1:{rec.port('worker_health')}/healthz"
     try:
         wait_until(
@@ -54,13 +54,15 @@ def start_worker(rec: ClusterRecord, *, role: str = "worker", timeout: float = 6
 
 def stop_worker(rec: ClusterRecord, role: str = "worker", *, sig: int = signal.SIGTERM) -> None:
     """Stop a worker started by start_worker and forget its pid."""
-    pid = rec.pids.pop(role, None)
-    if pid is not None:
-        stop_pid(pid, sig=sig)
+    pid, expect = rec.pids.get(role), rec.stamps.get(role)
+    rec.forget(role)
+    if pid is not None and expect is not None:
+        stop_pid(pid, sig=sig, expect=expect)
     reg = Registry()
     with reg.locked():
         fresh = reg.get(rec.name)
-        if fresh is not None and fresh.pids.pop(role, None) is not None:
+        if fresh is not None and role in fresh.pids:
+            fresh.forget(role)
             reg.put(fresh)
 
 

@@ -86,12 +86,12 @@ def test_db_migrate_by_cluster_and_by_dsn_apply_each_file_once(
     with psycopg.connect(dev_cluster.dsn("postgres"), autocommit=True) as conn:
         conn.execute(f'create database "{scratch}"')
     try:
-        by_dsn = haul("db", "migrate", "--dsn", dev_cluster.dsn(scratch))
+        by_dsn = haul("db", "migrate", env={"HAUL_DATABASE_URL": dev_cluster.dsn(scratch)})
         assert by_dsn.returncode == 0, by_dsn.stdout + by_dsn.stderr
         applied = int(re.search(r"applied (\d+) migration", by_dsn.stdout).group(1))  # type: ignore[union-attr]
         shipped = len(list((Path(__file__).parents[2] / "migrations" / "postgres").glob("*.sql")))
         assert applied == shipped
-        again = haul("db", "migrate", "--dsn", dev_cluster.dsn(scratch))
+        again = haul("db", "migrate", env={"HAUL_DATABASE_URL": dev_cluster.dsn(scratch)})
         assert "applied 0 migration(s)" in again.stdout, again.stdout + again.stderr
         by_cluster = haul("db", "migrate", "--cluster", dev_cluster.name)
         assert by_cluster.returncode == 0 and "applied" in by_cluster.stdout, by_cluster.stderr
