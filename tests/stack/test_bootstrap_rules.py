@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from app.cli.db import app as db_app
-from app.core.migrate import load
 from app.stack import scylla
 from app.stack.spec import CassandraStore, ClusterSpec, load_spec
 from app.stack.spec_render import render_spec_file
