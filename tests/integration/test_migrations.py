@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,18 +73,30 @@ def test_concurrent_runs_are_serialised_by_the_advisory_lock(
         ]
         for t in threads:
             t.start()
-        # Both runners wait on the lock we hold: nothing is applied yet.
-        threads[0].join(1.0)
+        # Both runners wait on the lock we hold, as Postgres itself reports: nothing applied yet.
+        assert _waiters_on_lock(holder, want=2, deadline=60.0) == 2
         assert results == []
-        with psycopg.connect(scratch_dsn) as conn:
-            waiting = conn.execute(
-                "select count(*) from pg_locks where locktype = 'advisory' and not granted"
-            ).fetchone()
-        assert waiting == (2,)
         holder.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
     for t in threads:
         t.join(30)
     assert sorted(results) == [[], ["0001_things.sql"]]
+
+
+def _waiters_on_lock(conn: psycopg.Connection, want: int, deadline: float) -> int:
+    """Sessions of this database waiting for the migrator's advisory lock, polled until `want`
+    of them wait or the deadline passes (threads reach the lock when the machine lets them)."""
+    end = time.monotonic() + deadline
+    while True:
+        row = conn.execute(
+            """select count(*) from pg_locks l join pg_database d on d.oid = l.database
+               where l.locktype = 'advisory' and not l.granted and d.datname = current_database()
+                 and l.classid = %s and l.objid = %s and l.objsubid = 1""",
+            (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF),
+        ).fetchone()
+        waiting = row[0] if row else 0
+        if waiting >= want or time.monotonic() > end:
+            return waiting
+        time.sleep(0.05)
 
 
 def test_the_shipped_migrations_apply(scratch_dsn: str) -> None:

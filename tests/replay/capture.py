@@ -1,7 +1,8 @@
-"""Capture fresh replay histories: `python -m tests.replay.capture [TYPE ...]`.
+"""Capture fresh replay histories: `python -m tests.replay.capture [SCENARIO ...]`.
 
-Boots a throwaway dev cluster, serves every discovered task queue in-process, runs each
-scenario once, and writes its history to tests/replay/histories/<Type>.json.
+Boots a throwaway dev cluster, serves every discovered task queue in-process (plus the
+pre-patch ledger's own queue), runs each scenario once, and writes every run of it, following
+continue-as-new, to tests/replay/histories/<SCENARIO>.run<N>.json.
 """
 
 from __future__ import annotations
@@ -11,20 +12,62 @@ import sys
 import uuid
 from pathlib import Path
 
+from temporalio.client import Client, WorkflowHistory
+
 from app.core.settings import Settings
+from app.domains.sample import TASK_QUEUE as SAMPLE_QUEUE
 from app.platform.client import HaulClient, connect
-from app.platform.discovery import discover
+from app.platform.discovery import Discovered, TaskQueueRegistration, discover
 from app.platform.worker import build_workers
 from app.stack import cluster, targets
+from tests.replay import prepatch
 from tests.replay.scenarios import SCENARIOS
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
+def _with_prepatch_queue(found: Discovered) -> Discovered:
+    """The pre-patch ledger on its own queue, with the sample activities it calls."""
+    sample = found.queues[SAMPLE_QUEUE]
+    found.queues[prepatch.TASK_QUEUE] = TaskQueueRegistration(
+        prepatch.TASK_QUEUE, [prepatch.LedgerBeforeCarryPatch], list(sample.activity_classes)
+    )
+    return found
+
+
+async def every_run(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The histories of one execution chain, first run first: from the latest run's first
+    execution run ID, along each run's ContinuedAsNew event."""
+    latest = await client.get_workflow_handle(workflow_id).fetch_history()
+    started = latest.events[0].workflow_execution_started_event_attributes
+    run_id = started.first_execution_run_id
+    runs = []
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs.append(history)
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else ""
+        )
+    return runs
+
+
+def write_runs(name: str, runs: list[WorkflowHistory]) -> list[Path]:
+    """Replace the scenario's committed files with one file per run."""
+    for old in [HISTORIES / f"{name}.json", *HISTORIES.glob(f"{name}.run*.json")]:
+        old.unlink(missing_ok=True)
+    paths = [HISTORIES / f"{name}.run{n}.json" for n in range(1, len(runs) + 1)]
+    for path, history in zip(paths, runs, strict=True):
+        path.write_text(history.to_json())
+    return paths
+
+
 async def capture(names: list[str], cluster_name: str) -> list[Path]:
     target = targets.resolve(cluster_name)
     client = await connect(target.profile, config_file=target.config_file)
-    workers = build_workers(client, discover(), Settings())
+    workers = build_workers(client, _with_prepatch_queue(discover()), Settings())
     written = []
     async with asyncio.TaskGroup() as tg:
         for w in workers:
@@ -34,10 +77,7 @@ async def capture(names: list[str], cluster_name: str) -> list[Path]:
             for name in names:
                 handle = await SCENARIOS[name](haul, f"replay-{uuid.uuid4().hex[:8]}")
                 await handle.result()
-                history = await handle.fetch_history()
-                path = HISTORIES / f"{name}.json"
-                path.write_text(history.to_json())
-                written.append(path)
+                written += write_runs(name, await every_run(client, handle.id))
         finally:
             for w in workers:
                 await w.shutdown()
@@ -46,6 +86,9 @@ async def capture(names: list[str], cluster_name: str) -> list[Path]:
 
 def main() -> None:
     names = sys.argv[1:] or sorted(SCENARIOS)
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        sys.exit(f"unknown scenario(s) {unknown}; known: {sorted(SCENARIOS)}")
     HISTORIES.mkdir(exist_ok=True)
     rec = cluster.up("replay-capture", "dev", headless=True)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from app.domains.loadgen.models import NoopInput, TimerInput
@@ -16,7 +17,7 @@ from app.domains.loadgen.workflows import NoopActivityWorkflow, TimerWorkflow
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
 from app.platform.client import HaulClient
-from app.platform.retry_on_signal import EntityEvent, EntityInput
+from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
 
 Scenario = Callable[[HaulClient, str], Awaitable[WorkflowHandle[Any, Any]]]
 
@@ -37,6 +38,68 @@ async def _ledger(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
         )
     assert handle is not None
     return handle
+
+
+async def _history_until(
+    handle: WorkflowHandle[Any, Any], event_type: str, deadline: float = 60.0
+) -> Any:
+    """The run's history once it holds an event of `event_type`; fails after the deadline."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        history = await handle.fetch_history()
+        if any(EventType.Name(e.event_type) == event_type for e in history.events):
+            return history
+        if loop.time() > end:
+            raise TimeoutError(f"{handle.id} run {handle.run_id}: no {event_type} in {deadline}s")
+        await asyncio.sleep(0.1)
+
+
+async def _continued_entity(
+    client: HaulClient, ident: str, workflow_cls: Any, task_queue: str | None, after: int
+) -> WorkflowHandle[Any, Any]:
+    """An entity that continues as new carrying two events: they arrive while the first
+    batch's activity runs (work_seconds), and history_limit=1 makes that run continue. Then
+    `after` more events go to the continued run once its first workflow task completed."""
+    first = await client.signal_with_start(
+        workflow_cls.run,
+        EntityInput(entity_key=ident, history_limit=1, state={"work_seconds": 2.0}),
+        ident,
+        workflow_cls.on_event,
+        EntityEvent(event_id=f"{ident}-0"),
+        task_queue=task_queue,
+    )
+    run1 = client.client.get_workflow_handle(first.id, run_id=first.result_run_id)
+    await _history_until(run1, "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+    for i in (1, 2):
+        await run1.signal(EVENT_SIGNAL, EntityEvent(event_id=f"{ident}-{i}"))
+    await _history_until(run1, "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW")
+    latest = client.client.get_workflow_handle(first.id)
+    run2 = (await latest.describe()).run_id
+    await _history_until(
+        client.client.get_workflow_handle(first.id, run_id=run2),
+        "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
+    )
+    for i in range(3, 3 + after):
+        await latest.signal(EVENT_SIGNAL, EntityEvent(event_id=f"{ident}-{i}"))
+    return latest
+
+
+async def _ledger_carried(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    """Today's code: the continued run takes the patched branch and processes what it carries."""
+    return await _continued_entity(client, ident, LedgerEntityWorkflow, None, after=0)
+
+
+async def _ledger_prepatch(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    """The code before the patch: the continued run drops what it carries and waits, so one
+    more event ends it."""
+    from tests.replay import prepatch
+
+    return await _continued_entity(
+        client, ident, prepatch.LedgerBeforeCarryPatch, prepatch.TASK_QUEUE, after=1
+    )
 
 
 async def _noop(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
@@ -130,6 +193,8 @@ SCENARIOS: dict[str, Scenario] = {
     "UpdateRateAuditStatus": _rate_audit_status,
     "GreetingWorkflow": _greeting,
     "LedgerEntityWorkflow": _ledger,
+    "LedgerEntityWorkflow-carried": _ledger_carried,
+    "LedgerEntityWorkflow-prepatch": _ledger_prepatch,
     "NoopActivityWorkflow": _noop,
     "TimerWorkflow": _timer,
 }

@@ -1,4 +1,6 @@
-"""Committed histories of every shipped workflow type must still replay."""
+"""Committed histories of every shipped workflow type, every run of each, must still replay;
+and they must hold the paths that could break: continue-as-new, a failed child, and both
+sides of each `workflow.patched()` change."""
 
 from __future__ import annotations
 
@@ -6,21 +8,59 @@ import json
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from app.platform.discovery import discover, workflow_type_name
 from app.platform.plugin import HaulPlugin
+from app.platform.retry_on_signal import CARRY_PENDING_PATCH
 
 HISTORIES = Path(__file__).parent / "histories"
+FILES = sorted(HISTORIES.glob("*.run*.json"))
 
 
 def shipped_workflows() -> list[type]:
     return [wf for q in discover().queues.values() for wf in q.workflows]
 
 
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+
+
+def event_types(history: WorkflowHistory) -> set[str]:
+    return {EventType.Name(e.event_type) for e in history.events}
+
+
+def continued_runs(type_name: str) -> list[WorkflowHistory]:
+    """Runs of a type that a continue-as-new started, with something carried in their input."""
+    runs = [load(p) for p in FILES]
+    return [
+        h for h in runs
+        if workflow_type(h) == type_name
+        and h.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        and json.loads(
+            h.events[0].workflow_execution_started_event_attributes.input.payloads[0].data
+        ).get("pending")
+    ]
+
+
+def has_patch_marker(history: WorkflowHistory, patch_id: str) -> bool:
+    return any(
+        patch_id.encode() in payload.data
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        for payloads in e.marker_recorded_event_attributes.details.values()
+        for payload in payloads.payloads
+    )
+
+
 def test_every_shipped_workflow_type_has_a_history() -> None:
-    have = {p.stem for p in HISTORIES.glob("*.json")}
+    have = {workflow_type(load(p)) for p in FILES}
     missing = sorted(workflow_type_name(wf) for wf in shipped_workflows())
     missing = [name for name in missing if name not in have]
     assert missing == [], (
@@ -29,10 +69,23 @@ def test_every_shipped_workflow_type_has_a_history() -> None:
     )
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+def test_parcel_ingest_histories_continue_as_new_and_hold_a_failed_child() -> None:
+    runs = [load(p) for p in FILES if p.name.startswith("ParcelIngest.run")]
+    assert len(runs) >= 2, "ParcelIngest has one run: recapture it with a continue-as-new"
+    seen = set().union(*(event_types(h) for h in runs))
+    assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in seen
+    assert "EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED" in seen
+
+
+def test_both_sides_of_the_carry_pending_patch_have_a_history() -> None:
+    continued = continued_runs("LedgerEntityWorkflow")
+    patched = [has_patch_marker(h, CARRY_PENDING_PATCH) for h in continued]
+    assert True in patched, "no continued entity run made by the patched code"
+    assert False in patched, "no continued entity run made by the code before the patch"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
-    data = json.loads(path.read_text())
-    history = WorkflowHistory.from_json(f"replay-{path.stem}", data)
     replayer = Replayer(workflows=shipped_workflows(), plugins=[HaulPlugin()])
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"

@@ -3,14 +3,17 @@ ClusterSpec, and the spec refuses what the bootstrap must never be given."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from app.cli.db import app as db_app
-from app.core.migrate import load
 from app.stack import scylla
 from app.stack.spec import CassandraStore, ClusterSpec, load_spec
 from app.stack.spec_render import render_spec_file
@@ -67,19 +70,62 @@ def test_a_store_user_without_its_password_variable_is_refused(
         pass
 
 
-def test_keyspace_file_renders_nts_and_tablets_off_for_scylla() -> None:
-    keyspace = load(tree="scylla")[0]
-    values = {
-        "keyspace": "temporal",
-        "replication": scylla.replication_literal({"dc2": 3, "dc1": 3}),
-        "tablets": "AND tablets = {'enabled': false}",
-    }
-    (stmt,) = scylla.statements(keyspace, values)
-    assert stmt.startswith("CREATE KEYSPACE IF NOT EXISTS temporal")
-    assert "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3}" in stmt
-    assert stmt.endswith("AND tablets = {'enabled': false}")
-    (plain,) = scylla.statements(keyspace, {**values, "tablets": ""})
-    assert "tablets" not in plain
+class _Rows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def one(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class _FakeSession:
+    """Answers the system-table queries the bootstrap asks, as a fresh ScyllaDB or Cassandra
+    node would, and records every other statement; an unexpected system query is an error."""
+
+    def __init__(self, scylla_server: bool) -> None:
+        self.scylla_server = scylla_server
+        self.applied: list[str] = []
+
+    def execute(self, query: str, params: tuple[Any, ...] | None = None) -> _Rows:
+        if "table_name = 'scylla_local'" in query:
+            return _Rows([SimpleNamespace(table_name="scylla_local")] if self.scylla_server else [])
+        if query.startswith("SELECT replication FROM system_schema.keyspaces"):
+            return _Rows([])  # no keyspace yet
+        if query.startswith("SELECT table_name FROM system_schema.tables"):
+            return _Rows([])  # no tracking table yet
+        assert not query.startswith("SELECT"), f"the double does not know {query!r}"
+        self.applied.append(query)
+        return _Rows([])
+
+
+def _bootstrap_against(monkeypatch: pytest.MonkeyPatch, scylla_server: bool) -> list[str]:
+    fake = _FakeSession(scylla_server)
+
+    @contextmanager
+    def fake_session(store: CassandraStore, timeout: float = 30.0) -> Iterator[_FakeSession]:
+        yield fake
+
+    monkeypatch.setattr(scylla, "session", fake_session)
+    spec = ClusterSpec.local("cs", "cassandra", cassandra_port=19042, datacenter="dc1")
+    assert scylla.bootstrap(spec) == ["0001_keyspace.cql", "0002_haul_tables.cql"]
+    return fake.applied
+
+
+def test_bootstrap_turns_tablets_off_on_scylla(monkeypatch: pytest.MonkeyPatch) -> None:
+    keyspace, *tables = _bootstrap_against(monkeypatch, scylla_server=True)
+    assert keyspace.startswith("CREATE KEYSPACE IF NOT EXISTS temporal")
+    assert "{'class': 'NetworkTopologyStrategy', 'dc1': 1}" in keyspace
+    assert keyspace.endswith("AND tablets = {'enabled': false}")
+    assert tables and not any("tablets" in t for t in tables)
+
+
+def test_bootstrap_leaves_tablets_out_on_cassandra(monkeypatch: pytest.MonkeyPatch) -> None:
+    applied = _bootstrap_against(monkeypatch, scylla_server=False)
+    assert applied[0].startswith("CREATE KEYSPACE IF NOT EXISTS temporal")
+    assert not any("tablets" in stmt for stmt in applied)
 
 
 def test_replication_mismatch_names_what_differs() -> None:

@@ -17,31 +17,17 @@ from parcel_helpers import iter_edi210_invoices
 from app.formats.edi210 import Edi210Parser
 from app.formats.invoice import Invoice, collect_invoices
 from app.formats.x12 import NotX12Error, X12EnvelopeError
+from tests.parcel_expected import ENVELOPE_ISSUES, REAL, SHARED_SAMPLES, shared_samples
 
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "samples" / "edi210"
-
-pytestmark = pytest.mark.skipif(
-    not SAMPLES.is_dir(), reason=f"the shared real-sample folder {SAMPLES} is absent"
-)
-
+SAMPLES = SHARED_SAMPLES
 # file -> (invoices, charge groups per invoice, charges per invoice, total per invoice)
-EXPECTED = {
-    "indice-co_EDI.Net_210-MGCTLYST-SAMPLE.EDI": (1, 4, 4, Decimal("659.40")),
-    "Inteligenz_X12Parser_DBSchenker_SampleMotorFreightDetailsAndInvoice.txt":
-        (1, 1, 2, Decimal("46.40")),
-    "Inteligenz_X12Parser_CN_FreightInvoiceSample1.txt": (1, 1, 2, Decimal("2754.33")),
-    "Stedi-Demos_bootstrap-archived_multi-gs-multi-txn-multi-lx.json": (4, 5, 5, Decimal("0")),
-}
+EXPECTED = {name: (len(figs), *figs[0][1:]) for name, figs in REAL.items()}
 
-# (segment, position) of every envelope mismatch each file really has
-ENVELOPE_ISSUES: dict[str, list[tuple[str, int]]] = {
-    # GS06 is 1 but GE02 is 24 (the ISA/IEA control number)
-    "Inteligenz_X12Parser_DBSchenker_SampleMotorFreightDetailsAndInvoice.txt": [("GE", 25)],
-    # masked fixture with LX loops added: SE01 stays 29 (81 segments), GE01 is 1 for a group of
-    # two sets, IEA01 is 1 for three groups
-    "Stedi-Demos_bootstrap-archived_multi-gs-multi-txn-multi-lx.json": [
-        ("SE", 83), ("SE", 166), ("SE", 247), ("GE", 248), ("SE", 330), ("IEA", 332)],
-}
+
+@pytest.fixture(autouse=True)
+def _samples_present() -> None:
+    """A missing folder fails every test here; a skip would pass the tier without them."""
+    shared_samples()
 
 
 def _source(path: Path) -> str | bytes:
