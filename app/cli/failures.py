@@ -1,9 +1,11 @@
-"""`haul failures ...`: the failure store, from the terminal."""
+"""`haul failures ...`: the failure inbox, from the terminal."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import typer
 from rich.console import Console
@@ -11,12 +13,38 @@ from rich.table import Table
 from temporalio.client import Client
 
 from app.cli.db import resolve_dsn
-from app.platform.failures import FailureStore, redrive, sweep
+from app.platform.failures import GROUP_KEYS, FailureFilter, FailureStore, GroupKey
 
-app = typer.Typer(help="Terminal workflow failures: list, sweep and redrive.", no_args_is_help=True)
+app = typer.Typer(
+    help="The failure inbox: summary, list, show, poll, redrive and resolve.", no_args_is_help=True
+)
 console = Console()
 
 CLUSTER = typer.Option(None, help="Local cluster (database and Temporal profile).")
+TYPE = typer.Option(None, "--type", help="Only this workflow type.")
+TEAM = typer.Option(None, "--team", help="Only this owner team.")
+QUEUE = typer.Option(None, "--task-queue", help="Only this task queue.")
+FINGERPRINT = typer.Option(None, "--fingerprint", help="Only this cause (see `summary`).")
+HOURS = typer.Option(None, "--hours", help="Only failures of the last N hours.")
+ALL = typer.Option(False, "--all", help="Include resolved failures.")
+
+
+def _filter(
+    all_: bool,
+    workflow_type: str | None,
+    team: str | None,
+    queue: str | None,
+    fingerprint: str | None,
+    hours: float | None,
+) -> FailureFilter:
+    return FailureFilter(
+        status=None if all_ else "open",
+        workflow_type=workflow_type,
+        owner_team=team,
+        task_queue=queue,
+        fingerprint=fingerprint,
+        since=datetime.now(UTC) - timedelta(hours=hours) if hours else None,
+    )
 
 
 async def _client(cluster: str | None) -> Client:
@@ -27,46 +55,171 @@ async def _client(cluster: str | None) -> Client:
     return await connect(target.profile, config_file=target.config_file)
 
 
-@app.command("list")
-def list_(
+def _cluster_name(cluster: str | None) -> str:
+    return cluster or "default"
+
+
+@app.command("summary")
+def summary(
     cluster: str | None = CLUSTER,
-    all_: bool = typer.Option(False, "--all", help="Include failures already redriven."),
+    by: str = typer.Option("fingerprint", help=f"Group by one of: {', '.join(GROUP_KEYS)}."),
+    all_: bool = ALL,
+    workflow_type: str | None = TYPE,
+    team: str | None = TEAM,
+    queue: str | None = QUEUE,
+    hours: float | None = HOURS,
 ) -> None:
-    """Show stored failures, newest first. Changes nothing."""
-    table = Table("id", "workflow ID", "type", "error", "failed at", "redriven")
-    for f in FailureStore(resolve_dsn(cluster)).list(open_only=not all_):
+    """Count failures per group (cause, type, team, queue or status), biggest first."""
+    if by not in GROUP_KEYS:
+        raise typer.BadParameter(f"--by {by!r}: choose one of {', '.join(GROUP_KEYS)}")
+    filt = _filter(all_, workflow_type, team, queue, None, hours)
+    groups = FailureStore(resolve_dsn(cluster)).summary(filt, by=cast(GroupKey, by))
+    table = Table(by, "count", "type", "sample message", "last seen", title="failures by " + by)
+    for g in groups:
         table.add_row(
-            str(f.id),
-            f.workflow_id,
-            f.workflow_type,
-            f"{f.error_type}: {f.error_message[:60]}",
-            f.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            f.redrive_run_id or "-",
+            g.key,
+            str(g.count),
+            g.error_type,
+            g.sample_message[:70],
+            g.last_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
 
 
-@app.command("sweep")
-def sweep_(
+@app.command("list")
+def list_(
     cluster: str | None = CLUSTER,
-    hours: float = typer.Option(24, help="Look back this many hours."),
+    all_: bool = ALL,
+    workflow_type: str | None = TYPE,
+    team: str | None = TEAM,
+    queue: str | None = QUEUE,
+    fingerprint: str | None = FINGERPRINT,
+    hours: float | None = HOURS,
+    limit: int = typer.Option(50, help="Rows per page."),
+    page: int = typer.Option(1, help="Page number, from 1."),
 ) -> None:
-    """Record runs that timed out or were terminated (visibility query) into the store."""
+    """Show stored failures, newest first. Changes nothing."""
+    filt = _filter(all_, workflow_type, team, queue, fingerprint, hours)
+    rows = FailureStore(resolve_dsn(cluster)).list(filt, limit=limit, offset=(page - 1) * limit)
+    table = Table("id", "workflow ID", "type", "status", "error", "failed at", "state")
+    for f in rows:
+        table.add_row(
+            str(f.id),
+            f.workflow_id,
+            f.workflow_type,
+            f.close_status,
+            f"{f.error_type}: {f.error_message[:60]}",
+            f.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f.status + (" (redriven)" if f.redrive_run_id else ""),
+        )
+    console.print(table)
 
-    async def go() -> int:
+
+@app.command("show")
+def show(failure_id: int, cluster: str | None = CLUSTER) -> None:
+    """One failure with its arguments, stack, notes and redrives. Changes nothing."""
+    store = FailureStore(resolve_dsn(cluster))
+    f = store.get(failure_id)
+    table = Table("field", "value", title=f"failure {f.id}", show_header=False)
+    for name in (
+        "cluster",
+        "namespace",
+        "workflow_type",
+        "workflow_id",
+        "run_id",
+        "task_queue",
+        "owner_team",
+        "close_status",
+        "status",
+        "error_type",
+        "error_message",
+        "fingerprint",
+        "attempt",
+        "parent_workflow_id",
+        "parent_run_id",
+        "failed_at",
+        "notes",
+    ):
+        table.add_row(name, str(getattr(f, name) if getattr(f, name) is not None else "-"))
+    table.add_row("arguments", json.dumps(f.arguments, indent=2))
+    console.print(table)
+    if f.failure_stack:
+        console.print("[bold]stack[/bold]\n" + f.failure_stack, markup=True, highlight=False)
+    for r in store.redrives(f.id):
+        console.print(f"redrive {r.id}: {r.mode} run {r.new_run_id}: {r.outcome}")
+
+
+@app.command("poll")
+def poll(cluster: str | None = CLUSTER) -> None:
+    """One pass of the poller: record runs closed as failed, timed out, terminated or
+    cancelled since the high-water mark, and stuck open runs; follow open redrives."""
+    from app.platform.discovery import discovered_task_queues
+    from app.platform.failure_poller import Poller
+    from app.platform.redrive import follow_redrives
+
+    async def go() -> tuple[int, int, list[str], int]:
         store = FailureStore(resolve_dsn(cluster))
-        since = datetime.now(UTC) - timedelta(hours=hours)
-        return await sweep(await _client(cluster), store, since)
+        client = await _client(cluster)
+        teams = {q: ",".join(sorted(t)) for q, t in discovered_task_queues().items()}
+        res = await Poller(client, store, cluster=_cluster_name(cluster), teams=teams).poll_once()
+        return res.listed, res.recorded, res.errors, await follow_redrives(client, store)
 
-    console.print(f"recorded {asyncio.run(go())} timed-out or terminated run(s)")
+    listed, recorded, errors, followed = asyncio.run(go())
+    console.print(f"listed {listed} run(s), recorded {recorded} new; {followed} redrive(s) closed")
+    for err in errors:
+        console.print(f"[yellow]could not read[/yellow] {err}")
+    if errors:
+        raise typer.Exit(1)
 
 
 @app.command("redrive")
-def redrive_(failure_id: int, cluster: str | None = CLUSTER) -> None:
-    """Start the failed workflow again under its ID with its original arguments."""
+def redrive_(
+    failure_id: int | None = typer.Argument(None, help="The failure to redrive."),
+    cluster: str | None = CLUSTER,
+    workflow_type: str | None = TYPE,
+    team: str | None = TEAM,
+    queue: str | None = QUEUE,
+    fingerprint: str | None = FINGERPRINT,
+    hours: float | None = HOURS,
+    filter_: bool = typer.Option(False, "--filter", help="Redrive every open failure matching."),
+    rate: float = typer.Option(5.0, help="Bulk: at most this many redrives a second."),
+) -> None:
+    """Start a failed workflow again under its ID with its original input (one, or by filter)."""
+    from app.platform.redrive import redrive
 
-    async def go() -> str:
+    if (failure_id is None) == (not filter_):
+        raise typer.BadParameter("give a failure ID, or --filter with filter options, not both")
+    if rate <= 0:
+        raise typer.BadParameter(f"--rate {rate}: must be above 0")
+
+    async def go() -> None:
         store = FailureStore(resolve_dsn(cluster))
-        return await redrive(await _client(cluster), store, failure_id)
+        client = await _client(cluster)
+        if failure_id is not None:
+            ids = [failure_id]
+        else:
+            filt = _filter(False, workflow_type, team, queue, fingerprint, hours)
+            ids = [f.id for f in store.list(filt, limit=100_000) if not f.redrive_run_id]
+        for n, fid in enumerate(ids):
+            if n:
+                await asyncio.sleep(1 / rate)
+            try:
+                console.print(f"failure {fid} redriven as run {await redrive(client, store, fid)}")
+            except Exception as exc:  # one refusal must not stop the batch
+                console.print(f"[yellow]failure {fid} not redriven:[/yellow] {exc}")
 
-    console.print(f"failure {failure_id} redriven as run {asyncio.run(go())}")
+    asyncio.run(go())
+
+
+@app.command("resolve")
+def resolve(
+    failure_id: int,
+    cluster: str | None = CLUSTER,
+    note: str = typer.Option("", help="Why it is resolved."),
+    reopen: bool = typer.Option(False, "--reopen", help="Open it again instead."),
+) -> None:
+    """Mark a failure resolved (or reopen it), with a note."""
+    FailureStore(resolve_dsn(cluster)).set_status(
+        failure_id, "open" if reopen else "resolved", note
+    )
+    console.print(f"failure {failure_id} {'reopened' if reopen else 'resolved'}")

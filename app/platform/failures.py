@@ -1,222 +1,303 @@
-"""The failure store: every terminal workflow failure or timeout, with its original arguments.
+"""The failure store: one record per failed, timed-out, terminated, cancelled or stuck run.
 
-Two paths fill it, and both upsert on (workflow_id, run_id):
-- a worker interceptor records a workflow that is about to fail, through a local activity,
-  with the arguments it was started with;
-- `sweep` reads visibility for runs that timed out or were terminated (a workflow cannot see
-  its own timeout) and takes their arguments from the first history event.
-`redrive` starts the same workflow type again under the same ID, with the same arguments;
-task workflows allow that because their reuse policy is ALLOW_DUPLICATE_FAILED_ONLY.
+The poller (app.platform.failure_poller) fills it from visibility and history; the worker
+interceptor (app.platform.failure_interceptor) only adds what a worker alone knows. Records are
+keyed by (cluster, namespace, workflow ID, run ID): a repeat from either source, or from an
+overlapping poll, is a no-op. Each carries the original input payloads, so a redrive
+(app.platform.redrive) starts exactly what the failed run was given.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
-from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
-from temporalio import activity, workflow
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import CancelledError, FailureError
-from temporalio.worker import (
-    ExecuteWorkflowInput,
-    Interceptor,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-)
+from pydantic import BaseModel, Field
 
-RECORD_ACTIVITY = "haul_record_workflow_failure"
+from app.platform.fingerprint import fingerprint
+
+CLOSE_STATUSES = ("Failed", "TimedOut", "Terminated", "Canceled")
+STUCK = "Stuck"
+GROUP_KEYS = ("fingerprint", "workflow_type", "owner_team", "task_queue", "close_status")
+GroupKey = Literal["fingerprint", "workflow_type", "owner_team", "task_queue", "close_status"]
 
 
 class FailureRecord(BaseModel):
+    """What either source knows about one failed run."""
+
+    cluster: str
+    namespace: str
     workflow_id: str
     run_id: str
     workflow_type: str
     task_queue: str
-    namespace: str
-    arguments: list[Any]
+    owner_team: str = ""
+    close_status: str = "Failed"
+    arguments: list[Any] = Field(default_factory=list)
+    input_payloads: list[dict[str, Any]] = Field(default_factory=list)
     error_type: str
     error_message: str
+    failure_stack: str = ""
+    attempt: int = 1
+    parent_workflow_id: str | None = None
+    parent_run_id: str | None = None
+    failed_at: datetime | None = None
+
+    def cause(self) -> str:
+        """The fingerprint of this failure's cause (see app.platform.fingerprint)."""
+        return fingerprint(self.error_type, self.error_message)
 
 
 class StoredFailure(FailureRecord):
     id: int
+    fingerprint: str
+    status: Literal["open", "resolved"]
+    notes: str
     failed_at: datetime
+    closed_at: datetime | None = None
     redriven_at: datetime | None = None
     redrive_run_id: str | None = None
+
+
+class Redrive(BaseModel):
+    id: int
+    failure_id: int
+    mode: str
+    new_run_id: str
+    outcome: str
+    requested_at: datetime
+    closed_at: datetime | None = None
+
+
+@dataclass
+class FailureFilter:
+    """Which records a list, summary or bulk redrive covers; None means any."""
+
+    status: Literal["open", "resolved"] | None = "open"
+    cluster: str | None = None
+    namespace: str | None = None
+    workflow_type: str | None = None
+    owner_team: str | None = None
+    task_queue: str | None = None
+    fingerprint: str | None = None
+    close_status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        for column in (
+            "status",
+            "cluster",
+            "namespace",
+            "workflow_type",
+            "owner_team",
+            "task_queue",
+            "fingerprint",
+            "close_status",
+        ):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if self.since is not None:
+            clauses.append("failed_at >= %s")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("failed_at < %s")
+            params.append(self.until)
+        return ("where " + " and ".join(clauses)) if clauses else "", params
+
+
+class Group(BaseModel):
+    key: str
+    error_type: str
+    sample_message: str
+    count: int
+    first_at: datetime
+    last_at: datetime
+
+
+class NoSuchFailureError(KeyError):
+    """The ID names no stored failure."""
+
+
+_UPSERT = """
+insert into workflow_failures (cluster, namespace, workflow_id, run_id, workflow_type,
+    task_queue, owner_team, close_status, arguments, input_payloads, error_type, error_message,
+    failure_stack, attempt, parent_workflow_id, parent_run_id, fingerprint, failed_at, closed_at)
+values (%(cluster)s, %(namespace)s, %(workflow_id)s, %(run_id)s, %(workflow_type)s,
+    %(task_queue)s, %(owner_team)s, %(close_status)s, %(arguments)s, %(input_payloads)s,
+    %(error_type)s, %(error_message)s, %(failure_stack)s, %(attempt)s, %(parent_workflow_id)s,
+    %(parent_run_id)s, %(fingerprint)s, coalesce(%(failed_at)s, now()), %(closed_at)s)
+on conflict (cluster, namespace, workflow_id, run_id) do update set
+    close_status = excluded.close_status, error_type = excluded.error_type,
+    error_message = excluded.error_message, failure_stack = excluded.failure_stack,
+    fingerprint = excluded.fingerprint, closed_at = excluded.closed_at, updated_at = now()
+where workflow_failures.close_status = 'Stuck' and excluded.close_status <> 'Stuck'
+returning id
+"""
 
 
 @dataclass
 class FailureStore:
     dsn: str
 
-    def record(self, rec: FailureRecord) -> None:
-        with psycopg.connect(self.dsn) as conn:
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
+        return psycopg.connect(self.dsn, row_factory=dict_row, autocommit=True)
+
+    def record(self, rec: FailureRecord) -> bool:
+        """Store a failure; True when that changed anything (new, or a stuck run closed)."""
+        return self.record_many([rec]) == 1
+
+    def record_many(self, recs: Iterable[FailureRecord]) -> int:
+        """Store failures in one transaction; return how many were new or changed."""
+        changed = 0
+        with self._connect() as conn, conn.transaction():
+            for rec in recs:
+                params = rec.model_dump()
+                params["arguments"] = json.dumps(rec.arguments)
+                params["input_payloads"] = json.dumps(rec.input_payloads)
+                params["fingerprint"] = rec.cause()
+                params["closed_at"] = rec.failed_at if rec.close_status != STUCK else None
+                changed += conn.execute(_UPSERT, params).fetchone() is not None
+        return changed
+
+    def recorded_keys(
+        self, cluster: str, namespace: str, run_ids: builtins.list[str], *, closed: bool = False
+    ) -> set[str]:
+        """Run IDs among `run_ids` already recorded (with `closed`: recorded as closed, not
+        stuck); the poller reads no history for those."""
+        extra = " and close_status <> 'Stuck'" if closed else ""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "select run_id from workflow_failures where cluster = %s and namespace = %s "
+                "and run_id = any(%s)" + extra,
+                (cluster, namespace, run_ids),
+            ).fetchall()
+        return {r["run_id"] for r in rows}
+
+    def high_water(self, cluster: str, namespace: str) -> datetime | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "select high_water from failure_watermarks where cluster = %s and namespace = %s",
+                (cluster, namespace),
+            ).fetchone()
+        return row["high_water"] if row else None
+
+    def advance(self, cluster: str, namespace: str, to: datetime) -> None:
+        """Move the high-water mark forward (never back)."""
+        with self._connect() as conn:
             conn.execute(
-                """insert into workflow_failures (workflow_id, run_id, workflow_type, task_queue,
-                       namespace, arguments, error_type, error_message)
-                   values (%s, %s, %s, %s, %s, %s, %s, %s)
-                   on conflict (workflow_id, run_id) do update
-                   set error_type = excluded.error_type, error_message = excluded.error_message""",
-                (
-                    rec.workflow_id,
-                    rec.run_id,
-                    rec.workflow_type,
-                    rec.task_queue,
-                    rec.namespace,
-                    json.dumps(rec.arguments),
-                    rec.error_type,
-                    rec.error_message,
-                ),
+                """insert into failure_watermarks (cluster, namespace, high_water)
+                   values (%s, %s, %s)
+                   on conflict (cluster, namespace) do update
+                   set high_water = greatest(failure_watermarks.high_water, excluded.high_water),
+                       updated_at = now()""",
+                (cluster, namespace, to),
             )
 
-    def list(self, *, open_only: bool = True, limit: int = 100) -> list[StoredFailure]:
-        where = "where redriven_at is null" if open_only else ""
-        with psycopg.connect(self.dsn, row_factory=dict_row) as conn:
+    def list(
+        self, filt: FailureFilter | None = None, *, limit: int = 100, offset: int = 0
+    ) -> builtins.list[StoredFailure]:
+        """Failures matching `filt` (default: open), newest first."""
+        where, params = (filt or FailureFilter()).where()
+        with self._connect() as conn:
             rows = conn.execute(
-                f"select * from workflow_failures {where} order by id desc limit %s", (limit,)
+                f"select * from workflow_failures {where} order by failed_at desc, id desc "
+                "limit %s offset %s",
+                [*params, limit, offset],
             ).fetchall()
         return [StoredFailure.model_validate(r) for r in rows]
 
+    def count(self, filt: FailureFilter | None = None) -> int:
+        where, params = (filt or FailureFilter()).where()
+        with self._connect() as conn:
+            row = conn.execute(f"select count(*) as n from workflow_failures {where}", params)
+            return int(row.fetchone()["n"])  # type: ignore[index]
+
+    def summary(
+        self, filt: FailureFilter | None = None, by: GroupKey = "fingerprint"
+    ) -> builtins.list[Group]:
+        """Counts per group, biggest first, with a sample message and the time span."""
+        if by not in GROUP_KEYS:
+            raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_KEYS)}")
+        where, params = (filt or FailureFilter()).where()
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"""select {by} as key, min(error_type) as error_type,
+                       min(error_message) as sample_message, count(*) as count,
+                       min(failed_at) as first_at, max(failed_at) as last_at
+                    from workflow_failures {where} group by {by}
+                    order by count(*) desc, {by}""",
+                params,
+            ).fetchall()
+        return [Group.model_validate(r) for r in rows]
+
     def get(self, failure_id: int) -> StoredFailure:
-        with psycopg.connect(self.dsn, row_factory=dict_row) as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 "select * from workflow_failures where id = %s", (failure_id,)
             ).fetchone()
         if row is None:
-            raise KeyError(f"no failure with id {failure_id}; `haul failures list` shows them")
+            raise NoSuchFailureError(
+                f"no failure with id {failure_id}; `haul failures list` shows them"
+            )
         return StoredFailure.model_validate(row)
 
-    def mark_redriven(self, failure_id: int, run_id: str) -> None:
-        with psycopg.connect(self.dsn) as conn:
+    def set_status(self, failure_id: int, status: Literal["open", "resolved"], note: str) -> None:
+        """Resolve or reopen a failure, appending the note (if any) to its notes."""
+        with self._connect() as conn:
+            done = conn.execute(
+                """update workflow_failures set status = %s, updated_at = now(),
+                       notes = case when %s = '' then notes
+                                    else notes || case when notes = '' then '' else E'\n' end
+                                         || %s end
+                   where id = %s returning id""",
+                (status, note, note, failure_id),
+            ).fetchone()
+        if done is None:
+            raise NoSuchFailureError(f"no failure with id {failure_id}")
+
+    def add_redrive(self, failure_id: int, mode: str, new_run_id: str) -> int:
+        with self._connect() as conn, conn.transaction():
             conn.execute(
                 "update workflow_failures set redriven_at = now(), redrive_run_id = %s "
                 "where id = %s",
-                (run_id, failure_id),
+                (new_run_id, failure_id),
             )
+            row = conn.execute(
+                "insert into failure_redrives (failure_id, mode, new_run_id) values (%s, %s, %s) "
+                "returning id",
+                (failure_id, mode, new_run_id),
+            ).fetchone()
+        return int(row["id"])  # type: ignore[index]
 
+    def redrives(
+        self, failure_id: int | None = None, *, open_only: bool = False
+    ) -> builtins.list[Redrive]:
+        clauses, params = [], []
+        if failure_id is not None:
+            clauses.append("failure_id = %s")
+            params.append(failure_id)
+        if open_only:
+            clauses.append("closed_at is null")
+        where = ("where " + " and ".join(clauses)) if clauses else ""
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"select * from failure_redrives {where} order by id", params
+            ).fetchall()
+        return [Redrive.model_validate(r) for r in rows]
 
-class FailureActivities:
-    """The local activity the interceptor calls; registered on every task queue."""
-
-    def __init__(self, store: FailureStore | None) -> None:
-        self.store = store
-
-    @activity.defn(name=RECORD_ACTIVITY)
-    async def record(self, rec: FailureRecord) -> None:
-        if self.store is None:
-            activity.logger.error(
-                "no HAUL_DATABASE_URL: workflow failure not stored",
-                extra={"failed_workflow_id": rec.workflow_id, "error": rec.error_message},
+    def close_redrive(self, redrive_id: int, outcome: str, closed_at: datetime) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "update failure_redrives set outcome = %s, closed_at = %s where id = %s",
+                (outcome, closed_at, redrive_id),
             )
-            return
-        self.store.record(rec)
-
-
-def describe(err: BaseException) -> tuple[str, str]:
-    """The root cause's type name and the whole chain of messages, outermost first."""
-    chain = []
-    root: BaseException = err
-    current: BaseException | None = err
-    while current is not None:
-        chain.append(str(current))
-        root = current
-        current = current.__cause__
-    return getattr(root, "type", None) or type(root).__name__, ": ".join(chain)
-
-
-class _RecordingInbound(WorkflowInboundInterceptor):
-    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        try:
-            return await self.next.execute_workflow(input)
-        except FailureError as err:
-            if isinstance(err, CancelledError):
-                raise
-            info = workflow.info()
-            error_type, message = describe(err)
-            await workflow.execute_local_activity(
-                RECORD_ACTIVITY,
-                FailureRecord(
-                    workflow_id=info.workflow_id,
-                    run_id=info.run_id,
-                    workflow_type=info.workflow_type,
-                    task_queue=info.task_queue,
-                    namespace=info.namespace,
-                    arguments=to_jsonable_python(list(input.args)),
-                    error_type=error_type,
-                    error_message=message,
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-            )
-            raise
-
-
-class FailureInterceptor(Interceptor):
-    """Records every workflow that fails for good into the failure store."""
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor] | None:
-        return _RecordingInbound
-
-
-SWEPT_STATUSES = ("TimedOut", "Terminated")
-
-
-async def sweep(client: Client, store: FailureStore, since: datetime) -> int:
-    """Record runs closed as timed out or terminated since `since`; return how many."""
-    query = (
-        "(" + " OR ".join(f"ExecutionStatus = '{s}'" for s in SWEPT_STATUSES) + ")"
-        f" AND CloseTime > '{since.isoformat()}'"
-    )
-    count = 0
-    async for wf in client.list_workflows(query):
-        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
-        arguments: list[Any] = []
-        async for event in handle.fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-                attrs = event.workflow_execution_started_event_attributes
-                arguments = list(await client.data_converter.decode(attrs.input.payloads))
-                break
-        status = wf.status.name if wf.status else "UNKNOWN"
-        store.record(
-            FailureRecord(
-                workflow_id=wf.id,
-                run_id=wf.run_id,
-                workflow_type=wf.workflow_type,
-                task_queue=wf.task_queue,
-                namespace=client.namespace,
-                arguments=to_jsonable_python(arguments),
-                error_type=status,
-                error_message=f"workflow run closed as {status}",
-            )
-        )
-        count += 1
-    return count
-
-
-async def redrive(client: Client, store: FailureStore, failure_id: int) -> str:
-    """Start the failed workflow again under the same ID with the same arguments."""
-    failure = store.get(failure_id)
-    if failure.redriven_at is not None:
-        raise ValueError(
-            f"failure {failure_id} was already redriven as run {failure.redrive_run_id}"
-        )
-    handle = await client.start_workflow(
-        failure.workflow_type,
-        args=failure.arguments,
-        id=failure.workflow_id,
-        task_queue=failure.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-    )
-    run_id = handle.result_run_id or ""
-    store.mark_redriven(failure_id, run_id)
-    return run_id
