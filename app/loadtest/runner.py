@@ -278,7 +278,7 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     history = report.read_history(prefix)
     gates = report.slo_gates(
         stats, sc.operations, p95_ms=s.slo_p95_ms, failure_ratio=s.slo_failure_ratio
-    )
+    ) + report.accounting_gates(comparison, s.tolerance_pct)
     rates = report.action_rates(series)
     # Rates are over the load window: the -t run time for a fixed run (Locust's start-up and
     # shut-down are not load), the whole subprocess for web and stepped runs.
