@@ -10,8 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from app.loadtest.models import ActionRate, Gate, HistoryRow, StatsRow
+from app.loadtest.process_files import shape_start_file
 from app.loadtest.report import slo_gates
-from app.loadtest.runner import capacity_steps
+from app.loadtest.runner import capacity_steps, load_start
 from app.loadtest.settings import RunSettings, StepShape
 
 # The loosest failure SLO the settings accept.
@@ -128,3 +129,32 @@ def test_a_step_whose_operations_failed_is_the_limit(tmp_path: Path) -> None:
     assert cap.breaking_step is not None and cap.breaking_step.step == 2
     assert cap.breaking_step.failure_ratio == 1.0
     assert cap.max_sustained_actions_per_s == 40.0
+
+
+def test_steps_start_with_the_shape_not_with_a_waiting_masters_first_rows(
+    tmp_path: Path,
+) -> None:
+    """A master writes stats rows while its workers connect (8 s here, more than a step on a
+    busy machine); the steps are timed from the shape's recorded start, or else from the
+    first row with users running, never from the first row."""
+    op, length = "start_and_complete", 6.0
+    shape = StepShape(step_start=2, step_users=2, steps=2, step_seconds=length)
+    settings = RunSettings(scenario=op, out_dir=tmp_path, slo_p95_ms=500, slo_failure_ratio=0.01)
+    waiting = [
+        HistoryRow(t=1000.0 + s, users=0, name=op, rps=0, fps=0, p50_ms=None, p95_ms=None,
+                   p99_ms=None, total_requests=0, total_failures=0)
+        for s in range(8)
+    ]  # fmt: skip
+    started = 1008.0
+    history = waiting + _history(op, started, [(30, 0, 100.0), (60, 0, 100.0)], length)
+    rates = _rates(started, [20.0, 40.0], length)
+    for t0 in (load_start(tmp_path, history, 0.0), history[0].t):
+        cap = capacity_steps(shape, t0, history, rates, (op,), settings)
+        counted = [s.operations for s in cap.steps]
+        if t0 == history[0].t:
+            assert counted[0] == 0  # the flake: timed from the first row, step 1 saw nothing
+        else:
+            # Rows are whole seconds: the first with users is at most a second late.
+            assert started <= t0 <= started + 1 and all(n > 0 for n in counted), counted
+    shape_start_file(tmp_path).write_text("1008.4\n")
+    assert load_start(tmp_path, history, 0.0) == 1008.4
