@@ -3,9 +3,12 @@
 For each backend it boots a local cluster with `haul stack up`, starts in-process sample
 workers, runs N GreetingWorkflows (one activity each) with a fixed number in flight, and prints
 billable actions per second (from that server's `action` counter, through the shared
-ActionReader) and p50/p95 workflow latency (start call to result).
+ActionReader) and p50/p95 workflow latency (start call to result). It then checks each server's
+count by type against the histories of the runs it started (as `haul loadtest` does) and that
+every workflow ran; any mismatch makes the exit code 1.
 
     python -m loadtest.bench_backends --workflows 300 --concurrency 20
+    python -m loadtest.bench_backends --backends dev --workflows 5 --concurrency 2   # short
 
 Clusters are named bench-<backend> and purged afterwards unless --keep is given.
 """
@@ -19,10 +22,13 @@ import statistics
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 from rich.table import Table
+
+from app.loadtest import accounting
 
 BACKENDS = ("dev", "postgres", "cassandra")
 
@@ -34,6 +40,9 @@ class Result:
     elapsed: float
     actions: dict[str, int]
     latencies: list[float]
+    # What the measured runs' histories explain, and how many workflow IDs they hold.
+    history: dict[str, int] = field(default_factory=dict)
+    history_workflows: int = 0
 
     @property
     def total_actions(self) -> int:
@@ -42,6 +51,17 @@ class Result:
     def quantile(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def problems(self) -> list[str]:
+        """What disagrees: the server's count against the histories, and workflows found."""
+        rows = accounting.compare(self.actions, self.history, {})
+        out = [f"{self.backend}: {line}" for line in accounting.problems(rows)]
+        if self.history_workflows != self.workflows:
+            out.append(
+                f"{self.backend}: {self.workflows} workflows ran, histories hold "
+                f"{self.history_workflows}"
+            )
+        return out
 
 
 async def _workload(backend: str, name: str, workflows: int, concurrency: int) -> Result:
@@ -69,7 +89,9 @@ async def _workload(backend: str, name: str, workflows: int, concurrency: int) -
     runs = [asyncio.create_task(w.run()) for w in workers]
     haul = HaulClient(client)
     reader = ActionReader(rec.metrics_url, target.namespace)
+    # Warm-up IDs get their own prefix, so the measured runs' tag finds only measured runs.
     run = uuid.uuid4().hex[:8]
+    tag = uuid.uuid4().hex[:12]
     latencies: list[float] = []
     gate = asyncio.Semaphore(concurrency)
 
@@ -87,14 +109,19 @@ async def _workload(backend: str, name: str, workflows: int, concurrency: int) -
         await asyncio.gather(*(one(-1 - i) for i in range(min(concurrency, 10))))
         latencies.clear()
         baseline = await reader.measure_start()
+        since = datetime.now(UTC) - timedelta(seconds=2)
+        run = tag
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(workflows)))
         elapsed = time.perf_counter() - started
         counted = await reader.measure_end(baseline)
+        tally = await accounting.tally_runs(client, tag, since)
     finally:
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*runs, return_exceptions=True)
-    return Result(backend, workflows, elapsed, counted, latencies)
+    return Result(
+        backend, workflows, elapsed, counted, latencies, tally.by_type, tally.workflow_ids
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     for r in results:
         console.print(f"{r.backend}: {r.actions}")
-    return 0
+    bad = [line for r in results for line in r.problems()]
+    for line in bad:
+        console.print(f"[red]{line}[/red]", highlight=False)
+    if not bad:
+        console.print("[green]server counts match the histories on every backend[/green]")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

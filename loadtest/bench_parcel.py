@@ -4,8 +4,11 @@ For each charges-per-invoice (10, 1,000, 10,000 by default) and each audit batch
 charge groups), it generates an EDI 210 file (10 charges per group), ingests it through a worker
 *process* (`haul worker`, so its peak RSS is its own), and prints invoices/s, charges/s, the
 billable actions per invoice by action_type (the server's `action` counter, through the shared
-ActionReader) and the worker's peak RSS (VmHWM). It then checks the history-visible counts
-against the formula below, and can ingest one more, largest file to report peak RSS on it.
+ActionReader) and the worker's peak RSS (VmHWM). It then checks the server's count by type
+against the histories of every run the file started (the ingest workflow, its continued runs
+and children, and the shipment-job entities, whose IDs carry the case's bill-to account), as
+`haul loadtest` does, and the history-visible counts against the formula below; any mismatch
+makes the exit code 1. It can ingest one more, largest file to report peak RSS on it.
 
 Expected billable actions of one file of N invoices, each of G charge groups, audit batch size
 B, page size P, C children per splitter run, every invoice in its own shipment job:
@@ -36,13 +39,16 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from app.core.database import Database
+from app.loadtest import accounting
 from app.stack.registry import ClusterRecord
 
 CHARGES_PER_GROUP = 10
@@ -63,6 +69,8 @@ class Case:
     groups: int = 0
     elapsed: float = 0.0
     actions: dict[str, int] = field(default_factory=dict)
+    # The same file's actions as its workflow histories explain them.
+    history: dict[str, int] = field(default_factory=dict)
     runs: int = 1
     pages: int = 1
     peak_rss_mib: float = 0.0
@@ -84,6 +92,16 @@ class Case:
     @property
     def total_per_invoice(self) -> float:
         return sum(self.actions.values()) / self.invoices
+
+    def problems(self) -> list[str]:
+        """What disagrees: the server's count against the histories, then against the formula."""
+        label = f"charges {self.charges}, batch {self.batch_size}"
+        rows = accounting.compare(self.actions, self.history, {})
+        out = [f"{label}: {line}" for line in accounting.problems(rows)]
+        measured = {k: self.actions.get(k, 0) for k in HISTORY_VISIBLE}
+        if measured != self.expected:
+            out.append(f"{label}: measured {measured} != expected {self.expected}")
+        return out
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -108,9 +126,11 @@ async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: 
 
     groups = max(1, case.charges // CHARGES_PER_GROUP)
     path = workdir / f"bench-{case.charges}-{case.batch_size}.edi"
+    # The bill-to account names the case, so its shipment-job entities can be found again.
+    tag = f"bench{uuid.uuid4().hex[:10]}"
     write_edi210(path, Edi210Spec(invoices=case.invoices, groups_per_invoice=groups,
                                   charges_per_group=min(case.charges, CHARGES_PER_GROUP),
-                                  seed=seed, discount_every=0))
+                                  seed=seed, discount_every=0, account=tag))
     case.groups = groups
     case.pages = math.ceil(case.invoices / page_size)
     target = targets.for_cluster(rec)
@@ -120,6 +140,7 @@ async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: 
     pid = start_worker(rec, role="bench-worker")
     try:
         baseline = await reader.measure_start()
+        since = datetime.now(UTC) - timedelta(seconds=2)
         started = time.monotonic()
         summary, ran = await ingest(
             HaulClient(client), database, LocalBlobStore(rec.blob_dir), path,
@@ -131,6 +152,8 @@ async def run_case(rec: ClusterRecord, case: Case, workdir: Path, *, page_size: 
         assert ran, f"{path.name} was ingested before; use a fresh cluster or another seed"
         assert summary.failures == 0, summary.failure_reasons
         case.actions = await reader.measure_end(baseline)
+        tally = await accounting.tally_runs(client, tag, since, roots=[summary.workflow_id])
+        case.history = tally.by_type
         case.runs = len(await run_ids(client, summary.workflow_id))
         case.peak_rss_mib = peak_rss_mib(pid)
     finally:
@@ -160,13 +183,12 @@ def report(console: Console, cases: list[Case]) -> bool:
         )
     console.print(table)
     for c in cases:
-        measured = {k: c.actions.get(k, 0) for k in HISTORY_VISIBLE}
-        if measured != c.expected:
+        for line in c.problems():
             ok = False
-            console.print(f"[red]charges {c.charges}, batch {c.batch_size}: measured "
-                          f"{measured} != expected {c.expected}[/red]")
+            console.print(f"[red]{line}[/red]", highlight=False)
     if ok:
-        console.print("[green]history-visible counts match the formula in every case[/green]")
+        console.print("[green]server counts match the histories and the formula in every "
+                      "case[/green]")
     big = [c for c in cases if c.charges >= 10_000]
     for c in big:
         per_k = 1000 * c.total_per_invoice / c.charges
@@ -240,7 +262,9 @@ def main() -> None:
                     f"{largest.elapsed:.1f} s, "
                     f"{1000 * largest.total_per_invoice / largest.charges:.2f} actions per "
                     "1,000 charges")
-                ok = ok and largest.peak_rss_mib < 512
+                for line in largest.problems():
+                    console.print(f"[red]largest file: {line}[/red]", highlight=False)
+                ok = ok and largest.peak_rss_mib < 512 and not largest.problems()
     finally:
         if not args.keep:
             cluster.down(rec.name, purge=True)

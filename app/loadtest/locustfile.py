@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from locust import events, task
 from locust.env import Environment
+from locust.runners import LocalRunner
 
 from app.domains.loadgen.models import NoopInput, TimerInput
 from app.domains.loadgen.workflows import NoopActivityWorkflow, TimerWorkflow
@@ -29,7 +30,7 @@ from app.loadtest import distributed
 from app.loadtest.accounting import VIA_KEY, VIA_SIGNAL_WITH_START
 from app.loadtest.parcel_load import ParcelLoad
 from app.loadtest.process_files import process_tag
-from app.loadtest.users import TemporalUser, run_settings
+from app.loadtest.users import TemporalBridge, TemporalUser, run_settings
 from app.platform.retry_on_signal import EntityEvent, EntityInput
 
 _seq = itertools.count()
@@ -40,6 +41,15 @@ def _take_handoff(environment: Environment, **_: Any) -> None:
     """A distributed worker has just been given this run's target and settings by its
     master: use them before any user starts."""
     distributed.take_handoff(environment)
+
+
+@events.init.add_listener
+def _connect_before_the_clock(environment: Environment, **_: Any) -> None:
+    """A single local process connects before Locust's run time starts: on a busy machine a
+    short run was spent connecting and reported no operation at all. (A distributed worker
+    learns its target only at the run's start, so it still connects with its first user.)"""
+    if isinstance(environment.runner, LocalRunner):
+        TemporalBridge.get()
 
 
 def _ident(kind: str) -> str:

@@ -17,13 +17,15 @@ from app.loadtest.settings import RunSettings
 
 
 class Gate(BaseModel):
-    """One SLO gate: what was measured against its limit."""
+    """One gate: what was measured against its limit. SLO gates judge the load; accounting
+    gates judge whether the server's count is explained (a capacity run keeps only those)."""
 
     name: str
     limit: float
     measured: float | None
     passed: bool
     detail: str
+    kind: Literal["slo", "accounting"] = "slo"
 
 
 class Comparison(BaseModel):
@@ -32,7 +34,7 @@ class Comparison(BaseModel):
     action_type: str
     server: int
     expected: int | None
-    source: Literal["history", "client", "server only"]
+    source: Literal["history", "client", "server only", "unexplained"]
     diff_pct: float | None
     flagged: bool
 

@@ -36,6 +36,12 @@ def roots_file(out_dir: Path) -> Path:
     return out_dir / f"roots-{process_tag()}.txt"
 
 
+def shape_start_file(out_dir: Path) -> Path:
+    """Where the process that runs a capacity shape records when its clock started (epoch
+    seconds): the master's own directory, so it never travels."""
+    return out_dir / "shape-start.txt"
+
+
 def own_files(out_dir: Path) -> dict[str, str]:
     """This process's files, by name, for sending to the master."""
     paths = (harness_file(out_dir), roots_file(out_dir))

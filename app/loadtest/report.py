@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.table import Table
 
-from app.loadtest.models import ActionRate, Gate, HistoryRow, RunReport, StatsRow
+from app.loadtest.models import ActionRate, Comparison, Gate, HistoryRow, RunReport, StatsRow
 
 
 def _num(value: str | None) -> float | None:
@@ -83,24 +83,28 @@ def slo_gates(
     p95_ms: float,
     failure_ratio: float,
 ) -> list[Gate]:
-    """p95 of every business operation and the failure ratio across them, against the SLOs.
+    """Per business operation: it succeeded at least once, and its p95 against the SLO; then
+    the failure ratio across them.
 
-    A run with no business operation at all fails: there is nothing to vouch for.
+    An operation that never succeeded fails its gate whatever the failure SLO allows: a run
+    whose operations all failed (or never ran) has nothing to vouch for.
     """
-    ops = set(operations)
-    rows = [r for r in stats if r.name in ops and r.name != "Aggregated"]
-    requests = sum(r.requests for r in rows)
-    failures = sum(r.failures for r in rows)
-    gates = [
-        Gate(
-            name="operations completed",
-            limit=1,
-            measured=float(requests - failures),
-            passed=requests - failures >= 1,
-            detail=f"{requests - failures} successful of {requests}",
+    ops = list(dict.fromkeys(operations))
+    by_name = {r.name: r for r in stats if r.name in ops and r.name != "Aggregated"}
+    gates = []
+    for name in ops:
+        row = by_name.get(name)
+        requests, failures = (row.requests, row.failures) if row else (0, 0)
+        gates.append(
+            Gate(
+                name=f"{name} completed",
+                limit=1,
+                measured=float(requests - failures),
+                passed=requests - failures >= 1,
+                detail=f"{requests - failures} successful of {requests}",
+            )
         )
-    ]
-    for row in rows:
+    for row in by_name.values():
         p95 = row.p95_ms
         gates.append(
             Gate(
@@ -111,17 +115,47 @@ def slo_gates(
                 detail=f"p95 {p95} ms against {p95_ms} ms",
             )
         )
+    requests = sum(r.requests for r in by_name.values())
+    failures = sum(r.failures for r in by_name.values())
     ratio = failures / requests if requests else 1.0
     gates.append(
         Gate(
             name="failure ratio",
             limit=failure_ratio,
             measured=ratio,
-            passed=ratio <= failure_ratio,
+            passed=ratio <= failure_ratio and ratio < 1.0,
             detail=f"{failures} failed of {requests}",
         )
     )
     return gates
+
+
+def accounting_gates(rows: Sequence[Comparison], tolerance_pct: float) -> list[Gate]:
+    """The server's count against what explains it: every counted type explained, and every
+    compared type within the tolerance. No rows (no metrics URL): no accounting, no gates."""
+    if not rows:
+        return []
+    unexplained = [r.action_type for r in rows if r.flagged and r.expected is None]
+    apart = [r for r in rows if r.flagged and r.expected is not None]
+    worst = max((r.diff_pct or 0.0 for r in apart), default=0.0)
+    return [
+        Gate(
+            name="server-counted types explained",
+            limit=0,
+            measured=float(len(unexplained)),
+            passed=not unexplained,
+            detail=f"unexplained: {', '.join(unexplained)}" if unexplained else "all explained",
+            kind="accounting",
+        ),
+        Gate(
+            name=f"server vs histories within {tolerance_pct:g}%",
+            limit=tolerance_pct,
+            measured=worst,
+            passed=not apart,
+            detail=", ".join(f"{r.action_type} {r.diff_pct}%" for r in apart) or "all within",
+            kind="accounting",
+        ),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from app.loadtest.models import (
     RunReport,
     Summary,
 )
-from app.loadtest.process_files import HARNESS_GLOB, read_roots
+from app.loadtest.process_files import HARNESS_GLOB, read_roots, shape_start_file
 from app.loadtest.settings import HANDOFF_VAR, Handoff, RunSettings, StepShape
 from app.platform.actions import ActionReader, delta
 from app.platform.client import connect
@@ -179,13 +179,23 @@ def _locust_env(target: Target, s: RunSettings) -> dict[str, str]:
     return env
 
 
-def _operations_in_window(
-    history: Sequence[HistoryRow], names: Sequence[str], seconds: float
-) -> int:
-    """Successful operations Locust had counted by `seconds` after its first stats row."""
+def load_start(out: Path, history: Sequence[HistoryRow], fallback: float) -> float:
+    """When the load began: the time a capacity shape recorded for its clock, else Locust's
+    first stats row with users running. Its stats rows start earlier: a master writes them
+    while it waits for its workers, which on a busy machine takes longer than a step."""
+    recorded = shape_start_file(out)
+    if recorded.exists():
+        return float(recorded.read_text())
+    running = [h.t for h in history if h.users > 0]
+    if running:
+        return running[0]
+    return history[0].t if history else fallback
+
+
+def _operations_in_window(history: Sequence[HistoryRow], names: Sequence[str], end: float) -> int:
+    """Successful operations Locust had counted by `end`."""
     if not history:
         return 0
-    end = history[0].t + seconds
     total = 0
     for name in names:
         rows = [h for h in history if h.name == name and h.t <= end]
@@ -278,14 +288,15 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     history = report.read_history(prefix)
     gates = report.slo_gates(
         stats, sc.operations, p95_ms=s.slo_p95_ms, failure_ratio=s.slo_failure_ratio
-    )
+    ) + report.accounting_gates(comparison, s.tolerance_pct)
     rates = report.action_rates(series)
     # Rates are over the load window: the -t run time for a fixed run (Locust's start-up and
     # shut-down are not load), the whole subprocess for web and stepped runs.
     duration = ended - started if (s.web or s.load.shape) else s.duration
     op_rows = [r for r in stats if r.name in sc.operations]
     ops = sum(r.requests - r.failures for r in op_rows)
-    in_window = _operations_in_window(history, sc.operations, duration) if not s.web else ops
+    t0 = load_start(out, history, started)
+    in_window = _operations_in_window(history, sc.operations, t0 + duration) if not s.web else ops
     requests = sum(r.requests for r in op_rows)
     failures = sum(r.failures for r in op_rows)
     total_actions = sum(server.values())
@@ -342,8 +353,7 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
     )
     if s.load.shape is not None:
         # The shape's clock starts with Locust's test, after its start-up (and, for a master,
-        # after its workers connected): its first stats row, not the subprocess start.
-        t0 = history[0].t if history else started
+        # after its workers connected), not with the subprocess or its first stats row.
         result.capacity = capacity_steps(s.load.shape, t0, history, rates, sc.operations, s)
     result.write()
     Path(result.files.html).write_text(report.render_html(result, history))

@@ -145,8 +145,9 @@ class RunSettings(BaseModel):
     spawn_rate: float = 10.0
     duration: float = 30.0
     out_dir: Path = Path("loadtest-reports")
-    slo_p95_ms: float = 2000.0
-    slo_failure_ratio: float = 0.01
+    slo_p95_ms: float = Field(default=2000.0, gt=0)
+    # Below 1: a run whose operations all failed must fail its gate, whatever the SLO.
+    slo_failure_ratio: float = Field(default=0.01, ge=0, lt=1)
     processes: int = 1
     # What the Locust processes get (run_tag and out are set per run by the runner).
     load: LoadSettings = Field(default_factory=LoadSettings)

@@ -15,7 +15,14 @@ from temporalio.api.history.v1 import (
     WorkflowExecutionStartedEventAttributes,
 )
 
-from app.loadtest.accounting import VIA_SIGNAL_WITH_START, compare, tally_history
+from app.loadtest.accounting import (
+    CHILD_EXTRA,
+    VIA_SIGNAL_WITH_START,
+    compare,
+    problems,
+    tally_history,
+)
+from app.loadtest.report import accounting_gates
 
 
 def _started(**attrs: object) -> HistoryEvent:
@@ -81,9 +88,11 @@ def test_continued_and_child_runs_are_billed_elsewhere() -> None:
         _event(EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED),
         _event(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW),
     ]
+    # A child start is billed twice: the command and its _Extra.
     assert tally_history(parent) == {
         "grpc_StartWorkflowExecution": 1,
         "command_StartChildWorkflowExecution": 1,
+        CHILD_EXTRA: 1,
         "command_ContinueAsNewWorkflowExecution": 1,
     }
 
@@ -145,3 +154,34 @@ def test_compare_flags_more_than_two_percent_and_lists_server_only_types() -> No
     assert rows["grpc_RecordActivityTaskHeartbeat"].expected is None
     assert rows["grpc_QueryWorkflow"].source == "client"
     assert rows["grpc_QueryWorkflow"].diff_pct == 0
+
+
+def test_a_type_nothing_explains_is_flagged_and_fails_its_gate() -> None:
+    server = {
+        "grpc_StartWorkflowExecution": 10,
+        "grpc_RecordActivityTaskHeartbeat": 3,  # known: heartbeats never reach a history
+        "grpc_ResetWorkflowExecution": 1,  # injected: nothing in the run explains it
+    }
+    history = {"grpc_StartWorkflowExecution": 10}
+    rows = {r.action_type: r for r in compare(server, history, {})}
+    assert not rows["grpc_RecordActivityTaskHeartbeat"].flagged
+    reset = rows["grpc_ResetWorkflowExecution"]
+    assert (reset.source, reset.expected, reset.flagged) == ("unexplained", None, True)
+    gates = {g.name: g for g in accounting_gates(list(rows.values()), 2.0)}
+    explained = gates["server-counted types explained"]
+    assert not explained.passed
+    assert explained.detail == "unexplained: grpc_ResetWorkflowExecution"
+    assert gates["server vs histories within 2%"].passed
+    (line,) = problems(rows.values())
+    assert line.startswith("grpc_ResetWorkflowExecution: the server counted 1")
+
+
+def test_accounting_gates_pass_when_all_is_explained_and_fail_on_a_gap() -> None:
+    server = {"grpc_StartWorkflowExecution": 10, "command_ScheduleActivityTask": 13}
+    history = {"grpc_StartWorkflowExecution": 10, "command_ScheduleActivityTask": 10}
+    gates = accounting_gates(compare(server, history, {}), 2.0)
+    assert [(g.name, g.passed, g.kind) for g in gates] == [
+        ("server-counted types explained", True, "accounting"),
+        ("server vs histories within 2%", False, "accounting"),
+    ]
+    assert accounting_gates([], 2.0) == []  # no metrics URL: nothing to judge

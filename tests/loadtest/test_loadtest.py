@@ -57,7 +57,10 @@ def _check_accounting(result: RunReport) -> None:
         assert row.diff_pct is not None and row.diff_pct <= 2.0, f"disagree: {row}"
     assert not result.summary.accounting_flags
     # Every billable type the server counted for this namespace is one histories explain or
-    # the harness counted, except types only the server can see.
+    # the harness counted, except types only the server can see; the gates say so too.
+    assert not [r for r in result.accounting if r.source == "unexplained"], result.accounting
+    accounting = [g for g in result.gates if g.kind == "accounting"]
+    assert [g.passed for g in accounting] == [True, True], accounting
     assert result.histories.runs > 0
 
 
@@ -74,12 +77,15 @@ async def test_scenario_runs_and_accounts_within_two_percent(
         out_dir=tmp_path,
         load=LoadSettings(entities=4, burst=4),
         slo_p95_ms=120_000,
-        slo_failure_ratio=1.0,
     )
     result = await run_load(target, settings)
     _check_report_files(result)
     _check_accounting(result)
     assert result.summary.operations > 0
+    # The default failure SLO (1%) holds, and every business operation succeeded.
+    assert result.passed, [g for g in result.gates if not g.passed]
+    for op in scenarios.get(name).operations:
+        assert result.harness.operations[op].failed == 0, result.harness.operations
     assert (result.settings.load.entities, result.settings.load.burst) == (4, 4)
     server = result.server_actions
     if name == "start_and_complete":
@@ -97,6 +103,14 @@ async def test_scenario_runs_and_accounts_within_two_percent(
         assert server["grpc_StartWorkflowExecution"] == ops.succeeded
         assert server["command_StartChildWorkflowExecution"] == invoices
         assert server["grpc_SignalWithStartWorkflowExecution"] == invoices
+        # The README's "25 actions per file" at the default file (3 invoices of 2 groups),
+        # from the server's counter and from the histories alike.
+        defaults = LoadSettings()
+        assert (defaults.parcel_invoices, defaults.parcel_groups) == (3, 2)
+        assert result.settings.load.parcel_invoices == defaults.parcel_invoices
+        assert result.settings.load.parcel_groups == defaults.parcel_groups
+        assert sum(server.values()) == 25 * ops.succeeded, server
+        assert sum(result.history_actions.values()) == 25 * ops.succeeded, result.history_actions
     if name == "mixed":
         assert result.harness.operations["parcel_ingest"].succeeded > 0
         queries = result.harness.queries_succeeded
@@ -117,7 +131,6 @@ async def test_one_process_holds_100_calls_in_flight_on_one_connect(
         duration=6,
         out_dir=tmp_path,
         slo_p95_ms=120_000,
-        slo_failure_ratio=1.0,
     )
     result = await run_load(target, settings)
     harness = result.harness
@@ -133,9 +146,7 @@ def test_slo_gate_sets_the_exit_code(lt_cluster: ClusterRecord, tmp_path: Path) 
     impossible = _haul("loadtest", "run", *common, "--slo-p95-ms", "0.001")
     assert impossible.returncode == 1, impossible.stdout + impossible.stderr
     assert "FAIL p95 start_and_complete" in impossible.stdout
-    generous = _haul(
-        "loadtest", "run", *common, "--slo-p95-ms", "600000", "--slo-failure-ratio", "1"
-    )
+    generous = _haul("loadtest", "run", *common, "--slo-p95-ms", "600000")
     assert generous.returncode == 0, generous.stdout + generous.stderr
 
 
@@ -167,36 +178,44 @@ def test_ceiling_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> None
     assert acts["grpc_StartWorkflowExecution"] >= only.ceiling.workflows
 
 
+def _capacity(cluster: str, out: Path, p95_ms: str) -> subprocess.CompletedProcess[str]:
+    steps = ["--start-users", "2", "--step-users", "2", "--steps", "2", "--step-duration", "5s"]
+    return _haul(
+        "loadtest", "capacity", *steps, "--target", cluster, "--out", str(out),
+        "--slo-p95-ms", p95_ms,
+    )  # fmt: skip
+
+
 def test_capacity_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> None:
-    done = _haul(
-        "loadtest",
-        "capacity",
-        "--start-users",
-        "2",
-        "--step-users",
-        "2",
-        "--steps",
-        "2",
-        "--step-duration",
-        "5s",
-        "--target",
-        lt_cluster.name,
-        "--out",
-        str(tmp_path),
-        "--slo-p95-ms",
-        "600000",
-        "--slo-failure-ratio",
-        "1",
-    )
+    done = _capacity(lt_cluster.name, tmp_path, "600000")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "highest sustained within SLOs" in done.stdout
     report = RunReport.read(next(tmp_path.glob("*/report.json")))
     assert report.capacity is not None
     steps = report.capacity.steps
     assert [s.users for s in steps] == [2, 4]
-    assert report.capacity.max_sustained_actions_per_s == max(
-        s.actions_per_s for s in steps if s.within_slo
-    )
+    # The default failure SLO (1%) and a p95 no dev run reaches: every step holds.
+    assert all(s.within_slo and s.operations > 0 for s in steps), steps
+    assert report.capacity.breaking_step is None
+    assert report.capacity.max_sustained_actions_per_s == max(s.actions_per_s for s in steps)
+
+
+def test_capacity_stops_at_the_step_that_breaks_its_slo(
+    lt_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    """No operation finishes in a microsecond: the first step breaks the p95 SLO, so it is the
+    limit, the later step is never the capacity, and with no step held the command fails."""
+    done = _capacity(lt_cluster.name, tmp_path, "0.001")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "broke at step 1 (2 users): the limit" in done.stdout
+    assert "capacity: no step held the SLOs" in done.stdout + done.stderr
+    report = RunReport.read(next(tmp_path.glob("*/report.json")))
+    assert report.capacity is not None
+    first = report.capacity.steps[0]
+    assert first.operations > 0 and not first.within_slo
+    assert report.capacity.breaking_step == first
+    assert report.capacity.best_step is None
+    assert report.capacity.max_sustained_actions_per_s == 0.0
 
 
 def _free_port() -> int:
@@ -253,7 +272,7 @@ async def test_distributed_run_counts_every_worker(
             scenario = "start_and_complete" if label == "capacity" else label
             run = ["loadtest", *command, "--scenario", scenario, "--expect-workers", "2"]
             run += ["--master-bind-port", str(port), "--out", str(tmp_path / label)]
-            run += ["--slo-p95-ms", "120000", "--slo-failure-ratio", "1", "--no-worker"]
+            run += ["--slo-p95-ms", "120000", "--no-worker"]
             done = _haul(*run, env=master_env)
             assert done.returncode == 0, done.stdout + done.stderr
             (report_json,) = (tmp_path / label).glob("*/report.json")

@@ -39,13 +39,21 @@ def test_the_locust_process_reads_back_what_the_parent_wrote(
     assert LoadSettings() == sent
 
 
-def test_a_refused_value_is_a_usage_error() -> None:
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--entities", "0"], "entities: Input should be greater than or equal to 1"),
+        # A failure SLO of 1 would let a run whose operations all failed pass.
+        (["--slo-failure-ratio", "1"], "slo_failure_ratio: Input should be less than 1"),
+    ],
+)
+def test_a_refused_value_is_a_usage_error(option: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "app", "loadtest", "run", "--entities", "0", "--target", "x"],
+        [sys.executable, "-m", "app", "loadtest", "run", *option, "--target", "x"],
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "entities: Input should be greater than or equal to 1" in done.stderr
+    assert message in done.stderr
