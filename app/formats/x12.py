@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from app.formats.invoice import EmptyFileError, ParcelInputError
+from app.formats.invoice import EmptyFileError, ParcelInputError, control_character
 
 CHUNK_SIZE = 1 << 16
 MAX_SEGMENT = 1 << 20  # no real segment comes near this; keeps memory bounded on bad input
@@ -494,6 +494,17 @@ class X12Reader:
     def _segments(self) -> Iterator[Segment]:
         return self._iter
 
+    def _check_text(self, seg: Segment) -> None:
+        """An envelope segment holds no control character (a separator aside)."""
+        found = segment_control_character(seg, self.delimiters)
+        if found is not None:
+            raise X12SyntaxError(
+                f"{seg.tag} at segment {seg.position} holds the control character {found!r}; "
+                "the file is corrupt, ask its sender for a clean copy",
+                segment=seg.tag,
+                position=seg.position,
+            )
+
     def _mismatch(self, seg: Segment, message: str) -> None:
         if self.strict_envelope:
             raise X12EnvelopeError(message, segment=seg.tag, position=seg.position)
@@ -501,7 +512,7 @@ class X12Reader:
 
     def _check_se(self, ts: TransactionSet, se: Segment, count: int) -> None:
         declared = se[1].strip()
-        if declared != str(count) and not (declared.isdigit() and int(declared) == count):
+        if _num(declared) != count:
             self._mismatch(
                 se,
                 f"SE at segment {se.position}: SE01 says {declared!r} segments, but the "
@@ -523,6 +534,8 @@ class X12Reader:
         seg: Segment | None = None
         for seg in self._iter:
             tag = seg.tag
+            if tag in _ENVELOPE_TAGS:
+                self._check_text(seg)
             if tag == "ISA":
                 if interchange is not None:
                     raise X12EnvelopeError(
@@ -666,6 +679,18 @@ class X12Reader:
             )
 
 
+_ENVELOPE_TAGS = frozenset({"ISA", "GS", "ST", "SE", "GE", "IEA"})
+
+
+def segment_control_character(seg: Segment, delimiters: Delimiters | None) -> str | None:
+    """The first control character in a segment's elements, separators of the file aside."""
+    allowed = "".join(d for d in (delimiters.sub_element, delimiters.repetition or "")
+                      ) if delimiters else ""
+    return control_character("".join(seg.elements), allowed)
+
+
 def _num(raw: str) -> int | None:
+    """A count element (X12 type N0, at most 10 ASCII digits), or None when it is not one:
+    ``isdigit`` alone lets in '²' and numbers too long for ``int``."""
     text = raw.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
