@@ -51,7 +51,6 @@ from app.formats.invoice import (
     parse_optional_decimal,
 )
 from app.formats.x12 import (
-    Delimiters,
     Segment,
     Source,
     TransactionSet,
@@ -91,7 +90,7 @@ class Edi210Parser:
 
     def events(self) -> Iterator[InvoiceEvent]:
         for index, ts in enumerate(self.reader.transaction_sets()):
-            mapper = _InvoiceMapper(ts, index, self.limits, self.reader.delimiters)
+            mapper = _InvoiceMapper(ts, index, self.limits, self.reader)
             try:
                 yield from mapper.run()
             except InvoiceError as error:
@@ -102,11 +101,11 @@ class Edi210Parser:
 
 class _InvoiceMapper:
     def __init__(self, ts: TransactionSet, index: int, limits: ParseLimits,
-                 delimiters: Delimiters | None) -> None:
+                 reader: X12Reader) -> None:
         self.ts = ts
         self.index = index
         self.limits = limits
-        self.delimiters = delimiters
+        self.reader = reader
         self.invoice_number: str | None = None
         self.header: InvoiceHeader | None = None
         self.fields: dict[str, Any] = {}
@@ -191,9 +190,11 @@ class _InvoiceMapper:
                 "invoice; send 210 transaction sets only",
                 segment="ST", position=ts.position,
             )
+        limit, reader = self.limits.max_rows_per_invoice, self.reader
         for count, seg in enumerate(ts.segments(), start=1):
             tag = seg.tag
-            self._check_segment(seg, count)
+            if count > limit or reader.control_seen:
+                self._check_segment(seg, count)
             if tag == "LX":
                 if self.header is None:
                     yield self._start(seg)
@@ -259,7 +260,7 @@ class _InvoiceMapper:
 
     def _check_segment(self, seg: Segment, count: int) -> None:
         """Refuse control characters, and more segments than an invoice may hold."""
-        found = segment_control_character(seg, self.delimiters)
+        found = segment_control_character(seg, self.reader.delimiters)
         if found is not None:
             raise self._structure(seg, f"{seg.tag} at segment {seg.position}"
                                        f"{self._invoice_phrase()} holds the control character "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from app.formats.csv_parse import RowCounts, csv_parser
 from app.formats.detect import HEAD_SIZE, FileFormat, detect_format
@@ -37,8 +37,15 @@ from app.formats.x12 import (
     X12SyntaxError,
 )
 
+
+class Readable(Protocol):
+    """Anything with a binary ``read``: a file, an S3 body, a wrapper that reports progress."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 # a path (str or Path), the file's bytes, or a binary stream such as an S3 body
-FileSource = str | Path | bytes | IO[bytes]
+FileSource = str | Path | bytes | IO[bytes] | Readable
 
 
 class FileEvents(Iterator[InvoiceEvent]):
@@ -98,7 +105,7 @@ def _head_and_chunks(source: FileSource) -> tuple[bytes, Iterable[bytes]]:
     return head, itertools.chain([head], _stream_chunks(source))
 
 
-def _stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+def _stream_chunks(stream: IO[bytes] | Readable) -> Iterator[bytes]:
     return iter(lambda: stream.read(HEAD_SIZE), b"")
 
 

@@ -14,6 +14,7 @@ temporalio.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -145,16 +146,19 @@ MAX_WEIGHT = Decimal("1e9")
 MAX_RATE = Decimal("1e10")
 _CENT = Decimal("0.01")
 # C0 controls but tab, and DEL: no carrier value holds them, and Postgres refuses NUL outright
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROLS = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F))
 _CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+@functools.lru_cache(maxsize=64)
+def _control_pattern(allowed: str) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in _CONTROLS if c not in allowed) + "]")
 
 
 def control_character(text: str, allowed: str = "") -> str | None:
     """The first control character in ``text`` (``allowed`` ones aside), or None."""
-    for match in _CONTROL.finditer(text):
-        if match.group() not in allowed:
-            return match.group()
-    return None
+    match = _control_pattern(allowed).search(text)
+    return match.group() if match else None
 
 
 def check_amount(
@@ -518,21 +522,28 @@ class SummaryBuilder:
 
     def add(self, group: ChargeGroup) -> None:
         self.group_count += 1
+        group_total = Decimal("0.00")
         for charge in group.charges:
             self.charge_count += 1
-            self.charges_total += charge.amount
+            group_total += charge.amount
             if charge.needs_review:
                 self.needs_review_count += 1
-        for total, what in ((group.total, f"charge group {group.sequence} ({group.key!r})"),
-                            (self.charges_total, "the invoice's charges")):
-            if total.copy_abs() >= MAX_TOTAL:
-                raise InvalidAmountError(
-                    f"{what} of invoice {self.header.invoice_number!r} sum to {total}, beyond "
-                    f"the {MAX_TOTAL:,.0f} a total may reach; the file is corrupt or hostile",
-                    invoice_number=self.header.invoice_number,
-                    segment="L1" if self.header.source_format is SourceFormat.EDI210 else None,
-                    position=group.charges[-1].position if group.charges else None,
-                )
+        self.charges_total += group_total
+        if group_total.copy_abs() >= MAX_TOTAL or self.charges_total.copy_abs() >= MAX_TOTAL:
+            self._too_large(group, group_total)
+
+    def _too_large(self, group: ChargeGroup, group_total: Decimal) -> None:
+        """A total the database cannot hold: numeric(16, 2), like every amount summed."""
+        big = group_total.copy_abs() >= MAX_TOTAL
+        what = f"charge group {group.sequence} ({group.key!r})" if big else "the charges"
+        raise InvalidAmountError(
+            f"{what} of invoice {self.header.invoice_number!r} sum to "
+            f"{group_total if big else self.charges_total}, beyond the {MAX_TOTAL:,.0f} a total "
+            "may reach; the file is corrupt or hostile",
+            invoice_number=self.header.invoice_number,
+            segment="L1" if self.header.source_format is SourceFormat.EDI210 else None,
+            position=group.charges[-1].position if group.charges else None,
+        )
 
     def build(self, declared_total: Decimal | None = None) -> InvoiceSummary:
         h = self.header

@@ -146,6 +146,9 @@ class SegmentReader:
         self._chunks = iter_text_chunks(source, chunk_size)
         self.delimiters: Delimiters | None = None
         self.count = 0  # segments emitted so far
+        # a control character (separators aside) was seen: from then on segments are checked
+        # one by one; one scan per chunk keeps clean files at full speed
+        self.control_seen = False
 
     def __iter__(self) -> Iterator[Segment]:
         isa, rest = self._read_isa()
@@ -155,6 +158,8 @@ class SegmentReader:
         term = self.delimiters.segment
         elem = self.delimiters.element
         newline_mode = term == "\n"
+        separators = "".join((elem, self.delimiters.sub_element, term,
+                              self.delimiters.repetition or ""))
         pending = ""
         first = True
         while True:
@@ -165,6 +170,8 @@ class SegmentReader:
                 if nxt is None:
                     break
                 text = nxt
+            if not self.control_seen and control_character(text, separators + "\r\n"):
+                self.control_seen = True
             if newline_mode:
                 text = text.replace("\r", "\n")
             elif "\r" in text or "\n" in text:
@@ -487,6 +494,11 @@ class X12Reader:
         return self._tokens.delimiters
 
     @property
+    def control_seen(self) -> bool:
+        """A control character has been read: segments must be checked one by one."""
+        return self._tokens.control_seen
+
+    @property
     def last_position(self) -> int:
         return self._tokens.count
 
@@ -534,7 +546,7 @@ class X12Reader:
         seg: Segment | None = None
         for seg in self._iter:
             tag = seg.tag
-            if tag in _ENVELOPE_TAGS:
+            if tag in _ENVELOPE_TAGS and self._tokens.control_seen:
                 self._check_text(seg)
             if tag == "ISA":
                 if interchange is not None:
