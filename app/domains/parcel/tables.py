@@ -60,6 +60,14 @@ def upsert_file(
     )
 
 
+def file_name(conn: psycopg.Connection[Any], content_hash: str) -> str:
+    """The name a file was submitted under ('' when it has none)."""
+    row = conn.execute(
+        "select file_name from parcel_files where content_hash = %s", (content_hash,)
+    ).fetchone()
+    return str(row[0]) if row else ""
+
+
 def record_invoice_failure(
     conn: psycopg.Connection[Any], content_hash: str, failure: InvoiceFailure
 ) -> None:
