@@ -155,6 +155,11 @@ def _control_pattern(allowed: str) -> re.Pattern[str]:
     return re.compile("[" + "".join(re.escape(c) for c in _CONTROLS if c not in allowed) + "]")
 
 
+def _shown(raw: str, room: int = 40) -> str:
+    """A value for an error message: quoted, and cut short when a hostile file made it huge."""
+    return repr(raw) if len(raw) <= room else f"{raw[:room]!r}... ({len(raw):,} characters)"
+
+
 def control_character(text: str, allowed: str = "") -> str | None:
     """The first control character in ``text`` (``allowed`` ones aside), or None."""
     match = _control_pattern(allowed).search(text)
@@ -181,9 +186,8 @@ def check_amount(
     elif value != value.quantize(_CENT):
         problem = "more precise than a cent (at most 2 decimal places)"
     if problem is not None:
-        shown = raw if len(raw) <= 40 else f"{raw[:40]}... ({len(raw)} characters)"
         raise InvalidAmountError(
-            f"{what} is {shown!r}, which is {problem}; fix the amount in the file and send it "
+            f"{what} is {_shown(raw)}, which is {problem}; fix the amount in the file and send it "
             "again",
             invoice_number=invoice_number,
             segment=segment,
@@ -206,10 +210,9 @@ def parse_currency(
     if not text:
         return "USD"
     if _CURRENCY.fullmatch(text) is None:
-        shown = text if len(text) <= 20 else f"{text[:20]}..."
         raise InvoiceStructureError(
-            f"{what} is {shown!r}, which is not a currency code (three capital letters such as "
-            "USD); fix the currency in the file and send it again",
+            f"{what} is {_shown(text)}, which is not a currency code (three capital letters "
+            "such as USD); fix the currency in the file and send it again",
             invoice_number=invoice_number,
             segment=segment,
             position=position,
@@ -257,10 +260,9 @@ def parse_decimal(
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite():
-        shown = raw if len(raw) <= 40 else f"{raw[:40]}... ({len(raw)} characters)"
         raise InvalidAmountError(
-            f"{what} is {shown!r}, which is not a number; fix the value in the file and send it "
-            "again",
+            f"{what} is {_shown(raw)}, which is not a number; fix the value in the file and "
+            "send it again",
             invoice_number=invoice_number,
             segment=segment,
             position=position,
