@@ -404,9 +404,16 @@ class ParcelActivities:
             )
         return queued
 
+    def _index_of(self, content_hash: str) -> IndexResult | None:
+        """The file's index, when it was indexed (a rejected file may not have been)."""
+        key = index_blob_key(content_hash)
+        return IndexResult.model_validate_json(self.blobs.get(key)) if self.blobs.exists(key) \
+            else None
+
     @activity_method
     def finish_ingest(self, input: FinishInput) -> IngestSummary:
         """Read the file's totals back from Postgres and close its idempotency row."""
+        index = self._index_of(input.content_hash)
         with self.db.connect() as conn:
             totals = tables.file_totals(conn, input.content_hash)
             summary = IngestSummary(
@@ -425,6 +432,9 @@ class ParcelActivities:
                 failure_reasons=input.failures,
                 envelope_issues=totals["envelope_issues"],
                 error=input.error,
+                rows_read=index.rows_read if index else 0,
+                rows_in_invoices=index.rows_in_invoices if index else 0,
+                rows_refused=index.rows_refused if index else 0,
             )
             tables.finish_ingestion(
                 conn,

@@ -162,6 +162,10 @@ class IngestSummary(BaseModel):
     failure_reasons: list[ChildFailure] = Field(default_factory=list)
     envelope_issues: list[str] = Field(default_factory=list)
     error: str = ""
+    # a CSV file's rows, from its index: read == in invoices + refused
+    rows_read: int = 0
+    rows_in_invoices: int = 0
+    rows_refused: int = 0
 
 
 class FinishInput(BaseModel):

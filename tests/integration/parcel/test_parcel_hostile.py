@@ -22,6 +22,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from app.core.blobstore import LocalBlobStore
 from app.domains.parcel import tables
+from app.formats import csv_layouts as L
 from app.formats.files import parse_file
 from app.formats.generator import Edi210Spec, write_edi210
 from app.formats.invoice import Invoice, collect_invoices
@@ -84,6 +85,41 @@ async def test_values_postgres_refuses_fail_their_invoice_and_are_recorded(
            join parcel_invoice_revisions r on r.id = g.revision_id
            where r.file_hash = %s and r.file_index = 4""", summary.content_hash)
     assert weight == [(None,)]  # a weight too large to store is dropped, the invoice stands
+
+
+def _fedex_with_an_open_quote(path: Path, seed: int) -> int:
+    """Five FedEx invoices of two rows; a quote in the second invoice is never closed.
+    Returns the number of data rows."""
+    names = [*L.FEDEX_COLUMNS.values(), L.FEDEX_CHARGE_DESCRIPTION, L.FEDEX_CHARGE_AMOUNT]
+    lines = [",".join(names)]
+    for invoice in range(5):
+        for row in range(2):
+            values = dict.fromkeys(L.FEDEX_COLUMNS, "")
+            values.update(account_number=f"F{seed}", invoice_date="11/20/2026",
+                          invoice_number=f"9{seed}{invoice}", original_amount_due="24.00",
+                          tracking_id=f"7{seed}{invoice}{row}", transportation_charge="10.00",
+                          net_charge="12.00", currency="USD")
+            fuel = '"Fuel Surcharge' if (invoice, row) == (1, 0) else "Fuel Surcharge"
+            lines.append(",".join([*values.values(), fuel, "2.00"]))
+    path.write_text("\r\n".join(lines) + "\r\n")
+    return len(lines) - 1
+
+
+async def test_an_open_quote_fails_one_invoice_and_every_row_is_counted(
+    client: Client, haul_client: HaulClient, task_queue: str, parcel_env: ParcelEnv,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "quote.csv"
+    rows = _fedex_with_an_open_quote(path, _seed())
+    async with parcel_worker(client, task_queue, parcel_env):
+        summary, _ = await asyncio.wait_for(
+            run_file(haul_client, parcel_env, path, task_queue, carrier="fedex"), timeout=300)
+    assert summary.invoices == 5 and summary.invoices_ok == 4 and summary.failures == 1
+    assert summary.rows_read == rows == summary.rows_in_invoices + summary.rows_refused
+    assert summary.rows_refused == 2
+    [failure] = summary.failure_reasons
+    assert failure.index == 1 and "quote left open" in failure.message
+    assert "row 4" in failure.message and "quote.csv" in failure.message
 
 
 async def test_a_worker_without_the_files_blob_store_fails_the_ingestion_at_once(
