@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
     settings = Settings(database_url=dsn or "postgresql://unused", blob_dir=str(blobs.root))
     acts = ParcelActivities(WorkerContext(settings, client=None))  # type: ignore[arg-type]
     env = ActivityEnvironment()
+    started = time.perf_counter()
     index_input = IndexInput(content_hash=content_hash, workflow_id=f"bench-{case}",
                              file_name=source.name)
     result = (env.run(acts.index_file, index_input) if dsn else
@@ -108,6 +110,7 @@ def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
         "invoices": result.invoice_count,
         "charges": result.charge_count,
         "failures": failures,
+        "seconds": round(time.perf_counter() - started, 2),  # index and normalize, measured
         "self_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
