@@ -5,17 +5,26 @@ into invoices by their natural key (account, invoice number, invoice date), whic
 contiguous in the file, as carriers write them; charge groups are the tracking numbers (UPS) or
 the shipment rows (FedEx). A bad row fails its invoice only: the remaining rows of that invoice
 are skipped and the next invoice is parsed. Column positions come from ``csv_layouts``.
+
+Every line is one row: carrier exports have no multi-line fields, so a quote left open, a
+control character, a row short of its columns or an over-long line refuses that line (and fails
+the invoice it belongs to) instead of reaching into the lines after it. ``RowCounts`` accounts
+for every row: read = in parsed invoices + refused.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from app.formats import csv_layouts as L
 from app.formats.invoice import (
+    MAX_LINE,
     Charge,
     ChargeGroup,
     ChargeGroupParsed,
@@ -26,51 +35,114 @@ from app.formats.invoice import (
     InvoiceFinished,
     InvoiceHeader,
     InvoiceStarted,
+    InvoiceStructureError,
+    ParseLimits,
     Reference,
     SourceFormat,
     SummaryBuilder,
     TotalsMismatchError,
+    control_character,
     failure_from,
+    parse_currency,
     parse_date,
     parse_decimal,
     parse_optional_decimal,
 )
 from app.formats.x12 import Source, iter_text_chunks
 
+_BREAK = re.compile(r"\r\n|\r|\n")
 
-def iter_lines(source: Source | Any) -> Iterator[str]:
-    """Lines (with their endings) from any source ``x12.iter_text_chunks`` accepts; a BOM on
-    the first line is dropped."""
-    pending = ""
+
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line longer than the cap: its text is dropped as it streams past, only its length is
+    kept, so one endless line costs no memory."""
+
+    length: int
+
+
+def iter_lines(source: Source | Any, max_line: int = MAX_LINE
+               ) -> Iterator[str | LongLine]:
+    """Lines without their endings from any source ``x12.iter_text_chunks`` accepts, in one
+    linear pass. Only CR, LF and CRLF end a line (form feed, U+001C or U+2028 are data, which
+    the row checks refuse); a BOM on the first line is dropped; a line over ``max_line``
+    characters comes out as ``LongLine``."""
+    parts: list[str] = []
+    size = 0
     first = True
+    after_cr = False  # the previous chunk ended with CR: a LF starting this one is its pair
     for chunk in iter_text_chunks(source):
         if first and chunk:
             chunk = chunk.lstrip("\ufeff")
             first = False
-        pending += chunk
-        lines = pending.splitlines(keepends=True)
-        pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
-        yield from lines
-    if pending:
-        yield pending
+        start = 1 if after_cr and chunk.startswith("\n") else 0
+        after_cr = chunk.endswith("\r")
+        for match in _BREAK.finditer(chunk, start):
+            size += match.start() - start
+            if size > max_line:
+                yield LongLine(size)
+            else:
+                parts.append(chunk[start:match.start()])
+                yield "".join(parts)
+            parts, size, start = [], 0, match.end()
+        size += len(chunk) - start
+        if size <= max_line:
+            parts.append(chunk[start:])
+        else:
+            parts = []
+    if size > max_line:
+        yield LongLine(size)
+    elif size:
+        yield "".join(parts)
 
 
-def read_csv(source: Source | Any) -> Iterator[list[str]]:
-    """CSV rows, with the csv module's own errors (NUL bytes, oversized fields, a quote left
-    open) turned into ``CsvFormatError``."""
-    reader = csv.reader(iter_lines(source))
-    while True:
+@dataclass(frozen=True, slots=True)
+class RefusedRow:
+    """A line that is not one well-formed row: what could be read of it, and why."""
+
+    cells: list[str]
+    reason: str
+
+
+def read_rows(source: Source | Any, max_line: int = MAX_LINE
+              ) -> Iterator[tuple[int, list[str] | RefusedRow]]:
+    """(line number, cells) for every line that is not blank. Each line is one row: a quote
+    left open, a control character or an over-long line refuses that line only, and never
+    reaches into the lines after it."""
+    for number, line in enumerate(iter_lines(source, max_line), start=1):
+        if isinstance(line, LongLine):
+            yield number, RefusedRow([], f"it is {line.length:,} characters long, over the "
+                                         f"{max_line:,} a line may have (HAUL_PARCEL_MAX_LINE)")
+            continue
+        if not line.strip():
+            continue
+        bad = control_character(line)
+        if bad is not None:
+            yield number, RefusedRow(_lenient(line), f"it holds the control character {bad!r}")
+            continue
         try:
-            row = next(reader)
-        except StopIteration:
-            return
+            yield number, next(csv.reader([line], strict=True))
         except csv.Error as error:
-            raise CsvFormatError(
-                f"line {reader.line_num} cannot be read as CSV ({error}); check that the file "
-                "is the carrier's CSV export and was not cut short",
-                row=reader.line_num,
-            ) from None
-        yield row
+            yield number, RefusedRow(_lenient(line),
+                                     f"it cannot be read as CSV ({error}; a quote left open?)")
+
+
+def _lenient(line: str) -> list[str]:
+    """What a refused line's cells look like, to find its invoice; [] when even that fails."""
+    try:
+        return next(csv.reader([line]))
+    except csv.Error:
+        return []
+
+
+@dataclass
+class RowCounts:
+    """Every data row in or out: ``read == in_invoices + refused`` once the events end."""
+
+    read: int = 0
+    in_invoices: int = 0
+    refused: int = 0
+    issues: list[str] = dataclasses.field(default_factory=list)  # refused rows no invoice could own
 
 
 class _InvoiceState:
@@ -82,6 +154,7 @@ class _InvoiceState:
         self.summary = SummaryBuilder(header)
         self.group: ChargeGroup | None = None
         self.groups = 0
+        self.rows = 0  # rows of this invoice read so far
 
     def flush(self) -> ChargeGroupParsed | None:
         group, self.group = self.group, None
@@ -110,19 +183,26 @@ def _check_invoice_total(state: _InvoiceState, declared_label: str) -> InvoiceFi
 
 
 class _GroupedCsvParser:
-    """Shared loop: contiguous invoice keys, per-invoice failure, one invoice at a time."""
+    """Shared loop: contiguous invoice keys, per-invoice failure, one invoice at a time.
+
+    ``counts`` accounts for every data row: in a parsed invoice, or refused (a row that cannot
+    be read, and every row of an invoice that failed)."""
 
     source_format: SourceFormat
     declared_label: str
 
-    def __init__(self, source: Source | Any, carrier: str) -> None:
+    def __init__(self, source: Source | Any, carrier: str,
+                 limits: ParseLimits | None = None) -> None:
         self.source = source
         self.carrier = L.resolve_carrier(carrier)
+        self.limits = limits or ParseLimits()
+        self.counts = RowCounts()
 
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
+    def rows(self) -> Iterator[tuple[int, list[str] | RefusedRow]]:
         raise NotImplementedError
 
-    def key_of(self, row: list[str], rownum: int) -> tuple[str, str, str]:
+    def key_of(self, row: list[str], rownum: int) -> tuple[str, str, str] | None:
+        """The invoice key, or None when the row is too short to hold it."""
         raise NotImplementedError
 
     def header_of(self, row: list[str], rownum: int, index: int) -> InvoiceHeader:
@@ -137,12 +217,21 @@ class _GroupedCsvParser:
         state: _InvoiceState | None = None
         failed_key: tuple[str, str, str] | None = None
         index = -1
-        any_row = False
+        counts = self.counts
+        orphans: list[str] = []  # refused rows no invoice could own yet
         for rownum, row in self.rows():
-            any_row = True
-            key = self.key_of(row, rownum)
+            counts.read += 1
+            cells = row.cells if isinstance(row, RefusedRow) else row
+            key = self.key_of(cells, rownum)
+            if key is None:  # unreadable: it can only be a row of the invoice being read
+                key = state.key if state is not None else failed_key
+            if key is None:  # before the first invoice: it fails the invoice that follows
+                counts.refused += 1
+                orphans.append(f"row {rownum} was refused: {self._reason(row)}")
+                continue
             if failed_key is not None and key == failed_key:
-                continue  # the rest of an invoice that already failed
+                counts.refused += 1  # the rest of an invoice that already failed
+                continue
             if state is None or key != state.key:
                 if state is not None:
                     yield from self._finish(state)
@@ -159,25 +248,84 @@ class _GroupedCsvParser:
                 failed_key = None
                 index += 1
                 try:
-                    header = self.header_of(row, rownum, index)
+                    self._refuse(row, rownum, key[1])
+                    self._orphans(orphans, key[1], rownum)
+                    header = self.header_of(cells, rownum, index)
                 except InvoiceError as error:
                     failed_key = key
+                    counts.refused += 1
                     yield failure_from(index, error)
                     continue
                 state = _InvoiceState(header, key)
                 yield InvoiceStarted(header)
             try:
-                yield from self.add_row(state, row, rownum)
+                state.rows += 1
+                self._refuse(row, rownum, key[1])
+                yield from self.add_row(state, cells, rownum)
+                self._cap(state, rownum)
             except InvoiceError as error:
                 failed_key = key
+                counts.refused += state.rows
                 yield failure_from(index, error)
                 state = None
         if state is not None:
             yield from self._finish(state)
-        if not any_row:
+        counts.issues.extend(orphans)
+        if counts.read and index < 0:
+            raise CsvFormatError(
+                f"none of the file's {counts.read} data rows could be read ("
+                + "; ".join(counts.issues[:3])
+                + f"); this is not a {self.carrier.name} billing file, or it was damaged",
+                row=1,
+            )
+        if not counts.read:
             raise EmptyFileError(
                 f"the {self.carrier.name} billing file has no data rows; send the file again "
                 "with its contents"
+            )
+
+    @staticmethod
+    def _reason(row: list[str] | RefusedRow) -> str:
+        return row.reason if isinstance(row, RefusedRow) else "it is not a data row"
+
+    @staticmethod
+    def _refuse(row: list[str] | RefusedRow, rownum: int, invoice: str) -> None:
+        """Fail the row's invoice when the row was refused."""
+        if isinstance(row, RefusedRow):
+            raise InvoiceStructureError(
+                f"row {rownum} of invoice {invoice!r} was refused: {row.reason}; the invoice "
+                "is incomplete without it, fix the row and send the file again",
+                invoice_number=invoice, position=rownum,
+            )
+
+    @staticmethod
+    def _orphans(orphans: list[str], invoice: str, rownum: int) -> None:
+        """Fail the first invoice after refused rows that named no invoice: they may be its."""
+        if orphans:
+            reasons = "; ".join(orphans[:3])
+            orphans.clear()
+            raise InvoiceStructureError(
+                f"invoice {invoice!r} (from row {rownum}) may be incomplete: {reasons}; fix the "
+                "rows and send the file again",
+                invoice_number=invoice, position=rownum,
+            )
+
+    def _cap(self, state: _InvoiceState, rownum: int) -> None:
+        limit = self.limits.max_rows_per_invoice
+        if state.rows > limit:
+            raise InvoiceStructureError(
+                f"invoice {state.header.invoice_number!r} has more than {limit:,} rows (row "
+                f"{rownum}); split it, or raise HAUL_PARCEL_MAX_ROWS_PER_INVOICE if such "
+                "invoices are genuine",
+                invoice_number=state.header.invoice_number, position=rownum,
+            )
+        group = state.group
+        if group is not None and len(group.charges) > self.limits.max_charges_per_group:
+            raise InvoiceStructureError(
+                f"charge group {group.key!r} of invoice {state.header.invoice_number!r} has more "
+                f"than {self.limits.max_charges_per_group:,} charges (row {rownum}); raise "
+                "HAUL_PARCEL_MAX_CHARGES_PER_GROUP if such groups are genuine",
+                invoice_number=state.header.invoice_number, position=rownum,
             )
 
     def _finish(self, state: _InvoiceState) -> Iterator[InvoiceEvent]:
@@ -185,9 +333,13 @@ class _GroupedCsvParser:
             flushed = state.flush()
             if flushed:
                 yield flushed
-            yield _check_invoice_total(state, self.declared_label)
+            finished = _check_invoice_total(state, self.declared_label)
         except InvoiceError as error:
+            self.counts.refused += state.rows
             yield failure_from(state.header.index, error)
+            return
+        self.counts.in_invoices += state.rows
+        yield finished
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,31 +347,33 @@ class _GroupedCsvParser:
 # --------------------------------------------------------------------------------------------
 
 
+_UPS_KEY_WIDTH = max(L.UPS_COLUMNS[f] for f in ("account_number", "invoice_number",
+                                               "invoice_date"))
+
+
 class UpsCsvParser(_GroupedCsvParser):
     source_format = SourceFormat.UPS_CSV
     declared_label = "the invoice amount (column 11)"
 
-    def __init__(self, source: Source | Any, carrier: str = "ups") -> None:
-        super().__init__(source, carrier)
+    def __init__(self, source: Source | Any, carrier: str = "ups",
+                 limits: ParseLimits | None = None) -> None:
+        super().__init__(source, carrier, limits)
 
     @staticmethod
     def col(row: list[str], field: str) -> str:
         return row[L.UPS_COLUMNS[field] - 1].strip()
 
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        for rownum, row in enumerate(read_csv(self.source), start=1):
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) < L.UPS_MIN_COLUMNS:
-                raise CsvFormatError(
-                    f"row {rownum} has {len(row)} columns, but UPS billing data rows have "
-                    f"{L.UPS_COLUMN_COUNT} (at least {L.UPS_MIN_COLUMNS} are needed); this is "
-                    "not a UPS billing data file, or it was cut short",
-                    row=rownum,
-                )
+    def rows(self) -> Iterator[tuple[int, list[str] | RefusedRow]]:
+        for rownum, row in read_rows(self.source, self.limits.max_line):
+            if not isinstance(row, RefusedRow) and len(row) < L.UPS_MIN_COLUMNS:
+                row = RefusedRow(row, f"it has {len(row)} columns, but UPS billing data rows "
+                                      f"have {L.UPS_COLUMN_COUNT} (at least "
+                                      f"{L.UPS_MIN_COLUMNS} are needed)")
             yield rownum, row
 
-    def key_of(self, row: list[str], rownum: int) -> tuple[str, str, str]:
+    def key_of(self, row: list[str], rownum: int) -> tuple[str, str, str] | None:
+        if len(row) < _UPS_KEY_WIDTH:
+            return None
         return (self.col(row, "account_number"), self.col(row, "invoice_number"),
                 self.col(row, "invoice_date"))
 
@@ -230,7 +384,9 @@ class UpsCsvParser(_GroupedCsvParser):
             index=index, source_format=self.source_format, carrier=self.carrier.name,
             scac=self.carrier.scac, account=self.col(row, "account_number"),
             invoice_number=number, invoice_date=parse_date(self.col(row, "invoice_date")),
-            currency=self.col(row, "invoice_currency_code") or "USD",
+            currency=parse_currency(self.col(row, "invoice_currency_code"),
+                                    what=f"the currency (column 10) in row {rownum}",
+                                    invoice_number=number, position=rownum),
             net_amount_due=_money(amount, "the invoice amount (column 11)", number, rownum)
             if amount else None,
             references=[Reference(qualifier="invoice_type_code", value=value)
@@ -288,8 +444,9 @@ class FedexCsvParser(_GroupedCsvParser):
     source_format = SourceFormat.FEDEX_CSV
     declared_label = "the original amount due"
 
-    def __init__(self, source: Source | Any, carrier: str = "fedex") -> None:
-        super().__init__(source, carrier)
+    def __init__(self, source: Source | Any, carrier: str = "fedex",
+                 limits: ParseLimits | None = None) -> None:
+        super().__init__(source, carrier, limits)
         self.index: dict[str, int] = {}
         self.pairs: list[tuple[int, int]] = []
 
@@ -317,26 +474,41 @@ class FedexCsvParser(_GroupedCsvParser):
                 row=1,
             )
 
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        reader = read_csv(self.source)
-        header = next(reader, None)
-        if header is None:
+    def rows(self) -> Iterator[tuple[int, list[str] | RefusedRow]]:
+        reader = read_rows(self.source, self.limits.max_line)
+        first = next(reader, None)
+        if first is None:
             raise EmptyFileError("the FedEx billing file is empty; send it again with its "
                                  "contents")
+        rownum, header = first
+        if isinstance(header, RefusedRow):
+            raise CsvFormatError(f"the FedEx header row (line {rownum}) was refused: "
+                                 f"{header.reason}; send the file as FedEx exports it",
+                                 row=rownum)
         self._read_header(header)
-        width = max([*self.index.values(), *(a for _, a in self.pairs)]) + 1
-        for rownum, row in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) < width:
-                row = row + [""] * (width - len(row))
-            yield rownum, row
+        width = max(self.index.values()) + 1
+        for rownum, row in reader:
+            if isinstance(row, RefusedRow):
+                yield rownum, row
+            elif len(row) < width or self._inside_pair(len(row)):
+                yield rownum, RefusedRow(row, f"it has {len(row)} columns, which ends it "
+                                              f"short of the header's {len(header)}: a row must "
+                                              "hold every column up to its last charge pair")
+            else:
+                yield rownum, row
+
+    def _inside_pair(self, length: int) -> bool:
+        """The row ends between a charge description and its amount."""
+        return any(d < length <= a for d, a in self.pairs)
 
     def col(self, row: list[str], field: str) -> str:
         i = self.index.get(field)
         return row[i].strip() if i is not None else ""
 
-    def key_of(self, row: list[str], rownum: int) -> tuple[str, str, str]:
+    def key_of(self, row: list[str], rownum: int) -> tuple[str, str, str] | None:
+        fields = ("account_number", "invoice_number", "invoice_date")
+        if any(self.index.get(f, -1) >= len(row) for f in fields):
+            return None
         return (self.col(row, "account_number"), self.col(row, "invoice_number"),
                 self.col(row, "invoice_date"))
 
@@ -348,7 +520,9 @@ class FedexCsvParser(_GroupedCsvParser):
             index=index, source_format=self.source_format, carrier=self.carrier.name,
             scac=scac, account=self.col(row, "account_number"), invoice_number=number,
             invoice_date=parse_date(self.col(row, "invoice_date")),
-            currency=self.col(row, "currency") or "USD",
+            currency=parse_currency(self.col(row, "currency"),
+                                    what=f"the currency in row {rownum}",
+                                    invoice_number=number, position=rownum),
             net_amount_due=_money(due, "the original amount due", number, rownum) if due else None,
             payment_method=self.col(row, "payor"), position=rownum,
         )
@@ -373,6 +547,8 @@ class FedexCsvParser(_GroupedCsvParser):
         group.charges.append(self._charge("Transportation Charge", transport, rownum,
                                           L.FEDEX_TRANSPORTATION_CODE))
         for d, a in self.pairs:
+            if a >= len(row):
+                break  # the row carries no more charge pairs
             description, raw = row[d].strip(), row[a].strip()
             if not description and not raw:
                 continue
@@ -402,14 +578,21 @@ class FedexCsvParser(_GroupedCsvParser):
                       review_reason=reason, position=rownum)
 
 
-def iter_csv_events(source: Source | Any, carrier: str) -> Iterator[InvoiceEvent]:
-    """Invoice events of a carrier CSV file; ``carrier`` picks the layout (ups or fedex)."""
+def csv_parser(source: Source | Any, carrier: str,
+               limits: ParseLimits | None = None) -> _GroupedCsvParser:
+    """The parser of a carrier's CSV layout; ``carrier`` picks it (ups or fedex)."""
     info = L.resolve_carrier(carrier)
     if info.csv_layout == "ups":
-        return UpsCsvParser(source, info.name).events()
+        return UpsCsvParser(source, info.name, limits)
     if info.csv_layout == "fedex":
-        return FedexCsvParser(source, info.name).events()
+        return FedexCsvParser(source, info.name, limits)
     raise CsvFormatError(
         f"haul has no CSV layout for carrier {info.name!r}; it reads {info.name} files as EDI "
         "only"
     )
+
+
+def iter_csv_events(source: Source | Any, carrier: str,
+                    limits: ParseLimits | None = None) -> Iterator[InvoiceEvent]:
+    """Invoice events of a carrier CSV file; ``carrier`` picks the layout (ups or fedex)."""
+    return csv_parser(source, carrier, limits).events()

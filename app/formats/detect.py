@@ -9,6 +9,7 @@ parser of the format found here.
 from __future__ import annotations
 
 import csv
+import re
 from enum import StrEnum
 
 from app.formats import csv_layouts as L
@@ -54,7 +55,7 @@ def detect_format(head: str | bytes, *, carrier: str | None = None) -> FileForma
         )
     if "\x00" in body[:4096]:
         raise UnrecognizedFormatError("the file is binary, neither X12 EDI nor a carrier CSV")
-    first_line = body.splitlines()[0] if body.splitlines() else body
+    first_line = re.split(r"[\r\n]", body, maxsplit=1)[0]  # CR and LF only end a line
     try:
         cells = next(csv.reader([first_line]))
     except (csv.Error, StopIteration):

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.formats.invoice import (
+    MAX_RATE,
     Charge,
     ChargeGroup,
     ChargeGroupParsed,
@@ -36,6 +37,7 @@ from app.formats.invoice import (
     InvoiceHeader,
     InvoiceStarted,
     InvoiceStructureError,
+    ParseLimits,
     Party,
     Purpose,
     Reference,
@@ -43,11 +45,18 @@ from app.formats.invoice import (
     SummaryBuilder,
     TotalsMismatchError,
     failure_from,
+    parse_currency,
     parse_date,
     parse_implied_decimal,
     parse_optional_decimal,
 )
-from app.formats.x12 import Segment, Source, TransactionSet, X12Reader
+from app.formats.x12 import (
+    Segment,
+    Source,
+    TransactionSet,
+    X12Reader,
+    segment_control_character,
+)
 
 # L108 special charge codes whose amount may be negative (discounts, allowances, credits).
 # A negative amount on any other code is kept, and flagged for review.
@@ -74,12 +83,14 @@ class Edi210Parser:
     ``strict_envelope`` is False, and the interchange, group and transaction-set counts.
     """
 
-    def __init__(self, source: Source | Any, *, strict_envelope: bool = True) -> None:
+    def __init__(self, source: Source | Any, *, strict_envelope: bool = True,
+                 limits: ParseLimits | None = None) -> None:
         self.reader = X12Reader(source, strict_envelope=strict_envelope)
+        self.limits = limits or ParseLimits()
 
     def events(self) -> Iterator[InvoiceEvent]:
         for index, ts in enumerate(self.reader.transaction_sets()):
-            mapper = _InvoiceMapper(ts, index)
+            mapper = _InvoiceMapper(ts, index, self.limits, self.reader)
             try:
                 yield from mapper.run()
             except InvoiceError as error:
@@ -89,9 +100,12 @@ class Edi210Parser:
 
 
 class _InvoiceMapper:
-    def __init__(self, ts: TransactionSet, index: int) -> None:
+    def __init__(self, ts: TransactionSet, index: int, limits: ParseLimits,
+                 reader: X12Reader) -> None:
         self.ts = ts
         self.index = index
+        self.limits = limits
+        self.reader = reader
         self.invoice_number: str | None = None
         self.header: InvoiceHeader | None = None
         self.fields: dict[str, Any] = {}
@@ -117,7 +131,8 @@ class _InvoiceMapper:
     def _amount(self, seg: Segment, n: int, what: str) -> Decimal:
         text = seg[n].strip()
         digits = text[1:] if text[:1] == "-" else text
-        if digits.isdigit() and digits.isascii():  # the common case, without building a message
+        # the common case, without building a message: at most 14 digits stay under 1e12
+        if len(digits) <= 14 and digits.isdigit() and digits.isascii():
             return Decimal(text).scaleb(-2)
         return parse_implied_decimal(
             seg[n], what=f"{seg.ref(n)} ({what}) in {seg.tag} at segment {seg.position}"
@@ -175,8 +190,11 @@ class _InvoiceMapper:
                 "invoice; send 210 transaction sets only",
                 segment="ST", position=ts.position,
             )
-        for seg in ts.segments():
+        limit, reader = self.limits.max_rows_per_invoice, self.reader
+        for count, seg in enumerate(ts.segments(), start=1):
             tag = seg.tag
+            if count > limit or reader.control_seen:
+                self._check_segment(seg, count)
             if tag == "LX":
                 if self.header is None:
                     yield self._start(seg)
@@ -221,7 +239,10 @@ class _InvoiceMapper:
             elif tag == "B2A":
                 self._b2a(seg)
             elif tag == "C3":
-                self.fields["currency"] = seg[1].strip() or "USD"
+                self.fields["currency"] = parse_currency(
+                    seg[1], what=f"C301 (currency) in C3 at segment {seg.position}"
+                    f"{self._invoice_phrase()}", invoice_number=self.invoice_number,
+                    segment="C3", position=seg.position)
             elif tag == "G62":
                 self.dates.append(DateRef(qualifier=seg[1], date=parse_date(seg[2]), raw=seg[2],
                                           time=seg[4]))
@@ -236,6 +257,21 @@ class _InvoiceMapper:
         summary = self.summary.build(self.declared_total)
         self._check_totals(summary.charges_total)
         yield InvoiceFinished(summary)
+
+    def _check_segment(self, seg: Segment, count: int) -> None:
+        """Refuse control characters, and more segments than an invoice may hold."""
+        found = segment_control_character(seg, self.reader.delimiters)
+        if found is not None:
+            raise self._structure(seg, f"{seg.tag} at segment {seg.position}"
+                                       f"{self._invoice_phrase()} holds the control character "
+                                       f"{found!r}; the file is corrupt, ask its sender for a "
+                                       "clean copy")
+        limit = self.limits.max_rows_per_invoice
+        if count > limit:
+            raise self._structure(seg, f"the transaction set at segment {self.ts.position}"
+                                       f"{self._invoice_phrase()} has more than {limit:,} "
+                                       "segments; split the invoice, or raise "
+                                       "HAUL_PARCEL_MAX_ROWS_PER_INVOICE if it is genuine")
 
     def _b3(self, seg: Segment) -> None:
         if "invoice_number" in self.fields:
@@ -298,6 +334,13 @@ class _InvoiceMapper:
             raise self._structure(seg, f"L1 at segment {seg.position}{self._invoice_phrase()} "
                                        "is outside an LX loop; every charge line must follow "
                                        "an LX")
+        limit = self.limits.max_charges_per_group
+        if len(self.group.charges) >= limit:
+            raise self._structure(seg, f"the LX loop {self.group.key!r} (charge group "
+                                       f"{self.group.sequence}){self._invoice_phrase()} has more "
+                                       f"than {limit:,} L1 charges (at segment {seg.position}); "
+                                       "raise HAUL_PARCEL_MAX_CHARGES_PER_GROUP if such groups "
+                                       "are genuine")
         code = seg[8].strip()
         amount = self._amount(seg, 4, "charge") if seg[4].strip() else Decimal("0.00")
         is_credit = code in CREDIT_CHARGE_CODES
@@ -307,7 +350,7 @@ class _InvoiceMapper:
                       f"charge code {code or '(none)'!r}, which is not a discount or credit code")
         self.group.charges.append(Charge(
             line_number=seg[1].strip(), code=code, description=seg[12].strip(), amount=amount,
-            rate=parse_optional_decimal(seg[2]), rate_qualifier=seg[3].strip(),
+            rate=parse_optional_decimal(seg[2], limit=MAX_RATE), rate_qualifier=seg[3].strip(),
             is_credit=is_credit, needs_review=bool(reason), review_reason=reason,
             position=seg.position,
         ))

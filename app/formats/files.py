@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
-from app.formats.csv_parse import iter_csv_events
+from app.formats.csv_parse import RowCounts, csv_parser
 from app.formats.detect import HEAD_SIZE, FileFormat, detect_format
 from app.formats.edi210 import Edi210Parser
 from app.formats.invoice import (
@@ -23,6 +23,7 @@ from app.formats.invoice import (
     InvoiceError,
     InvoiceEvent,
     InvoiceStructureError,
+    ParseLimits,
     TotalsMismatchError,
     UnknownCarrierError,
     UnrecognizedFormatError,
@@ -36,8 +37,15 @@ from app.formats.x12 import (
     X12SyntaxError,
 )
 
+
+class Readable(Protocol):
+    """Anything with a binary ``read``: a file, an S3 body, a wrapper that reports progress."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 # a path (str or Path), the file's bytes, or a binary stream such as an S3 body
-FileSource = str | Path | bytes | IO[bytes]
+FileSource = str | Path | bytes | IO[bytes] | Readable
 
 
 class FileEvents(Iterator[InvoiceEvent]):
@@ -45,14 +53,17 @@ class FileEvents(Iterator[InvoiceEvent]):
 
     ``format`` is known before the first event. ``envelope_issues`` (the count and control
     mismatches an X12 file read with ``strict_envelope=False`` has) grows while the events are
-    read, so it is complete once they are exhausted; a CSV file has none.
+    read, so it is complete once they are exhausted; a CSV file has none. ``rows`` (a CSV
+    file's row accounting: read, in invoices, refused) is complete at the same point; an X12
+    file has None.
     """
 
     def __init__(self, format: FileFormat, events: Iterator[InvoiceEvent],
-                 reader: X12Reader | None = None) -> None:
+                 reader: X12Reader | None = None, rows: RowCounts | None = None) -> None:
         self.format = format
         self._events = events
         self._reader = reader
+        self.rows = rows
 
     def __next__(self) -> InvoiceEvent:
         return next(self._events)
@@ -63,20 +74,22 @@ class FileEvents(Iterator[InvoiceEvent]):
 
 
 def parse_file(source: FileSource, *, carrier: str | None = None,
-               strict_envelope: bool = True) -> FileEvents:
+               strict_envelope: bool = True, limits: ParseLimits | None = None) -> FileEvents:
     """Detect a file's format and stream its invoice events, in bounded memory.
 
     File-level bad input (empty, neither EDI nor a known CSV, a ``carrier`` that is unknown or
     does not fit) raises here, before any event; a malformed envelope raises while reading.
-    A path is opened only while its events are read, and closed when they end.
+    A path is opened only while its events are read, and closed when they end. ``limits``
+    caps what one invoice, charge group or line may hold.
     """
     head, chunks = _head_and_chunks(source)
     found = detect_format(head, carrier=carrier)
     if found is FileFormat.EDI_X12:
-        parser = Edi210Parser(chunks, strict_envelope=strict_envelope)
+        parser = Edi210Parser(chunks, strict_envelope=strict_envelope, limits=limits)
         return FileEvents(found, parser.events(), parser.reader)
     layout = "ups" if found is FileFormat.UPS_CSV else "fedex"
-    return FileEvents(found, iter_csv_events(chunks, layout))
+    rows = csv_parser(chunks, layout, limits)
+    return FileEvents(found, rows.events(), rows=rows.counts)
 
 
 def _head_and_chunks(source: FileSource) -> tuple[bytes, Iterable[bytes]]:
@@ -92,7 +105,7 @@ def _head_and_chunks(source: FileSource) -> tuple[bytes, Iterable[bytes]]:
     return head, itertools.chain([head], _stream_chunks(source))
 
 
-def _stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+def _stream_chunks(stream: IO[bytes] | Readable) -> Iterator[bytes]:
     return iter(lambda: stream.read(HEAD_SIZE), b"")
 
 

@@ -14,6 +14,8 @@ temporalio.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -111,8 +113,112 @@ class InvoiceStructureError(InvoiceError):
 
 
 # --------------------------------------------------------------------------------------------
+# limits
+# --------------------------------------------------------------------------------------------
+
+
+MAX_LINE = 1 << 20  # characters in one CSV line; UPS's 250 columns come nowhere near it
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Caps that keep one hostile file from holding a worker's memory or a transaction open.
+
+    A charge group is held whole until it ends, so ``max_charges_per_group`` bounds the memory
+    of indexing and normalizing; ``max_rows_per_invoice`` (X12 segments of one transaction set,
+    or CSV rows of one invoice) bounds one normalize transaction; ``max_line`` bounds a CSV
+    line. The worker reads them from HAUL_PARCEL_* (``models.ParserSettings``)."""
+
+    max_charges_per_group: int = 20_000
+    max_rows_per_invoice: int = 2_000_000
+    max_line: int = MAX_LINE
+
+
+# --------------------------------------------------------------------------------------------
 # value parsing
 # --------------------------------------------------------------------------------------------
+
+# What the app database's columns hold: numeric(14, 2) for one amount, numeric(16, 2) for
+# a group's or an invoice's total, numeric(12, 3) for a weight, numeric(14, 4) for a rate.
+MAX_AMOUNT = Decimal("1e12")
+MAX_TOTAL = Decimal("1e14")
+MAX_WEIGHT = Decimal("1e9")
+MAX_RATE = Decimal("1e10")
+_CENT = Decimal("0.01")
+# C0 controls but tab, and DEL: no carrier value holds them, and Postgres refuses NUL outright
+_CONTROLS = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F))
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+@functools.lru_cache(maxsize=64)
+def _control_pattern(allowed: str) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in _CONTROLS if c not in allowed) + "]")
+
+
+def _shown(raw: str, room: int = 40) -> str:
+    """A value for an error message: quoted, and cut short when a hostile file made it huge."""
+    return repr(raw) if len(raw) <= room else f"{raw[:room]!r}... ({len(raw):,} characters)"
+
+
+def control_character(text: str, allowed: str = "") -> str | None:
+    """The first control character in ``text`` (``allowed`` ones aside), or None."""
+    match = _control_pattern(allowed).search(text)
+    return match.group() if match else None
+
+
+def check_amount(
+    value: Decimal,
+    raw: str,
+    *,
+    what: str,
+    limit: Decimal = MAX_AMOUNT,
+    invoice_number: str | None = None,
+    segment: str | None = None,
+    position: int | None = None,
+) -> Decimal:
+    """``value`` when it is a money amount the database can hold: under ``limit`` in size and
+    in whole cents; ``InvalidAmountError`` naming ``what`` otherwise."""
+    problem = None
+    if not value.is_finite():
+        problem = "not a number"
+    elif value.copy_abs() >= limit:
+        problem = f"out of range (amounts must be under {limit:,.0f} in size)"
+    elif value != value.quantize(_CENT):
+        problem = "more precise than a cent (at most 2 decimal places)"
+    if problem is not None:
+        raise InvalidAmountError(
+            f"{what} is {_shown(raw)}, which is {problem}; fix the amount in the file and send it "
+            "again",
+            invoice_number=invoice_number,
+            segment=segment,
+            position=position,
+        )
+    return value
+
+
+def parse_currency(
+    raw: str,
+    *,
+    what: str,
+    invoice_number: str | None = None,
+    segment: str | None = None,
+    position: int | None = None,
+) -> str:
+    """An ISO 4217 code (three capital letters), USD when blank; ``InvoiceStructureError``
+    naming ``what`` otherwise."""
+    text = raw.strip()
+    if not text:
+        return "USD"
+    if _CURRENCY.fullmatch(text) is None:
+        raise InvoiceStructureError(
+            f"{what} is {_shown(text)}, which is not a currency code (three capital letters "
+            "such as USD); fix the currency in the file and send it again",
+            invoice_number=invoice_number,
+            segment=segment,
+            position=position,
+        )
+    return text
+
 
 def parse_implied_decimal(
     raw: str,
@@ -135,7 +241,8 @@ def parse_implied_decimal(
             segment=segment,
             position=position,
         )
-    return Decimal(text).scaleb(-places)
+    return check_amount(Decimal(text).scaleb(-places), raw, what=what,
+                        invoice_number=invoice_number, segment=segment, position=position)
 
 
 def parse_decimal(
@@ -154,17 +261,19 @@ def parse_decimal(
         value = None
     if value is None or not value.is_finite():
         raise InvalidAmountError(
-            f"{what} is {raw!r}, which is not a number; fix the value in the file and send it "
-            "again",
+            f"{what} is {_shown(raw)}, which is not a number; fix the value in the file and "
+            "send it again",
             invoice_number=invoice_number,
             segment=segment,
             position=position,
         )
-    return value
+    return check_amount(value, raw, what=what, invoice_number=invoice_number, segment=segment,
+                        position=position)
 
 
-def parse_optional_decimal(raw: str) -> Decimal | None:
-    """Informational numbers (weights, rates): a bad one is dropped, not fatal."""
+def parse_optional_decimal(raw: str, *, limit: Decimal = MAX_WEIGHT) -> Decimal | None:
+    """Informational numbers (weights, rates): a bad one, or one too large for the database
+    (``limit``), is dropped, not fatal."""
     text = raw.strip()
     if not text:
         return None
@@ -172,7 +281,7 @@ def parse_optional_decimal(raw: str) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
+    return value if value.is_finite() and value.copy_abs() < limit else None
 
 
 def parse_date(raw: str) -> dt.date | None:
@@ -415,11 +524,28 @@ class SummaryBuilder:
 
     def add(self, group: ChargeGroup) -> None:
         self.group_count += 1
+        group_total = Decimal("0.00")
         for charge in group.charges:
             self.charge_count += 1
-            self.charges_total += charge.amount
+            group_total += charge.amount
             if charge.needs_review:
                 self.needs_review_count += 1
+        self.charges_total += group_total
+        if group_total.copy_abs() >= MAX_TOTAL or self.charges_total.copy_abs() >= MAX_TOTAL:
+            self._too_large(group, group_total)
+
+    def _too_large(self, group: ChargeGroup, group_total: Decimal) -> None:
+        """A total the database cannot hold: numeric(16, 2), like every amount summed."""
+        big = group_total.copy_abs() >= MAX_TOTAL
+        what = f"charge group {group.sequence} ({group.key!r})" if big else "the charges"
+        raise InvalidAmountError(
+            f"{what} of invoice {self.header.invoice_number!r} sum to "
+            f"{group_total if big else self.charges_total}, beyond the {MAX_TOTAL:,.0f} a total "
+            "may reach; the file is corrupt or hostile",
+            invoice_number=self.header.invoice_number,
+            segment="L1" if self.header.source_format is SourceFormat.EDI210 else None,
+            position=group.charges[-1].position if group.charges else None,
+        )
 
     def build(self, declared_total: Decimal | None = None) -> InvoiceSummary:
         h = self.header

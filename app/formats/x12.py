@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from app.formats.invoice import EmptyFileError, ParcelInputError
+from app.formats.invoice import EmptyFileError, ParcelInputError, control_character
 
 CHUNK_SIZE = 1 << 16
 MAX_SEGMENT = 1 << 20  # no real segment comes near this; keeps memory bounded on bad input
@@ -146,6 +146,9 @@ class SegmentReader:
         self._chunks = iter_text_chunks(source, chunk_size)
         self.delimiters: Delimiters | None = None
         self.count = 0  # segments emitted so far
+        # a control character (separators aside) was seen: from then on segments are checked
+        # one by one; one scan per chunk keeps clean files at full speed
+        self.control_seen = False
 
     def __iter__(self) -> Iterator[Segment]:
         isa, rest = self._read_isa()
@@ -155,6 +158,8 @@ class SegmentReader:
         term = self.delimiters.segment
         elem = self.delimiters.element
         newline_mode = term == "\n"
+        separators = "".join((elem, self.delimiters.sub_element, term,
+                              self.delimiters.repetition or ""))
         pending = ""
         first = True
         while True:
@@ -165,6 +170,8 @@ class SegmentReader:
                 if nxt is None:
                     break
                 text = nxt
+            if not self.control_seen and control_character(text, separators + "\r\n"):
+                self.control_seen = True
             if newline_mode:
                 text = text.replace("\r", "\n")
             elif "\r" in text or "\n" in text:
@@ -487,12 +494,28 @@ class X12Reader:
         return self._tokens.delimiters
 
     @property
+    def control_seen(self) -> bool:
+        """A control character has been read: segments must be checked one by one."""
+        return self._tokens.control_seen
+
+    @property
     def last_position(self) -> int:
         return self._tokens.count
 
     @property
     def _segments(self) -> Iterator[Segment]:
         return self._iter
+
+    def _check_text(self, seg: Segment) -> None:
+        """An envelope segment holds no control character (a separator aside)."""
+        found = segment_control_character(seg, self.delimiters)
+        if found is not None:
+            raise X12SyntaxError(
+                f"{seg.tag} at segment {seg.position} holds the control character {found!r}; "
+                "the file is corrupt, ask its sender for a clean copy",
+                segment=seg.tag,
+                position=seg.position,
+            )
 
     def _mismatch(self, seg: Segment, message: str) -> None:
         if self.strict_envelope:
@@ -501,7 +524,7 @@ class X12Reader:
 
     def _check_se(self, ts: TransactionSet, se: Segment, count: int) -> None:
         declared = se[1].strip()
-        if declared != str(count) and not (declared.isdigit() and int(declared) == count):
+        if _num(declared) != count:
             self._mismatch(
                 se,
                 f"SE at segment {se.position}: SE01 says {declared!r} segments, but the "
@@ -523,6 +546,8 @@ class X12Reader:
         seg: Segment | None = None
         for seg in self._iter:
             tag = seg.tag
+            if tag in _ENVELOPE_TAGS and self._tokens.control_seen:
+                self._check_text(seg)
             if tag == "ISA":
                 if interchange is not None:
                     raise X12EnvelopeError(
@@ -666,6 +691,18 @@ class X12Reader:
             )
 
 
+_ENVELOPE_TAGS = frozenset({"ISA", "GS", "ST", "SE", "GE", "IEA"})
+
+
+def segment_control_character(seg: Segment, delimiters: Delimiters | None) -> str | None:
+    """The first control character in a segment's elements, separators of the file aside."""
+    allowed = "".join(d for d in (delimiters.sub_element, delimiters.repetition or "")
+                      ) if delimiters else ""
+    return control_character("".join(seg.elements), allowed)
+
+
 def _num(raw: str) -> int | None:
+    """A count element (X12 type N0, at most 10 ASCII digits), or None when it is not one:
+    ``isdigit`` alone lets in '²' and numbers too long for ``int``."""
     text = raw.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None

@@ -67,7 +67,8 @@ def write_runs(name: str, runs: list[WorkflowHistory]) -> list[Path]:
 async def capture(names: list[str], cluster_name: str) -> list[Path]:
     target = targets.resolve(cluster_name)
     client = await connect(target.profile, config_file=target.config_file)
-    workers = build_workers(client, _with_prepatch_queue(discover()), Settings())
+    settings = Settings(database_url=target.database_url, blob_dir=target.blob_dir)
+    workers = build_workers(client, _with_prepatch_queue(discover()), settings)
     written = []
     async with asyncio.TaskGroup() as tg:
         for w in workers:

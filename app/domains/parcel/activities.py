@@ -2,7 +2,10 @@
 
 Files and charges move between activities through the blob store and Postgres, never through
 workflow history. Bad input is raised as `ApplicationError(non_retryable=True, type=...)` with
-the parser's error type, so Temporal never retries it and the failure store names it.
+the parser's error type, so Temporal never retries it and the failure store names it. A missing
+setting is no better on a retry: the activities refuse to be built without an app database and
+a blob store (so the worker does not start), and a configuration error met at run time is raised
+as non-retryable too.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import IO, Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from app.core.blobstore import BlobStore, open_store
-from app.core.database import Database
+from app.core.blobstore import BlobNotFoundError, BlobStore, open_store
+from app.core.database import Database, DatabaseNotConfiguredError
 from app.domains.parcel import DOMAIN, tables
 from app.domains.parcel.models import (
     FinishInput,
@@ -28,6 +31,7 @@ from app.domains.parcel.models import (
     NormalizeResult,
     PageEntry,
     PageRequest,
+    ParserSettings,
     QueueInput,
     file_blob_key,
     index_blob_key,
@@ -35,7 +39,7 @@ from app.domains.parcel.models import (
     page_blob_key,
 )
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
-from app.formats.files import parse_file
+from app.formats.files import FileEvents, parse_file
 from app.formats.invoice import (
     ChargeGroup,
     ChargeGroupParsed,
@@ -53,14 +57,45 @@ from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.worker import WorkerContext
 
 HEARTBEAT_EVERY = 200  # invoices or charge groups between heartbeats while indexing
+HEARTBEAT_BYTES = 1 << 20  # bytes of the file read between heartbeats while indexing
 MAX_ENVELOPE_ISSUES = 50
+CONFIG_ERROR = "HaulConfigurationError"
 
 
-def input_error(err: ParcelInputError) -> ApplicationError:
-    """The parser's typed error as a Temporal error that is never retried."""
+def input_error(err: ParcelInputError, file: str = "") -> ApplicationError:
+    """The parser's typed error as a Temporal error that is never retried, naming the file."""
+    message = f"{file}: {err.message}" if file else err.message
+    return ApplicationError(message, err.details(), type=err.error_type, non_retryable=True)
+
+
+def config_error(err: Exception) -> ApplicationError:
+    """A setting the worker lacks: a retry on the same worker fails the same way."""
     return ApplicationError(
-        err.message, err.details(), type=err.error_type, non_retryable=True
+        f"the worker is misconfigured: {err}", type=CONFIG_ERROR, non_retryable=True
     )
+
+
+def _file_label(name: str, content_hash: str) -> str:
+    return f"file {name!r} (sha256 {content_hash[:12]})" if name else \
+        f"file sha256 {content_hash[:12]}"
+
+
+class _Heartbeating:
+    """A binary stream that heartbeats as it is read, so a long charge group or a huge line
+    still shows the activity alive; the SDK throttles what reaches the server."""
+
+    def __init__(self, stream: IO[bytes], heartbeat: Callable[..., None],
+                 progress: Callable[[], object]) -> None:
+        self.stream, self.heartbeat, self.progress = stream, heartbeat, progress
+        self.read_bytes = self.next_beat = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.read_bytes += len(data)
+        if self.read_bytes >= self.next_beat:
+            self.heartbeat(self.progress())
+            self.next_beat = self.read_bytes + HEARTBEAT_BYTES
+        return data
 
 
 class _Abandon(Exception):
@@ -181,26 +216,69 @@ def read_invoice_blob(
     return header, groups(), summary
 
 
+def _index_result(events: FileEvents, indexer: _Indexer, page_size: int) -> IndexResult:
+    """What the pass found; refused CSV rows no invoice could own join the file's issues."""
+    issues = [issue.message for issue in events.envelope_issues]
+    rows = events.rows
+    if rows is not None:
+        issues += rows.issues
+    return IndexResult(
+        format=events.format.value,
+        invoice_count=indexer.invoices,
+        charge_count=indexer.charges,
+        group_count=indexer.groups,
+        parse_failures=indexer.failures,
+        page_count=indexer.pages,
+        page_size=page_size,
+        envelope_issues=issues[:MAX_ENVELOPE_ISSUES],
+        rows_read=rows.read if rows else 0,
+        rows_in_invoices=rows.in_invoices if rows else 0,
+        rows_refused=rows.refused if rows else 0,
+    )
+
+
 @DOMAIN.activities
 class ParcelActivities:
     def __init__(self, ctx: WorkerContext) -> None:
+        """Check the settings the activities cannot work without, so a worker that lacks them
+        refuses to start rather than failing every ingestion; bad caps stop it too."""
         self.settings = ctx.settings
         self.client = ctx.client
+        self.limits = ParserSettings().limits()
         self._blobs: BlobStore | None = None
         self._db: Database | None = None
+        self._dsn = self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
+        self._blob_dir = self.settings.blob_dir or os.environ.get("HAUL_BLOB_DIR", "")
+        if not self._dsn:
+            raise DatabaseNotConfiguredError(
+                "the parcel activities need the app database, and none is configured: set "
+                "HAUL_DATABASE_URL (haul worker --cluster N sets it for a local cluster); this "
+                "worker cannot serve the parcel task queue without it"
+            )
+        if not self._blob_dir:
+            raise ValueError(
+                "the parcel activities need a blob store, and none is configured: set "
+                "HAUL_BLOB_DIR to a directory or to s3://bucket/prefix (haul worker --cluster N "
+                "sets it for a local cluster); this worker cannot serve the parcel task queue "
+                "without it"
+            )
 
     @property
     def blobs(self) -> BlobStore:
         if self._blobs is None:
-            self._blobs = open_store(self.settings.blob_dir or os.environ.get("HAUL_BLOB_DIR", ""))
+            try:
+                self._blobs = open_store(self._blob_dir)
+            except ValueError as err:
+                raise config_error(err) from None
         return self._blobs
 
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(
-                self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
-            )
+            try:
+                self._db = Database(self._dsn)
+            except DatabaseNotConfiguredError as err:
+                raise config_error(err) from None
         return self._db
 
     @activity_method
@@ -213,25 +291,7 @@ class ParcelActivities:
         if self.blobs.exists(done_key):
             result = IndexResult.model_validate_json(self.blobs.get(done_key))
         else:
-            indexer = _Indexer(self.blobs, input, activity.heartbeat)
-            try:
-                with self.blobs.reader(file_blob_key(input.content_hash)) as stream:
-                    events = parse_file(stream, carrier=input.carrier,
-                                        strict_envelope=input.strict_envelope)
-                    indexer.run(events)
-            except ParcelInputError as err:
-                raise input_error(err) from None
-            issues = [issue.message for issue in events.envelope_issues]
-            result = IndexResult(
-                format=events.format.value,
-                invoice_count=indexer.invoices,
-                charge_count=indexer.charges,
-                group_count=indexer.groups,
-                parse_failures=indexer.failures,
-                page_count=indexer.pages,
-                page_size=input.page_size,
-                envelope_issues=issues[:MAX_ENVELOPE_ISSUES],
-            )
+            result = self._index(input)
             self.blobs.put(done_key, result.model_dump_json().encode())
         with self.db.connect() as conn:
             tables.upsert_file(
@@ -247,6 +307,28 @@ class ParcelActivities:
             )
         return result
 
+    def _index(self, input: IndexInput) -> IndexResult:
+        """One streaming pass over the file; heartbeats every few hundred invoices or groups
+        and every MiB read, so even one huge charge group keeps the activity alive."""
+        indexer = _Indexer(self.blobs, input, activity.heartbeat)
+        label = _file_label(input.file_name, input.content_hash)
+        try:
+            with self.blobs.reader(file_blob_key(input.content_hash)) as stream:
+                events = parse_file(
+                    _Heartbeating(stream, activity.heartbeat, lambda: indexer.invoices),
+                    carrier=input.carrier, strict_envelope=input.strict_envelope,
+                    limits=self.limits,
+                )
+                indexer.run(events)
+        except ParcelInputError as err:
+            raise input_error(err, label) from None
+        except BlobNotFoundError as err:
+            raise config_error(ValueError(
+                f"{label} is not in the blob store ({err}); the worker must use the "
+                "HAUL_BLOB_DIR the file was submitted to"
+            )) from None
+        return _index_result(events, indexer, input.page_size)
+
     @activity_method
     def read_page(self, input: PageRequest) -> list[PageEntry]:
         raw = json.loads(self.blobs.get(page_blob_key(input.content_hash, input.page)))
@@ -261,10 +343,13 @@ class ParcelActivities:
             head, groups, summary = read_invoice_blob(stream)
             if isinstance(head, InvoiceFailure):
                 tables.record_invoice_failure(conn, input.content_hash, head)
-                where = f" at {head.segment} segment {head.position}" if head.segment else ""
+                where = (f" at {head.segment} segment {head.position}" if head.segment else
+                         f" at row {head.position}" if head.position else "")
+                label = _file_label(tables.file_name(conn, input.content_hash),
+                                    input.content_hash)
                 raise ApplicationError(
-                    f"invoice {head.invoice_number or head.index} (#{head.index} in the file)"
-                    f"{where}: {head.message}",
+                    f"{label}, invoice {head.invoice_number or head.index} (#{head.index} in "
+                    f"the file){where}: {head.message}",
                     head.model_dump(mode="json"),
                     type=head.error_type,
                     non_retryable=True,
@@ -318,9 +403,16 @@ class ParcelActivities:
             )
         return queued
 
+    def _index_of(self, content_hash: str) -> IndexResult | None:
+        """The file's index, when it was indexed (a rejected file may not have been)."""
+        key = index_blob_key(content_hash)
+        return IndexResult.model_validate_json(self.blobs.get(key)) if self.blobs.exists(key) \
+            else None
+
     @activity_method
     def finish_ingest(self, input: FinishInput) -> IngestSummary:
         """Read the file's totals back from Postgres and close its idempotency row."""
+        index = self._index_of(input.content_hash)
         with self.db.connect() as conn:
             totals = tables.file_totals(conn, input.content_hash)
             summary = IngestSummary(
@@ -339,6 +431,9 @@ class ParcelActivities:
                 failure_reasons=input.failures,
                 envelope_issues=totals["envelope_issues"],
                 error=input.error,
+                rows_read=index.rows_read if index else 0,
+                rows_in_invoices=index.rows_in_invoices if index else 0,
+                rows_refused=index.rows_refused if index else 0,
             )
             tables.finish_ingestion(
                 conn,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from app.core.settings import EnvSettings
+from app.formats.invoice import MAX_LINE, ParseLimits
 
 # The server allows 2,000 pending children per run; stay well under it.
 MAX_CONCURRENCY = 1_000
@@ -49,6 +50,25 @@ class _PipelineEnv(PipelineSettings, EnvSettings):
     model_config = SettingsConfigDict(env_prefix="HAUL_PARCEL_")
 
 
+class ParserSettings(EnvSettings):
+    """Caps on what one file may make a worker hold, read from HAUL_PARCEL_* where the worker
+    starts: they protect the worker's memory, so they belong to it, not to one ingestion."""
+
+    model_config = SettingsConfigDict(env_prefix="HAUL_PARCEL_")
+
+    # L1 charges of one LX loop (or CSV rows of one shipment): a group is held whole in memory
+    max_charges_per_group: int = Field(default=20_000, ge=1, le=100_000)
+    # X12 segments of one transaction set, or CSV rows of one invoice (one normalize transaction)
+    max_rows_per_invoice: int = Field(default=2_000_000, ge=1)
+    # characters of one CSV line
+    max_line: int = Field(default=MAX_LINE, ge=1_024, le=64 << 20)
+
+    def limits(self) -> ParseLimits:
+        return ParseLimits(max_charges_per_group=self.max_charges_per_group,
+                           max_rows_per_invoice=self.max_rows_per_invoice,
+                           max_line=self.max_line)
+
+
 class IndexInput(BaseModel):
     content_hash: str
     workflow_id: str
@@ -69,6 +89,10 @@ class IndexResult(BaseModel):
     page_count: int
     page_size: int
     envelope_issues: list[str] = Field(default_factory=list)
+    # a CSV file's rows: read == in invoices + refused (an X12 file counts none)
+    rows_read: int = 0
+    rows_in_invoices: int = 0
+    rows_refused: int = 0
 
 
 class PageEntry(BaseModel):
@@ -138,6 +162,10 @@ class IngestSummary(BaseModel):
     failure_reasons: list[ChildFailure] = Field(default_factory=list)
     envelope_issues: list[str] = Field(default_factory=list)
     error: str = ""
+    # a CSV file's rows, from its index: read == in invoices + refused
+    rows_read: int = 0
+    rows_in_invoices: int = 0
+    rows_refused: int = 0
 
 
 class FinishInput(BaseModel):

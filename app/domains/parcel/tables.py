@@ -60,6 +60,14 @@ def upsert_file(
     )
 
 
+def file_name(conn: psycopg.Connection[Any], content_hash: str) -> str:
+    """The name a file was submitted under ('' when it has none)."""
+    row = conn.execute(
+        "select file_name from parcel_files where content_hash = %s", (content_hash,)
+    ).fetchone()
+    return str(row[0]) if row else ""
+
+
 def record_invoice_failure(
     conn: psycopg.Connection[Any], content_hash: str, failure: InvoiceFailure
 ) -> None:
@@ -287,8 +295,18 @@ def revision_is_current(conn: psycopg.Connection[Any], revision_id: int) -> bool
 
 
 def queue_discrepancies(conn: psycopg.Connection[Any], revision_id: int) -> int:
-    """Queue every discrepant finding of a revision in force; return how many it has queued."""
+    """Queue every discrepant finding of a revision in force; return how many it has queued.
+
+    The invoice's row lock, the one ``apply_revisions`` takes, is held from the check to the
+    insert: a revision superseded in between would otherwise leave open review items that
+    nothing voids."""
     with conn.transaction():
+        conn.execute(
+            """select i.id from parcel_invoices i
+               join parcel_invoice_revisions r on r.invoice_id = i.id
+               where r.id = %s for update of i""",
+            (revision_id,),
+        )
         if revision_is_current(conn, revision_id):
             conn.execute(
                 """insert into review_queue (group_id, revision_id, reason, billed, expected,

@@ -15,8 +15,9 @@ from typing import Any
 
 import psycopg
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from app.core.database import Database
+from app.core.database import Database, DatabaseNotConfiguredError
 from app.domains.rate_audit import DOMAIN
 from app.domains.rate_audit.models import (
     AuditBatchInput,
@@ -104,9 +105,13 @@ class RateAuditActivities:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(
-                self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
-            )
+            try:
+                self._db = Database(
+                    self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
+                )
+            except DatabaseNotConfiguredError as err:  # a retry on this worker fails alike
+                raise ApplicationError(f"the worker is misconfigured: {err}",
+                                       type="HaulConfigurationError", non_retryable=True) from None
         return self._db
 
     def rates_for(self, conn: psycopg.Connection[Any], carrier: str) -> list[ContractRate]:

@@ -115,8 +115,8 @@ def test_ups_interleaved_invoices_are_rejected() -> None:
     assert err.value.row == 3
 
 
-def test_ups_short_rows_are_a_file_error() -> None:
-    with pytest.raises(CsvFormatError, match="row 1 has 3 columns"):
+def test_a_file_of_only_short_rows_is_a_file_error() -> None:
+    with pytest.raises(CsvFormatError, match="row 1 was refused: it has 3 columns"):
         list(iter_csv_events("a,b,c\r\n", "ups"))
 
 
@@ -220,7 +220,8 @@ def test_error_types_are_stable_and_distinct() -> None:
         NON_RETRYABLE_ERROR_TYPES)
 
 
-def test_unreadable_csv_is_a_typed_error() -> None:
+def test_an_unreadable_row_fails_the_invoice_it_sits_in() -> None:
     text = _csv([_ups_row()]) + '"' + "x" * (1 << 18)
-    with pytest.raises(CsvFormatError, match="cannot be read as CSV"):
-        list(iter_csv_events(text, "ups"))
+    [failure] = iter_csv_invoices(text, "ups")
+    assert isinstance(failure, InvoiceFailure) and failure.error_type == "ParcelInvoiceStructure"
+    assert failure.position == 2 and "cannot be read as CSV" in failure.message
