@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -19,13 +20,14 @@ from temporalio.testing import ActivityEnvironment
 from app.core.blobstore import LocalBlobStore
 from app.core.database import DatabaseNotConfiguredError
 from app.core.settings import Settings, SettingsError
-from app.domains.parcel import TASK_QUEUE
+from app.domains.parcel import DOMAIN
 from app.domains.parcel.activities import ParcelActivities
 from app.domains.parcel.models import FinishInput, IndexInput, file_blob_key
 from app.domains.rate_audit.activities import RateAuditActivities
 from app.domains.rate_audit.models import AuditBatchInput
 from app.formats.generator import Edi210Spec, EdiQuirks, write_edi210
 from app.platform.discovery import discover
+from app.platform.plugin import HaulPlugin
 from app.platform.worker import WorkerContext, build_workers
 
 LIMIT_MIB = 512
@@ -95,8 +97,10 @@ def test_the_worker_refuses_the_parcel_queue_without_its_settings(
     values = {"database_url": "postgresql://unused", "blob_dir": str(tmp_path), missing: ""}
     error = DatabaseNotConfiguredError if missing == "database_url" else ValueError
     with pytest.raises(error, match=f"set {variable}.*cannot serve the parcel task queue"):
-        build_workers(cast(Client, None), discover(["app.domains"]), Settings(**values),
-                      [TASK_QUEUE])
+        # Refused while the activities are built, before any worker would reach the server.
+        client = SimpleNamespace(config=lambda: {"plugins": [HaulPlugin()]})
+        build_workers(cast(Client, client), discover(["app.domains"]), Settings(**values),
+                      [DOMAIN.task_queue])
 
 
 def test_a_file_missing_from_the_blob_store_is_not_retried(tmp_path: Path) -> None:
