@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from temporalio.api.enums.v1 import EventType
@@ -75,18 +77,46 @@ async def walk(client: Client, splitter_id: str, parallel: int = 16) -> HistoryR
                 report.child_terminated[
                     ev.child_workflow_execution_terminated_event_attributes.workflow_execution.workflow_id
                 ] += 1
+    # Every run visibility lists for each child ID, not only the latest: a child that ran
+    # twice (a retry as a new run, or a second start) shows up as 2 here.
+    child_runs = await closed_runs_by_prefix(client, report.child_started)
+    report.child_runs = Counter(wf_id for wf_id, _ in child_runs)
     sem = asyncio.Semaphore(parallel)
 
-    async def child(wf_id: str) -> None:
-        # Every run visibility lists for the child ID, not only the latest: a child that ran
-        # twice (a retry as a new run, or a second start) shows up as 2 here.
+    async def child(wf_id: str, run_id: str) -> None:
         async with sem:
-            runs = await settled_runs(client, wf_id)
-            report.child_runs[wf_id] = len(runs)
-            for run in runs:
-                report.histories += 1
-                async for ev in events(client, wf_id, run):
-                    report.see(ev)
+            report.histories += 1
+            async for ev in events(client, wf_id, run_id):
+                report.see(ev)
 
-    await asyncio.gather(*(child(w) for w in report.child_started))
+    await asyncio.gather(*(child(w, r) for w, r in child_runs))
     return report
+
+
+async def closed_runs_by_prefix(
+    client: Client, workflow_ids: Iterable[str], deadline: float = 300.0
+) -> list[tuple[str, str]]:
+    """(workflow ID, run ID) of every run visibility lists under the IDs' common prefix, once
+    each ID has a run there and all of them are closed (visibility is eventually consistent).
+    One paged query instead of one per child."""
+    wanted = set(workflow_ids)
+    if not wanted:
+        return []
+    prefix = os.path.commonprefix(sorted(wanted))
+    query = f'WorkflowId STARTS_WITH "{prefix}"'
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        listed = [
+            (wf.id, wf.run_id, wf.close_time is not None)
+            async for wf in client.list_workflows(query)
+        ]
+        runs = [(i, r) for i, r, _ in listed if i in wanted]
+        if wanted <= {i for i, _ in runs} and all(closed for *_, closed in listed):
+            return runs
+        if loop.time() > end:
+            missing = len(wanted - {i for i, _ in runs})
+            raise TimeoutError(
+                f"after {deadline}s visibility still lacks {missing} child IDs or lists open runs"
+            )
+        await asyncio.sleep(0.5)
