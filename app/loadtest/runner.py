@@ -23,7 +23,6 @@ from typing import Any
 
 from temporalio.client import Client
 
-from app.core.procs import pid_alive
 from app.domains import app_database
 from app.loadtest import accounting, report, scenarios
 from app.loadtest.models import (
@@ -129,8 +128,7 @@ def ensure_worker(target: Target) -> int | None:
         return None
     fresh = Registry().get(rec.name) or rec
     app_database.prepare(fresh.dsn())
-    pid = fresh.pids.get("worker")
-    if pid and pid_alive(pid):
+    if fresh.running("worker"):
         return None
     return start_worker(fresh)
 
