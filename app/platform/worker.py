@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 
 from app.core.settings import Settings
 from app.platform import tracing
-from app.platform.client import connect
+from app.platform.client import HaulClient, connect
 from app.platform.discovery import DOMAIN_PACKAGES, Discovered, activity_names, discover
 from app.platform.failures import FailureStore
 from app.platform.health import HealthServer
@@ -36,10 +36,14 @@ log = logging.getLogger("haul.worker")
 
 @dataclass
 class WorkerContext:
-    """What activity service classes receive when they take a constructor argument."""
+    """What activity service classes receive when they take a constructor argument.
+
+    Activities that start or signal workflows use `haul`, which routes by ID across a
+    migration, never the client their worker polls with.
+    """
 
     settings: Settings
-    client: Client
+    haul: HaulClient
 
 
 def _instantiate(cls: type, ctx: WorkerContext) -> Any:
@@ -51,11 +55,14 @@ def build_workers(
     discovered: Discovered,
     settings: Settings,
     task_queues: Iterable[str] | None = None,
+    *,
+    haul: HaulClient | None = None,
 ) -> list[Worker]:
     """One Worker per task queue, with every workflow and activity discovery found for it.
 
     The client must come from `connect`: its haul plugin gives each worker the failure
-    interceptor and the failure activity."""
+    interceptor and the failure activity. `haul` is what activities start and signal
+    through (default: `client` alone)."""
     if not any(isinstance(p, HaulPlugin) for p in client.config()["plugins"]):
         raise ValueError(
             "build_workers needs a client made by app.platform.client.connect (it carries the "
@@ -68,7 +75,7 @@ def build_workers(
             f"no workflows or activities are registered for task queue(s) {unknown}; "
             f"known queues: {sorted(discovered.queues)}"
         )
-    ctx = WorkerContext(settings, client)
+    ctx = WorkerContext(settings, haul or HaulClient(client))
     executor = ThreadPoolExecutor(max_workers=max(4, settings.max_concurrent_activities))
     workers = []
     for name in wanted:

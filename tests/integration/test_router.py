@@ -21,7 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from app.core.database import Database
 from app.core.migrate import migrate
 from app.core.settings import Settings
-from app.domains.sample import TASK_QUEUE
+from app.domains.sample import DOMAIN
 from app.domains.sample.models import GreetingInput, LedgerBatch
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
 from app.platform import migration_checks
@@ -37,7 +37,7 @@ from app.platform.phases import (
     TransitionRefusedError,
     transition,
 )
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.router import ClusterRouter
 from app.platform.worker import build_workers
 from app.stack import cluster
@@ -66,7 +66,7 @@ async def clients(records: dict[str, ClusterRecord]) -> AsyncIterator[dict[str, 
     workers = [
         w
         for c in conns.values()
-        for w in build_workers(c, discover(["app.domains.sample"]), Settings(), [TASK_QUEUE])
+        for w in build_workers(c, discover(["app.domains.sample"]), Settings(), [DOMAIN.task_queue])
     ]
     runs = [asyncio.create_task(w.run()) for w in workers]
     try:
@@ -190,7 +190,11 @@ def entity(key: str, work_seconds: float = 0.0) -> EntityInput:
 
 async def send(r: ClusterRouter, key: str, event_id: str, work_seconds: float = 0.0) -> str:
     handle = await r.signal_with_start(
-        LedgerEntityWorkflow, entity(key, work_seconds), key, EVENT_SIGNAL, EntityEvent(event_id)
+        LedgerEntityWorkflow.run,
+        entity(key, work_seconds),
+        key,
+        LedgerEntityWorkflow.on_event,
+        EntityEvent(event_id),
     )
     return handle.id
 
@@ -238,10 +242,13 @@ async def test_one_cluster_adds_no_rpc_and_no_query(
         async with router(clients, st, refresh=3600) as r:
             key, task = fresh(), fresh()
             await send(r, key, "e1")
-            await (await r.start(GreetingWorkflow, GreetingInput(name="x"), task)).result()
-            await r.query(LedgerEntityWorkflow, key, "pending")
-            assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
-            assert await landed(clients, r.id_for(LedgerEntityWorkflow, key)) == {OLD: 1, NEW: 0}
+            await (await r.start(GreetingWorkflow.run, GreetingInput(name="x"), task)).result()
+            await r.query(LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.pending_count)
+            assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {OLD: 1, NEW: 0}
+            assert await landed(clients, r.id_for(LedgerEntityWorkflow.run, key)) == {
+                OLD: 1,
+                NEW: 0,
+            }
             assert r.stats.calls[("single", "start")] == 1
             assert not r.stats.extra_rpcs and not r.stats.db_queries
 
@@ -270,20 +277,25 @@ async def test_new_work_lands_per_phase(
         # An entity and a long task opened on the old cluster before the migration began.
         old_key, old_task = fresh(), fresh()
         await send(r, old_key, "before", work_seconds=0.5)
-        slow = await r.start(GreetingWorkflow, GreetingInput(name="slow", work_seconds=4), old_task)
+        slow = await r.start(
+            GreetingWorkflow.run, GreetingInput(name="slow", work_seconds=4), old_task
+        )
         state = await walk(store, clients, stage)
         assert r.state.stage == stage
         key, task = fresh(), fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="n"), task)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="n"), task)
         await send(r, key, "e1")
         other = NEW if starts_on == OLD else OLD
-        for wf_id in (r.id_for(GreetingWorkflow, task), r.id_for(LedgerEntityWorkflow, key)):
+        for wf_id in (
+            r.id_for(GreetingWorkflow.run, task),
+            r.id_for(LedgerEntityWorkflow.run, key),
+        ):
             assert await landed(clients, wf_id) == {starts_on: 1, other: 0}
         assert r.stats.per_call(stage, "start") == (rpcs, queries)
         if state.phase.value in ("dual", "routing"):
             # The task still open on old is joined there, not started again on new.
-            joined = await r.start(GreetingWorkflow, GreetingInput(name="slow"), old_task)
-            assert (await joined.result())["greeting"] == "Hello, slow!"
+            joined = await r.start(GreetingWorkflow.run, GreetingInput(name="slow"), old_task)
+            assert (await joined.result()).greeting == "Hello, slow!"
             assert await landed(clients, slow.id) == {OLD: 1, NEW: 0}
 
 
@@ -292,26 +304,28 @@ async def test_signal_query_cancel_go_where_the_run_is_open(
 ) -> None:
     async with router(clients, store) as r:
         on_old, on_new = fresh(), fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="o", work_seconds=30), on_old)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="o", work_seconds=30), on_old)
         await walk(store, clients, "routing:lookup")
-        await r.start(GreetingWorkflow, GreetingInput(name="n", work_seconds=30), on_new)
-        where = {t: (await r.handle(GreetingWorkflow, t))[0] for t in (on_old, on_new)}
+        await r.start(GreetingWorkflow.run, GreetingInput(name="n", work_seconds=30), on_new)
+        where = {t: (await r.handle(GreetingWorkflow.run, t))[0] for t in (on_old, on_new)}
         assert where == {on_old: OLD, on_new: NEW}
-        await r.cancel(GreetingWorkflow, on_old)
-        await r.cancel(GreetingWorkflow, on_new)
+        await r.cancel(GreetingWorkflow.run, on_old)
+        await r.cancel(GreetingWorkflow.run, on_new)
         for name, task in ((OLD, on_old), (NEW, on_new)):
-            wf_id = r.id_for(GreetingWorkflow, task)
+            wf_id = r.id_for(GreetingWorkflow.run, task)
             await closed(clients[name], wf_id)
             assert await runs_on(clients[name], wf_id) == [WorkflowExecutionStatus.CANCELED]
         # An entity open on the new cluster is signalled and queried there.
         key = fresh()
         await send(r, key, "e1", work_seconds=3)
-        await r.signal(LedgerEntityWorkflow, key, EVENT_SIGNAL, EntityEvent("e2"))
-        assert await r.query(LedgerEntityWorkflow, key, "pending", result_type=int) >= 0
+        await r.signal(
+            LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.on_event, EntityEvent("e2")
+        )
+        assert await r.query(LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.pending_count) >= 0
         assert r.stats.extra_rpcs[("routing:lookup", "signal", "signal-new")] == 1
         assert r.stats.extra_rpcs[("routing:lookup", "cancel", "cancel-new")] == 1
-        await closed(clients[NEW], r.id_for(LedgerEntityWorkflow, key))
-        assert await processed(clients[NEW], r.id_for(LedgerEntityWorkflow, key)) == Counter(
+        await closed(clients[NEW], r.id_for(LedgerEntityWorkflow.run, key))
+        assert await processed(clients[NEW], r.id_for(LedgerEntityWorkflow.run, key)) == Counter(
             {"e1": 1, "e2": 1}
         )
 
@@ -321,16 +335,16 @@ async def test_a_task_that_succeeded_on_old_is_not_run_again_but_a_failed_one_is
 ) -> None:
     async with router(clients, store) as r:
         done, failed = fresh(), fresh()
-        await (await r.start(GreetingWorkflow, GreetingInput(name="d"), done)).result()
-        failing = await r.start(GreetingWorkflow, GreetingInput(name="f", fail=True), failed)
+        await (await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)).result()
+        failing = await r.start(GreetingWorkflow.run, GreetingInput(name="f", fail=True), failed)
         await closed(clients[OLD], failing.id)
         for stage in ("routing:claim", "routing:lookup", "draining"):
             await walk(store, clients, stage)
             with pytest.raises(WorkflowAlreadyStartedError):
-                await r.start(GreetingWorkflow, GreetingInput(name="d"), done)
-        assert await landed(clients, r.id_for(GreetingWorkflow, done)) == {OLD: 1, NEW: 0}
-        redriven = await r.start(GreetingWorkflow, GreetingInput(name="f"), failed)
-        assert (await redriven.result())["greeting"] == "Hello, f!"
+                await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)
+        assert await landed(clients, r.id_for(GreetingWorkflow.run, done)) == {OLD: 1, NEW: 0}
+        redriven = await r.start(GreetingWorkflow.run, GreetingInput(name="f"), failed)
+        assert (await redriven.result()).greeting == "Hello, f!"
         assert await landed(clients, failing.id) == {OLD: 1, NEW: 1}
 
 
@@ -372,7 +386,7 @@ async def test_two_routers_a_step_apart_start_one_id_once(
         assert g.state.stage == "routing:guard"
 
         task = fresh()
-        wf_id = g.id_for(GreetingWorkflow, task)
+        wf_id = g.id_for(GreetingWorkflow.run, task)
         leader, follower = (g, c) if first == "guard" else (c, g)
         decided, release = asyncio.Event(), asyncio.Event()
 
@@ -383,11 +397,11 @@ async def test_two_routers_a_step_apart_start_one_id_once(
 
         leader.decision_hook = hold
         lead = asyncio.create_task(
-            leader.start(GreetingWorkflow, GreetingInput(name="l", work_seconds=3), task)
+            leader.start(GreetingWorkflow.run, GreetingInput(name="l", work_seconds=3), task)
         )
         await asyncio.wait_for(decided.wait(), 10)
         follow = asyncio.create_task(
-            follower.start(GreetingWorkflow, GreetingInput(name="f", work_seconds=3), task)
+            follower.start(GreetingWorkflow.run, GreetingInput(name="f", work_seconds=3), task)
         )
         await asyncio.sleep(1.0)
         follower_waited = not follow.done()
@@ -396,7 +410,7 @@ async def test_two_routers_a_step_apart_start_one_id_once(
         # Exactly one run across both clusters, where the leader decided.
         expected = OLD if first == "guard" else NEW
         assert await landed(clients, wf_id) == {expected: 1, ({OLD, NEW} - {expected}).pop(): 0}
-        assert (await a.result())["greeting"] == (await b.result())["greeting"]
+        assert (await a.result()).greeting == (await b.result()).greeting
         assert follower_waited, "the follower must wait for the leader's decision"
 
 
@@ -424,7 +438,7 @@ async def held_back(
         await release.wait()
 
     busy.decision_hook = hold
-    in_flight = asyncio.create_task(busy.start(GreetingWorkflow, GreetingInput(name="b"), task))
+    in_flight = asyncio.create_task(busy.start(GreetingWorkflow.run, GreetingInput(name="b"), task))
     await asyncio.sleep(0.3)
     guard = store.announce(Action.ROUTE, actor="test", reason="route")
     await wait_for(lambda: _at(busy, "routing:guard"), "busy router sees routing:guard")
@@ -448,7 +462,7 @@ async def held_back(
     assert not store.in_effect(guard.version)
     await asleep.refresh()
     assert store.in_effect(guard.version)
-    assert await landed(clients, busy.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+    assert await landed(clients, busy.id_for(GreetingWorkflow.run, task)) == {OLD: 1, NEW: 0}
 
 
 def _behind(store: MigrationStore, state: MigrationState) -> set[str]:
@@ -466,7 +480,11 @@ async def test_a_stale_view_is_refreshed_before_a_call(
             Action.START, actor="test", reason="start", old_cluster=OLD, new_cluster=NEW
         )
         await r.signal_with_start(
-            LedgerEntityWorkflow, entity("k"), fresh(), EVENT_SIGNAL, EntityEvent("e")
+            LedgerEntityWorkflow.run,
+            entity("k"),
+            fresh(),
+            LedgerEntityWorkflow.on_event,
+            EntityEvent("e"),
         )
         assert r.state.version == state.version
         assert r.stats.db_queries[("dual", "signal_with_start", "lease-refresh")] == 2
@@ -491,9 +509,9 @@ async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
                 await release.wait()
 
         r.decision_hook = hold
-        holder = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="h"), task))
+        holder = asyncio.create_task(r.start(GreetingWorkflow.run, GreetingInput(name="h"), task))
         await asyncio.wait_for(decided.wait(), 10)
-        waiter = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="w"), task))
+        waiter = asyncio.create_task(r.start(GreetingWorkflow.run, GreetingInput(name="w"), task))
         await asyncio.sleep(0.5)
         waiter.cancel()
         release.set()
@@ -501,8 +519,8 @@ async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
         with pytest.raises(asyncio.CancelledError):
             await waiter
         # The lock the cancelled waiter took afterwards was released: the next call proceeds.
-        await asyncio.wait_for(r.start(GreetingWorkflow, GreetingInput(name="n"), task), 10)
-        assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+        await asyncio.wait_for(r.start(GreetingWorkflow.run, GreetingInput(name="n"), task), 10)
+        assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {OLD: 1, NEW: 0}
 
 
 async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
@@ -510,30 +528,30 @@ async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
 ) -> None:
     async with router(clients, store) as r:
         on_old = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="o", work_seconds=20), on_old)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="o", work_seconds=20), on_old)
         await walk(store, clients, "routing:lookup")
         on_new = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="n", work_seconds=20), on_new)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="n", work_seconds=20), on_new)
 
         both_new = await step(store, Action.ABORT)
         assert both_new.stage == "routing:both_new"
         late_new = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="x"), late_new)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="x"), late_new)
         assert r.stats.per_call("routing:both_new", "start") == (2, 2)
 
         both_old = await step(store, Action.ABORT)
         assert both_old.stage == "routing:both_old"
         back_old = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="y"), back_old)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="y"), back_old)
         # Runs open on either cluster are joined where they are, whatever the step's target.
         for task in (on_old, on_new):
-            await r.start(GreetingWorkflow, GreetingInput(name="again"), task)
+            await r.start(GreetingWorkflow.run, GreetingInput(name="again"), task)
 
         swapped = await step(store, Action.ABORT)
         assert (swapped.old, swapped.new, swapped.stage) == (NEW, OLD, "routing:lookup")
         swapped_task = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="z"), swapped_task)
-        await r.start(GreetingWorkflow, GreetingInput(name="again"), on_new)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="z"), swapped_task)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="again"), on_new)
 
         expected = {
             on_old: OLD,
@@ -544,9 +562,12 @@ async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
         }
         for task, name in expected.items():
             other = NEW if name == OLD else OLD
-            assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {name: 1, other: 0}
+            assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {
+                name: 1,
+                other: 0,
+            }
         for task in (on_old, on_new):
-            await r.cancel(GreetingWorkflow, task)
+            await r.cancel(GreetingWorkflow.run, task)
 
 
 async def test_transitions_are_recorded_with_who_why_and_when(

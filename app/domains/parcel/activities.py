@@ -47,7 +47,6 @@ from app.formats.invoice import (
     InvoiceSummary,
     ParcelInputError,
 )
-from app.platform.client import HaulClient
 from app.platform.domain import activity_method
 from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.worker import WorkerContext
@@ -185,7 +184,7 @@ def read_invoice_blob(
 class ParcelActivities:
     def __init__(self, ctx: WorkerContext) -> None:
         self.settings = ctx.settings
-        self.client = ctx.client
+        self.haul = ctx.haul
         self._blobs: BlobStore | None = None
         self._db: Database | None = None
 
@@ -304,7 +303,7 @@ class ParcelActivities:
 
         queued = await asyncio.to_thread(queue)
         if input.update_job_status:
-            await HaulClient(self.client).signal_with_start(
+            await self.haul.signal_with_start(
                 UpdateRateAuditStatusWorkflow.run,
                 EntityInput(entity_key=input.job_key),
                 input.job_key,
