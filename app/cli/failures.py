@@ -66,7 +66,14 @@ def redrive_(failure_id: int, cluster: str | None = CLUSTER) -> None:
     """Start the failed workflow again under its ID with its original arguments."""
 
     async def go() -> str:
+        from app.platform.client import HaulClient
+        from app.stack import targets
+
         store = FailureStore(resolve_dsn(cluster))
-        return await redrive(await _client(cluster), store, failure_id)
+        haul = await HaulClient.connect(targets.resolve(cluster))
+        try:
+            return await redrive(haul.router, store, failure_id)
+        finally:
+            await haul.close()
 
     console.print(f"failure {failure_id} redriven as run {asyncio.run(go())}")

@@ -58,13 +58,12 @@ def connect_config(
     environment, so that two profiles loaded in one process each reach their own cluster
     instead of both following TEMPORAL_ADDRESS.
     """
-    env = os.environ if environ is None else environ
-    if env_overrides:
-        overrides: Mapping[str, str] = env
-    else:
-        overrides = {k: v for k, v in env.items() if k == CONFIG_FILE_VAR and not config_file}
+    # The bridge takes a plain dict.
+    env = dict(os.environ if environ is None else environ)
+    if not env_overrides:
+        env = {k: v for k, v in env.items() if k == CONFIG_FILE_VAR and not config_file}
     return ClientConfig.load_client_connect_config(
-        profile, config_file=config_file, override_env_vars=overrides
+        profile, config_file=config_file, override_env_vars=env
     )
 
 

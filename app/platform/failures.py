@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -23,7 +23,6 @@ from pydantic_core import to_jsonable_python
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import CancelledError, FailureError
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -31,6 +30,9 @@ from temporalio.worker import (
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
 )
+
+if TYPE_CHECKING:
+    from app.platform.router import ClusterRouter
 
 RECORD_ACTIVITY = "haul_record_workflow_failure"
 
@@ -202,20 +204,15 @@ async def sweep(client: Client, store: FailureStore, since: datetime) -> int:
     return count
 
 
-async def redrive(client: Client, store: FailureStore, failure_id: int) -> str:
+async def redrive(router: ClusterRouter, store: FailureStore, failure_id: int) -> str:
     """Start the failed workflow again under the same ID with the same arguments."""
     failure = store.get(failure_id)
     if failure.redriven_at is not None:
         raise ValueError(
             f"failure {failure_id} was already redriven as run {failure.redrive_run_id}"
         )
-    handle = await client.start_workflow(
-        failure.workflow_type,
-        args=failure.arguments,
-        id=failure.workflow_id,
-        task_queue=failure.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    handle = await router.redrive(
+        failure.workflow_type, failure.arguments, failure.workflow_id, failure.task_queue
     )
     run_id = handle.result_run_id or ""
     store.mark_redriven(failure_id, run_id)

@@ -66,7 +66,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -425,7 +425,7 @@ class ClusterRouter:
             {"execution_timeout": execution_timeout},
         )
         async with self._call("start") as call:
-            return await self._place(call, wf_id, wf_type, create, join=None)
+            return await self._place(call, run, wf_id, wf_type, create, join=None, task=True)
 
     async def signal_with_start(
         self,
@@ -452,15 +452,45 @@ class ClusterRouter:
             await handle.signal(name, signal_arg, rpc_timeout=self._rpc_timeout())
 
         async with self._call("signal_with_start") as call:
-            return await self._place(call, wf_id, wf_type, create, join=join)
+            return await self._place(call, run, wf_id, wf_type, create, join=join, task=False)
+
+    async def redrive(
+        self, workflow_type: str, args: Sequence[Any], wf_id: str, task_queue: str
+    ) -> WorkflowHandle[Any, Any]:
+        """Start a failed task again by its recorded type, ID and arguments (a redrive).
+
+        Placed like `start`; a run open anywhere, or a success, raises
+        WorkflowAlreadyStartedError instead of being joined, as the failure store expects.
+        """
+
+        async def create(client: Client) -> WorkflowHandle[Any, Any]:
+            return await client.start_workflow(
+                workflow_type,
+                args=list(args),
+                id=wf_id,
+                task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                rpc_timeout=self._rpc_timeout(),
+            )
+
+        async def refuse(handle: WorkflowHandle[Any, Any]) -> None:
+            raise WorkflowAlreadyStartedError(wf_id, workflow_type)
+
+        async with self._call("redrive") as call:
+            return await self._place(
+                call, None, wf_id, workflow_type, create, join=refuse, task=True
+            )
 
     async def _place(
         self,
         call: _Call,
+        run: Callable[..., Awaitable[Any]] | None,
         wf_id: str,
         wf_type: str,
         create: Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]],
         join: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]] | None,
+        task: bool,
     ) -> WorkflowHandle[Any, Any]:
         """Put a new run (or join an open one) where the current step says; see the docstring."""
         view = call.view
@@ -492,7 +522,11 @@ class ClusterRouter:
                 if desc.status == WorkflowExecutionStatus.RUNNING:
                     await self._decided(call, wf_id, cluster)
                     # No run ID: a run that continued as new is followed, never re-created.
-                    handle = client.get_workflow_handle(wf_id)
+                    handle = (
+                        client.get_workflow_handle(wf_id)
+                        if run is None
+                        else client.get_workflow_handle_for(run, wf_id)
+                    )
                     if join is None:
                         return handle
                     try:
@@ -504,7 +538,7 @@ class ClusterRouter:
                         # It closed between the look-up and the signal: start it afresh.
                         self._extra(call, f"signal-{self._role(call, cluster)}-closed")
                         break
-                if desc.status == WorkflowExecutionStatus.COMPLETED and join is None:
+                if desc.status == WorkflowExecutionStatus.COMPLETED and task:
                     await self._decided(call, wf_id, cluster)
                     raise WorkflowAlreadyStartedError(wf_id, wf_type, run_id=desc.run_id)
             target = view.old if view.step is Step.BOTH_OLD else view.new

@@ -45,12 +45,12 @@ async def test_a_failed_workflow_is_stored_with_its_arguments_and_redriven(
         assert "asked to fail" in failure.error_message
 
         # Redrive runs the same arguments again; this one fails again and is stored again.
-        run_id = await redrive(client, store, failure.id)
+        run_id = await redrive(haul_client.router, store, failure.id)
         assert run_id != handle.result_run_id
         with pytest.raises(WorkflowFailureError):
             await client.get_workflow_handle(handle.id, run_id=run_id).result()
         with pytest.raises(ValueError, match="already redriven"):
-            await redrive(client, store, failure.id)
+            await redrive(haul_client.router, store, failure.id)
     runs = {f.run_id for f in store.list(open_only=False) if f.workflow_id == handle.id}
     assert runs == {handle.result_run_id, run_id}
 

@@ -12,20 +12,23 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, Interceptor, OutboundInterceptor, WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from app.core.database import Database
 from app.core.migrate import migrate
 from app.core.settings import Settings
+from app.core.target import Target
 from app.domains.sample import DOMAIN
+from app.domains.sample.activities import SampleActivities
 from app.domains.sample.models import GreetingInput, LedgerBatch
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
 from app.platform import migration_checks
-from app.platform.client import connect
+from app.platform.client import HaulClient, connect
 from app.platform.discovery import Discovered, TaskQueueRegistration, discover
 from app.platform.history import run_ids, scheduled_activity_inputs
 from app.platform.migration_state import MigrationStore
@@ -39,7 +42,7 @@ from app.platform.phases import (
 )
 from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.router import ClusterRouter
-from app.platform.worker import build_workers
+from app.platform.worker import ClusterWorkers, build_workers
 from app.stack import cluster
 from app.stack.registry import ClusterRecord, Registry
 
@@ -509,7 +512,10 @@ async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
                 await release.wait()
 
         r.decision_hook = hold
-        holder = asyncio.create_task(r.start(GreetingWorkflow.run, GreetingInput(name="h"), task))
+        # Still open at the last start below, which joins it (a finished task is not re-run).
+        holder = asyncio.create_task(
+            r.start(GreetingWorkflow.run, GreetingInput(name="h", work_seconds=5), task)
+        )
         await asyncio.wait_for(decided.wait(), 10)
         waiter = asyncio.create_task(r.start(GreetingWorkflow.run, GreetingInput(name="w"), task))
         await asyncio.sleep(0.5)
@@ -586,3 +592,148 @@ async def test_transitions_are_recorded_with_who_why_and_when(
     assert rows[1]["reason"] == "test route"
     assert set(store.began()) == {"dual", "routing:guard", "routing:claim"}
     assert store.routers() == []
+
+
+class CallCounter(Interceptor):
+    """Counts the client's outbound calls by kind: what a HaulClient sends."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _Counting(next, self.calls)
+
+
+class _Counting(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, calls: Counter[str]) -> None:
+        super().__init__(next)
+        self.calls = calls
+
+    async def start_workflow(self, input: Any) -> Any:
+        self.calls["start_workflow"] += 1
+        return await super().start_workflow(input)
+
+    async def signal_workflow(self, input: Any) -> None:
+        self.calls["signal_workflow"] += 1
+        await super().signal_workflow(input)
+
+    async def query_workflow(self, input: Any) -> Any:
+        self.calls["query_workflow"] += 1
+        return await super().query_workflow(input)
+
+    async def cancel_workflow(self, input: Any) -> None:
+        self.calls["cancel_workflow"] += 1
+        await super().cancel_workflow(input)
+
+    async def describe_workflow(self, input: Any) -> Any:
+        self.calls["describe_workflow"] += 1
+        return await super().describe_workflow(input)
+
+
+async def test_haul_client_on_one_cluster_adds_no_rpc_and_no_query(
+    records: dict[str, ClusterRecord], clients: dict[str, Client]
+) -> None:
+    """Outside a migration every HaulClient call is exactly the one call it asks for."""
+    counter = CallCounter()
+    haul = HaulClient(
+        await connect(OLD, config_file=str(Registry().profile_file), interceptors=[counter])
+    )
+    task, key, long = fresh(), fresh(), fresh()
+    await (await haul.start(GreetingWorkflow.run, GreetingInput(name="one"), task)).result()
+    await haul.signal_with_start(
+        LedgerEntityWorkflow.run,
+        entity(key, 2),
+        key,
+        LedgerEntityWorkflow.on_event,
+        EntityEvent("a"),
+    )
+    await haul.signal(
+        LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.on_event, EntityEvent("b")
+    )
+    await haul.query(LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.pending_count)
+    await haul.start(GreetingWorkflow.run, GreetingInput(name="l", work_seconds=30), long)
+    await haul.cancel(GreetingWorkflow.run, long)
+    assert counter.calls == Counter(
+        start_workflow=3, signal_workflow=1, query_workflow=1, cancel_workflow=1
+    )
+    assert haul.router.store is None
+    assert not haul.router.stats.extra_rpcs and not haul.router.stats.db_queries
+
+
+async def test_haul_client_from_a_migration_target_follows_the_state(
+    records: dict[str, ClusterRecord],
+    clients: dict[str, Client],
+    store: MigrationStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process given its cluster's profile and HAUL_MIGRATION learns of a migration started
+    after it was, connects to the new cluster by its profile (TEMPORAL_ADDRESS, which would
+    send both nowhere, is ignored), acknowledges each step and routes there."""
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    haul = await HaulClient.connect(migration_target(records), refresh_seconds=0.1)
+    try:
+        assert set(haul.router.clients) == {OLD}
+        await walk(store, clients, "routing:lookup")
+        assert set(haul.router.clients) == {OLD, NEW}
+        task = fresh()
+        await (await haul.start(GreetingWorkflow.run, GreetingInput(name="m"), task)).result()
+        assert await landed(clients, haul.id_for(GreetingWorkflow.run, task)) == {OLD: 0, NEW: 1}
+        assert haul.router.stats.per_call("routing:lookup", "start") == (1.0, 0.0)
+    finally:
+        await haul.close()
+    assert not store.routers(), "a router that closes leaves the table at once"
+
+
+def migration_target(records: dict[str, ClusterRecord]) -> Target:
+    return Target(
+        cluster=OLD,
+        profile=OLD,
+        config_file=str(Registry().profile_file),
+        database_url=records[OLD].dsn(),
+        migration=True,
+    )
+
+
+async def test_one_worker_process_polls_both_clusters_from_dual_to_single_on_new(
+    records: dict[str, ClusterRecord], clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """ClusterWorkers (what `haul worker` runs): old alone, both from dual, new alone after
+    finish; its activities reach workflows through the process's router."""
+    queue = f"tq-{uuid.uuid4()}"
+    found = Discovered()
+    found.queues[queue] = TaskQueueRegistration(
+        queue, workflows=[GreetingWorkflow], activity_classes=[SampleActivities]
+    )
+    haul = await HaulClient.connect(migration_target(records), refresh_seconds=0.1)
+    pool = ClusterWorkers(
+        haul, lambda c: build_workers(c, found, Settings(graceful_shutdown_seconds=1), haul=haul)
+    )
+    stop = asyncio.Event()
+    serving = asyncio.create_task(pool.serve(stop, check_seconds=0.1))
+
+    async def polled_on(name: str) -> bool:
+        return not await migration_checks.missing_pollers(clients[name], found)
+
+    async def greet(name: str) -> str:
+        handle = await clients[name].start_workflow(
+            GreetingWorkflow.run, GreetingInput(name=name), id=fresh(), task_queue=queue
+        )
+        return (await asyncio.wait_for(handle.result(), 30)).greeting
+
+    try:
+        await wait_for(lambda: polled_on(OLD), "polling on the old cluster")
+        assert set(pool.running) == {OLD}
+        await walk(store, clients, "dual")
+        await wait_for(lambda: polled_on(NEW), "polling on the new cluster too")
+        assert set(pool.running) == {OLD, NEW}
+        assert [await greet(OLD), await greet(NEW)] == ["Hello, rt-old!", "Hello, rt-new!"]
+        old_workers, old_tasks = pool.running[OLD]
+        await walk(store, clients, "drained")
+        await step(store, Action.FINISH)
+        await wait_for(lambda: asyncio.sleep(0, set(pool.running) == {NEW}), "old workers gone")
+        assert all(t.done() and not t.exception() for t in old_tasks)
+        assert await greet(NEW) == "Hello, rt-new!"
+    finally:
+        stop.set()
+        await serving
+        await haul.close()
