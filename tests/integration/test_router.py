@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, Interceptor, OutboundInterceptor, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from app.core.database import Database
@@ -737,3 +743,26 @@ async def test_one_worker_process_polls_both_clusters_from_dual_to_single_on_new
         stop.set()
         await serving
         await haul.close()
+
+
+async def test_a_redrive_during_routing_starts_on_new_and_never_reruns_a_success(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """`haul failures redrive` goes through the router: a task that failed on the old
+    cluster runs again on the new one; one that succeeded there is refused, not re-run."""
+    async with router(clients, store) as r:
+        failed, done = fresh(), fresh()
+        failing = await r.start(GreetingWorkflow.run, GreetingInput(name="f", fail=True), failed)
+        with pytest.raises(WorkflowFailureError):
+            await failing.result()
+        await (await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)).result()
+        await walk(store, clients, "routing:lookup")
+        args = [{"name": "f", "work_seconds": 0.0, "fail": False}]
+        queue = DOMAIN.task_queue
+        redriven = await r.redrive("GreetingWorkflow", args, failing.id, queue)
+        assert (await redriven.result())["greeting"] == "Hello, f!"
+        assert await landed(clients, failing.id) == {OLD: 1, NEW: 1}
+        done_id = r.id_for(GreetingWorkflow.run, done)
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await r.redrive("GreetingWorkflow", args, done_id, queue)
+        assert await landed(clients, done_id) == {OLD: 1, NEW: 0}
