@@ -12,8 +12,6 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from app.cli.main import app
-from app.core.database import Database
-from app.core.migrate import migrate
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow
 from app.platform import migration_checks
@@ -22,37 +20,25 @@ from app.platform.discovery import discover
 from app.platform.history import run_ids
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import MigrationState, Phase, Step
-from app.stack import cluster, targets
+from app.stack import targets
 from app.stack.registry import ClusterRecord, Registry
 from app.stack.workers import start_worker, stop_worker
+from tests.integration.migration_clusters import clean_store, two_clusters
 
 OLD, NEW = "mw-old", "mw-new"
 
 
 @pytest.fixture(scope="module")
 def records() -> Iterator[dict[str, ClusterRecord]]:
-    recs: dict[str, ClusterRecord] = {}
-    try:
-        for name in (OLD, NEW):
-            recs[name] = cluster.up(name, "dev", headless=True)
-        migrate(recs[OLD].dsn())
+    with two_clusters(OLD, NEW) as recs:
         yield recs
-    finally:
-        for name in recs:
-            cluster.down(name, purge=True)
 
 
 @pytest.fixture
 def store(records: dict[str, ClusterRecord]) -> Iterator[MigrationStore]:
-    db = Database(records[OLD].dsn())
-    with db.connect() as conn:
-        conn.execute(
-            "truncate cluster_migration, cluster_migration_history, cluster_routers, cluster_claims"
-        )
-    try:
-        yield MigrationStore(db)
-    finally:
-        db.close()
+    """The state store on a clean slate: no migration row, no routers, no claims."""
+    with clean_store(records[OLD].dsn()) as fresh_store:
+        yield fresh_store
 
 
 @pytest.fixture

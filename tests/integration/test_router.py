@@ -25,8 +25,6 @@ from temporalio.client import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from app.core.database import Database
-from app.core.migrate import migrate
 from app.core.settings import Settings
 from app.core.target import Target
 from app.domains.sample import DOMAIN
@@ -49,23 +47,16 @@ from app.platform.phases import (
 from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.router import ClusterRouter
 from app.platform.worker import ClusterWorkers, build_workers
-from app.stack import cluster
 from app.stack.registry import ClusterRecord, Registry
+from tests.integration.migration_clusters import clean_store, two_clusters
 
 OLD, NEW = "rt-old", "rt-new"
 
 
 @pytest.fixture(scope="module")
 def records() -> Iterator[dict[str, ClusterRecord]]:
-    recs: dict[str, ClusterRecord] = {}
-    try:
-        for name in (OLD, NEW):
-            recs[name] = cluster.up(name, "dev", headless=True)
-        migrate(recs[OLD].dsn())
+    with two_clusters(OLD, NEW) as recs:
         yield recs
-    finally:
-        for name in recs:
-            cluster.down(name, purge=True)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -88,15 +79,8 @@ async def clients(records: dict[str, ClusterRecord]) -> AsyncIterator[dict[str, 
 @pytest.fixture
 def store(records: dict[str, ClusterRecord]) -> Iterator[MigrationStore]:
     """The state store on a clean slate: no migration row, no routers, no claims."""
-    db = Database(records[OLD].dsn())
-    with db.connect() as conn:
-        conn.execute(
-            "truncate cluster_migration, cluster_migration_history, cluster_routers, cluster_claims"
-        )
-    try:
-        yield MigrationStore(db)
-    finally:
-        db.close()
+    with clean_store(records[OLD].dsn()) as fresh_store:
+        yield fresh_store
 
 
 @asynccontextmanager
