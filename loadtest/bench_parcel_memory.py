@@ -83,7 +83,7 @@ def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
     blobs = LocalBlobStore(workdir / "blobs")
     blobs.put_file(file_blob_key(content_hash), source)
     settings = Settings(database_url=dsn or "postgresql://unused", blob_dir=str(blobs.root))
-    acts = ParcelActivities(WorkerContext(settings, client=None))  # type: ignore[arg-type]
+    acts = ParcelActivities(WorkerContext(settings, haul=None))  # type: ignore[arg-type]
     env = ActivityEnvironment()
     started = time.perf_counter()
     index_input = IndexInput(content_hash=content_hash, workflow_id=f"bench-{case}",

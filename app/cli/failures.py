@@ -193,20 +193,27 @@ def redrive_(
         raise typer.BadParameter(f"--rate {rate}: must be above 0")
 
     async def go() -> None:
+        from app.platform.client import HaulClient
+        from app.stack import targets
+
         store = FailureStore(resolve_dsn(cluster))
-        client = await _client(cluster)
-        if failure_id is not None:
-            ids = [failure_id]
-        else:
-            filt = _filter(False, workflow_type, team, queue, fingerprint, hours)
-            ids = [f.id for f in store.list(filt, limit=100_000) if not f.redrive_run_id]
-        for n, fid in enumerate(ids):
-            if n:
-                await asyncio.sleep(1 / rate)
-            try:
-                console.print(f"failure {fid} redriven as run {await redrive(client, store, fid)}")
-            except Exception as exc:  # one refusal must not stop the batch
-                console.print(f"[yellow]failure {fid} not redriven:[/yellow] {exc}")
+        haul = await HaulClient.connect(targets.resolve(cluster))
+        try:
+            if failure_id is not None:
+                ids = [failure_id]
+            else:
+                filt = _filter(False, workflow_type, team, queue, fingerprint, hours)
+                ids = [f.id for f in store.list(filt, limit=100_000) if not f.redrive_run_id]
+            for n, fid in enumerate(ids):
+                if n:
+                    await asyncio.sleep(1 / rate)
+                try:
+                    run_id = await redrive(haul.router, store, fid)
+                    console.print(f"failure {fid} redriven as run {run_id}")
+                except Exception as exc:  # one refusal must not stop the batch
+                    console.print(f"[yellow]failure {fid} not redriven:[/yellow] {exc}")
+        finally:
+            await haul.close()
 
     asyncio.run(go())
 

@@ -76,7 +76,7 @@ def parcel(
     from app.core.blobstore import open_store
     from app.domains.parcel.starter import ingest
     from app.formats.csv_layouts import resolve_carrier
-    from app.platform.client import HaulClient, connect
+    from app.platform.client import HaulClient
 
     if carrier:
         resolve_carrier(carrier)  # an unknown code fails here, before anything is sent
@@ -87,7 +87,7 @@ def parcel(
     settings = PipelineSettings.from_env(**{k: v for k, v in overrides.items() if v is not None})
 
     async def go() -> tuple[IngestSummary, bool]:
-        client = HaulClient(await connect(target.profile, config_file=target.config_file))
+        client = await HaulClient.connect(target)
         database = Database(target.database_url)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
@@ -105,6 +105,7 @@ def parcel(
                                       strict_envelope=not lenient_envelope, settings=settings)
             finally:
                 database.close()
+                await client.close()
             done = result[0]
             bar.update(task, total=done.invoices, completed=done.invoices,
                        detail=f"{done.outcome}: {done.failures} failed")

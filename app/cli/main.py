@@ -9,7 +9,7 @@ import click
 import typer
 from rich.console import Console
 
-from app.cli import db, failures, ingest, loadtest, run, stack, worker
+from app.cli import db, failures, ingest, loadtest, migrate, run, stack, worker
 from app.core.settings import CliSettings, SettingsError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(loadtest.app, name="loadtest")
 app.command("cost")(loadtest.cost)
 app.add_typer(failures.app, name="failures")
 app.add_typer(ingest.app, name="ingest")
+app.add_typer(migrate.app, name="migrate")
 app.command("worker")(worker.worker)
 app.command("run")(run.run)
 console = Console()

@@ -22,7 +22,7 @@ from app.core.settings import CliSettings
 from app.domains import app_database
 from app.domains.parcel.models import IngestProgress, IngestSummary
 from app.domains.parcel.starter import ingest
-from app.platform.client import HaulClient, connect
+from app.platform.client import HaulClient
 from app.stack import cluster, targets
 from app.stack.workers import start_worker, stop_worker
 
@@ -62,7 +62,7 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool) -> None:
     sample = resources.files("app.formats").joinpath("samples", SAMPLE_FILE)
 
     async def workload() -> tuple[IngestSummary, bool]:
-        client = await connect(target.profile, config_file=target.config_file)
+        client = await HaulClient.connect(target)
         database = Database(target.database_url)
         try:
             with (
@@ -77,11 +77,12 @@ def run_main_job(name: str, *, exit_when_done: bool, headless: bool) -> None:
                     )
 
                 return await ingest(
-                    HaulClient(client), database, open_store(target.blob_dir), path,
+                    client, database, open_store(target.blob_dir), path,
                     on_progress=show,
                 )
         finally:
             database.close()
+            await client.close()
 
     try:
         summary, ran = asyncio.run(workload())

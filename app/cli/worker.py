@@ -21,6 +21,8 @@ def worker(
     Connection comes from envconfig (temporal.toml profile and TEMPORAL_* variables). On
     SIGTERM it stops polling and lets in-flight activities finish within
     HAUL_GRACEFUL_SHUTDOWN_SECONDS. Serves /healthz and /metrics on HAUL_WORKER_HEALTH_PORT.
+    With HAUL_MIGRATION it polls every cluster the migration state names, from `dual` until
+    `single` on the new one.
     """
     from app.core.settings import Settings
     from app.platform import logs
@@ -35,6 +37,7 @@ def worker(
         run_worker(
             profile=target.profile,
             config_file=target.config_file,
+            migration=target.migration,
             settings=settings,
             task_queues=task_queue or None,
         )

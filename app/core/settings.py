@@ -67,6 +67,8 @@ class AppSettings(EnvSettings):
     database_url: str = ""
     # The claim-check blob store: a directory, or s3://bucket/prefix.
     blob_dir: str = ""
+    # Route through the cluster-migration state in the app database (app/platform/router.py).
+    migration: bool = False
 
 
 class Settings(AppSettings):

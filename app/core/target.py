@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict
 class Target(BaseModel):
     """Everything a process needs to reach a cluster: its Temporal connection (an envconfig
     profile and file; None means envconfig's own defaults and TEMPORAL_* variables), the
-    namespace the app runs in, the app database and the blob store."""
+    namespace the app runs in, the app database and the blob store. In a migration the
+    profiles of both clusters live in the same envconfig file, named as the migration state
+    in the app database names the clusters."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -24,6 +26,9 @@ class Target(BaseModel):
     namespace: str = "default"
     database_url: str = ""
     blob_dir: str = ""
+    # Follow the migration state in the app database (HAUL_MIGRATION): reach every cluster
+    # it names, each through its own profile with no TEMPORAL_* overrides.
+    migration: bool = False
 
     def env(self) -> dict[str, str]:
         """Variables that point a child process (a worker, a load generator) at this target."""
@@ -32,4 +37,6 @@ class Target(BaseModel):
             env["TEMPORAL_CONFIG_FILE"] = self.config_file
         if self.profile:
             env["TEMPORAL_PROFILE"] = self.profile
+        if self.migration:
+            env["HAUL_MIGRATION"] = "true"
         return env

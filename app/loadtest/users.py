@@ -47,11 +47,14 @@ import gevent.monkey
 from locust import User, events
 from temporalio.client import Client
 
+from app.core.settings import AppSettings
+from app.core.target import Target
 from app.loadtest.accounting import QueryCounter
 from app.loadtest.models import Lag, OperationCounts, ProcessStats
 from app.loadtest.process_files import harness_file
 from app.loadtest.settings import LoadSettings
-from app.platform.client import HaulClient, connect
+from app.platform.client import HaulClient
+from app.stack import targets
 
 T = TypeVar("T")
 # gevent's originals. Note: the original threading.Thread class is not enough on its own: its
@@ -164,8 +167,8 @@ class TemporalBridge:
         self._watcher = gevent.get_hub().loop.async_()
         self._watcher.start(self._drain)
         self.loop_thread_id = _start_real_thread(self._run_loop, ())
-        self.client: Client = self.call(self._connect())
-        self.haul = HaulClient(self.client)
+        self.haul: HaulClient = self.call(self._connect())
+        self.client: Client = self.haul.client
 
     @classmethod
     def get(cls) -> TemporalBridge:
@@ -179,10 +182,12 @@ class TemporalBridge:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    async def _connect(self) -> Client:
+    async def _connect(self) -> HaulClient:
         # Connection settings come from envconfig (TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE /
-        # TEMPORAL_ADDRESS ...), which `haul loadtest` sets for the target.
-        return await connect(interceptors=[self.queries])
+        # TEMPORAL_ADDRESS ...), which `haul loadtest` sets for the target; with
+        # HAUL_MIGRATION every call routes through the migration state in the app database.
+        target = targets.resolve() if AppSettings().migration else Target()
+        return await HaulClient.connect(target, interceptors=[self.queries])
 
     async def _tracked(self, coro: Awaitable[T], submitted: float) -> T:
         # Runs on the loop thread only, so the counters need no lock.

@@ -1,4 +1,4 @@
-"""The haul client: envconfig connections and deterministic-ID starts, signals and queries.
+"""The haul client: envconfig connections, and every call by deterministic ID through the router.
 
 Task workflows start with USE_EXISTING / ALLOW_DUPLICATE_FAILED_ONLY, so a duplicate start
 joins the running workflow, a finished one is never run again by accident, and a failed one
@@ -7,20 +7,20 @@ after a completed run starts a fresh run.
 
 Workflows, signals and queries are named by their methods (`GreetingWorkflow.run`,
 `LedgerEntityWorkflow.on_event`), as in temporalio's own client, so mypy checks each input and
-the handle knows its result type.
+the handle knows its result type. `HaulClient` hands every call to a `ClusterRouter`: with one
+cluster that router is a pass-through (no extra RPC, no database); with `HAUL_MIGRATION` it
+follows the migration state in the app database and reaches both clusters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio import workflow as wf
 from temporalio.client import Client, Interceptor, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.envconfig import ClientConfig
+from temporalio.envconfig import ClientConfig, ClientConnectConfig
 from temporalio.runtime import Runtime
 from temporalio.types import (
     MethodAsyncSingleParam,
@@ -31,30 +31,58 @@ from temporalio.types import (
     SelfType,
 )
 
-from app.platform.discovery import task_queue_for
+from app.core.database import Database
+from app.core.target import Target
 from app.platform.failures import FailureStore
-from app.platform.ids import workflow_id
+from app.platform.migration_state import MigrationStore
 from app.platform.plugin import HaulPlugin
+from app.platform.router import ClusterRouter
 
 SignalArg = TypeVar("SignalArg")
 QueryResult = TypeVar("QueryResult")
+
+CONFIG_FILE_VAR = "TEMPORAL_CONFIG_FILE"
+
+
+def connect_config(
+    profile: str | None = None,
+    *,
+    config_file: str | None = None,
+    env_overrides: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> ClientConnectConfig:
+    """A profile's connection settings.
+
+    With `env_overrides` (one cluster per process) TEMPORAL_* variables override the profile,
+    as the `temporal` CLI does. Without it only TEMPORAL_CONFIG_FILE is read from the
+    environment, so that two profiles loaded in one process each reach their own cluster
+    instead of both following TEMPORAL_ADDRESS.
+    """
+    # The bridge takes a plain dict.
+    env = dict(os.environ if environ is None else environ)
+    if not env_overrides:
+        env = {k: v for k, v in env.items() if k == CONFIG_FILE_VAR and not config_file}
+    return ClientConfig.load_client_connect_config(
+        profile, config_file=config_file, override_env_vars=env
+    )
 
 
 async def connect(
     profile: str | None = None,
     *,
     config_file: str | None = None,
+    env_overrides: bool = True,
     failure_store: FailureStore | None = None,
     interceptors: Sequence[Interceptor] = (),
     runtime: Runtime | None = None,
 ) -> Client:
-    """Connect from an envconfig profile plus TEMPORAL_* variables, as the CLI does.
+    """Connect from an envconfig profile (see `connect_config`), as the CLI does.
 
     Works alike for a local cluster, a self-hosted TLS cluster and Temporal Cloud (API key or
     mTLS): all of that lives in the profile, never in our code. The client carries the haul
     plugin; `failure_store` is where workers built on it record failed workflows.
     """
-    config = ClientConfig.load_client_connect_config(profile, config_file=config_file)
+    config = connect_config(profile, config_file=config_file, env_overrides=env_overrides)
     return await Client.connect(
         **config,
         plugins=[HaulPlugin(failure_store)],
@@ -63,24 +91,82 @@ async def connect(
     )
 
 
-def _definition(run: Callable[..., Awaitable[Any]]) -> wf._Definition:
-    return wf._Definition.must_from_run_fn(run)
-
-
-def _task_queue(defn: wf._Definition, task_queue: str | None) -> str:
-    return task_queue_for(defn.cls, task_queue)
-
-
-@dataclass
 class HaulClient:
-    """Wraps a temporalio Client with haul's ID and policy conventions."""
+    """haul's ID and policy conventions over a `ClusterRouter`.
 
-    client: Client
+    `HaulClient(client)` serves that one cluster; `HaulClient.connect(target)` reaches the
+    target's cluster and, when the target is in a migration, every cluster the migration
+    state names.
+    """
 
-    def id_for(self, run: Callable[..., Awaitable[Any]], task_identifier: str) -> str:
+    def __init__(self, client: Client | ClusterRouter, *, db: Database | None = None) -> None:
+        if isinstance(client, ClusterRouter):
+            self.router = client
+        else:
+            self.router = ClusterRouter({"": client}, cluster="")
+        self._db = db
+
+    @classmethod
+    async def connect(
+        cls,
+        target: Target,
+        *,
+        failure_store: FailureStore | None = None,
+        interceptors: Sequence[Interceptor] = (),
+        runtime: Runtime | None = None,
+        refresh_seconds: float = 1.0,
+    ) -> HaulClient:
+        """Connect to `target`; with `target.migration`, through the app database's state."""
+
+        async def connect_to(profile: str | None, env_overrides: bool) -> Client:
+            return await connect(
+                profile,
+                config_file=target.config_file,
+                env_overrides=env_overrides,
+                failure_store=failure_store,
+                interceptors=interceptors,
+                runtime=runtime,
+            )
+
+        if not target.migration:
+            return cls(await connect_to(target.profile, True))
+        if not target.profile:
+            raise ValueError(
+                "HAUL_MIGRATION needs the cluster named by an envconfig profile: set "
+                "TEMPORAL_PROFILE (or pass --cluster for a local cluster)"
+            )
+        primary = await connect_to(target.profile, False)
+        db = Database(target.database_url)
+        router = ClusterRouter(
+            {target.profile: primary},
+            MigrationStore(db),
+            cluster=target.profile,
+            refresh_seconds=refresh_seconds,
+            connector=lambda name: connect_to(name, False),
+        )
+        try:
+            await router.open()
+        except BaseException:
+            await router.close()
+            db.close()
+            raise
+        return cls(router, db=db)
+
+    async def close(self) -> None:
+        """Leave the routers' table at once and close the app database pool, if any."""
+        await self.router.close()
+        if self._db is not None:
+            self._db.close()
+
+    @property
+    def client(self) -> Client:
+        """The client of the cluster new work goes to when no migration is under way."""
+        return self.router.clients[self.router.state.old]
+
+    def id_for(self, run: Any, task_identifier: str) -> str:
         """The deterministic ID of `task_identifier`'s run of the workflow whose run method
         is `run`."""
-        return workflow_id(_definition(run).name or "", task_identifier)
+        return self.router.id_for(run, task_identifier)
 
     async def start(
         self,
@@ -92,15 +178,8 @@ class HaulClient:
         execution_timeout: timedelta | None = None,
     ) -> WorkflowHandle[SelfType, ReturnType]:
         """Start a task workflow, or join the one already running under the same ID."""
-        defn = _definition(run)
-        return await self.client.start_workflow(
-            run,
-            arg,
-            id=self.id_for(run, task_identifier),
-            task_queue=_task_queue(defn, task_queue),
-            execution_timeout=execution_timeout,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        return await self.router.start(
+            run, arg, task_identifier, task_queue=task_queue, execution_timeout=execution_timeout
         )
 
     async def signal_with_start(
@@ -114,16 +193,8 @@ class HaulClient:
         task_queue: str | None = None,
     ) -> WorkflowHandle[SelfType, ReturnType]:
         """Signal an entity workflow, starting a new run if none is running."""
-        defn = _definition(run)
-        return await self.client.start_workflow(
-            run,
-            arg,
-            id=self.id_for(run, entity_key),
-            task_queue=_task_queue(defn, task_queue),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            start_signal=wf._SignalDefinition.must_name_from_fn_or_str(signal),
-            start_signal_args=[signal_arg],
+        return await self.router.signal_with_start(
+            run, arg, entity_key, signal, signal_arg, task_queue=task_queue
         )
 
     async def signal(
@@ -133,9 +204,8 @@ class HaulClient:
         signal: MethodSyncOrAsyncSingleParam[SelfType, SignalArg, None],
         arg: SignalArg,
     ) -> None:
-        """Signal the current run of a workflow by its deterministic ID."""
-        handle = self.client.get_workflow_handle_for(run, self.id_for(run, task_identifier))
-        await handle.signal(signal, arg)
+        """Signal the open run of a workflow by its deterministic ID."""
+        await self.router.signal(run, task_identifier, signal, arg)
 
     async def query(
         self,
@@ -143,6 +213,17 @@ class HaulClient:
         task_identifier: str,
         query: MethodSyncOrAsyncNoParam[SelfType, QueryResult],
     ) -> QueryResult:
-        """Query the current run of a workflow by its deterministic ID."""
-        handle = self.client.get_workflow_handle_for(run, self.id_for(run, task_identifier))
-        return await handle.query(query)
+        """Query the run of a workflow by its deterministic ID."""
+        return await self.router.query(run, task_identifier, query)
+
+    async def cancel(
+        self, run: MethodAsyncSingleParam[SelfType, Any, Any], task_identifier: str
+    ) -> None:
+        """Request cancellation of the open run of a workflow by its deterministic ID."""
+        await self.router.cancel(run, task_identifier)
+
+    async def handle(
+        self, run: MethodAsyncSingleParam[SelfType, Any, ReturnType], task_identifier: str
+    ) -> WorkflowHandle[SelfType, ReturnType]:
+        """A handle on the ID's current run wherever it is (follows continue-as-new)."""
+        return (await self.router.handle(run, task_identifier))[1]

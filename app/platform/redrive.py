@@ -9,10 +9,11 @@ redrive itself failed.
 from __future__ import annotations
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import RawValue
 
 from app.platform.failure_poller import payloads_from_json
 from app.platform.failures import STUCK, FailureStore
+from app.platform.router import ClusterRouter
 
 _OUTCOMES = {
     WorkflowExecutionStatus.COMPLETED: "Completed",
@@ -24,8 +25,11 @@ _OUTCOMES = {
 }
 
 
-async def redrive(client: Client, store: FailureStore, failure_id: int) -> str:
-    """Start the failed workflow again under its ID with its original input; the new run ID."""
+async def redrive(router: ClusterRouter, store: FailureStore, failure_id: int) -> str:
+    """Start the failed workflow again under its ID with its original input; the new run ID.
+
+    Through the router, so during a migration it is placed like any start: a task that
+    succeeded on either cluster is not run again."""
     failure = store.get(failure_id)
     live = [r for r in store.redrives(failure_id) if r.outcome in ("Running", "Completed")]
     if live:
@@ -38,13 +42,11 @@ async def redrive(client: Client, store: FailureStore, failure_id: int) -> str:
             f"failure {failure_id} is a stuck run that is still open: deploy the fix and the "
             "run retries its workflow task by itself, or terminate it and redrive"
         )
-    handle = await client.start_workflow(
+    handle = await router.redrive(
         failure.workflow_type,
-        args=[RawValue(p) for p in payloads_from_json(failure.input_payloads)],
-        id=failure.workflow_id,
-        task_queue=failure.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        [RawValue(p) for p in payloads_from_json(failure.input_payloads)],
+        failure.workflow_id,
+        failure.task_queue,
     )
     run_id = handle.result_run_id or ""
     store.add_redrive(failure_id, "rerun", run_id)

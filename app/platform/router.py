@@ -66,7 +66,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -74,6 +74,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import psycopg
+from temporalio import workflow as wf
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -83,8 +84,16 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.types import (
+    MethodAsyncSingleParam,
+    MethodSyncOrAsyncNoParam,
+    MethodSyncOrAsyncSingleParam,
+    ParamType,
+    ReturnType,
+    SelfType,
+)
 
-from app.platform.discovery import task_queue_for, workflow_type_name
+from app.platform.discovery import task_queue_for
 from app.platform.ids import workflow_id
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import MigrationState, Phase, Step
@@ -92,6 +101,8 @@ from app.platform.phases import MigrationState, Phase, Step
 log = logging.getLogger("haul.router")
 
 T = TypeVar("T")
+SignalArg = TypeVar("SignalArg")
+QueryResult = TypeVar("QueryResult")
 # Test hook, awaited after a new run's placement is decided and before it is acted on:
 # (operation, workflow ID, cluster name).
 DecisionHook = Callable[[str, str, str], Awaitable[None]]
@@ -127,6 +138,10 @@ class RouterStats:
         return rpcs / calls, queries / calls
 
 
+def _definition(run: Callable[..., Awaitable[Any]]) -> wf._Definition:
+    return wf._Definition.must_from_run_fn(run)
+
+
 def _not_found(err: RPCError) -> bool:
     return err.status == RPCStatusCode.NOT_FOUND
 
@@ -147,7 +162,9 @@ class ClusterRouter:
     """Routes calls by deterministic workflow ID to the cluster that should serve them.
 
     `clients` maps cluster name to a connected Client (built by the caller). Without a
-    `store` the router serves `cluster` alone and never touches a database.
+    `store` the router serves `cluster` alone and never touches a database. `connector`
+    connects to a cluster a new state names that `clients` lacks, so a process learns of a
+    migration started after it was, without a restart.
     """
 
     def __init__(
@@ -159,10 +176,12 @@ class ClusterRouter:
         refresh_seconds: float = 1.0,
         lease_seconds: float | None = None,
         router_id: str | None = None,
+        connector: Callable[[str], Awaitable[Client]] | None = None,
     ) -> None:
         if cluster not in clients:
             raise ValueError(f"no client for cluster {cluster!r}; have {sorted(clients)}")
         self.clients = dict(clients)
+        self.connector = connector
         self.store = store
         self.refresh_seconds = refresh_seconds
         ttl = store.ttl_seconds if store else 0.0
@@ -225,7 +244,7 @@ class ClusterRouter:
         began = time.monotonic()
         state = await self._db(self.store.read)
         if state is not None and state.version != self._view.version:
-            unknown = [c for c in (state.old, state.new) if c and c not in self.clients]
+            unknown = await self._connect_missing(state)
             if unknown:
                 # Never acknowledge a state we cannot serve: the transition stays not in effect.
                 log.error(
@@ -251,6 +270,21 @@ class ClusterRouter:
         )
         self._refreshed_at = began
         return self._view
+
+    async def _connect_missing(self, state: MigrationState) -> list[str]:
+        """Connect to the clusters `state` names that this router has no client for yet;
+        return those it still cannot reach."""
+        unknown = [c for c in (state.old, state.new) if c and c not in self.clients]
+        if self.connector is None:
+            return unknown
+        left = []
+        for name in unknown:
+            try:
+                self.clients[name] = await self.connector(name)
+            except Exception as err:
+                log.error("router cannot connect to cluster %r: %s", name, err)
+                left.append(name)
+        return left
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -336,12 +370,13 @@ class ClusterRouter:
 
     # -- the operations -------------------------------------------------------------------
 
-    def id_for(self, workflow_cls: Any, task_identifier: str) -> str:
-        return workflow_id(workflow_type_name(workflow_cls), task_identifier)
+    def id_for(self, run: Callable[..., Awaitable[Any]], task_identifier: str) -> str:
+        """The deterministic ID of `task_identifier`'s run of the workflow `run` belongs to."""
+        return workflow_id(_definition(run).name or "", task_identifier)
 
     def _creator(
         self,
-        workflow_cls: Any,
+        run: Callable[..., Awaitable[Any]],
         arg: Any,
         task_identifier: str,
         task_queue: str | None,
@@ -349,13 +384,14 @@ class ClusterRouter:
         kwargs: dict[str, Any],
     ) -> tuple[str, str, Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]]]:
         """Type, ID and the start-or-join call for one cluster, with haul's ID policies."""
-        wf_type = workflow_type_name(workflow_cls)
+        defn = _definition(run)
+        wf_type = defn.name or ""
         wf_id = workflow_id(wf_type, task_identifier)
-        queue = task_queue_for(workflow_cls, task_queue)
+        queue = task_queue_for(defn.cls, task_queue)
 
         async def create(client: Client) -> WorkflowHandle[Any, Any]:
             return await client.start_workflow(
-                wf_type,
+                run,
                 arg,
                 id=wf_id,
                 task_queue=queue,
@@ -369,62 +405,92 @@ class ClusterRouter:
 
     async def start(
         self,
-        workflow_cls: Any,
-        arg: Any,
+        run: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
+        arg: ParamType,
         task_identifier: str,
         *,
         task_queue: str | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any, Any]:
+        execution_timeout: timedelta | None = None,
+    ) -> WorkflowHandle[SelfType, ReturnType]:
         """Start a task workflow, or join the run already open under its ID on either cluster.
 
         A task that succeeded raises WorkflowAlreadyStartedError, wherever it ran.
         """
         wf_type, wf_id, create = self._creator(
-            workflow_cls,
+            run,
             arg,
             task_identifier,
             task_queue,
             WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            kwargs,
+            {"execution_timeout": execution_timeout},
         )
         async with self._call("start") as call:
-            return await self._place(call, wf_id, wf_type, create, join=None)
+            return await self._place(call, run, wf_id, wf_type, create, join=None, task=True)
 
     async def signal_with_start(
         self,
-        workflow_cls: Any,
-        arg: Any,
+        run: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
+        arg: ParamType,
         entity_key: str,
-        signal: str,
-        signal_arg: Any,
+        signal: MethodSyncOrAsyncSingleParam[SelfType, SignalArg, None],
+        signal_arg: SignalArg,
         *,
         task_queue: str | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any, Any]:
+    ) -> WorkflowHandle[SelfType, ReturnType]:
         """Signal an entity where it is open, or start a new run with the signal."""
+        name = wf._SignalDefinition.must_name_from_fn_or_str(signal)
         wf_type, wf_id, create = self._creator(
-            workflow_cls,
+            run,
             arg,
             entity_key,
             task_queue,
             WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            {**kwargs, "start_signal": signal, "start_signal_args": [signal_arg]},
+            {"start_signal": name, "start_signal_args": [signal_arg]},
         )
 
         async def join(handle: WorkflowHandle[Any, Any]) -> None:
-            await handle.signal(signal, signal_arg, rpc_timeout=self._rpc_timeout())
+            await handle.signal(name, signal_arg, rpc_timeout=self._rpc_timeout())
 
         async with self._call("signal_with_start") as call:
-            return await self._place(call, wf_id, wf_type, create, join=join)
+            return await self._place(call, run, wf_id, wf_type, create, join=join, task=False)
+
+    async def redrive(
+        self, workflow_type: str, args: Sequence[Any], wf_id: str, task_queue: str
+    ) -> WorkflowHandle[Any, Any]:
+        """Start a failed task again by its recorded type, ID and arguments (a redrive).
+
+        Placed like `start`; a run open anywhere, or a success, raises
+        WorkflowAlreadyStartedError instead of being joined, as the failure store expects.
+        """
+
+        async def create(client: Client) -> WorkflowHandle[Any, Any]:
+            return await client.start_workflow(
+                workflow_type,
+                args=list(args),
+                id=wf_id,
+                task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                rpc_timeout=self._rpc_timeout(),
+            )
+
+        async def refuse(handle: WorkflowHandle[Any, Any]) -> None:
+            raise WorkflowAlreadyStartedError(wf_id, workflow_type)
+
+        async with self._call("redrive") as call:
+            return await self._place(
+                call, None, wf_id, workflow_type, create, join=refuse, task=True
+            )
 
     async def _place(
         self,
         call: _Call,
+        run: Callable[..., Awaitable[Any]] | None,
         wf_id: str,
         wf_type: str,
         create: Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]],
         join: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]] | None,
+        task: bool,
     ) -> WorkflowHandle[Any, Any]:
         """Put a new run (or join an open one) where the current step says; see the docstring."""
         view = call.view
@@ -456,7 +522,11 @@ class ClusterRouter:
                 if desc.status == WorkflowExecutionStatus.RUNNING:
                     await self._decided(call, wf_id, cluster)
                     # No run ID: a run that continued as new is followed, never re-created.
-                    handle = client.get_workflow_handle(wf_id)
+                    handle = (
+                        client.get_workflow_handle(wf_id)
+                        if run is None
+                        else client.get_workflow_handle_for(run, wf_id)
+                    )
                     if join is None:
                         return handle
                     try:
@@ -468,7 +538,7 @@ class ClusterRouter:
                         # It closed between the look-up and the signal: start it afresh.
                         self._extra(call, f"signal-{self._role(call, cluster)}-closed")
                         break
-                if desc.status == WorkflowExecutionStatus.COMPLETED and join is None:
+                if desc.status == WorkflowExecutionStatus.COMPLETED and task:
                     await self._decided(call, wf_id, cluster)
                     raise WorkflowAlreadyStartedError(wf_id, wf_type, run_id=desc.run_id)
             target = view.old if view.step is Step.BOTH_OLD else view.new
@@ -524,40 +594,50 @@ class ClusterRouter:
                     raise
         raise AssertionError("unreachable: the search order is never empty")
 
-    async def signal(self, workflow_cls: Any, task_identifier: str, signal: str, arg: Any) -> None:
+    async def signal(
+        self,
+        run: MethodAsyncSingleParam[SelfType, Any, Any],
+        task_identifier: str,
+        signal: MethodSyncOrAsyncSingleParam[SelfType, SignalArg, None],
+        arg: SignalArg,
+    ) -> None:
         """Signal the open run of a workflow by its deterministic ID."""
-        wf_id = self.id_for(workflow_cls, task_identifier)
+        wf_id = self.id_for(run, task_identifier)
         async with self._call("signal") as call:
             await self._on_open_run(
                 call, wf_id, lambda h: h.signal(signal, arg, rpc_timeout=self._rpc_timeout())
             )
 
-    async def cancel(self, workflow_cls: Any, task_identifier: str) -> None:
+    async def cancel(
+        self, run: MethodAsyncSingleParam[SelfType, Any, Any], task_identifier: str
+    ) -> None:
         """Request cancellation of the open run of a workflow by its deterministic ID."""
-        wf_id = self.id_for(workflow_cls, task_identifier)
+        wf_id = self.id_for(run, task_identifier)
         async with self._call("cancel") as call:
             await self._on_open_run(
                 call, wf_id, lambda h: h.cancel(rpc_timeout=self._rpc_timeout())
             )
 
     async def query(
-        self, workflow_cls: Any, task_identifier: str, query: str, *, result_type: Any = None
-    ) -> Any:
+        self,
+        run: MethodAsyncSingleParam[SelfType, Any, Any],
+        task_identifier: str,
+        query: MethodSyncOrAsyncNoParam[SelfType, QueryResult],
+    ) -> QueryResult:
         """Query the run of a workflow by ID: the open one, else the latest closed one."""
-        wf_id = self.id_for(workflow_cls, task_identifier)
+        wf_id = self.id_for(run, task_identifier)
         async with self._call("query") as call:
-            cluster, handle = await self._locate(call, wf_id)
-            return await handle.query(
-                query, result_type=result_type, rpc_timeout=self._rpc_timeout()
-            )
+            _, handle = await self._locate(call, wf_id)
+            return await handle.query(query, rpc_timeout=self._rpc_timeout())
 
     async def handle(
-        self, workflow_cls: Any, task_identifier: str
-    ) -> tuple[str, WorkflowHandle[Any, Any]]:
+        self, run: MethodAsyncSingleParam[SelfType, Any, ReturnType], task_identifier: str
+    ) -> tuple[str, WorkflowHandle[SelfType, ReturnType]]:
         """The cluster that holds the ID now (open there, else its latest closed run)."""
-        wf_id = self.id_for(workflow_cls, task_identifier)
+        wf_id = self.id_for(run, task_identifier)
         async with self._call("handle") as call:
-            return await self._locate(call, wf_id)
+            cluster, _ = await self._locate(call, wf_id)
+            return cluster, self.clients[cluster].get_workflow_handle_for(run, wf_id)
 
     async def _locate(self, call: _Call, wf_id: str) -> tuple[str, WorkflowHandle[Any, Any]]:
         order = self._search_order(call.view)

@@ -3,17 +3,19 @@
 Workers take the converter, interceptors and failure activity from the haul plugin their
 client carries (see app.platform.plugin). On SIGTERM the process stops polling and lets
 in-flight activities finish within the grace period. It serves the SDK's Prometheus metrics
-and `/healthz` on one port (app.platform.health), and logs as JSON.
+and `/healthz` on one port (app.platform.health), and logs as JSON. During a cluster
+migration one process polls both clusters (ClusterWorkers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,8 +26,9 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from app.core.settings import Settings
+from app.core.target import Target
 from app.platform import tracing
-from app.platform.client import connect
+from app.platform.client import HaulClient
 from app.platform.discovery import DOMAIN_PACKAGES, Discovered, activity_names, discover
 from app.platform.failures import FailureStore
 from app.platform.health import HealthServer
@@ -36,10 +39,14 @@ log = logging.getLogger("haul.worker")
 
 @dataclass
 class WorkerContext:
-    """What activity service classes receive when they take a constructor argument."""
+    """What activity service classes receive when they take a constructor argument.
+
+    Activities that start or signal workflows use `haul`, which routes by ID across a
+    migration, never the client their worker polls with.
+    """
 
     settings: Settings
-    client: Client
+    haul: HaulClient
 
 
 def _instantiate(cls: type, ctx: WorkerContext) -> Any:
@@ -51,11 +58,14 @@ def build_workers(
     discovered: Discovered,
     settings: Settings,
     task_queues: Iterable[str] | None = None,
+    *,
+    haul: HaulClient | None = None,
 ) -> list[Worker]:
     """One Worker per task queue, with every workflow and activity discovery found for it.
 
     The client must come from `connect`: its haul plugin gives each worker the failure
-    interceptor and the failure activity."""
+    interceptor and the failure activity. `haul` is what activities start and signal
+    through (default: `client` alone)."""
     if not any(isinstance(p, HaulPlugin) for p in client.config()["plugins"]):
         raise ValueError(
             "build_workers needs a client made by app.platform.client.connect (it carries the "
@@ -68,7 +78,7 @@ def build_workers(
             f"no workflows or activities are registered for task queue(s) {unknown}; "
             f"known queues: {sorted(discovered.queues)}"
         )
-    ctx = WorkerContext(settings, client)
+    ctx = WorkerContext(settings, haul or HaulClient(client))
     executor = ThreadPoolExecutor(max_workers=max(4, settings.max_concurrent_activities))
     workers = []
     for name in wanted:
@@ -92,6 +102,74 @@ def build_workers(
     return workers
 
 
+class ClusterWorkers:
+    """One set of workers per cluster the migration state names, on one runtime.
+
+    From `dual` on, the router knows both clusters and every task queue is polled on both;
+    once the state is `single` on the new cluster (or an abort is back to `single` on the old
+    one), the workers of the cluster left behind shut down gracefully.
+    """
+
+    def __init__(self, haul: HaulClient, build: Callable[[Client], list[Worker]]) -> None:
+        self.haul = haul
+        self.build = build
+        self.running: dict[str, tuple[list[Worker], list[asyncio.Task[None]]]] = {}
+
+    def wanted(self) -> list[str]:
+        """The clusters to poll now: the state's old one, and its new one if any."""
+        state = self.haul.router.state
+        return [c for c in (state.old, state.new) if c is not None]
+
+    async def sync(self) -> None:
+        """Start workers where the state wants them and the router can reach; stop the rest."""
+        wanted = self.wanted()
+        for cluster in wanted:
+            client = self.haul.router.clients.get(cluster)
+            if cluster not in self.running and client is not None:
+                workers = self.build(client)
+                tasks = [asyncio.create_task(w.run()) for w in workers]
+                self.running[cluster] = (workers, tasks)
+                log.info(
+                    "polling",
+                    extra={"cluster": cluster, "task_queues": [w.task_queue for w in workers]},
+                )
+        for cluster in [c for c in self.running if c not in wanted]:
+            log.info("stopping polling", extra={"cluster": cluster})
+            await self._stop(cluster)
+
+    def failed(self) -> BaseException | None:
+        """The error of the first worker that stopped by itself, if any."""
+        for _, tasks in self.running.values():
+            for task in tasks:
+                if task.done():
+                    return task.exception() or RuntimeError("a worker stopped polling")
+        return None
+
+    async def _stop(self, cluster: str) -> None:
+        workers, tasks = self.running.pop(cluster)
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(self._stop(c) for c in list(self.running)))
+
+    async def serve(self, stop: asyncio.Event, check_seconds: float = 1.0) -> None:
+        """Follow the state until `stop` is set or a worker fails; then shut every one down."""
+        try:
+            while True:
+                await self.sync()
+                error = self.failed()
+                if error is not None:
+                    log.error("worker failed", exc_info=error)
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), check_seconds)
+                if stop.is_set():
+                    return
+        finally:
+            await self.stop()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -102,12 +180,17 @@ async def run_worker(
     *,
     profile: str | None = None,
     config_file: str | None = None,
+    migration: bool = False,
     settings: Settings | None = None,
     task_queues: Iterable[str] | None = None,
     packages: Iterable[str] = DOMAIN_PACKAGES,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run workers until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
+    """Run workers until SIGTERM/SIGINT (or `stop`), then shut down gracefully.
+
+    With `migration` the process follows the migration state in the app database and polls
+    every cluster it names (see ClusterWorkers): two clients, one runtime, one health port.
+    """
     settings = settings or Settings()
     stop = stop or asyncio.Event()
     metrics_port = _free_port()
@@ -117,10 +200,17 @@ async def run_worker(
         )
     )
     store = FailureStore(settings.database_url) if settings.database_url else None
-    client = await connect(
-        profile, config_file=config_file, failure_store=store, runtime=runtime
+    target = Target(
+        profile=profile,
+        config_file=config_file,
+        database_url=settings.database_url,
+        migration=migration,
     )
-    workers = build_workers(client, discover(packages), settings, task_queues)
+    haul = await HaulClient.connect(target, failure_store=store, runtime=runtime)
+    discovered = discover(packages)
+    pool = ClusterWorkers(
+        haul, lambda client: build_workers(client, discovered, settings, task_queues, haul=haul)
+    )
     health = HealthServer(
         settings.health_host, settings.health_port, f"http://127.0.0.1:{metrics_port}/metrics"
     )
@@ -128,23 +218,20 @@ async def run_worker(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runs = [asyncio.create_task(w.run()) for w in workers]
+    await pool.sync()
     health.readiness.ready = True
-    log.info(
-        "worker started",
-        extra={"task_queues": [w.task_queue for w in workers], "health_port": settings.health_port},
-    )
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait([stopped, *runs], return_when=asyncio.FIRST_COMPLETED)
-    health.readiness.ready = False
-    log.info(
-        "worker shutting down; in-flight activities get %ss", settings.graceful_shutdown_seconds
-    )
-    await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-    for task in runs:
-        if task.done() and task.exception():
-            log.error("worker failed", exc_info=task.exception())
-    await health.stop()
-    tracing.shutdown()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
+    log.info("worker started", extra={"health_port": settings.health_port})
+    try:
+        await pool.serve(stop)
+    finally:
+        health.readiness.ready = False
+        log.info(
+            "worker shutting down; in-flight activities get %ss",
+            settings.graceful_shutdown_seconds,
+        )
+        await pool.stop()
+        await haul.close()
+        await health.stop()
+        tracing.shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -254,7 +254,7 @@ async def test_a_redrive_after_a_fix_succeeds_and_is_linked(
     await poll_until(poller, lambda: bool(records(store, handle.id)))
     [rec] = records(store, handle.id)
     async with Worker(client, task_queue=task_queue, workflows=[FixedFailingWorkflow]):
-        run_id = await redrive(client, store, rec.id)
+        run_id = await redrive(HaulClient(client).router, store, rec.id)
         assert run_id != rec.run_id
         result = await client.get_workflow_handle(handle.id, run_id=run_id).result()
     assert result == "fixed: bad rate"
@@ -262,7 +262,7 @@ async def test_a_redrive_after_a_fix_succeeds_and_is_linked(
     [link] = store.redrives(rec.id)
     assert (link.new_run_id, link.outcome) == (run_id, "Completed")
     with pytest.raises(ValueError, match="already redriven"):
-        await redrive(client, store, rec.id)
+        await redrive(HaulClient(client).router, store, rec.id)
 
 
 async def test_a_domain_failure_carries_its_team_and_the_result_is_unchanged(

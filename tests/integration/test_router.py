@@ -12,20 +12,27 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from app.core.database import Database
-from app.core.migrate import migrate
 from app.core.settings import Settings
+from app.core.target import Target
 from app.domains.sample import DOMAIN
+from app.domains.sample.activities import SampleActivities
 from app.domains.sample.models import GreetingInput, LedgerBatch
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
 from app.platform import migration_checks
-from app.platform.client import connect
+from app.platform.client import HaulClient, connect
 from app.platform.discovery import Discovered, TaskQueueRegistration, discover
 from app.platform.history import run_ids, scheduled_activity_inputs
 from app.platform.migration_state import MigrationStore
@@ -37,26 +44,19 @@ from app.platform.phases import (
     TransitionRefusedError,
     transition,
 )
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent, EntityInput
+from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.router import ClusterRouter
-from app.platform.worker import build_workers
-from app.stack import cluster
+from app.platform.worker import ClusterWorkers, build_workers
 from app.stack.registry import ClusterRecord, Registry
+from tests.integration.migration_clusters import clean_store, two_clusters
 
 OLD, NEW = "rt-old", "rt-new"
 
 
 @pytest.fixture(scope="module")
 def records() -> Iterator[dict[str, ClusterRecord]]:
-    recs: dict[str, ClusterRecord] = {}
-    try:
-        for name in (OLD, NEW):
-            recs[name] = cluster.up(name, "dev", headless=True)
-        migrate(recs[OLD].dsn())
+    with two_clusters(OLD, NEW) as recs:
         yield recs
-    finally:
-        for name in recs:
-            cluster.down(name, purge=True)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -79,15 +79,8 @@ async def clients(records: dict[str, ClusterRecord]) -> AsyncIterator[dict[str, 
 @pytest.fixture
 def store(records: dict[str, ClusterRecord]) -> Iterator[MigrationStore]:
     """The state store on a clean slate: no migration row, no routers, no claims."""
-    db = Database(records[OLD].dsn())
-    with db.connect() as conn:
-        conn.execute(
-            "truncate cluster_migration, cluster_migration_history, cluster_routers, cluster_claims"
-        )
-    try:
-        yield MigrationStore(db)
-    finally:
-        db.close()
+    with clean_store(records[OLD].dsn()) as fresh_store:
+        yield fresh_store
 
 
 @asynccontextmanager
@@ -190,7 +183,11 @@ def entity(key: str, work_seconds: float = 0.0) -> EntityInput:
 
 async def send(r: ClusterRouter, key: str, event_id: str, work_seconds: float = 0.0) -> str:
     handle = await r.signal_with_start(
-        LedgerEntityWorkflow, entity(key, work_seconds), key, EVENT_SIGNAL, EntityEvent(event_id)
+        LedgerEntityWorkflow.run,
+        entity(key, work_seconds),
+        key,
+        LedgerEntityWorkflow.on_event,
+        EntityEvent(event_id),
     )
     return handle.id
 
@@ -238,10 +235,13 @@ async def test_one_cluster_adds_no_rpc_and_no_query(
         async with router(clients, st, refresh=3600) as r:
             key, task = fresh(), fresh()
             await send(r, key, "e1")
-            await (await r.start(GreetingWorkflow, GreetingInput(name="x"), task)).result()
-            await r.query(LedgerEntityWorkflow, key, "pending")
-            assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
-            assert await landed(clients, r.id_for(LedgerEntityWorkflow, key)) == {OLD: 1, NEW: 0}
+            await (await r.start(GreetingWorkflow.run, GreetingInput(name="x"), task)).result()
+            await r.query(LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.pending_count)
+            assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {OLD: 1, NEW: 0}
+            assert await landed(clients, r.id_for(LedgerEntityWorkflow.run, key)) == {
+                OLD: 1,
+                NEW: 0,
+            }
             assert r.stats.calls[("single", "start")] == 1
             assert not r.stats.extra_rpcs and not r.stats.db_queries
 
@@ -270,20 +270,25 @@ async def test_new_work_lands_per_phase(
         # An entity and a long task opened on the old cluster before the migration began.
         old_key, old_task = fresh(), fresh()
         await send(r, old_key, "before", work_seconds=0.5)
-        slow = await r.start(GreetingWorkflow, GreetingInput(name="slow", work_seconds=4), old_task)
+        slow = await r.start(
+            GreetingWorkflow.run, GreetingInput(name="slow", work_seconds=4), old_task
+        )
         state = await walk(store, clients, stage)
         assert r.state.stage == stage
         key, task = fresh(), fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="n"), task)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="n"), task)
         await send(r, key, "e1")
         other = NEW if starts_on == OLD else OLD
-        for wf_id in (r.id_for(GreetingWorkflow, task), r.id_for(LedgerEntityWorkflow, key)):
+        for wf_id in (
+            r.id_for(GreetingWorkflow.run, task),
+            r.id_for(LedgerEntityWorkflow.run, key),
+        ):
             assert await landed(clients, wf_id) == {starts_on: 1, other: 0}
         assert r.stats.per_call(stage, "start") == (rpcs, queries)
         if state.phase.value in ("dual", "routing"):
             # The task still open on old is joined there, not started again on new.
-            joined = await r.start(GreetingWorkflow, GreetingInput(name="slow"), old_task)
-            assert (await joined.result())["greeting"] == "Hello, slow!"
+            joined = await r.start(GreetingWorkflow.run, GreetingInput(name="slow"), old_task)
+            assert (await joined.result()).greeting == "Hello, slow!"
             assert await landed(clients, slow.id) == {OLD: 1, NEW: 0}
 
 
@@ -292,26 +297,28 @@ async def test_signal_query_cancel_go_where_the_run_is_open(
 ) -> None:
     async with router(clients, store) as r:
         on_old, on_new = fresh(), fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="o", work_seconds=30), on_old)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="o", work_seconds=30), on_old)
         await walk(store, clients, "routing:lookup")
-        await r.start(GreetingWorkflow, GreetingInput(name="n", work_seconds=30), on_new)
-        where = {t: (await r.handle(GreetingWorkflow, t))[0] for t in (on_old, on_new)}
+        await r.start(GreetingWorkflow.run, GreetingInput(name="n", work_seconds=30), on_new)
+        where = {t: (await r.handle(GreetingWorkflow.run, t))[0] for t in (on_old, on_new)}
         assert where == {on_old: OLD, on_new: NEW}
-        await r.cancel(GreetingWorkflow, on_old)
-        await r.cancel(GreetingWorkflow, on_new)
+        await r.cancel(GreetingWorkflow.run, on_old)
+        await r.cancel(GreetingWorkflow.run, on_new)
         for name, task in ((OLD, on_old), (NEW, on_new)):
-            wf_id = r.id_for(GreetingWorkflow, task)
+            wf_id = r.id_for(GreetingWorkflow.run, task)
             await closed(clients[name], wf_id)
             assert await runs_on(clients[name], wf_id) == [WorkflowExecutionStatus.CANCELED]
         # An entity open on the new cluster is signalled and queried there.
         key = fresh()
         await send(r, key, "e1", work_seconds=3)
-        await r.signal(LedgerEntityWorkflow, key, EVENT_SIGNAL, EntityEvent("e2"))
-        assert await r.query(LedgerEntityWorkflow, key, "pending", result_type=int) >= 0
+        await r.signal(
+            LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.on_event, EntityEvent("e2")
+        )
+        assert await r.query(LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.pending_count) >= 0
         assert r.stats.extra_rpcs[("routing:lookup", "signal", "signal-new")] == 1
         assert r.stats.extra_rpcs[("routing:lookup", "cancel", "cancel-new")] == 1
-        await closed(clients[NEW], r.id_for(LedgerEntityWorkflow, key))
-        assert await processed(clients[NEW], r.id_for(LedgerEntityWorkflow, key)) == Counter(
+        await closed(clients[NEW], r.id_for(LedgerEntityWorkflow.run, key))
+        assert await processed(clients[NEW], r.id_for(LedgerEntityWorkflow.run, key)) == Counter(
             {"e1": 1, "e2": 1}
         )
 
@@ -321,16 +328,16 @@ async def test_a_task_that_succeeded_on_old_is_not_run_again_but_a_failed_one_is
 ) -> None:
     async with router(clients, store) as r:
         done, failed = fresh(), fresh()
-        await (await r.start(GreetingWorkflow, GreetingInput(name="d"), done)).result()
-        failing = await r.start(GreetingWorkflow, GreetingInput(name="f", fail=True), failed)
+        await (await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)).result()
+        failing = await r.start(GreetingWorkflow.run, GreetingInput(name="f", fail=True), failed)
         await closed(clients[OLD], failing.id)
         for stage in ("routing:claim", "routing:lookup", "draining"):
             await walk(store, clients, stage)
             with pytest.raises(WorkflowAlreadyStartedError):
-                await r.start(GreetingWorkflow, GreetingInput(name="d"), done)
-        assert await landed(clients, r.id_for(GreetingWorkflow, done)) == {OLD: 1, NEW: 0}
-        redriven = await r.start(GreetingWorkflow, GreetingInput(name="f"), failed)
-        assert (await redriven.result())["greeting"] == "Hello, f!"
+                await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)
+        assert await landed(clients, r.id_for(GreetingWorkflow.run, done)) == {OLD: 1, NEW: 0}
+        redriven = await r.start(GreetingWorkflow.run, GreetingInput(name="f"), failed)
+        assert (await redriven.result()).greeting == "Hello, f!"
         assert await landed(clients, failing.id) == {OLD: 1, NEW: 1}
 
 
@@ -372,7 +379,7 @@ async def test_two_routers_a_step_apart_start_one_id_once(
         assert g.state.stage == "routing:guard"
 
         task = fresh()
-        wf_id = g.id_for(GreetingWorkflow, task)
+        wf_id = g.id_for(GreetingWorkflow.run, task)
         leader, follower = (g, c) if first == "guard" else (c, g)
         decided, release = asyncio.Event(), asyncio.Event()
 
@@ -383,11 +390,11 @@ async def test_two_routers_a_step_apart_start_one_id_once(
 
         leader.decision_hook = hold
         lead = asyncio.create_task(
-            leader.start(GreetingWorkflow, GreetingInput(name="l", work_seconds=3), task)
+            leader.start(GreetingWorkflow.run, GreetingInput(name="l", work_seconds=3), task)
         )
         await asyncio.wait_for(decided.wait(), 10)
         follow = asyncio.create_task(
-            follower.start(GreetingWorkflow, GreetingInput(name="f", work_seconds=3), task)
+            follower.start(GreetingWorkflow.run, GreetingInput(name="f", work_seconds=3), task)
         )
         await asyncio.sleep(1.0)
         follower_waited = not follow.done()
@@ -396,7 +403,7 @@ async def test_two_routers_a_step_apart_start_one_id_once(
         # Exactly one run across both clusters, where the leader decided.
         expected = OLD if first == "guard" else NEW
         assert await landed(clients, wf_id) == {expected: 1, ({OLD, NEW} - {expected}).pop(): 0}
-        assert (await a.result())["greeting"] == (await b.result())["greeting"]
+        assert (await a.result()).greeting == (await b.result()).greeting
         assert follower_waited, "the follower must wait for the leader's decision"
 
 
@@ -424,7 +431,7 @@ async def held_back(
         await release.wait()
 
     busy.decision_hook = hold
-    in_flight = asyncio.create_task(busy.start(GreetingWorkflow, GreetingInput(name="b"), task))
+    in_flight = asyncio.create_task(busy.start(GreetingWorkflow.run, GreetingInput(name="b"), task))
     await asyncio.sleep(0.3)
     guard = store.announce(Action.ROUTE, actor="test", reason="route")
     await wait_for(lambda: _at(busy, "routing:guard"), "busy router sees routing:guard")
@@ -448,7 +455,7 @@ async def held_back(
     assert not store.in_effect(guard.version)
     await asleep.refresh()
     assert store.in_effect(guard.version)
-    assert await landed(clients, busy.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+    assert await landed(clients, busy.id_for(GreetingWorkflow.run, task)) == {OLD: 1, NEW: 0}
 
 
 def _behind(store: MigrationStore, state: MigrationState) -> set[str]:
@@ -466,7 +473,11 @@ async def test_a_stale_view_is_refreshed_before_a_call(
             Action.START, actor="test", reason="start", old_cluster=OLD, new_cluster=NEW
         )
         await r.signal_with_start(
-            LedgerEntityWorkflow, entity("k"), fresh(), EVENT_SIGNAL, EntityEvent("e")
+            LedgerEntityWorkflow.run,
+            entity("k"),
+            fresh(),
+            LedgerEntityWorkflow.on_event,
+            EntityEvent("e"),
         )
         assert r.state.version == state.version
         assert r.stats.db_queries[("dual", "signal_with_start", "lease-refresh")] == 2
@@ -491,9 +502,12 @@ async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
                 await release.wait()
 
         r.decision_hook = hold
-        holder = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="h"), task))
+        # Still open at the last start below, which joins it (a finished task is not re-run).
+        holder = asyncio.create_task(
+            r.start(GreetingWorkflow.run, GreetingInput(name="h", work_seconds=5), task)
+        )
         await asyncio.wait_for(decided.wait(), 10)
-        waiter = asyncio.create_task(r.start(GreetingWorkflow, GreetingInput(name="w"), task))
+        waiter = asyncio.create_task(r.start(GreetingWorkflow.run, GreetingInput(name="w"), task))
         await asyncio.sleep(0.5)
         waiter.cancel()
         release.set()
@@ -501,8 +515,8 @@ async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
         with pytest.raises(asyncio.CancelledError):
             await waiter
         # The lock the cancelled waiter took afterwards was released: the next call proceeds.
-        await asyncio.wait_for(r.start(GreetingWorkflow, GreetingInput(name="n"), task), 10)
-        assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {OLD: 1, NEW: 0}
+        await asyncio.wait_for(r.start(GreetingWorkflow.run, GreetingInput(name="n"), task), 10)
+        assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {OLD: 1, NEW: 0}
 
 
 async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
@@ -510,30 +524,30 @@ async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
 ) -> None:
     async with router(clients, store) as r:
         on_old = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="o", work_seconds=20), on_old)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="o", work_seconds=20), on_old)
         await walk(store, clients, "routing:lookup")
         on_new = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="n", work_seconds=20), on_new)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="n", work_seconds=20), on_new)
 
         both_new = await step(store, Action.ABORT)
         assert both_new.stage == "routing:both_new"
         late_new = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="x"), late_new)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="x"), late_new)
         assert r.stats.per_call("routing:both_new", "start") == (2, 2)
 
         both_old = await step(store, Action.ABORT)
         assert both_old.stage == "routing:both_old"
         back_old = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="y"), back_old)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="y"), back_old)
         # Runs open on either cluster are joined where they are, whatever the step's target.
         for task in (on_old, on_new):
-            await r.start(GreetingWorkflow, GreetingInput(name="again"), task)
+            await r.start(GreetingWorkflow.run, GreetingInput(name="again"), task)
 
         swapped = await step(store, Action.ABORT)
         assert (swapped.old, swapped.new, swapped.stage) == (NEW, OLD, "routing:lookup")
         swapped_task = fresh()
-        await r.start(GreetingWorkflow, GreetingInput(name="z"), swapped_task)
-        await r.start(GreetingWorkflow, GreetingInput(name="again"), on_new)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="z"), swapped_task)
+        await r.start(GreetingWorkflow.run, GreetingInput(name="again"), on_new)
 
         expected = {
             on_old: OLD,
@@ -544,9 +558,12 @@ async def test_an_abort_from_lookup_walks_back_to_the_old_cluster(
         }
         for task, name in expected.items():
             other = NEW if name == OLD else OLD
-            assert await landed(clients, r.id_for(GreetingWorkflow, task)) == {name: 1, other: 0}
+            assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {
+                name: 1,
+                other: 0,
+            }
         for task in (on_old, on_new):
-            await r.cancel(GreetingWorkflow, task)
+            await r.cancel(GreetingWorkflow.run, task)
 
 
 async def test_transitions_are_recorded_with_who_why_and_when(
@@ -565,3 +582,171 @@ async def test_transitions_are_recorded_with_who_why_and_when(
     assert rows[1]["reason"] == "test route"
     assert set(store.began()) == {"dual", "routing:guard", "routing:claim"}
     assert store.routers() == []
+
+
+class CallCounter(Interceptor):
+    """Counts the client's outbound calls by kind: what a HaulClient sends."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _Counting(next, self.calls)
+
+
+class _Counting(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, calls: Counter[str]) -> None:
+        super().__init__(next)
+        self.calls = calls
+
+    async def start_workflow(self, input: Any) -> Any:
+        self.calls["start_workflow"] += 1
+        return await super().start_workflow(input)
+
+    async def signal_workflow(self, input: Any) -> None:
+        self.calls["signal_workflow"] += 1
+        await super().signal_workflow(input)
+
+    async def query_workflow(self, input: Any) -> Any:
+        self.calls["query_workflow"] += 1
+        return await super().query_workflow(input)
+
+    async def cancel_workflow(self, input: Any) -> None:
+        self.calls["cancel_workflow"] += 1
+        await super().cancel_workflow(input)
+
+    async def describe_workflow(self, input: Any) -> Any:
+        self.calls["describe_workflow"] += 1
+        return await super().describe_workflow(input)
+
+
+async def test_haul_client_on_one_cluster_adds_no_rpc_and_no_query(
+    records: dict[str, ClusterRecord], clients: dict[str, Client]
+) -> None:
+    """Outside a migration every HaulClient call is exactly the one call it asks for."""
+    counter = CallCounter()
+    haul = HaulClient(
+        await connect(OLD, config_file=str(Registry().profile_file), interceptors=[counter])
+    )
+    task, key, long = fresh(), fresh(), fresh()
+    await (await haul.start(GreetingWorkflow.run, GreetingInput(name="one"), task)).result()
+    await haul.signal_with_start(
+        LedgerEntityWorkflow.run,
+        entity(key, 2),
+        key,
+        LedgerEntityWorkflow.on_event,
+        EntityEvent("a"),
+    )
+    await haul.signal(
+        LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.on_event, EntityEvent("b")
+    )
+    await haul.query(LedgerEntityWorkflow.run, key, LedgerEntityWorkflow.pending_count)
+    await haul.start(GreetingWorkflow.run, GreetingInput(name="l", work_seconds=30), long)
+    await haul.cancel(GreetingWorkflow.run, long)
+    assert counter.calls == Counter(
+        start_workflow=3, signal_workflow=1, query_workflow=1, cancel_workflow=1
+    )
+    assert haul.router.store is None
+    assert not haul.router.stats.extra_rpcs and not haul.router.stats.db_queries
+
+
+async def test_haul_client_from_a_migration_target_follows_the_state(
+    records: dict[str, ClusterRecord],
+    clients: dict[str, Client],
+    store: MigrationStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process given its cluster's profile and HAUL_MIGRATION learns of a migration started
+    after it was, connects to the new cluster by its profile (TEMPORAL_ADDRESS, which would
+    send both nowhere, is ignored), acknowledges each step and routes there."""
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    haul = await HaulClient.connect(migration_target(records), refresh_seconds=0.1)
+    try:
+        assert set(haul.router.clients) == {OLD}
+        await walk(store, clients, "routing:lookup")
+        assert set(haul.router.clients) == {OLD, NEW}
+        task = fresh()
+        await (await haul.start(GreetingWorkflow.run, GreetingInput(name="m"), task)).result()
+        assert await landed(clients, haul.id_for(GreetingWorkflow.run, task)) == {OLD: 0, NEW: 1}
+        assert haul.router.stats.per_call("routing:lookup", "start") == (1.0, 0.0)
+    finally:
+        await haul.close()
+    assert not store.routers(), "a router that closes leaves the table at once"
+
+
+def migration_target(records: dict[str, ClusterRecord]) -> Target:
+    return Target(
+        cluster=OLD,
+        profile=OLD,
+        config_file=str(Registry().profile_file),
+        database_url=records[OLD].dsn(),
+        migration=True,
+    )
+
+
+async def test_one_worker_process_polls_both_clusters_from_dual_to_single_on_new(
+    records: dict[str, ClusterRecord], clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """ClusterWorkers (what `haul worker` runs): old alone, both from dual, new alone after
+    finish; its activities reach workflows through the process's router."""
+    queue = f"tq-{uuid.uuid4()}"
+    found = Discovered()
+    found.queues[queue] = TaskQueueRegistration(
+        queue, workflows=[GreetingWorkflow], activity_classes=[SampleActivities]
+    )
+    haul = await HaulClient.connect(migration_target(records), refresh_seconds=0.1)
+    pool = ClusterWorkers(
+        haul, lambda c: build_workers(c, found, Settings(graceful_shutdown_seconds=1), haul=haul)
+    )
+    stop = asyncio.Event()
+    serving = asyncio.create_task(pool.serve(stop, check_seconds=0.1))
+
+    async def polled_on(name: str) -> bool:
+        return not await migration_checks.missing_pollers(clients[name], found)
+
+    async def greet(name: str) -> str:
+        handle = await clients[name].start_workflow(
+            GreetingWorkflow.run, GreetingInput(name=name), id=fresh(), task_queue=queue
+        )
+        return (await asyncio.wait_for(handle.result(), 30)).greeting
+
+    try:
+        await wait_for(lambda: polled_on(OLD), "polling on the old cluster")
+        assert set(pool.running) == {OLD}
+        await walk(store, clients, "dual")
+        await wait_for(lambda: polled_on(NEW), "polling on the new cluster too")
+        assert set(pool.running) == {OLD, NEW}
+        assert [await greet(OLD), await greet(NEW)] == ["Hello, rt-old!", "Hello, rt-new!"]
+        old_workers, old_tasks = pool.running[OLD]
+        await walk(store, clients, "drained")
+        await step(store, Action.FINISH)
+        await wait_for(lambda: asyncio.sleep(0, set(pool.running) == {NEW}), "old workers gone")
+        assert all(t.done() and not t.exception() for t in old_tasks)
+        assert await greet(NEW) == "Hello, rt-new!"
+    finally:
+        stop.set()
+        await serving
+        await haul.close()
+
+
+async def test_a_redrive_during_routing_starts_on_new_and_never_reruns_a_success(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """`haul failures redrive` goes through the router: a task that failed on the old
+    cluster runs again on the new one; one that succeeded there is refused, not re-run."""
+    async with router(clients, store) as r:
+        failed, done = fresh(), fresh()
+        failing = await r.start(GreetingWorkflow.run, GreetingInput(name="f", fail=True), failed)
+        with pytest.raises(WorkflowFailureError):
+            await failing.result()
+        await (await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)).result()
+        await walk(store, clients, "routing:lookup")
+        args = [{"name": "f", "work_seconds": 0.0, "fail": False}]
+        queue = DOMAIN.task_queue
+        redriven = await r.redrive("GreetingWorkflow", args, failing.id, queue)
+        assert (await redriven.result())["greeting"] == "Hello, f!"
+        assert await landed(clients, failing.id) == {OLD: 1, NEW: 1}
+        done_id = r.id_for(GreetingWorkflow.run, done)
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await r.redrive("GreetingWorkflow", args, done_id, queue)
+        assert await landed(clients, done_id) == {OLD: 1, NEW: 0}

@@ -12,12 +12,13 @@ from temporalio.worker import Worker
 from app.core.settings import Settings
 from app.domains.sample.activities import SampleActivities
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
+from app.platform.client import HaulClient
 from app.platform.worker import WorkerContext
 
 
 @asynccontextmanager
 async def sample_worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
-    acts = SampleActivities(WorkerContext(Settings(), client))
+    acts = SampleActivities(WorkerContext(Settings(), HaulClient(client)))
     worker = Worker(
         client,
         task_queue=task_queue,

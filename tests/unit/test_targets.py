@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.platform.client import connect_config
 from app.stack import targets
 from app.stack.cluster import _write_profiles
 from app.stack.registry import ClusterRecord, Registry
@@ -140,3 +141,49 @@ def test_haul_worker_for_a_cluster_gets_its_database_and_blob_store(
     assert settings.database_url == rec.dsn()
     assert settings.blob_dir == str(rec.blob_dir)
     assert (seen["profile"], seen["config_file"]) == ("blue", str(registry.profile_file))
+
+
+@pytest.fixture
+def two_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    toml = tmp_path / "temporal.toml"
+    toml.write_text(
+        '[profile.old]\naddress = "127.0.0.1:1111"\nnamespace = "haul"\n'
+        '[profile.new]\naddress = "127.0.0.1:2222"\nnamespace = "haul"\n'
+    )
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(toml))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:9999")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "elsewhere")
+    return toml
+
+
+def test_temporal_variables_make_two_profiles_one_server(two_profiles: Path) -> None:
+    """The defect a migration cannot live with: with the CLI's rules TEMPORAL_ADDRESS
+    overrides every profile loaded, so "old" and "new" silently reach one server."""
+    loaded = [connect_config(p)["target_host"] for p in ("old", "new")]
+    assert loaded == ["127.0.0.1:9999", "127.0.0.1:9999"]
+
+
+def test_two_profiles_in_one_process_each_reach_their_own_cluster(two_profiles: Path) -> None:
+    for name, address in (("old", "127.0.0.1:1111"), ("new", "127.0.0.1:2222")):
+        config = connect_config(name, env_overrides=False)
+        assert (config["target_host"], config.get("namespace")) == (address, "haul")
+
+
+def test_a_migration_target_names_its_profile_and_ignores_other_temporal_variables(
+    two_profiles: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HAUL_MIGRATION", "true")
+    monkeypatch.setenv("TEMPORAL_PROFILE", "new")
+    monkeypatch.setenv("HAUL_DATABASE_URL", "postgresql://rds/haul")
+    t = targets.resolve(registry=Registry(tmp_path / "home"))
+    assert (t.profile, t.namespace, t.migration) == ("new", "haul", True)
+    assert t.env()["HAUL_MIGRATION"] == "true"
+    monkeypatch.setenv("HAUL_MIGRATION", "false")
+    plain = targets.resolve(profile="new", registry=Registry(tmp_path / "home"))
+    assert (plain.namespace, plain.migration) == ("elsewhere", False)
+    assert "HAUL_MIGRATION" not in plain.env()
+
+
+def test_a_local_cluster_in_a_migration_keeps_its_profile(registry: Registry) -> None:
+    t = targets.resolve("blue", registry=registry, migration=True)
+    assert (t.profile, t.migration) == ("blue", True)

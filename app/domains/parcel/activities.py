@@ -51,7 +51,6 @@ from app.formats.invoice import (
     InvoiceSummary,
     ParcelInputError,
 )
-from app.platform.client import HaulClient
 from app.platform.domain import activity_method
 from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.worker import WorkerContext
@@ -243,7 +242,7 @@ class ParcelActivities:
         """Check the settings the activities cannot work without, so a worker that lacks them
         refuses to start rather than failing every ingestion; bad caps stop it too."""
         self.settings = ctx.settings
-        self.client = ctx.client
+        self.haul = ctx.haul
         self.limits = ParserSettings().limits()
         self._blobs: BlobStore | None = None
         self._db: Database | None = None
@@ -389,7 +388,7 @@ class ParcelActivities:
 
         queued = await asyncio.to_thread(queue)
         if input.update_job_status:
-            await HaulClient(self.client).signal_with_start(
+            await self.haul.signal_with_start(
                 UpdateRateAuditStatusWorkflow.run,
                 EntityInput(entity_key=input.job_key),
                 input.job_key,

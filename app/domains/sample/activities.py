@@ -10,14 +10,15 @@ from temporalio.exceptions import ApplicationError
 from app.domains.sample import DOMAIN
 from app.domains.sample.models import GreetingInput, GreetingResult, LedgerBatch
 from app.platform.domain import activity_method
-from app.platform.retry_on_signal import EVENT_SIGNAL, EntityEvent
+from app.platform.ids import split_workflow_id
+from app.platform.retry_on_signal import EntityEvent
 from app.platform.worker import WorkerContext
 
 
 @DOMAIN.activities
 class SampleActivities:
     def __init__(self, ctx: WorkerContext) -> None:
-        self.client = ctx.client
+        self.haul = ctx.haul
 
     @activity_method
     async def compose_greeting(self, input: GreetingInput) -> GreetingResult:
@@ -41,8 +42,14 @@ class SampleActivities:
         """The entity's unit of work; optionally signals its own entity as its last step."""
         await asyncio.sleep(batch.work_seconds)
         if batch.echo_event_id:
-            handle = self.client.get_workflow_handle(batch.entity_key)
-            await handle.signal(
-                EVENT_SIGNAL, EntityEvent(event_id=batch.echo_event_id, kind="echo")
+            # Imported here: the workflows module imports this one.
+            from app.domains.sample.workflows import LedgerEntityWorkflow
+
+            _, key = split_workflow_id(batch.entity_key)
+            await self.haul.signal(
+                LedgerEntityWorkflow.run,
+                key,
+                LedgerEntityWorkflow.on_event,
+                EntityEvent(event_id=batch.echo_event_id, kind="echo"),
             )
         return len(batch.event_ids)

@@ -64,7 +64,7 @@ def parcel_env(
 
 
 def activities_for(settings: Settings, client: Client) -> list[object]:
-    ctx = WorkerContext(settings, client)
+    ctx = WorkerContext(settings, HaulClient(client))
     parcel, audit = ParcelActivities(ctx), RateAuditActivities(ctx)
     return [
         parcel.index_file,

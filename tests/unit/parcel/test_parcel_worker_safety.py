@@ -26,6 +26,7 @@ from app.domains.parcel.models import FinishInput, IndexInput, file_blob_key
 from app.domains.rate_audit.activities import RateAuditActivities
 from app.domains.rate_audit.models import AuditBatchInput
 from app.formats.generator import Edi210Spec, EdiQuirks, write_edi210
+from app.platform.client import HaulClient
 from app.platform.discovery import discover
 from app.platform.plugin import HaulPlugin
 from app.platform.worker import WorkerContext, build_workers
@@ -59,7 +60,7 @@ def test_worker_peak_rss_stays_bounded_on_hostile_files() -> None:
 def _acts(tmp_path: Path, **settings: str) -> ParcelActivities:
     values = {"database_url": "postgresql://unused", "blob_dir": str(tmp_path / "blobs"),
               **settings}
-    return ParcelActivities(WorkerContext(Settings(**values), cast(Client, None)))
+    return ParcelActivities(WorkerContext(Settings(**values), cast(HaulClient, None)))
 
 
 def test_a_long_charge_group_heartbeats_while_it_is_read(
@@ -123,7 +124,7 @@ def test_a_database_missing_at_run_time_is_not_retried(
     assert err.value.non_retryable and err.value.type == "HaulConfigurationError"
     assert "HAUL_DATABASE_URL" in err.value.message
     monkeypatch.delenv("HAUL_DATABASE_URL", raising=False)
-    audit = RateAuditActivities(WorkerContext(Settings(database_url=""), cast(Client, None)))
+    audit = RateAuditActivities(WorkerContext(Settings(database_url=""), cast(HaulClient, None)))
     with pytest.raises(ApplicationError) as err:
         ActivityEnvironment().run(audit.audit_charge_groups, AuditBatchInput(
             revision_id=1, first_sequence=1, last_sequence=1))

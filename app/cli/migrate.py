@@ -1,0 +1,303 @@
+"""`haul migrate ...`: move the app from one Temporal cluster to another by draining.
+
+Every verb that changes the state says what it will change and asks unless `--yes`; each waits
+until every live router has acknowledged the new version before it returns (or the next step
+starts). The state lives in the app database of `--cluster` (or HAUL_DATABASE_URL); each
+cluster is reached by the envconfig profile of its name, without TEMPORAL_* overrides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.platform.migration_control import MigrationControl
+from app.platform.phases import Action, MigrationState, Phase, Step
+
+app = typer.Typer(
+    help="Cluster migration: plan, start, route, status, drain, finish, abort.",
+    no_args_is_help=True,
+)
+console = Console()
+T = TypeVar("T")
+
+CLUSTER = typer.Option(
+    None, help="Local cluster whose app database holds the state (and the cluster in use)."
+)
+YES = typer.Option(False, "--yes", "-y", help="Do not ask before changing anything.")
+TIMEOUT = typer.Option(120.0, help="Seconds to wait for every router to acknowledge a step.")
+
+# What each stage means for new work, for the "will change" lines.
+MEANING = {
+    "single": "every call goes to {old}",
+    "dual": "workers poll {old} and {new}; new work still goes to {old}",
+    "routing:guard": "new work still goes to {old}, under a per-ID lock that reads claims",
+    "routing:claim": "new work goes to {new} (claimed under the ID lock) unless open on {old}",
+    "routing:lookup": "new work goes to {new} unless its ID is open (or succeeded) on {old}",
+    "routing:both_new": "aborting: look up both clusters, else start on {new}",
+    "routing:both_old": "aborting: look up both clusters, else start on {old}",
+    "draining": "as routing:lookup, while {old} drains",
+    "drained": "{old} has no open workflow; new work goes to {new}",
+}
+
+
+def _meaning(state: MigrationState) -> str:
+    text = MEANING.get(state.stage, state.stage)
+    return text.format(old=state.old, new=state.new or "-")
+
+
+@asynccontextmanager
+async def _control(cluster: str | None) -> AsyncIterator[MigrationControl]:
+    from temporalio.client import Client
+
+    from app.core.database import Database
+    from app.platform.client import connect
+    from app.platform.discovery import discover
+    from app.platform.migration_state import MigrationStore
+    from app.stack import targets
+
+    target = targets.resolve(cluster)
+    home = target.cluster or target.profile
+    if not home:
+        raise typer.BadParameter(
+            "name the cluster in use: --cluster for a local one, or TEMPORAL_PROFILE"
+        )
+    db = Database(target.database_url)
+
+    async def reach(name: str) -> Client:
+        return await connect(name, config_file=target.config_file, env_overrides=False)
+
+    try:
+        yield MigrationControl(MigrationStore(db), reach, discover(), home)
+    finally:
+        db.close()
+
+
+def _run(cluster: str | None, body: Callable[[MigrationControl], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with _control(cluster) as ctl:
+            return await body(ctl)
+
+    return asyncio.run(go())
+
+
+def _actor() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+async def _step(
+    ctl: MigrationControl, action: Action, timeout: float, new_cluster: str | None = None
+) -> MigrationState:
+    """Announce one transition and wait until it is in effect."""
+    state = await ctl.apply(
+        action, actor=_actor(), reason=f"haul migrate {action}", new_cluster=new_cluster
+    )
+    console.print(f"announced {state.stage} (version {state.version}): {_meaning(state)}")
+    await ctl.wait_in_effect(state.version, timeout)
+    console.print(f"[green]{state.stage} in effect[/green]: every live router acknowledged it")
+    return state
+
+
+def _ask(yes: bool, now: MigrationState, steps: list[str], after: MigrationState) -> None:
+    console.print(f"now: {now.stage} (version {now.version}): {_meaning(now)}")
+    console.print(f"will change: {' -> '.join([now.stage, *steps])}")
+    console.print(f"then: {_meaning(after)}")
+    if not yes:
+        typer.confirm("go ahead?", abort=True)
+
+
+@app.command("plan")
+def plan(
+    to: str = typer.Option(..., "--to", help="The cluster (profile name) to migrate to."),
+    cluster: str | None = CLUSTER,
+) -> None:
+    """Check whether a migration to --to could start and route now. Changes nothing."""
+    from dataclasses import replace
+
+    from app.platform.phases import TransitionRefusedError, transition
+
+    async def body(ctl: MigrationControl) -> None:
+        state = await ctl.state()
+        console.print(f"now: {state.stage} (version {state.version}): {_meaning(state)}")
+        try:
+            dual = transition(state, Action.START, new_cluster=to)
+        except TransitionRefusedError as err:
+            console.print(f"[red]start refused[/red]: {err}")
+            return
+        console.print(f"start: {_meaning(dual)}")
+        facts = await ctl.facts(replace(dual, version=state.version), Action.ROUTE)
+        try:
+            transition(dual, Action.ROUTE, replace(facts, current_in_effect=True))
+            console.print(f"route: ready (workers poll every task queue on {to!r})")
+        except TransitionRefusedError as err:
+            console.print(f"route: not yet: {err}")
+
+    _run(cluster, body)
+
+
+@app.command("start")
+def start(
+    to: str = typer.Option(..., "--to", help="The cluster (profile name) to migrate to."),
+    cluster: str | None = CLUSTER,
+    yes: bool = YES,
+    timeout: float = TIMEOUT,
+) -> None:
+    """Begin a migration to --to: workers start polling both clusters (phase `dual`)."""
+
+    async def body(ctl: MigrationControl) -> None:
+        now, after = await ctl.preview(Action.START, new_cluster=to)
+        _ask(yes, now, [after.stage], after)
+        await _step(ctl, Action.START, timeout, new_cluster=to)
+
+    _run(cluster, body)
+
+
+@app.command("route")
+def route(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEOUT) -> None:
+    """Send new work to the new cluster: dual -> routing guard, claim, lookup, each in effect
+    before the next. Refused until workers poll every task queue there."""
+
+    async def body(ctl: MigrationControl) -> None:
+        now, after = await ctl.preview(Action.ROUTE)
+        steps = [after.stage] + [
+            f"routing:{s}" for s in (Step.CLAIM, Step.LOOKUP) if _before(after.step, s)
+        ]
+        _ask(yes, now, steps, after)
+        state = await _step(ctl, Action.ROUTE, timeout)
+        while state.step in (Step.GUARD, Step.CLAIM):
+            state = await _step(ctl, Action.ROUTE, timeout)
+
+    _run(cluster, body)
+
+
+def _before(step: Step, later: Step) -> bool:
+    order = [Step.GUARD, Step.CLAIM, Step.LOOKUP]
+    return step in order and order.index(step) < order.index(later)
+
+
+@app.command("drain")
+def drain(
+    cluster: str | None = CLUSTER,
+    yes: bool = YES,
+    wait: bool = typer.Option(False, "--wait", help="Wait until the old cluster is drained."),
+    timeout: float = TIMEOUT,
+    poll: float = typer.Option(5.0, help="Seconds between counts while waiting."),
+) -> None:
+    """Start draining the old cluster (after routing:lookup), and mark it drained once no
+    workflow is open there; with --wait, wait for that."""
+    from app.platform import migration_checks
+
+    async def body(ctl: MigrationControl) -> None:
+        state = await ctl.state()
+        if state.phase is Phase.ROUTING:
+            now, after = await ctl.preview(Action.DRAIN)
+            _ask(yes, now, [after.stage, "drained (once nothing is open)"], after)
+            state = await _step(ctl, Action.DRAIN, timeout)
+        old = await ctl.client(state.old)
+        while wait and (left := await migration_checks.open_workflows(old)):
+            console.print(f"{left} workflow(s) still open on {state.old!r}")
+            await asyncio.sleep(poll)
+        await _step(ctl, Action.MARK_DRAINED, timeout)
+
+    _run(cluster, body)
+
+
+@app.command("finish")
+def finish(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEOUT) -> None:
+    """End a drained migration: single on the new cluster; workers stop polling the old."""
+
+    async def body(ctl: MigrationControl) -> None:
+        now, after = await ctl.preview(Action.FINISH)
+        _ask(yes, now, [f"single on {after.old}"], after)
+        await _step(ctl, Action.FINISH, timeout)
+
+    _run(cluster, body)
+
+
+@app.command("abort")
+def abort(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEOUT) -> None:
+    """Return new work to the old cluster from any phase before drained. After routing has
+    claimed IDs for the new cluster this walks both look-up steps and leaves a migration back
+    (old and new swapped) at routing:lookup: drain and finish it as usual."""
+
+    async def body(ctl: MigrationControl) -> None:
+        now, after = await ctl.preview(Action.ABORT)
+        steps = [after.stage]
+        if after.step in (Step.BOTH_NEW, Step.BOTH_OLD):
+            steps += ["routing:both_old"] if after.step is Step.BOTH_NEW else []
+            steps += [f"routing:lookup back to {now.old}"]
+        _ask(yes, now, steps, after)
+        state = await _step(ctl, Action.ABORT, timeout)
+        while state.step in (Step.BOTH_NEW, Step.BOTH_OLD):
+            state = await _step(ctl, Action.ABORT, timeout)
+
+    _run(cluster, body)
+
+
+@app.command("status")
+def status(
+    cluster: str | None = CLUSTER,
+    older_than: float = typer.Option(6.0, help="Hours after which an open run counts stuck."),
+) -> None:
+    """The phase and step, open workflows per type on each cluster, the drain estimate, and
+    the routers that have not yet acknowledged the current version. Changes nothing."""
+    from app.platform import drain as drain_monitor
+
+    async def body(ctl: MigrationControl) -> None:
+        state = await ctl.state()
+        began = await asyncio.to_thread(ctl.store.began)
+        head = Table("phase", "version", "old", "new", "since", "meaning", title="migration")
+        head.add_row(
+            state.stage,
+            str(state.version),
+            state.old,
+            state.new or "-",
+            began.get(state.stage, "-"),
+            _meaning(state),
+        )
+        console.print(head)
+        reports = {}
+        for name in [c for c in (state.old, state.new) if c]:
+            reports[name] = await drain_monitor.report(
+                await ctl.client(name),
+                entity_types=drain_monitor.entity_types(ctl.discovered),
+                older_than=timedelta(hours=older_than),
+            )
+        opened = Table("cluster", "workflow type", "task queue", "open", "ages", title="open")
+        for name, rep in reports.items():
+            for g in rep.groups:
+                ages = ", ".join(f"{k}: {v}" for k, v in sorted(g.ages.items()))
+                opened.add_row(name, g.workflow_type, g.task_queue, str(g.count), ages)
+            opened.add_row(name, "(all)", "", str(rep.open_total), "")
+        console.print(opened)
+        old = reports[state.old]
+        estimate = old.estimate
+        console.print(
+            f"drain estimate for {state.old!r}: "
+            + (
+                str(estimate).split(".")[0]
+                if estimate is not None
+                else f"unknown (nothing closed in the last {old.window})"
+            )
+            + f"; {old.closed_in_window} closed in the last {old.window}"
+        )
+        for s in old.stuck:
+            console.print(f"  will not drain by itself: {s.workflow_id} ({s.reason})")
+        behind = await asyncio.to_thread(ctl.store.behind, state.version)
+        routers = Table("router", "host", "pid", "acked", "last seen", title="not yet acknowledged")
+        for r in behind:
+            routers.add_row(
+                r.router_id, r.host, str(r.pid), str(r.acked_version), f"{r.last_seen:%H:%M:%S}"
+            )
+        console.print(routers if behind else "every live router acknowledged the current version")
+
+    _run(cluster, body)

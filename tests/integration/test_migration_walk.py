@@ -1,0 +1,184 @@
+"""`haul migrate` on two dev clusters: the whole phase walk with a real `haul worker` process
+following the state (HAUL_MIGRATION), the transitions it must refuse, and an abort from
+routing that sends new work back to the old cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from app.cli.main import app
+from app.domains.sample.models import GreetingInput
+from app.domains.sample.workflows import GreetingWorkflow
+from app.platform import migration_checks
+from app.platform.client import HaulClient, connect
+from app.platform.discovery import discover
+from app.platform.history import run_ids
+from app.platform.migration_state import MigrationStore
+from app.platform.phases import MigrationState, Phase, Step
+from app.stack import targets
+from app.stack.registry import ClusterRecord, Registry
+from app.stack.workers import start_worker, stop_worker
+from tests.integration.migration_clusters import clean_store, two_clusters
+
+OLD, NEW = "mw-old", "mw-new"
+
+
+@pytest.fixture(scope="module")
+def records() -> Iterator[dict[str, ClusterRecord]]:
+    with two_clusters(OLD, NEW) as recs:
+        yield recs
+
+
+@pytest.fixture
+def store(records: dict[str, ClusterRecord]) -> Iterator[MigrationStore]:
+    """The state store on a clean slate: no migration row, no routers, no claims."""
+    with clean_store(records[OLD].dsn()) as fresh_store:
+        yield fresh_store
+
+
+@pytest.fixture
+def worker(
+    records: dict[str, ClusterRecord], store: MigrationStore, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[int]:
+    """`haul worker` for the old cluster, following the migration state."""
+    monkeypatch.setenv("HAUL_MIGRATION", "true")
+    rec = records[OLD]
+    pid = start_worker(rec)
+    try:
+        yield pid
+    finally:
+        stop_worker(rec)
+
+
+def haul(*args: str) -> Result:
+    return CliRunner().invoke(app, ["migrate", *args, "--cluster", OLD])
+
+
+def refused(result: Result, why: str) -> None:
+    assert result.exit_code != 0, result.output
+    assert why in str(result.exception), (result.exception, result.output)
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, (result.exception, result.output)
+    return result.output
+
+
+def wait_until(check: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def polled_on_new() -> bool:
+    async def check() -> bool:
+        client = await connect(NEW, config_file=str(Registry().profile_file))
+        return not await migration_checks.missing_pollers(client, discover())
+
+    return asyncio.run(check())
+
+
+def start_greeting(name: str, work_seconds: float = 0.0) -> tuple[str, dict[str, int]]:
+    """Start a task through a migration-following HaulClient; where its runs landed."""
+
+    async def go() -> tuple[str, dict[str, int]]:
+        target = targets.resolve(OLD, migration=True)
+        client = await HaulClient.connect(target, refresh_seconds=0.2)
+        try:
+            handle = await client.start(
+                GreetingWorkflow.run, GreetingInput(name=name, work_seconds=work_seconds), name
+            )
+            landed: dict[str, int] = {}
+            deadline = time.monotonic() + 30
+            # Visibility trails the start by a moment.
+            while sum(landed.values()) == 0 and time.monotonic() < deadline:
+                for n, c in client.router.clients.items():
+                    landed[n] = len(await run_ids(c, handle.id))
+                await asyncio.sleep(0.2)
+            return handle.id, landed
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def state(store: MigrationStore) -> MigrationState:
+    found = store.read()
+    assert found is not None
+    return found
+
+
+def test_route_is_refused_while_the_new_cluster_has_no_pollers(
+    records: dict[str, ClusterRecord], store: MigrationStore
+) -> None:
+    """First in the module: the server remembers pollers for minutes, so this runs before
+    any worker has polled the new cluster."""
+    assert "route: not yet" in ok(haul("plan", "--to", NEW))
+    ok(haul("start", "--to", NEW, "--yes"))
+    refused(haul("route", "--yes"), "no worker polls loadgen (workflow)")
+    refused(haul("route", "--yes"), f"sample (activity) on {NEW!r}")
+    assert state(store).phase is Phase.DUAL
+    ok(haul("abort", "--yes"))
+    assert state(store) == MigrationState(old=OLD, version=2)
+
+
+def test_the_whole_walk_through_the_cli_with_refusals(
+    records: dict[str, ClusterRecord], store: MigrationStore, worker: int
+) -> None:
+    assert "single" in ok(haul("status"))
+    refused(haul("route", "--yes"), "routing follows dual")
+    refused(haul("finish", "--yes"), "finish follows drained")
+    out = ok(haul("start", "--to", NEW, "--yes"))
+    assert "will change: single -> dual" in out and "dual in effect" in out
+    refused(haul("start", "--to", NEW, "--yes"), "already under way")
+    # The worker follows the state: it polls the new cluster too, and then routing may begin.
+    wait_until(polled_on_new, f"the worker polling {NEW}")
+    _, landed = start_greeting(f"before-{time.time_ns()}", work_seconds=20)
+    assert landed == {OLD: 1, NEW: 0}
+    out = ok(haul("route", "--yes"))
+    assert "routing:lookup in effect" in out
+    assert state(store).stage == "routing:lookup"
+    _, landed = start_greeting(f"after-{time.time_ns()}")
+    assert landed == {OLD: 0, NEW: 1}
+    # The long task still runs on the old cluster: draining begins, drained is refused.
+    refused(haul("drain", "--yes"), f"still open on {OLD!r}")
+    assert state(store).phase is Phase.DRAINING
+    out = ok(haul("status"))
+    assert "draining" in out and "GreetingWorkflow" in out and "drain estimate" in out
+    assert "drained in effect" in ok(haul("drain", "--yes", "--wait", "--poll", "0.5"))
+    refused(haul("abort", "--yes"), "the old cluster is drained")
+    ok(haul("finish", "--yes"))
+    assert state(store) == MigrationState(old=NEW, version=state(store).version)
+    stages = [h["to_phase"] for h in store.history()]
+    assert stages == [
+        "dual",
+        "routing:guard",
+        "routing:claim",
+        "routing:lookup",
+        "draining",
+        "drained",
+        "single",
+    ]
+
+
+def test_an_abort_from_routing_sends_new_work_back_to_the_old_cluster(
+    records: dict[str, ClusterRecord], store: MigrationStore, worker: int
+) -> None:
+    ok(haul("start", "--to", NEW, "--yes"))
+    wait_until(polled_on_new, f"the worker polling {NEW}")
+    ok(haul("route", "--yes"))
+    _, landed = start_greeting(f"routed-{time.time_ns()}")
+    assert landed == {OLD: 0, NEW: 1}
+    out = ok(haul("abort", "--yes"))
+    assert "routing:both_new" in out and "routing:both_old" in out
+    after = state(store)
+    assert (after.old, after.new, after.step) == (NEW, OLD, Step.LOOKUP)
+    _, landed = start_greeting(f"aborted-{time.time_ns()}")
+    assert landed == {OLD: 1, NEW: 0}
