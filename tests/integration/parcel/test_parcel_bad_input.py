@@ -15,6 +15,7 @@ from app.formats.x12 import X12EnvelopeError
 from app.platform.client import HaulClient
 from app.platform.ids import workflow_id
 from tests.file_scan import scan_file
+from tests.integration.failure_checks import recorded_failures
 from tests.integration.parcel.conftest import ParcelEnv, parcel_worker, run_file
 
 SAMPLE = Path(__file__).resolve().parents[3] / "app" / "formats" / "samples"
@@ -48,10 +49,9 @@ async def test_bad_invoices_fail_alone_and_are_recorded_with_their_reason(
     # ... and each failed child in the failure store, with its arguments, for redrive
     for index, error_type in bad.items():
         wf_id = workflow_id("ParcelInvoice", child_identifier(h, index))
-        rows = parcel_env.rows(
-            "select error_type, arguments from workflow_failures where workflow_id = %s", wf_id)
-        assert [r[0] for r in rows] == [error_type]
-        assert rows[0][1][0]["index"] == index
+        records = await recorded_failures(client, parcel_env.database.dsn, wf_id)
+        assert [r.error_type for r in records] == [error_type]
+        assert records[0].arguments[0]["index"] == index
     # the negative non-credit charge is queued for review, not rejected
     reasons = parcel_env.rows(
         """select q.reason from review_queue q join parcel_invoice_revisions r
@@ -71,13 +71,15 @@ async def reject(
     return cause
 
 
-def assert_recorded(env: ParcelEnv, path: Path, haul: HaulClient, error_type: str) -> None:
+async def assert_recorded(
+    client: Client, env: ParcelEnv, path: Path, haul: HaulClient, error_type: str
+) -> None:
     from app.domains.parcel.starter import content_hash
     from app.domains.parcel.workflows import ParcelIngestWorkflow
 
     wf_id = haul.id_for(ParcelIngestWorkflow.run, content_hash(path))
-    assert [r[0] for r in env.rows(
-        "select error_type from workflow_failures where workflow_id = %s", wf_id)] == [error_type]
+    records = await recorded_failures(client, env.database.dsn, wf_id)
+    assert [r.error_type for r in records] == [error_type]
     assert env.one("select outcome from idempotency where workflow_id = %s", wf_id) == "rejected"
 
 
@@ -95,7 +97,7 @@ async def test_malformed_envelope_rejects_the_file_naming_segment_and_position(
     assert f"SE at segment {parsed.value.position}" in cause.message
     assert cause.details and cause.details[0]["segment"] == "SE"
     assert cause.details[0]["position"] == parsed.value.position
-    assert_recorded(parcel_env, path, haul_client, "X12Envelope")
+    await assert_recorded(client, parcel_env, path, haul_client, "X12Envelope")
     # nothing of the file was written
     assert parcel_env.one(
         "select count(*) from parcel_invoice_revisions r join parcel_files f "
@@ -120,7 +122,7 @@ async def test_files_that_are_not_invoices_are_rejected_with_their_type(
     path.write_bytes(content)
     cause = await reject(client, haul_client, parcel_env, task_queue, path)
     assert cause.type == error_type
-    assert_recorded(parcel_env, path, haul_client, error_type)
+    await assert_recorded(client, parcel_env, path, haul_client, error_type)
 
 
 async def test_unknown_carrier_code_is_rejected(
@@ -132,4 +134,4 @@ async def test_unknown_carrier_code_is_rejected(
     cause = await reject(client, haul_client, parcel_env, task_queue, path, carrier="NOPE")
     assert cause.type == "ParcelUnknownCarrier"
     assert "'NOPE'" in cause.message
-    assert_recorded(parcel_env, path, haul_client, "ParcelUnknownCarrier")
+    await assert_recorded(client, parcel_env, path, haul_client, "ParcelUnknownCarrier")
