@@ -270,6 +270,8 @@ class WorkerGroup(Model):
     max_activity_grace_seconds: int = Field(ge=1)
     backlog_per_replica: int = Field(default=50, ge=1)
     max_concurrent_activities: int = Field(default=100, ge=1)
+    # The /tmp emptyDir: blob uploads spool there, up to max_concurrent_activities at once.
+    scratch_size: str = Field(default="4Gi", pattern=r"^[0-9]+(Mi|Gi)$")
 
 
 class AppsConfig(Model):
@@ -305,6 +307,8 @@ class LoadGeneratorConfig(Model):
     worker: Resources = Resources(
         cpu_request="1", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"
     )
+    # Each pod's /tmp emptyDir (parcel_ingest spools uploads there).
+    scratch_size: str = Field(default="1Gi", pattern=r"^[0-9]+(Mi|Gi)$")
 
 
 class ObservabilityConfig(Model):

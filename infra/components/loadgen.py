@@ -30,6 +30,7 @@ from components.workers import (
     POD_SECURITY,
     RDS_CA_MOUNT,
     RDS_CA_VOLUME,
+    TMP_DIR,
     TemporalProfile,
     app_database,
     claim_check_account,
@@ -37,6 +38,7 @@ from components.workers import (
     client_volumes,
     pod_disruption_budget,
     render_temporal_toml,
+    scratch_volume,
     toml_checksum,
 )
 
@@ -209,9 +211,10 @@ class LoadGenerator(pulumi.ComponentResource):
         app = f"haul-loadgen-{role}"
         labels = _labels(app)
         volumes, mounts = client_volumes(args.profiles)
-        for volume, path in {"tmp": "/tmp", **writable}.items():
-            volumes.append({"name": volume, "emptyDir": {}})
-            mounts.append({"name": volume, "mountPath": path})
+        for volume, path in {"tmp": TMP_DIR, **writable}.items():
+            scratch, mount = scratch_volume(volume, path, args.config.scratch_size)
+            volumes.append(scratch)
+            mounts.append(mount)
         secrets: list[dict[str, Any]] = []
         if app_access:
             volumes.append(RDS_CA_VOLUME)

@@ -47,6 +47,16 @@ CONTAINER_SECURITY = {
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
 }
+TMP_DIR = "/tmp"
+
+
+def scratch_volume(name: str, path: str, size: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A sized emptyDir at `path`: with a read-only root filesystem, the only place a pod can
+    write (the S3 blob store spools each upload to a temporary file there)."""
+    return (
+        {"name": name, "emptyDir": {"sizeLimit": size}},
+        {"name": name, "mountPath": path},
+    )
 
 
 class TemporalProfile(BaseModel):
@@ -350,6 +360,9 @@ class Workers(pulumi.ComponentResource):
         volumes, mounts = client_volumes([profile])
         volumes.append(RDS_CA_VOLUME)
         mounts.append(RDS_CA_MOUNT)
+        tmp_volume, tmp_mount = scratch_volume("tmp", TMP_DIR, group.scratch_size)
+        volumes.append(tmp_volume)
+        mounts.append(tmp_mount)
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
         container = {
             "name": args.role,
