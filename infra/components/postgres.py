@@ -111,14 +111,15 @@ class PostgresPersistence(pulumi.ComponentResource):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-db-from-cidr-{i}",
                 security_group_id=self.security_group.id,
-                cidr_ipv4=cidr,
+                cidr_ipv4=None if ":" in cidr else cidr,
+                cidr_ipv6=cidr if ":" in cidr else None,
                 ip_protocol="tcp",
                 from_port=PORT,
                 to_port=PORT,
                 description=f"Postgres from {cidr}",
                 opts=child,
             )
-        major = cfg.engine_version.split(".")[0]
+        major = cfg.engine_major
         self.parameter_group = aws.rds.ParameterGroup(
             f"{name}-params",
             name=f"{name}-temporal-pg{major}",

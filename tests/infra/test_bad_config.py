@@ -5,6 +5,17 @@ from __future__ import annotations
 import pytest
 
 CASES = {
+    # "9.6" >= "15" as strings: the major version is compared as a number.
+    "postgres 9.6 is older than 15": (
+        "dev",
+        {"overrides": {"haul:clusters[0].postgres.engineVersion": "9.6"}},
+        ["postgres.engineVersion 9.6 is older than 15", "use 15 or later"],
+    ),
+    "postgres version that is not a number": (
+        "dev",
+        {"overrides": {"haul:clusters[0].postgres.engineVersion": "latest"}},
+        ["haul:clusters.0.postgres.engineVersion", "should match pattern"],
+    ),
     "missing value": (
         "dev",
         {"drop": ["haul:clusters[0].postgres.instanceClass"]},
