@@ -237,7 +237,7 @@ if loadgen.enabled:
             database_url=database_url,
             rds_ca_pem=rds_ca_pem,
             bucket=artifacts.bucket.bucket,
-            bucket_policy_arn=artifacts.access_policy.arn,
+            bucket_policy_arn=artifacts.loadtest_policy.arn,
             oidc_provider_arn=eks.oidc_provider.arn,
             oidc_issuer_url=eks.oidc_provider.url,
             tags=tags,

@@ -10,7 +10,8 @@ written in the master pod (an emptyDir) and copied out with `kubectl cp`.
 The pods use the haul image and the same mounted temporal.toml as the workers, one profile
 per apps cluster, so a load test can go to either cluster of a migration. The worker pods also
 get what parcel_ingest users need, as the haul workers do: the app database URL (a Secret, with
-the RDS CA bundle) and an IRSA role that may only use the claim-check bucket. The master holds
+the RDS CA bundle) and an IRSA role of their own that may put and read claim-check payloads
+but never delete one. The master holds
 no credentials. Only the master's Locust port is open, and only to the load generator's pods.
 """
 
@@ -63,7 +64,7 @@ class LoadGeneratorArgs(BaseModel):
     # The node group's taints, tolerated (a dedicated, tainted group keeps load off workers).
     tolerations: list[dict[str, str]] = []
     # parcel_ingest: the app database (a secret Output URL and its CA bundle) and the
-    # claim-check bucket, reached through an IRSA role.
+    # claim-check bucket, reached through an IRSA role with the load tests' own policy.
     database_url: Any
     rds_ca_pem: str
     bucket: Any
