@@ -158,6 +158,7 @@ for cluster in stack.clusters:
             rds_ca_pem=rds_ca_pem,
             rds_ca_mount_path=stack.tls.rds_ca_mount_path,
             scylla_ca_pem=scylla.ca_pem if scylla else None,
+            scylla_password=scylla.cql_password if scylla else None,
             web_client_secret=web_secret,
             client_namespaces=client_namespaces,
             metrics_readers=[loadgen.namespace] if loadgen.enabled else [],

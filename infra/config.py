@@ -425,6 +425,18 @@ class StackConfig(Model):
                     )
                 if c.admintools:
                     raise ValueError(f"cluster {c.name}: admintools must be off in prod")
+                if not c.mtls:
+                    raise ValueError(
+                        f"cluster {c.name}: prod needs mtls: true; without it any pod that "
+                        "reaches the frontend may call it"
+                    )
+                cql = c.cql_store
+                if cql is not None and not cql.tls.enable_host_verification:
+                    raise ValueError(
+                        f"cluster {c.name}: prod needs spec.persistence.tls."
+                        "enable_host_verification: true, so Temporal checks the Scylla host "
+                        "against its CA"
+                    )
         elif len(self.network.availability_zones) < 2:
             raise ValueError("network.availabilityZones needs two zones")
         return self

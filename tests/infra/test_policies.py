@@ -95,7 +95,7 @@ def test_every_rule_is_in_the_pack():
     names = {p.name for p in policies()}
     assert names == set(RESOURCE_RULES) | set(STACK_RULES)
     assert {p.enforcement_level for p in policies()} == {EnforcementLevel.MANDATORY}
-    assert len(names) == 9
+    assert len(names) == 12
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -174,7 +174,68 @@ CONFIG_BRANCHES = [
         {"spec_updates": {"visibility.tls.enable_host_verification": False}},
         "does not verify the RDS host",
     ),
+    (
+        "tls-in-production",
+        "prod-scylla",
+        {"spec_updates": {"persistence.tls.enable_host_verification": False}},
+        "default store does not verify the Scylla host",
+    ),
+    (
+        "frontend-mtls-in-production",
+        "migration",
+        {"stack_updates": {"clusters.1.mtls": False}},
+        "temporal-b-temporal: the frontend does not require client certificates",
+    ),
+    (
+        "scylla-authentication",
+        "prod-scylla",
+        {"spec_updates": {"persistence.user": None}},
+        "default store connects to Scylla without a user",
+    ),
 ]
+
+
+def altered(run, type_: str, name: str, change) -> list[Res]:
+    """The run's resources with one of them (by type and name) changed by `change(props)`."""
+    out, hits = [], 0
+    for r in as_res(run):
+        if r.type == type_ and r.name == name:
+            hits += 1
+            r = Res(r.type, r.name, change(dict(r.props)))
+        out.append(r)
+    assert hits == 1, f"{name} ({type_}) not found once in the run"
+    return out
+
+
+def _without_auth(props: dict) -> dict:
+    text = props["data"]["scylla.yaml"].replace("authenticator: PasswordAuthenticator\n", "")
+    return {**props, "data": {"scylla.yaml": text}}
+
+
+# Rules whose violation no stack config can produce (the program always sets these): the
+# program's own resource, altered after the run, must be refused by the pack.
+ALTERED = {
+    "network-policy-enforcement": (
+        "prod-scylla",
+        ("aws:eks/addon:Addon", "haul-prod-scylla-vpc-cni"),
+        lambda props: {k: v for k, v in props.items() if k != "configurationValues"},
+        "EKS addon haul-prod-scylla-vpc-cni (vpc-cni) does not set enableNetworkPolicy",
+    ),
+    "scylla-authentication": (
+        "prod-scylla",
+        ("kubernetes:core/v1:ConfigMap", "haul-prod-scylla-temporal-b-scylla-config"),
+        _without_auth,
+        "scylla.yaml does not set authenticator: PasswordAuthenticator",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(ALTERED))
+def test_rule_fails_on_the_programs_resource_altered(stacks, rule):
+    stack, (type_, name), change, message = ALTERED[rule]
+    assert violations(stacks[stack], rule) == []
+    found = pack_violations(altered(stacks[stack], type_, name, change), rule)
+    assert any(message in m for m in found), found
 
 
 @pytest.mark.parametrize(
@@ -308,7 +369,8 @@ def test_rule_branch_through_the_pack(rule, resources, expected):
 
 
 def test_every_rule_has_a_negative_case():
-    assert set(NEGATIVES) == set(RESOURCE_RULES) | set(STACK_RULES)
+    cases = set(NEGATIVES) | set(ALTERED) | {c[0] for c in CONFIG_BRANCHES}
+    assert cases == set(RESOURCE_RULES) | set(STACK_RULES)
 
 
 @pytest.mark.parametrize("rule", sorted(NEGATIVES))

@@ -69,7 +69,11 @@ def test_rds_settings(stacks, stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_rds_password_comes_from_random_and_secrets_manager(stacks, stack):
     run = stacks[stack]
-    passwords = run.of_type("random:index/randomPassword:RandomPassword")
+    passwords = [
+        p
+        for p in run.of_type("random:index/randomPassword:RandomPassword")
+        if p["name"].endswith("-master")
+    ]
     versions = run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
     assert len(passwords) == len(versions) == len(clusters(stack))
     by_name = {v["name"]: v for v in versions}
@@ -330,8 +334,11 @@ def test_eks_uses_pulumi_aws_resources(stacks):
     assert set(groups) == {"system", "temporal", "workers", "scylla"}
     assert groups["scylla"]["instanceTypes"][0].startswith("i4i")
     assert len(groups["scylla"]["subnetIds"]) == 3
-    addons = {a["inputs"]["addonName"] for a in run.of_type("aws:eks/addon:Addon")}
-    assert {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"} <= addons
+    addons = {a["inputs"]["addonName"]: a["inputs"] for a in run.of_type("aws:eks/addon:Addon")}
+    assert {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"} <= set(addons)
+    # The CNI's network-policy agent: without it every NetworkPolicy is inert.
+    cni = json.loads(addons["vpc-cni"]["configurationValues"])
+    assert cni == {"enableNetworkPolicy": "true"}
     assert run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert run.of_type("aws:eks/accessEntry:AccessEntry")
     charts = {
