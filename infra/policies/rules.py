@@ -55,6 +55,7 @@ SECRET_REFERENCE_KEYS = {
     "clientsecretarn",
     "additionalenvsecretname",
     "secretkeyref",
+    "passwordkey",
 }
 
 
@@ -207,6 +208,20 @@ def check_frontend_mtls_in_production(resources: list[Res]) -> list[str]:
         if not internode.get("enabled"):
             out.append(f"Temporal release {rel.name}: internode TLS is off in production")
     return out
+
+
+def check_grafana_admin_from_secret(r: Res) -> list[str]:
+    """kube-prometheus-stack's Grafana logs in with the chart's well-known default password
+    unless its admin login comes from a Secret."""
+    if r.type != RELEASE or r.props.get("chart") != "kube-prometheus-stack":
+        return []
+    grafana = (r.props.get("values") or {}).get("grafana") or {}
+    if grafana.get("enabled", True) and not (grafana.get("admin") or {}).get("existingSecret"):
+        return [
+            f"Helm release {r.name}: Grafana keeps the chart's default admin password; set "
+            "grafana.admin.existingSecret to a Secret with a generated password"
+        ]
+    return []
 
 
 def check_network_policy_enforcement(r: Res) -> list[str]:
@@ -426,6 +441,10 @@ RESOURCE_RULES = {
     "network-policy-enforcement": (
         check_network_policy_enforcement,
         "The VPC CNI enforces NetworkPolicies",
+    ),
+    "grafana-admin-from-secret": (
+        check_grafana_admin_from_secret,
+        "Grafana's admin password comes from a Secret, never the chart's default",
     ),
 }
 STACK_RULES = {
