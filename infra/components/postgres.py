@@ -25,10 +25,10 @@ PASSWORD_SPECIALS = "!#$%^&*()-_=+[]{}<>:?"
 RDS_CA = "rds-ca-rsa2048-g1"
 
 
-def app_database_url(password: str, host: str, ca_path: str) -> str:
-    """The app's DSN: TLS with full verification against the RDS CA bundle."""
+def app_database_url(user: str, password: str, host: str, ca_path: str) -> str:
+    """A DSN on the app database: TLS with full verification against the RDS CA bundle."""
     return (
-        f"postgresql://{MASTER_USER}:{quote(password, safe='')}@{host}:{PORT}/{APP_DATABASE}"
+        f"postgresql://{user}:{quote(password, safe='')}@{host}:{PORT}/{APP_DATABASE}"
         f"?sslmode=verify-full&sslrootcert={ca_path}"
     )
 

@@ -33,6 +33,11 @@ DATABASE_URL_ENV = {
     "name": "HAUL_DATABASE_URL",
     "valueFrom": {"secretKeyRef": {"name": "haul-database", "key": "url"}},
 }
+# The migrate Job's URL: the role that owns the app's tables (never the app pods').
+MIGRATE_URL_ENV = {
+    "name": "HAUL_DATABASE_URL",
+    "valueFrom": {"secretKeyRef": {"name": "haul-database-migrate", "key": "url"}},
+}
 # Seconds a pod gets beyond the longest activity's grace before SIGKILL.
 SHUTDOWN_MARGIN_SECONDS = 30
 # Every haul pod: the image's non-root user, no privilege, a read-only root filesystem.
@@ -228,8 +233,10 @@ class WorkersArgs(BaseModel):
     profiles: list[TemporalProfile]
     bucket: Any
     bucket_policy_arn: Any
-    # postgresql:// URL of the app database (a secret Output), and the RDS CA bundle it uses.
+    # postgresql:// URLs of the app database (secret Outputs): the app role's, and the
+    # migration owner's for the migrate Job; and the RDS CA bundle they use.
     database_url: Any
+    migrate_database_url: Any
     rds_ca_pem: str
     oidc_provider_arn: Any
     oidc_issuer_url: Any
@@ -258,7 +265,14 @@ class Workers(pulumi.ComponentResource):
             opts=after_ns,
         )
         database = app_database(name, ns, args.database_url, args.rds_ca_pem, after_ns)
-        self.migrate = self._migrate_job(name, args, database)
+        migrate_url = k8s.core.v1.Secret(
+            f"{name}-database-migrate",
+            metadata={"name": "haul-database-migrate", "namespace": ns},
+            type="Opaque",
+            string_data={"url": args.migrate_database_url},
+            opts=after_ns,
+        )
+        self.migrate = self._migrate_job(name, args, [*database, migrate_url])
         certs: list[pulumi.Resource] = [*database, self.migrate]
         for cluster, issuer in args.client_issuers.items():
             certs.append(
@@ -299,7 +313,7 @@ class Workers(pulumi.ComponentResource):
                                 "name": "migrate",
                                 "image": args.image,
                                 "args": ["migrate"],
-                                "env": [DATABASE_URL_ENV],
+                                "env": [MIGRATE_URL_ENV],
                                 "volumeMounts": [RDS_CA_MOUNT],
                                 "resources": {
                                     "requests": {"cpu": "100m", "memory": "128Mi"},

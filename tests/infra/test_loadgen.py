@@ -129,6 +129,7 @@ def test_workers_can_run_parcel_ingest_and_the_master_holds_no_credentials(stack
     assert secret["metadata"]["name"] == "haul-database"
     assert secret["stringData"]["url"].endswith("sslrootcert=/etc/haul/rds-ca/global-bundle.pem")
     assert "sslmode=verify-full" in secret["stringData"]["url"]
+    assert urlsplit(secret["stringData"]["url"]).username == "haul_app"  # never the master
     accounts = in_namespace(run, "ServiceAccount")
     assert (
         "eks.amazonaws.com/role-arn" in accounts["haul-loadgen-worker"]["metadata"]["annotations"]
