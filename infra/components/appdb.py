@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app import versions
 from components.postgres import APP_DATABASE, MASTER_USER, PORT
+from components.workers import CONTAINER_SECURITY, secret_env
 
 APP_USER = "haul_app"
 MIGRATE_USER = "haul_migrate"
@@ -87,9 +88,6 @@ class AppDatabaseRoles(pulumi.ComponentResource):
             opts=child,
         )
 
-        def from_secret(env: str, name: str, key: str) -> dict[str, Any]:
-            return {"name": env, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
-
         self.job = k8s.batch.v1.Job(
             f"{name}-roles",
             metadata={"name": "haul-db-roles", "namespace": args.namespace},
@@ -113,9 +111,9 @@ class AppDatabaseRoles(pulumi.ComponentResource):
                                     {"name": "PGUSER", "value": MASTER_USER},
                                     {"name": "PGSSLMODE", "value": "verify-full"},
                                     {"name": "PGSSLROOTCERT", "value": f"{CA_DIR}/{args.ca_file}"},
-                                    from_secret("PGPASSWORD", args.master_secret, "password"),
-                                    from_secret("APP_PASSWORD", ROLES_SECRET, "app-password"),
-                                    from_secret(
+                                    secret_env("PGPASSWORD", args.master_secret, "password"),
+                                    secret_env("APP_PASSWORD", ROLES_SECRET, "app-password"),
+                                    secret_env(
                                         "MIGRATE_PASSWORD", ROLES_SECRET, "migrate-password"
                                     ),
                                 ],
@@ -126,11 +124,7 @@ class AppDatabaseRoles(pulumi.ComponentResource):
                                     "requests": {"cpu": "50m", "memory": "64Mi"},
                                     "limits": {"cpu": "200m", "memory": "128Mi"},
                                 },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
+                                "securityContext": CONTAINER_SECURITY,
                             }
                         ],
                         "volumes": [{"name": "rds-ca", "configMap": {"name": args.ca_config_map}}],

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, SkipValidation
 from app import versions
 from app.stack.spec import CassandraStore
 from app.stack.spec_render import render_spec_file
+from components.workers import CONTAINER_SECURITY, secret_env
 
 OPERATOR_REPO = "https://scylla-operator-charts.storage.googleapis.com/stable"
 NODE_TAINT = {"key": "haul.dev/scylla", "operator": "Exists", "effect": "NoSchedule"}
@@ -270,11 +271,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
                                     "requests": {"cpu": "100m", "memory": "256Mi"},
                                     "limits": {"cpu": "500m", "memory": "512Mi"},
                                 },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
+                                "securityContext": CONTAINER_SECURITY,
                             }
                         ],
                     },
@@ -288,12 +285,6 @@ class ScyllaPersistence(pulumi.ComponentResource):
     def _roles_container(self, args: ScyllaPersistenceArgs, ca_dir: str, ca_name: str) -> dict:
         """cqlsh from the Scylla image: the superuser's password and Temporal's role."""
 
-        def from_secret(env: str, secret: str) -> dict:
-            return {
-                "name": env,
-                "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
-            }
-
         return {
             "name": "cql-roles",
             "image": f"docker.io/scylladb/scylla:{versions.SCYLLA}",
@@ -303,8 +294,8 @@ class ScyllaPersistence(pulumi.ComponentResource):
                 cql_roles_script(args.store.hosts[0], f"{ca_dir}/{ca_name}", SCYLLA_USER),
             ],
             "env": [
-                from_secret("ADMIN_PASSWORD", ADMIN_SECRET),
-                from_secret("CQL_PASSWORD", scylla_password_secret(args.name)),
+                secret_env("ADMIN_PASSWORD", ADMIN_SECRET, "password"),
+                secret_env("CQL_PASSWORD", scylla_password_secret(args.name), "password"),
                 {"name": "HOME", "value": "/tmp"},
             ],
             "volumeMounts": [
@@ -315,11 +306,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
                 "requests": {"cpu": "100m", "memory": "128Mi"},
                 "limits": {"cpu": "500m", "memory": "256Mi"},
             },
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "securityContext": CONTAINER_SECURITY,
         }
 
     def _credentials(

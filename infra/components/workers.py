@@ -55,6 +55,11 @@ CONTAINER_SECURITY = {
 TMP_DIR = "/tmp"
 
 
+def secret_env(env: str, secret: str, key: str) -> dict[str, Any]:
+    """An environment variable read from one key of a Secret."""
+    return {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
 def scratch_volume(name: str, path: str, size: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A sized emptyDir at `path`: with a read-only root filesystem, the only place a pod can
     write (the S3 blob store spools each upload to a temporary file there)."""
