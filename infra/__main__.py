@@ -21,6 +21,12 @@ import config  # noqa: E402
 import guardrails  # noqa: E402
 import queues  # noqa: E402
 from components.addons import ClusterAddons, ClusterAddonsArgs  # noqa: E402
+from components.appdb import (  # noqa: E402
+    APP_USER,
+    MIGRATE_USER,
+    AppDatabaseRoles,
+    AppDatabaseRolesArgs,
+)
 from components.artifacts import Artifacts, ArtifactsArgs  # noqa: E402
 from components.cluster import EksCluster, EksClusterArgs  # noqa: E402
 from components.loadgen import LoadGenerator, LoadGeneratorArgs  # noqa: E402
@@ -100,7 +106,7 @@ app_connections = stack.apps.db_connections_per_pod * (
     * sum(g.max_replicas for g in stack.apps.worker_groups)
     + (loadgen.workers if loadgen.enabled else 0)
 )
-frontends, databases, states, releases, rds = {}, {}, {}, [], {}
+frontends, databases, states, releases, rds, temporals = {}, {}, {}, [], {}, {}
 for cluster in stack.clusters:
     pg = PostgresPersistence(
         f"{name}-{cluster.name}",
@@ -158,6 +164,7 @@ for cluster in stack.clusters:
             rds_ca_pem=rds_ca_pem,
             rds_ca_mount_path=stack.tls.rds_ca_mount_path,
             scylla_ca_pem=scylla.ca_pem if scylla else None,
+            scylla_password=scylla.cql_password if scylla else None,
             web_client_secret=web_secret,
             client_namespaces=client_namespaces,
             metrics_readers=[loadgen.namespace] if loadgen.enabled else [],
@@ -166,6 +173,7 @@ for cluster in stack.clusters:
         opts=on_k8s,
     )
     releases += [temporal.release, temporal.namespace_setup]
+    temporals[cluster.name] = temporal
     frontends[cluster.name] = temporal.frontend_address
     databases[cluster.name] = {"postgres": pg.address, "scylla": scylla.hosts if scylla else []}
     states[cluster.name] = spec.apply(guardrails.deployed_state)
@@ -180,11 +188,31 @@ Observability(
     opts=pulumi.ResourceOptions(providers={"kubernetes": eks.provider}, depends_on=addons.releases),
 )
 app_db = rds[app_db_cluster]
-database_url = pulumi.Output.secret(
-    pulumi.Output.all(app_db.password.result, app_db.address).apply(
-        lambda a: app_database_url(a[0], a[1], RDS_CA_PATH)
-    )
+# The app's own roles on its database, made where the master password already lives.
+roles = AppDatabaseRoles(
+    f"{name}-appdb",
+    AppDatabaseRolesArgs(
+        namespace=app_db_cluster,
+        master_secret=clusterspec.password_secret(app_db_cluster),
+        ca_config_map="rds-ca-bundle",
+        ca_file=stack.tls.rds_ca_mount_path.rsplit("/", 1)[1],
+        host=app_db.address,
+    ),
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": eks.provider}, depends_on=[temporals[app_db_cluster].release]
+    ),
 )
+
+
+def role_url(user: str, password: pulumi.Output) -> pulumi.Output:
+    return pulumi.Output.secret(
+        pulumi.Output.all(password, app_db.address).apply(
+            lambda a: app_database_url(user, a[0], a[1], RDS_CA_PATH)
+        )
+    )
+
+
+database_url = role_url(APP_USER, roles.app_password)
 # One envconfig profile per apps cluster, for the workers and the load generator alike.
 profiles = [
     TemporalProfile(
@@ -211,6 +239,7 @@ workers = Workers(
         bucket=artifacts.bucket.bucket,
         bucket_policy_arn=artifacts.access_policy.arn,
         database_url=database_url,
+        migrate_database_url=role_url(MIGRATE_USER, roles.migrate_password),
         rds_ca_pem=rds_ca_pem,
         oidc_provider_arn=eks.oidc_provider.arn,
         oidc_issuer_url=eks.oidc_provider.url,
@@ -218,8 +247,12 @@ workers = Workers(
         client_issuers=client_issuers,
         tags=tags,
     ),
-    # Workers come last: after the clusters they connect to and their namespaces exist.
-    opts=after_clusters,
+    # Workers come last: after the clusters they connect to and their namespaces exist, and
+    # after their database roles.
+    opts=pulumi.ResourceOptions(
+        providers={"kubernetes": eks.provider},
+        depends_on=[*addons.releases, *releases, roles.job],
+    ),
 )
 if loadgen.enabled:
     LoadGenerator(
@@ -237,7 +270,7 @@ if loadgen.enabled:
             database_url=database_url,
             rds_ca_pem=rds_ca_pem,
             bucket=artifacts.bucket.bucket,
-            bucket_policy_arn=artifacts.access_policy.arn,
+            bucket_policy_arn=artifacts.loadtest_policy.arn,
             oidc_provider_arn=eks.oidc_provider.arn,
             oidc_issuer_url=eks.oidc_provider.url,
             tags=tags,

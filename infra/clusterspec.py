@@ -21,11 +21,18 @@ SCYLLA_CA_MOUNT = "/etc/temporal/scylla-ca/ca.crt"
 POSTGRES_PORT = 5432
 CQL_PORT = 9042
 POSTGRES_USER = "temporal"
+# Temporal's CQL role on Scylla (PasswordAuthenticator); made by the keyspace bootstrap Job.
+SCYLLA_USER = "temporal"
 
 
 def password_secret(cluster: str) -> str:
     """The Kubernetes secret (in the cluster's namespace) holding the RDS password."""
     return f"{cluster}-postgres-credentials"
+
+
+def scylla_password_secret(cluster: str) -> str:
+    """The Kubernetes secret (in the cluster's and the Scylla namespace) with the CQL password."""
+    return f"{cluster}-scylla-credentials"
 
 
 def scylla_namespace(cluster: str) -> str:
@@ -62,7 +69,15 @@ def spec_input(cluster: dict[str, Any], environment: Any, rds_ca_mount: str) -> 
     data["visibility"] = _with_ca({**visibility, **on_rds}, rds_ca_mount)
     persistence = dict(data.get("persistence") or {})
     if persistence.get("kind") in ("scylla", "cassandra"):
-        cql = {"hosts": scylla_hosts(str(name)), "port": CQL_PORT}
+        cql = {
+            "hosts": scylla_hosts(str(name)),
+            "port": CQL_PORT,
+            "user": SCYLLA_USER,
+            "password": {
+                "existing_secret": scylla_password_secret(str(name)),
+                "secret_key": "password",
+            },
+        }
         data["persistence"] = _with_ca({**persistence, **cql}, SCYLLA_CA_MOUNT)
     else:
         data["persistence"] = _with_ca({**persistence, **on_rds}, rds_ca_mount)

@@ -26,6 +26,8 @@ from app import versions
 from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
 
 Environment = Literal["dev", "prod"]
+# RDS Postgres forces SSL (rds.force_ssl=1) by default from this major version on.
+MIN_POSTGRES_MAJOR = 15
 
 
 class ConfigError(ValueError):
@@ -134,7 +136,9 @@ class PostgresConfig(Model):
     multi_az: bool
     deletion_protection: bool
     backup_retention_days: int = Field(default=7, ge=1, le=35)
-    engine_version: str = versions.RDS_POSTGRES_ENGINE
+    engine_version: str = Field(
+        default=versions.RDS_POSTGRES_ENGINE, pattern=r"^[0-9]+(\.[0-9]+)*$"
+    )
     max_connections: int = Field(ge=50)
     # Extra CIDRs (a VPN, a peered VPC) admitted on 5432 besides the EKS cluster.
     allowed_cidrs: list[str] = Field(default_factory=list)
@@ -142,8 +146,19 @@ class PostgresConfig(Model):
     publicly_accessible: bool = False
     storage_encrypted: bool = True
 
+    @property
+    def engine_major(self) -> int:
+        """The major version, as a number: "9.6" is older than "15", whatever strings say."""
+        return int(self.engine_version.split(".")[0])
+
     @model_validator(mode="after")
     def _never(self) -> PostgresConfig:
+        if self.engine_major < MIN_POSTGRES_MAJOR:
+            raise ValueError(
+                f"postgres.engineVersion {self.engine_version} is older than "
+                f"{MIN_POSTGRES_MAJOR}; RDS forces SSL from {MIN_POSTGRES_MAJOR} on, and haul "
+                f"deploys {versions.RDS_POSTGRES_ENGINE}: use {MIN_POSTGRES_MAJOR} or later"
+            )
         if self.publicly_accessible:
             raise ValueError("postgres.publiclyAccessible must be false; RDS is never public")
         if not self.storage_encrypted:
@@ -270,6 +285,8 @@ class WorkerGroup(Model):
     max_activity_grace_seconds: int = Field(ge=1)
     backlog_per_replica: int = Field(default=50, ge=1)
     max_concurrent_activities: int = Field(default=100, ge=1)
+    # The /tmp emptyDir: blob uploads spool there, up to max_concurrent_activities at once.
+    scratch_size: str = Field(default="4Gi", pattern=r"^[0-9]+(Mi|Gi)$")
 
 
 class AppsConfig(Model):
@@ -305,6 +322,8 @@ class LoadGeneratorConfig(Model):
     worker: Resources = Resources(
         cpu_request="1", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"
     )
+    # Each pod's /tmp emptyDir (parcel_ingest spools uploads there).
+    scratch_size: str = Field(default="1Gi", pattern=r"^[0-9]+(Mi|Gi)$")
 
 
 class ObservabilityConfig(Model):
@@ -406,6 +425,18 @@ class StackConfig(Model):
                     )
                 if c.admintools:
                     raise ValueError(f"cluster {c.name}: admintools must be off in prod")
+                if not c.mtls:
+                    raise ValueError(
+                        f"cluster {c.name}: prod needs mtls: true; without it any pod that "
+                        "reaches the frontend may call it"
+                    )
+                cql = c.cql_store
+                if cql is not None and not cql.tls.enable_host_verification:
+                    raise ValueError(
+                        f"cluster {c.name}: prod needs spec.persistence.tls."
+                        "enable_host_verification: true, so Temporal checks the Scylla host "
+                        "against its CA"
+                    )
         elif len(self.network.availability_zones) < 2:
             raise ValueError("network.availabilityZones needs two zones")
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 from config import AddonsConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
@@ -21,6 +22,14 @@ CHART_REPOS = {
 }
 SYSTEM_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}
 SYSTEM_NODES = {"haul.dev/node-group": "system"}
+MONITORING = "monitoring"
+# Grafana's admin login, from a generated Secret: never the chart's default password.
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_ADMIN = {
+    "existingSecret": GRAFANA_ADMIN_SECRET,
+    "userKey": "admin-user",
+    "passwordKey": "admin-password",
+}
 
 
 def release(
@@ -68,11 +77,12 @@ class ClusterAddons(pulumi.ComponentResource):
             )
             self.releases.append(self.cert_manager)
         if args.config.prometheus_stack:
+            admin = self._grafana_admin(name)
             self.prometheus = release(
                 "kube-prometheus-stack",
                 "kube-prometheus-stack",
                 versions.KUBE_PROMETHEUS_STACK_CHART,
-                "monitoring",
+                MONITORING,
                 {
                     "prometheus": {
                         "prometheusSpec": {
@@ -85,11 +95,12 @@ class ClusterAddons(pulumi.ComponentResource):
                         }
                     },
                     "grafana": {
-                        "sidecar": {"dashboards": {"enabled": True, "searchNamespace": "ALL"}}
+                        "admin": GRAFANA_ADMIN,
+                        "sidecar": {"dashboards": {"enabled": True, "searchNamespace": "ALL"}},
                     },
                     "prometheusOperator": system,
                 },
-                child,
+                pulumi.ResourceOptions(parent=self, depends_on=[admin]),
             )
             self.releases.append(self.prometheus)
         if args.config.keda:
@@ -109,3 +120,24 @@ class ClusterAddons(pulumi.ComponentResource):
             )
             self.releases.append(self.keda)
         self.register_outputs({"releases": [r.name for r in self.releases]})
+
+    def _grafana_admin(self, name: str) -> k8s.core.v1.Secret:
+        """The monitoring namespace (the Secret must exist before the chart installs) and
+        Grafana's admin login with a generated password."""
+        child = pulumi.ResourceOptions(parent=self)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-monitoring", metadata={"name": MONITORING}, opts=child
+        )
+        password = random.RandomPassword(
+            f"{name}-grafana-admin", length=32, special=False, opts=child
+        )
+        return k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": MONITORING},
+            type="Opaque",
+            string_data={
+                GRAFANA_ADMIN["userKey"]: "admin",
+                GRAFANA_ADMIN["passwordKey"]: password.result,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+        )

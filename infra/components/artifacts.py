@@ -2,6 +2,8 @@
 
 Workflows keep large payloads (carrier files, PDFs) out of Temporal history by writing them to
 the claim-check bucket and passing the key; the workers' IRSA role is the only reader/writer.
+The load generator's parcel_ingest users write the same claim-check keys (the workers read
+them there), through a policy of their own: put and read under the prefix, never delete.
 """
 
 from __future__ import annotations
@@ -43,6 +45,36 @@ def bucket_access_policy(bucket_arn: str) -> str:
                     "Effect": "Allow",
                     "Action": ["s3:ListBucket"],
                     "Resource": bucket_arn,
+                },
+            ],
+        }
+    )
+
+
+CLAIM_CHECK_PREFIX = "claim-check"
+
+
+def loadtest_access_policy(bucket_arn: str) -> str:
+    """What load tests need of the claim-check prefix: write and read back, no delete.
+
+    Keys are content-addressed, so a put can only write the bytes a key already names."""
+    prefix = f"{CLAIM_CHECK_PREFIX}/"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "LoadTestObjects",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                    "Resource": f"{bucket_arn}/{prefix}*",
+                },
+                {
+                    "Sid": "LoadTestList",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": bucket_arn,
+                    "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
                 },
             ],
         }
@@ -114,6 +146,13 @@ class Artifacts(pulumi.ComponentResource):
             f"{name}-claim-check-access",
             description="Read and write claim-check payloads in the haul bucket only",
             policy=self.bucket.arn.apply(bucket_access_policy),
+            tags=args.tags,
+            opts=child,
+        )
+        self.loadtest_policy = aws.iam.Policy(
+            f"{name}-claim-check-loadtest",
+            description="Load tests: put and read claim-check payloads, never delete",
+            policy=self.bucket.arn.apply(loadtest_access_policy),
             tags=args.tags,
             opts=child,
         )

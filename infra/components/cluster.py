@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, SkipValidation
 
 # Addons EKS manages for us; versions float to the default for the cluster's Kubernetes version.
 CORE_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver")
+# Without this the VPC CNI runs no network-policy agent, and every NetworkPolicy is inert.
+ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 
 _WORKER_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -213,6 +215,9 @@ class EksCluster(pulumi.ComponentResource):
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 service_account_role_arn=ebs_role.arn if addon == "aws-ebs-csi-driver" else None,
+                configuration_values=json.dumps(ADDON_CONFIGURATION[addon])
+                if addon in ADDON_CONFIGURATION
+                else None,
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[system_group]),
             )

@@ -10,7 +10,8 @@ written in the master pod (an emptyDir) and copied out with `kubectl cp`.
 The pods use the haul image and the same mounted temporal.toml as the workers, one profile
 per apps cluster, so a load test can go to either cluster of a migration. The worker pods also
 get what parcel_ingest users need, as the haul workers do: the app database URL (a Secret, with
-the RDS CA bundle) and an IRSA role that may only use the claim-check bucket. The master holds
+the RDS CA bundle) and an IRSA role of their own that may put and read claim-check payloads
+but never delete one. The master holds
 no credentials. Only the master's Locust port is open, and only to the load generator's pods.
 """
 
@@ -30,6 +31,7 @@ from components.workers import (
     POD_SECURITY,
     RDS_CA_MOUNT,
     RDS_CA_VOLUME,
+    TMP_DIR,
     TemporalProfile,
     app_database,
     claim_check_account,
@@ -37,6 +39,7 @@ from components.workers import (
     client_volumes,
     pod_disruption_budget,
     render_temporal_toml,
+    scratch_volume,
     toml_checksum,
 )
 
@@ -61,7 +64,7 @@ class LoadGeneratorArgs(BaseModel):
     # The node group's taints, tolerated (a dedicated, tainted group keeps load off workers).
     tolerations: list[dict[str, str]] = []
     # parcel_ingest: the app database (a secret Output URL and its CA bundle) and the
-    # claim-check bucket, reached through an IRSA role.
+    # claim-check bucket, reached through an IRSA role with the load tests' own policy.
     database_url: Any
     rds_ca_pem: str
     bucket: Any
@@ -209,9 +212,10 @@ class LoadGenerator(pulumi.ComponentResource):
         app = f"haul-loadgen-{role}"
         labels = _labels(app)
         volumes, mounts = client_volumes(args.profiles)
-        for volume, path in {"tmp": "/tmp", **writable}.items():
-            volumes.append({"name": volume, "emptyDir": {}})
-            mounts.append({"name": volume, "mountPath": path})
+        for volume, path in {"tmp": TMP_DIR, **writable}.items():
+            scratch, mount = scratch_volume(volume, path, args.config.scratch_size)
+            volumes.append(scratch)
+            mounts.append(mount)
         secrets: list[dict[str, Any]] = []
         if app_access:
             volumes.append(RDS_CA_VOLUME)

@@ -25,10 +25,10 @@ PASSWORD_SPECIALS = "!#$%^&*()-_=+[]{}<>:?"
 RDS_CA = "rds-ca-rsa2048-g1"
 
 
-def app_database_url(password: str, host: str, ca_path: str) -> str:
-    """The app's DSN: TLS with full verification against the RDS CA bundle."""
+def app_database_url(user: str, password: str, host: str, ca_path: str) -> str:
+    """A DSN on the app database: TLS with full verification against the RDS CA bundle."""
     return (
-        f"postgresql://{MASTER_USER}:{quote(password, safe='')}@{host}:{PORT}/{APP_DATABASE}"
+        f"postgresql://{user}:{quote(password, safe='')}@{host}:{PORT}/{APP_DATABASE}"
         f"?sslmode=verify-full&sslrootcert={ca_path}"
     )
 
@@ -111,14 +111,15 @@ class PostgresPersistence(pulumi.ComponentResource):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-db-from-cidr-{i}",
                 security_group_id=self.security_group.id,
-                cidr_ipv4=cidr,
+                cidr_ipv4=None if ":" in cidr else cidr,
+                cidr_ipv6=cidr if ":" in cidr else None,
                 ip_protocol="tcp",
                 from_port=PORT,
                 to_port=PORT,
                 description=f"Postgres from {cidr}",
                 opts=child,
             )
-        major = cfg.engine_version.split(".")[0]
+        major = cfg.engine_major
         self.parameter_group = aws.rds.ParameterGroup(
             f"{name}-params",
             name=f"{name}-temporal-pg{major}",

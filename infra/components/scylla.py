@@ -6,6 +6,12 @@ Job mounts the cluster's rendered ClusterSpec and runs `haul db scylla-bootstrap
 from the haul image, so keyspace, datacenter, replication and TLS are the spec's
 (NetworkTopologyStrategy, tablets off); the Temporal release depends on it and sets
 `createDatabase: false`.
+
+CQL needs a password (PasswordAuthenticator, CassandraAuthorizer). Before the keyspace
+bootstrap, the Job's first container (cqlsh from the Scylla image) moves the built-in superuser
+off its well-known password onto a generated one and creates Temporal's role with the
+password the chart and the bootstrap read from the cluster's Secret (the spec's password
+reference).
 """
 
 from __future__ import annotations
@@ -15,20 +21,57 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import pulumi_tls as tls
-from clusterspec import CQL_PORT, SCYLLA_CA_MOUNT, scylla_namespace
+from clusterspec import (
+    CQL_PORT,
+    SCYLLA_CA_MOUNT,
+    SCYLLA_USER,
+    scylla_namespace,
+    scylla_password_secret,
+)
 from config import ScyllaConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
 from app.stack.spec import CassandraStore
 from app.stack.spec_render import render_spec_file
+from components.workers import CONTAINER_SECURITY, secret_env
 
 OPERATOR_REPO = "https://scylla-operator-charts.storage.googleapis.com/stable"
 NODE_TAINT = {"key": "haul.dev/scylla", "operator": "Exists", "effect": "NoSchedule"}
 TLS_DIR = "/etc/scylla-tls"
 SPEC_DIR = "/etc/haul/spec"
 SPEC_FILE = f"{SPEC_DIR}/cluster.yaml"
+ADMIN_SECRET = "scylla-admin-credentials"
+# Scylla's built-in superuser and the password every fresh cluster gives it.
+SUPERUSER = "cassandra"
+SCYLLA_AUTH = ("authenticator: PasswordAuthenticator", "authorizer: CassandraAuthorizer")
+
+
+def cql_roles_script(host: str, ca_file: str, user: str) -> str:
+    """Idempotent: the superuser moves to $ADMIN_PASSWORD (once), `user` gets $CQL_PASSWORD
+    and may create keyspaces. Passwords are alphanumeric, so they quote safely in CQL."""
+    probe = "SELECT release_version FROM system.local"
+    return (
+        "\n".join(
+            [
+                "set -eu",
+                f"export SSL_CERTFILE={ca_file} SSL_VALIDATE=true",
+                f'cql() {{ cqlsh --ssl -u {SUPERUSER} -p "$1" -e "$2" {host} {CQL_PORT}; }}',
+                f'until cql "$ADMIN_PASSWORD" "{probe}" >/dev/null 2>&1; do',
+                f'  if cql {SUPERUSER} "{probe}" >/dev/null 2>&1; then',
+                f"    cql {SUPERUSER} \"ALTER ROLE {SUPERUSER} WITH PASSWORD = '$ADMIN_PASSWORD'\"",
+                "  else sleep 5; fi",
+                "done",
+                f'cql "$ADMIN_PASSWORD" "CREATE ROLE IF NOT EXISTS {user} WITH LOGIN = true '
+                "AND PASSWORD = '$CQL_PASSWORD'\"",
+                f'cql "$ADMIN_PASSWORD" "ALTER ROLE {user} WITH PASSWORD = \'$CQL_PASSWORD\'"',
+                f'cql "$ADMIN_PASSWORD" "GRANT CREATE ON ALL KEYSPACES TO {user}"',
+            ]
+        )
+        + "\n"
+    )
 
 
 class ScyllaPersistenceArgs(BaseModel):
@@ -90,6 +133,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
         self.hosts = list(args.store.hosts)
         self._network_policy(name, args.name, ns)
         self.ca_pem = self._client_tls(name, ns)
+        self.credentials = self._credentials(name, args.name, ns)
         resources = {
             "requests": {"cpu": cfg.cpu, "memory": cfg.memory},
             "limits": {"cpu": cfg.cpu, "memory": cfg.memory},
@@ -205,8 +249,10 @@ class ScyllaPersistence(pulumi.ComponentResource):
                                 "name": "cluster-spec",
                                 "configMap": {"name": "temporal-cluster-spec"},
                             },
+                            {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
                         ],
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                        "initContainers": [self._roles_container(args, ca_dir, ca_name)],
                         "containers": [
                             {
                                 "name": "bootstrap",
@@ -225,18 +271,75 @@ class ScyllaPersistence(pulumi.ComponentResource):
                                     "requests": {"cpu": "100m", "memory": "256Mi"},
                                     "limits": {"cpu": "500m", "memory": "512Mi"},
                                 },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
+                                "securityContext": CONTAINER_SECURITY,
                             }
                         ],
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scylla_cluster, spec_map]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.scylla_cluster, spec_map, *self.credentials]
+            ),
         )
+
+    def _roles_container(self, args: ScyllaPersistenceArgs, ca_dir: str, ca_name: str) -> dict:
+        """cqlsh from the Scylla image: the superuser's password and Temporal's role."""
+
+        return {
+            "name": "cql-roles",
+            "image": f"docker.io/scylladb/scylla:{versions.SCYLLA}",
+            "command": [
+                "sh",
+                "-c",
+                cql_roles_script(args.store.hosts[0], f"{ca_dir}/{ca_name}", SCYLLA_USER),
+            ],
+            "env": [
+                secret_env("ADMIN_PASSWORD", ADMIN_SECRET, "password"),
+                secret_env("CQL_PASSWORD", scylla_password_secret(args.name), "password"),
+                {"name": "HOME", "value": "/tmp"},
+            ],
+            "volumeMounts": [
+                {"name": "client-tls", "mountPath": ca_dir, "readOnly": True},
+                {"name": "scratch", "mountPath": "/tmp"},
+            ],
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"cpu": "500m", "memory": "256Mi"},
+            },
+            "securityContext": CONTAINER_SECURITY,
+        }
+
+    def _credentials(
+        self, name: str, cluster: str, ns: pulumi.Resource
+    ) -> list[k8s.core.v1.Secret]:
+        """Generated CQL passwords: the superuser's (only here) and Temporal's role (here for
+        the bootstrap Job, and in the Temporal namespace for the chart: `self.cql_password`)."""
+        child = pulumi.ResourceOptions(parent=self)
+        after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        admin = random.RandomPassword(f"{name}-scylla-admin", length=32, special=False, opts=child)
+        temporal = random.RandomPassword(
+            f"{name}-scylla-temporal", length=32, special=False, opts=child
+        )
+        self.cql_password = temporal.result
+        return [
+            k8s.core.v1.Secret(
+                f"{name}-scylla-admin",
+                metadata={"name": ADMIN_SECRET, "namespace": self.namespace_name},
+                type="Opaque",
+                string_data={"password": admin.result},
+                opts=after_ns,
+            ),
+            k8s.core.v1.Secret(
+                f"{name}-scylla-temporal",
+                metadata={
+                    "name": scylla_password_secret(cluster),
+                    "namespace": self.namespace_name,
+                },
+                type="Opaque",
+                string_data={"password": temporal.result},
+                opts=after_ns,
+            ),
+        ]
 
     def _network_policy(self, name: str, cluster: str, ns: pulumi.Resource) -> None:
         """CQL only from the Temporal cluster's namespace; the operator and pods of this
@@ -334,6 +437,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
                         f"  certificate: {TLS_DIR}/tls.crt",
                         f"  keyfile: {TLS_DIR}/tls.key",
                         "  require_client_auth: false",
+                        *SCYLLA_AUTH,
                     ]
                 )
                 + "\n"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from clusterspec import SCYLLA_CA_MOUNT, password_secret
+from clusterspec import SCYLLA_CA_MOUNT, password_secret, scylla_password_secret
 from config import ClusterConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
@@ -268,6 +268,8 @@ class TemporalClusterArgs(BaseModel):
     rds_ca_pem: str
     rds_ca_mount_path: str
     scylla_ca_pem: Any = None
+    # Temporal's CQL password (the chart reads it through the spec's password reference).
+    scylla_password: Any = None
     web_client_secret: Any = None
     # Namespaces whose pods may call the frontend (the workers, the load generator) and KEDA.
     client_namespaces: list[str]
@@ -306,6 +308,16 @@ class TemporalCluster(pulumi.ComponentResource):
                 opts=in_ns,
             ),
         ]
+        if args.scylla_password is not None:
+            prereqs.append(
+                k8s.core.v1.Secret(
+                    f"{name}-scylla-password",
+                    metadata={"name": scylla_password_secret(cfg.name), "namespace": ns_name},
+                    type="Opaque",
+                    string_data={"password": args.scylla_password},
+                    opts=in_ns,
+                )
+            )
         if args.scylla_ca_pem is not None:
             prereqs.append(
                 k8s.core.v1.ConfigMap(

@@ -33,6 +33,11 @@ DATABASE_URL_ENV = {
     "name": "HAUL_DATABASE_URL",
     "valueFrom": {"secretKeyRef": {"name": "haul-database", "key": "url"}},
 }
+# The migrate Job's URL: the role that owns the app's tables (never the app pods').
+MIGRATE_URL_ENV = {
+    "name": "HAUL_DATABASE_URL",
+    "valueFrom": {"secretKeyRef": {"name": "haul-database-migrate", "key": "url"}},
+}
 # Seconds a pod gets beyond the longest activity's grace before SIGKILL.
 SHUTDOWN_MARGIN_SECONDS = 30
 # Every haul pod: the image's non-root user, no privilege, a read-only root filesystem.
@@ -47,6 +52,21 @@ CONTAINER_SECURITY = {
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
 }
+TMP_DIR = "/tmp"
+
+
+def secret_env(env: str, secret: str, key: str) -> dict[str, Any]:
+    """An environment variable read from one key of a Secret."""
+    return {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def scratch_volume(name: str, path: str, size: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A sized emptyDir at `path`: with a read-only root filesystem, the only place a pod can
+    write (the S3 blob store spools each upload to a temporary file there)."""
+    return (
+        {"name": name, "emptyDir": {"sizeLimit": size}},
+        {"name": name, "mountPath": path},
+    )
 
 
 class TemporalProfile(BaseModel):
@@ -218,8 +238,10 @@ class WorkersArgs(BaseModel):
     profiles: list[TemporalProfile]
     bucket: Any
     bucket_policy_arn: Any
-    # postgresql:// URL of the app database (a secret Output), and the RDS CA bundle it uses.
+    # postgresql:// URLs of the app database (secret Outputs): the app role's, and the
+    # migration owner's for the migrate Job; and the RDS CA bundle they use.
     database_url: Any
+    migrate_database_url: Any
     rds_ca_pem: str
     oidc_provider_arn: Any
     oidc_issuer_url: Any
@@ -248,7 +270,14 @@ class Workers(pulumi.ComponentResource):
             opts=after_ns,
         )
         database = app_database(name, ns, args.database_url, args.rds_ca_pem, after_ns)
-        self.migrate = self._migrate_job(name, args, database)
+        migrate_url = k8s.core.v1.Secret(
+            f"{name}-database-migrate",
+            metadata={"name": "haul-database-migrate", "namespace": ns},
+            type="Opaque",
+            string_data={"url": args.migrate_database_url},
+            opts=after_ns,
+        )
+        self.migrate = self._migrate_job(name, args, [*database, migrate_url])
         certs: list[pulumi.Resource] = [*database, self.migrate]
         for cluster, issuer in args.client_issuers.items():
             certs.append(
@@ -289,7 +318,7 @@ class Workers(pulumi.ComponentResource):
                                 "name": "migrate",
                                 "image": args.image,
                                 "args": ["migrate"],
-                                "env": [DATABASE_URL_ENV],
+                                "env": [MIGRATE_URL_ENV],
                                 "volumeMounts": [RDS_CA_MOUNT],
                                 "resources": {
                                     "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -350,6 +379,9 @@ class Workers(pulumi.ComponentResource):
         volumes, mounts = client_volumes([profile])
         volumes.append(RDS_CA_VOLUME)
         mounts.append(RDS_CA_MOUNT)
+        tmp_volume, tmp_mount = scratch_volume("tmp", TMP_DIR, group.scratch_size)
+        volumes.append(tmp_volume)
+        mounts.append(tmp_mount)
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
         container = {
             "name": args.role,

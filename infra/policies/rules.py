@@ -9,6 +9,7 @@ server and blocks, so tests import this module instead.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+EKS_ADDON = "aws:eks/addon:Addon"
+SCYLLA_CLUSTER = "kubernetes:scylla.scylladb.com/v1:ScyllaCluster"
 
 TEMPORAL_SERVICES = ("frontend", "history", "matching", "worker")
 # Postgres, CQL, and the Temporal frontend's gRPC and HTTP ports.
@@ -52,6 +55,7 @@ SECRET_REFERENCE_KEYS = {
     "clientsecretarn",
     "additionalenvsecretname",
     "secretkeyref",
+    "passwordkey",
 }
 
 
@@ -179,13 +183,90 @@ def check_tls_in_production(resources: list[Res]) -> list[str]:
                 tls = conf.get("tls") or {}
                 if not tls.get("enabled"):
                     out.append(f"Temporal release {rel.name}: {store} store ({driver}) has TLS off")
-                elif driver == "sql" and not (
-                    tls.get("enableHostVerification") and tls.get("caFile")
-                ):
+                elif not (tls.get("enableHostVerification") and tls.get("caFile")):
+                    what = "RDS" if driver == "sql" else "Scylla"
                     out.append(
                         f"Temporal release {rel.name}: {store} store does not verify the "
-                        "RDS host against the CA bundle"
+                        f"{what} host against the CA bundle"
                     )
+    return out
+
+
+def check_frontend_mtls_in_production(resources: list[Res]) -> list[str]:
+    """In production the frontend takes only callers with a certificate from the cluster CA."""
+    if environment(resources) != "prod":
+        return []
+    out = []
+    for rel in temporal_releases(resources):
+        tls = _values(rel).get("server", {}).get("tls") or {}
+        frontend, internode = tls.get("frontend") or {}, tls.get("internode") or {}
+        if not (frontend.get("enabled") and frontend.get("requireClientAuth")):
+            out.append(
+                f"Temporal release {rel.name}: the frontend does not require client "
+                "certificates (mTLS) in production; set mtls: true on the cluster"
+            )
+        if not internode.get("enabled"):
+            out.append(f"Temporal release {rel.name}: internode TLS is off in production")
+    return out
+
+
+def check_grafana_admin_from_secret(r: Res) -> list[str]:
+    """kube-prometheus-stack's Grafana logs in with the chart's well-known default password
+    unless its admin login comes from a Secret."""
+    if r.type != RELEASE or r.props.get("chart") != "kube-prometheus-stack":
+        return []
+    grafana = (r.props.get("values") or {}).get("grafana") or {}
+    if grafana.get("enabled", True) and not (grafana.get("admin") or {}).get("existingSecret"):
+        return [
+            f"Helm release {r.name}: Grafana keeps the chart's default admin password; set "
+            "grafana.admin.existingSecret to a Secret with a generated password"
+        ]
+    return []
+
+
+def check_network_policy_enforcement(r: Res) -> list[str]:
+    """The VPC CNI enforces NetworkPolicies only with its network-policy agent turned on."""
+    if r.type != EKS_ADDON or r.props.get("addonName") != "vpc-cni":
+        return []
+    try:
+        values = json.loads(r.props.get("configurationValues") or "{}")
+    except ValueError:
+        values = {}
+    if str(values.get("enableNetworkPolicy")).lower() != "true":
+        return [
+            f"EKS addon {r.name} (vpc-cni) does not set enableNetworkPolicy: every "
+            "NetworkPolicy is inert; set it in the addon's configuration values"
+        ]
+    return []
+
+
+def check_scylla_authentication(resources: list[Res]) -> list[str]:
+    """Scylla asks every CQL client for a password, and Temporal gives one from a Secret."""
+    out = []
+    configs = {
+        (r.props.get("metadata", {}).get("namespace"), r.props.get("metadata", {}).get("name")): r
+        for r in resources
+        if r.type == CONFIG_MAP
+    }
+    for sc in (r for r in resources if r.type == SCYLLA_CLUSTER):
+        ns = sc.props.get("metadata", {}).get("namespace")
+        racks = sc.props.get("spec", {}).get("datacenter", {}).get("racks") or []
+        for rack in racks:
+            cm = configs.get((ns, rack.get("scyllaConfig")))
+            text = str(((cm.props.get("data") or {}) if cm else {}).get("scylla.yaml", ""))
+            if not re.search(r"^authenticator:\s*PasswordAuthenticator\s*$", text, re.M):
+                out.append(
+                    f"ScyllaCluster {sc.name} rack {rack.get('name')}: scylla.yaml does not "
+                    "set authenticator: PasswordAuthenticator; any pod could write the keyspace"
+                )
+    for rel in temporal_releases(resources):
+        for store, body in _datastores(rel).items():
+            cql = body.get("cassandra")
+            if cql is not None and not (cql.get("user") and cql.get("existingSecret")):
+                out.append(
+                    f"Temporal release {rel.name}: {store} store connects to Scylla without a "
+                    "user and a password Secret (existingSecret)"
+                )
     return out
 
 
@@ -357,6 +438,14 @@ RESOURCE_RULES = {
         check_no_world_open_ports,
         "No security group opens a database or frontend port to the world",
     ),
+    "network-policy-enforcement": (
+        check_network_policy_enforcement,
+        "The VPC CNI enforces NetworkPolicies",
+    ),
+    "grafana-admin-from-secret": (
+        check_grafana_admin_from_secret,
+        "Grafana's admin password comes from a Secret, never the chart's default",
+    ),
 }
 STACK_RULES = {
     "tls-in-production": (check_tls_in_production, "Database TLS is on in production"),
@@ -365,6 +454,14 @@ STACK_RULES = {
         "RDS has deletion protection and a final snapshot",
     ),
     "pdb-and-limits": (check_pdb_and_limits, "Every Deployment has a PDB and resource limits"),
+    "frontend-mtls-in-production": (
+        check_frontend_mtls_in_production,
+        "The frontend requires client certificates in production",
+    ),
+    "scylla-authentication": (
+        check_scylla_authentication,
+        "Scylla requires CQL authentication, and Temporal authenticates from a Secret",
+    ),
     "rds-connection-budget": (
         check_connection_budget,
         "Temporal pods x maxConns stay under max_connections",

@@ -149,6 +149,9 @@ class Mocks:
         elif t == "aws:s3/bucket:Bucket":
             state["bucket"] = f"{inputs.get('bucketPrefix', name)}mock"
             state["arn"] = f"arn:aws:s3:::{state['bucket']}"
+        elif t == "aws:iam/policy:Policy":
+            # Distinct per policy, so an attachment can be traced to the policy it names.
+            state["arn"] = f"arn:aws:iam::111111111111:policy/{name}"
         elif t == "random:index/randomPassword:RandomPassword":
             state["result"] = "mock-password-" + name
         elif t.startswith("tls:"):
@@ -165,6 +168,7 @@ class Mocks:
                 "type": t,
                 "name": name,
                 "inputs": inputs,
+                "arn": state["arn"],
                 "provider": args.provider,
                 "custom": args.custom,
             }

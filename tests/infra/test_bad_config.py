@@ -5,6 +5,27 @@ from __future__ import annotations
 import pytest
 
 CASES = {
+    "frontend without mTLS in prod": (
+        "prod-postgres",
+        {"overrides": {"haul:clusters[0].mtls": False}},
+        ["cluster temporal-a: prod needs mtls: true"],
+    ),
+    "scylla host verification off in prod": (
+        "prod-scylla",
+        {"overrides": {"haul:clusters[0].spec.persistence.tls": {"enabled": True}}},
+        ["cluster temporal-b: prod needs spec.persistence.tls.enable_host_verification"],
+    ),
+    # "9.6" >= "15" as strings: the major version is compared as a number.
+    "postgres 9.6 is older than 15": (
+        "dev",
+        {"overrides": {"haul:clusters[0].postgres.engineVersion": "9.6"}},
+        ["postgres.engineVersion 9.6 is older than 15", "use 15 or later"],
+    ),
+    "postgres version that is not a number": (
+        "dev",
+        {"overrides": {"haul:clusters[0].postgres.engineVersion": "latest"}},
+        ["haul:clusters.0.postgres.engineVersion", "should match pattern"],
+    ),
     "missing value": (
         "dev",
         {"drop": ["haul:clusters[0].postgres.instanceClass"]},

@@ -302,3 +302,76 @@ def test_namespace_setup_job_registers_every_namespace_and_attribute(stacks, sta
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["TEMPORAL_ADDRESS"] == f"{cluster['name']}-frontend:7233"
         assert ("TEMPORAL_TLS_CLIENT_CERT_PATH" in env) is bool(cluster.get("mtls"))
+
+
+@pytest.mark.parametrize("stack", ["prod-scylla", "migration"])
+def test_scylla_asks_for_a_password_that_temporal_and_the_bootstrap_read(stacks, stack):
+    import yaml
+
+    run = stacks[stack]
+    (sc,) = custom(run, "ScyllaCluster")
+    namespace = sc["metadata"]["namespace"]
+    cluster = namespace.removesuffix("-scylla")
+    secret = f"{cluster}-scylla-credentials"
+
+    def config_map(ns, name):
+        return run.one("kubernetes:core/v1:ConfigMap", metadata={"name": name, "namespace": ns})
+
+    (rack_config,) = {r["scyllaConfig"] for r in sc["spec"]["datacenter"]["racks"]}
+    scylla_yaml = yaml.safe_load(
+        config_map(namespace, rack_config)["inputs"]["data"]["scylla.yaml"]
+    )
+    assert scylla_yaml["authenticator"] == "PasswordAuthenticator"
+    assert scylla_yaml["authorizer"] == "CassandraAuthorizer"
+    # One generated password, in the Temporal namespace (the chart) and Scylla's (the Job).
+    values = {
+        s["inputs"]["metadata"]["namespace"]: s["inputs"]["stringData"]["password"]
+        for s in run.of_type("kubernetes:core/v1:Secret")
+        if s["inputs"]["metadata"]["name"] == secret
+    }
+    assert set(values) == {cluster, namespace} and len(set(values.values())) == 1
+    cql = run.temporal_release(cluster)["inputs"]["values"]["server"]["config"]["persistence"][
+        "datastores"
+    ]["default"]["cassandra"]
+    assert (cql["user"], cql["existingSecret"], cql["secretKey"]) == (
+        "temporal",
+        secret,
+        "password",
+    )
+    assert "password" not in cql
+    # The bootstrap Job: cqlsh sets the superuser's and Temporal's passwords, then the
+    # bootstrap logs in as Temporal's role with the password through the spec's env var.
+    job = run.one(
+        "kubernetes:batch/v1:Job",
+        metadata={"name": "temporal-keyspace-bootstrap", "namespace": namespace},
+    )["inputs"]["spec"]["template"]["spec"]
+    (roles,) = job["initContainers"]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in roles["env"] if "valueFrom" in e
+    }
+    assert refs == {"ADMIN_PASSWORD": "scylla-admin-credentials", "CQL_PASSWORD": secret}
+    script = roles["command"][-1]
+    assert "ALTER ROLE cassandra WITH PASSWORD = '$ADMIN_PASSWORD'" in script
+    assert "CREATE ROLE IF NOT EXISTS temporal WITH LOGIN = true" in script
+    spec = load_spec_text(
+        config_map(namespace, "temporal-cluster-spec")["inputs"]["data"]["cluster.yaml"]
+    )
+    (bootstrap,) = job["containers"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in bootstrap["env"]}
+    assert spec.persistence.user == "temporal"
+    assert env[spec.persistence.password.env_var] == {"name": secret, "key": "password"}
+    admin = run.one(
+        "kubernetes:core/v1:Secret",
+        metadata={"name": "scylla-admin-credentials", "namespace": namespace},
+    )
+    assert admin["inputs"]["stringData"]["password"] not in values.values()
+
+
+def load_spec_text(text: str):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cluster.yaml"
+        path.write_text(text)
+        return load_spec(path)

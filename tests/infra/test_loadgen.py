@@ -129,6 +129,7 @@ def test_workers_can_run_parcel_ingest_and_the_master_holds_no_credentials(stack
     assert secret["metadata"]["name"] == "haul-database"
     assert secret["stringData"]["url"].endswith("sslrootcert=/etc/haul/rds-ca/global-bundle.pem")
     assert "sslmode=verify-full" in secret["stringData"]["url"]
+    assert urlsplit(secret["stringData"]["url"]).username == "haul_app"  # never the master
     accounts = in_namespace(run, "ServiceAccount")
     assert (
         "eks.amazonaws.com/role-arn" in accounts["haul-loadgen-worker"]["metadata"]["annotations"]
@@ -144,10 +145,23 @@ def test_workers_can_run_parcel_ingest_and_the_master_holds_no_credentials(stack
         for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
         if r["name"] == "haul-dev-loadgen-worker-claim-check"
     ]
-    bucket_policies = [
-        r for r in run.of_type("aws:iam/policy:Policy") if "s3:PutObject" in r["inputs"]["policy"]
-    ]
-    assert len(bucket_policies) == 1  # the one claim-check policy the workers use too
+    assert attachment["inputs"]["role"] == role["inputs"].get("name", role["name"])
+    policies = {p["arn"]: p for p in run.of_type("aws:iam/policy:Policy")}
+    attached = policies[attachment["inputs"]["policyArn"]]
+    # The load tests' own policy: put and read back claim-check payloads, never delete.
+    bucket_arn = f"arn:aws:s3:::{run.outputs['claimCheckBucket']}"
+    statements = json.loads(attached["inputs"]["policy"])["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket"}
+    objects = next(s for s in statements if "s3:PutObject" in s["Action"])
+    assert objects["Resource"] == f"{bucket_arn}/claim-check/*"
+    listing = next(s for s in statements if s["Action"] == ["s3:ListBucket"])
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["claim-check/*"]}}
+    workers_policy = run.one(
+        "aws:iam/policy:Policy",
+        description="Read and write claim-check payloads in the haul bucket only",
+    )
+    assert attached["arn"] != workers_policy["arn"]
     # The master: no database, no bucket, no role, no API token.
     assert secret_env(master) == {} and "HAUL_BLOB_DIR" not in env(master)
     assert "annotations" not in accounts["haul-loadgen-master"]["metadata"]

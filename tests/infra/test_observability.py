@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from infra_harness import INFRA
+from infra_harness import INFRA, STACKS
 
 DASHBOARDS = sorted((INFRA / "dashboards").glob("*.json"))
 
@@ -90,3 +90,24 @@ def test_existing_vpc_is_used_as_given(run_stack):
     assert groups[0]["inputs"]["subnetIds"] == existing["privateSubnetIds"]
     sg = run.of_type("aws:ec2/securityGroup:SecurityGroup")[0]["inputs"]
     assert sg["vpcId"] == existing["vpcId"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_admin_password_is_generated_and_read_from_a_secret(stacks, stack):
+    run = stacks[stack]
+    release = run.one("kubernetes:helm.sh/v3:Release", chart="kube-prometheus-stack")["inputs"]
+    admin = release["values"]["grafana"]["admin"]
+    assert "adminPassword" not in release["values"]["grafana"]
+    secret = run.one(
+        "kubernetes:core/v1:Secret",
+        metadata={"name": admin["existingSecret"], "namespace": release["namespace"]},
+    )
+    data = secret["inputs"]["stringData"]
+    (password,) = [
+        p
+        for p in run.of_type("random:index/randomPassword:RandomPassword")
+        if p["name"].endswith("-grafana-admin")
+    ]
+    assert data[admin["passwordKey"]] == f"mock-password-{password['name']}"
+    assert data[admin["userKey"]] == "admin"
+    assert run.one("kubernetes:core/v1:Namespace", metadata={"name": release["namespace"]})

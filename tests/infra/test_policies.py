@@ -11,8 +11,24 @@ from __future__ import annotations
 
 import pytest
 from infra_harness import STACKS, stack_file
-from policies.rules import RESOURCE_RULES, STACK_RULES, Res, evaluate, policies
+from policies.rules import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    PROTECTED_PORTS,
+    RDS_INSTANCE,
+    RELEASE,
+    RESOURCE_RULES,
+    SG,
+    SG_INGRESS,
+    SG_RULE,
+    STACK_RULES,
+    STORAGE_CLASS,
+    Res,
+    evaluate,
+    policies,
+)
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -23,11 +39,6 @@ from pulumi_policy import (
 
 def as_res(run) -> list[Res]:
     return [Res(r["type"], r["name"], r["inputs"]) for r in run.resources if r["custom"]]
-
-
-def violations(run, rule: str) -> list[str]:
-    assert run.ok, f"program failed instead of reaching the policy: {run.error}\n{run.traceback}"
-    return evaluate(as_res(run))[rule]
 
 
 def _opts() -> PolicyResourceOptions:
@@ -42,45 +53,56 @@ def _opts() -> PolicyResourceOptions:
     )
 
 
-def run_pack(run) -> list[str]:
-    """Run the pulumi_policy wrappers (what the engine calls) over the recorded resources."""
-    reported: list[str] = []
-
-    def report(message, urn=None):
-        reported.append(message)
-
-    resources = as_res(run)
+def run_pack(resources: list[Res]) -> dict[str, list[tuple[EnforcementLevel, str]]]:
+    """Run the pack's policies as the engine does (each policy's `validate`, with its
+    enforcement level) over `resources`: {policy name: [(enforcement, message)]}."""
+    reported: dict[str, list[tuple[EnforcementLevel, str]]] = {}
     for policy in policies():
+
+        def report(message, urn=None, policy=policy):
+            reported.setdefault(policy.name, []).append((policy.enforcement_level, message))
+
         if isinstance(policy, ResourceValidationPolicy):
-            validate = policy._ResourceValidationPolicy__validate
             for r in resources:
                 args = ResourceValidationArgs(
                     r.type, r.props, f"urn:{r.name}", r.name, _opts(), None
                 )
-                validate(args, report)
+                policy.validate(args, report)
         else:
-            validate = policy._StackValidationPolicy__validate
             items = [
                 PolicyResource(
                     r.type, r.props, f"urn:{r.name}", r.name, _opts(), None, None, [], {}
                 )
                 for r in resources
             ]
-            validate(StackValidationArgs(items), report)
+            policy.validate(StackValidationArgs(items), report)
     return reported
+
+
+def pack_violations(resources: list[Res], rule: str) -> list[str]:
+    """What the pack reports for `rule`; every report must stop the deploy (MANDATORY)."""
+    found = run_pack(resources).get(rule, [])
+    assert all(level == EnforcementLevel.MANDATORY for level, _ in found), found
+    return [message for _, message in found]
+
+
+def violations(run, rule: str) -> list[str]:
+    assert run.ok, f"program failed instead of reaching the policy: {run.error}\n{run.traceback}"
+    return pack_violations(as_res(run), rule)
 
 
 def test_every_rule_is_in_the_pack():
     names = {p.name for p in policies()}
     assert names == set(RESOURCE_RULES) | set(STACK_RULES)
-    assert len(names) == 9
+    assert {p.enforcement_level for p in policies()} == {EnforcementLevel.MANDATORY}
+    assert len(names) == 13
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_pack_passes_on_every_stack(stacks, stack):
     run = stacks[stack]
     assert {k: v for k, v in evaluate(as_res(run)).items() if v} == {}
-    assert run_pack(run) == []
+    assert run_pack(as_res(run)) == {}
 
 
 NEGATIVES = {
@@ -132,8 +154,232 @@ NEGATIVES = {
 }
 
 
+# Branches a committed stack's config reaches, besides the one case per rule above.
+CONFIG_BRANCHES = [
+    (
+        "no-world-open-ports",
+        "prod-postgres",
+        {"stack_updates": {"clusters.0.postgres.allowed_cidrs": ["::/0"]}},
+        "opens Postgres (5432) to the world",
+    ),
+    (
+        "tls-in-production",
+        "prod-postgres",
+        {"stack_updates": {"clusters.0.spec.visibility.tls.enabled": False}},
+        "does not set rds.force_ssl=1 in production",
+    ),
+    (
+        "tls-in-production",
+        "prod-scylla",
+        {"spec_updates": {"visibility.tls.enable_host_verification": False}},
+        "does not verify the RDS host",
+    ),
+    (
+        "tls-in-production",
+        "prod-scylla",
+        {"spec_updates": {"persistence.tls.enable_host_verification": False}},
+        "default store does not verify the Scylla host",
+    ),
+    (
+        "frontend-mtls-in-production",
+        "migration",
+        {"stack_updates": {"clusters.1.mtls": False}},
+        "temporal-b-temporal: the frontend does not require client certificates",
+    ),
+    (
+        "scylla-authentication",
+        "prod-scylla",
+        {"spec_updates": {"persistence.user": None}},
+        "default store connects to Scylla without a user",
+    ),
+]
+
+
+def altered(run, type_: str, name: str, change) -> list[Res]:
+    """The run's resources with one of them (by type and name) changed by `change(props)`."""
+    out, hits = [], 0
+    for r in as_res(run):
+        if r.type == type_ and r.name == name:
+            hits += 1
+            r = Res(r.type, r.name, change(dict(r.props)))
+        out.append(r)
+    assert hits == 1, f"{name} ({type_}) not found once in the run"
+    return out
+
+
+def _without_auth(props: dict) -> dict:
+    text = props["data"]["scylla.yaml"].replace("authenticator: PasswordAuthenticator\n", "")
+    return {**props, "data": {"scylla.yaml": text}}
+
+
+# Rules whose violation no stack config can produce (the program always sets these): the
+# program's own resource, altered after the run, must be refused by the pack.
+ALTERED = {
+    "grafana-admin-from-secret": (
+        "dev",
+        ("kubernetes:helm.sh/v3:Release", "kube-prometheus-stack"),
+        lambda props: {
+            **props,
+            "values": {**props["values"], "grafana": {"sidecar": {"dashboards": {}}}},
+        },
+        "Grafana keeps the chart's default admin password",
+    ),
+    "network-policy-enforcement": (
+        "prod-scylla",
+        ("aws:eks/addon:Addon", "haul-prod-scylla-vpc-cni"),
+        lambda props: {k: v for k, v in props.items() if k != "configurationValues"},
+        "EKS addon haul-prod-scylla-vpc-cni (vpc-cni) does not set enableNetworkPolicy",
+    ),
+    "scylla-authentication": (
+        "prod-scylla",
+        ("kubernetes:core/v1:ConfigMap", "haul-prod-scylla-temporal-b-scylla-config"),
+        _without_auth,
+        "scylla.yaml does not set authenticator: PasswordAuthenticator",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(ALTERED))
+def test_rule_fails_on_the_programs_resource_altered(stacks, rule):
+    stack, (type_, name), change, message = ALTERED[rule]
+    assert violations(stacks[stack], rule) == []
+    found = pack_violations(altered(stacks[stack], type_, name, change), rule)
+    assert any(message in m for m in found), found
+
+
+@pytest.mark.parametrize(
+    ("rule", "stack", "request_", "message"),
+    CONFIG_BRANCHES,
+    ids=[f"{c[0]}:{c[3][:30]}" for c in CONFIG_BRANCHES],
+)
+def test_rule_branch_fails_when_the_config_reaches_it(run_stack, rule, stack, request_, message):
+    found = violations(run_stack(stack, **request_), rule)
+    assert any(message in m for m in found), found
+
+
+PROD = {"tags": {"haul.dev/environment": "prod"}}
+
+
+def _world(type_: str, **props) -> Res:
+    return Res(type_, "open", props)
+
+
+# Branches no stack config can reach (the program never opens these ports, nor writes these
+# objects): the pack must still refuse them, as resources the engine would hand it.
+RESOURCE_BRANCHES = [
+    *(
+        (
+            "no-world-open-ports",
+            [_world(SG_INGRESS, fromPort=p, toPort=p, ipProtocol="tcp", cidrIpv4="0.0.0.0/0")],
+            [f"open opens {what} ({p}) to the world"],
+        )
+        for p, what in PROTECTED_PORTS.items()
+    ),
+    (
+        "no-world-open-ports",
+        [
+            _world(
+                SG_RULE,
+                type="ingress",
+                protocol="-1",
+                fromPort=0,
+                toPort=0,
+                cidrBlocks=["0.0.0.0/0"],
+            )
+        ],
+        [f"open opens {what} ({p}) to the world" for p, what in PROTECTED_PORTS.items()],
+    ),
+    (
+        "no-world-open-ports",
+        [
+            _world(
+                SG,
+                ingress=[
+                    {
+                        "fromPort": 7000,
+                        "toPort": 7300,
+                        "protocol": "tcp",
+                        "ipv6CidrBlocks": ["::/0"],
+                    }
+                ],
+            )
+        ],
+        [
+            "open opens Temporal frontend gRPC (7233) to the world",
+            "open opens Temporal frontend HTTP (7243) to the world",
+        ],
+    ),
+    (
+        "no-world-open-ports",
+        [_world(SG_INGRESS, fromPort=5432, toPort=5432, ipProtocol="tcp", cidrIpv4="10.0.0.0/8")],
+        [],
+    ),
+    (
+        "encrypted-storage",
+        [Res(STORAGE_CLASS, "gp3", {"parameters": {"type": "gp3"}})],
+        ["StorageClass gp3 does not encrypt its volumes (parameters.encrypted)"],
+    ),
+    (
+        "deletion-protection-in-production",
+        [Res(RDS_INSTANCE, "db", {**PROD, "deletionProtection": True, "skipFinalSnapshot": True})],
+        ["RDS instance db takes no final snapshot in production"],
+    ),
+    (
+        "history-shards-power-of-two",
+        [Res(RELEASE, "t", {"chart": "temporal", "values": {"server": {"config": {}}}})],
+        ["Temporal release t does not set numHistoryShards"],
+    ),
+    (
+        "no-plaintext-secrets",
+        [Res(CONFIG_MAP, "cm", {"data": {"db_password": "x"}})],
+        ["ConfigMap cm holds a credential-like key db_password"],
+    ),
+    (
+        "no-plaintext-secrets",
+        [Res(RELEASE, "r", {"values": {"env": [{"name": "API_TOKEN", "value": "x"}]}})],
+        ["Helm release r has a plaintext secret in values at env[0](API_TOKEN)"],
+    ),
+    (
+        "pdb-and-limits",
+        [
+            Res(
+                DEPLOYMENT,
+                "d",
+                {
+                    "metadata": {"namespace": "n"},
+                    "spec": {
+                        "template": {
+                            "metadata": {"labels": {"app": "d"}},
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "c",
+                                        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                                    }
+                                ]
+                            },
+                        }
+                    },
+                },
+            )
+        ],
+        ["Deployment d has no PodDisruptionBudget"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "resources", "expected"),
+    RESOURCE_BRANCHES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(RESOURCE_BRANCHES)],
+)
+def test_rule_branch_through_the_pack(rule, resources, expected):
+    assert pack_violations(resources, rule) == expected
+
+
 def test_every_rule_has_a_negative_case():
-    assert set(NEGATIVES) == set(RESOURCE_RULES) | set(STACK_RULES)
+    cases = set(NEGATIVES) | set(ALTERED) | {c[0] for c in CONFIG_BRANCHES}
+    assert cases == set(RESOURCE_RULES) | set(STACK_RULES)
 
 
 @pytest.mark.parametrize("rule", sorted(NEGATIVES))

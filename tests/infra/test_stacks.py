@@ -46,7 +46,7 @@ def test_rds_settings(stacks, stack):
         i = inst["inputs"]
         cfg = cluster["postgres"]
         assert i["engine"] == "postgres"
-        assert i["engineVersion"].split(".")[0] >= "15"  # RDS 15+ forces SSL
+        assert int(i["engineVersion"].split(".")[0]) >= 15  # RDS 15+ forces SSL
         assert i["publiclyAccessible"] is False
         assert i["storageEncrypted"] is True and i["kmsKeyId"].startswith("arn:")
         assert i["multiAz"] is cfg["multiAz"]
@@ -69,7 +69,11 @@ def test_rds_settings(stacks, stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_rds_password_comes_from_random_and_secrets_manager(stacks, stack):
     run = stacks[stack]
-    passwords = run.of_type("random:index/randomPassword:RandomPassword")
+    passwords = [
+        p
+        for p in run.of_type("random:index/randomPassword:RandomPassword")
+        if p["name"].endswith("-master")
+    ]
     versions = run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
     assert len(passwords) == len(versions) == len(clusters(stack))
     by_name = {v["name"]: v for v in versions}
@@ -263,10 +267,7 @@ def test_irsa_policies_are_scoped_to_the_bucket(stacks, stack):
         if r["name"].endswith("-claim-check") and "-workers-" in r["name"]
     ]
     assert len(attachments) == len(groups)
-    assert all(
-        a["inputs"]["policyArn"] == policy["inputs"].get("arn", a["inputs"]["policyArn"])
-        for a in attachments
-    )
+    assert {a["inputs"]["policyArn"] for a in attachments} == {policy["arn"]}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -333,8 +334,11 @@ def test_eks_uses_pulumi_aws_resources(stacks):
     assert set(groups) == {"system", "temporal", "workers", "scylla"}
     assert groups["scylla"]["instanceTypes"][0].startswith("i4i")
     assert len(groups["scylla"]["subnetIds"]) == 3
-    addons = {a["inputs"]["addonName"] for a in run.of_type("aws:eks/addon:Addon")}
-    assert {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"} <= addons
+    addons = {a["inputs"]["addonName"]: a["inputs"] for a in run.of_type("aws:eks/addon:Addon")}
+    assert {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"} <= set(addons)
+    # The CNI's network-policy agent: without it every NetworkPolicy is inert.
+    cni = json.loads(addons["vpc-cni"]["configurationValues"])
+    assert cni == {"enableNetworkPolicy": "true"}
     assert run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert run.of_type("aws:eks/accessEntry:AccessEntry")
     charts = {
@@ -357,6 +361,31 @@ def test_dev_is_single_zone_for_nodes_and_nat(stacks):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_app_roles_are_made_where_the_master_password_lives(stacks, stack):
+    from components.appdb import ROLES_SQL
+
+    run = stacks[stack]
+    doc = stack_file(stack)
+    app_cluster = doc["haul:apps"].get("databaseCluster") or doc["haul:clusters"][0]["name"]
+    job = run.one(
+        "kubernetes:batch/v1:Job", metadata={"name": "haul-db-roles", "namespace": app_cluster}
+    )
+    (container,) = job["inputs"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["PGUSER"] == "temporal" and env["PGDATABASE"] == "haul"
+    assert env["PGPASSWORD"] == {
+        "secretKeyRef": {"name": f"{app_cluster}-postgres-credentials", "key": "password"}
+    }
+    assert env["PGSSLMODE"] == "verify-full"
+    assert env["PGHOST"] == run.outputs["databaseEndpoints"][app_cluster]["postgres"]
+    assert ROLES_SQL in container["command"][-1]
+    # No pod outside the Temporal namespace gets the master user: every URL names a role.
+    for secret in run.of_type("kubernetes:core/v1:Secret"):
+        url = (secret["inputs"].get("stringData") or {}).get("url", "")
+        assert "://temporal:" not in url, secret["inputs"]["metadata"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_app_database_and_migrations(stacks, stack):
     from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -369,8 +398,10 @@ def test_app_database_and_migrations(stacks, stack):
     url = urlsplit(secret["inputs"]["stringData"]["url"])
     instance = next(r for r in run.of_type(RDS) if r["name"].endswith(app_cluster))
     assert url.hostname == run.outputs["databaseEndpoints"][app_cluster]["postgres"]
-    assert url.path == "/haul" and url.username == "temporal"
-    assert unquote(url.password) == instance["inputs"]["password"]
+    # The app's own role, never the RDS master user, with its generated password.
+    assert url.path == "/haul" and url.username == "haul_app"
+    assert unquote(url.password) == f"mock-password-haul-{stack}-appdb-app"
+    assert unquote(url.password) != instance["inputs"]["password"]
     query = parse_qs(url.query)
     assert query["sslmode"] == ["verify-full"]
     assert query["sslrootcert"] == ["/etc/haul/rds-ca/global-bundle.pem"]
@@ -385,7 +416,15 @@ def test_app_database_and_migrations(stacks, stack):
     container = job["inputs"]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["migrate"]
     assert container["image"] == f"{run.outputs['ecrRepositoryUrl']}:0.1.0"
-    assert "haul-database" in json.dumps(container["env"])
+    (url_env,) = container["env"]
+    assert url_env["valueFrom"]["secretKeyRef"] == {"name": "haul-database-migrate", "key": "url"}
+    migrate = run.one(
+        "kubernetes:core/v1:Secret",
+        metadata={"name": "haul-database-migrate", "namespace": "haul-workers"},
+    )
+    migrate_url = urlsplit(migrate["inputs"]["stringData"]["url"])
+    assert migrate_url.username == "haul_migrate" and migrate_url.path == "/haul"
+    assert unquote(migrate_url.password) == f"mock-password-haul-{stack}-appdb-migrate"
     params = next(
         p["inputs"] for p in run.of_type(PARAMS) if p["name"].endswith(f"{app_cluster}-params")
     )
