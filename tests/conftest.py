@@ -7,10 +7,14 @@ never touch a developer's clusters. Built binaries and jars stay in the user cac
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 _home = tempfile.mkdtemp(prefix="haul-test-home-")
+# Every cluster a test starts is stopped by its fixture; the state they leave goes at exit.
+atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ["HAUL_HOME"] = _home
 os.environ.setdefault("HAUL_PORT_BASE", "27000")
 # The test home must be traversable by the unprivileged PostgreSQL user when run as root.
