@@ -162,8 +162,9 @@ def test_wheel_installs_with_the_dockerfiles_commands(tmp_path):
     # The base image's python: a clean interpreter on PATH, as `python`.
     base = tmp_path / "base"
     subprocess.run([sys.executable, "-m", "venv", str(base)], check=True)
-    env = {**os.environ, "PATH": f"{base / 'bin'}:{os.environ['PATH']}"}
-    env.pop("VIRTUAL_ENV", None)
+    # As in the image: no PYTHONPATH or virtualenv of the caller's leaks into the install.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env["PATH"] = f"{base / 'bin'}:{os.environ['PATH']}"
     paths = {
         "/dist": str(tmp_path / "dist"),
         "/opt/haul": str(tmp_path / "opt-haul"),
