@@ -86,7 +86,9 @@ class _Heartbeating:
     def __init__(self, stream: IO[bytes], heartbeat: Callable[..., None],
                  progress: Callable[[], object]) -> None:
         self.stream, self.heartbeat, self.progress = stream, heartbeat, progress
-        self.read_bytes = self.next_beat = 0
+        # The first beat after the first MiB: a heartbeat that reaches the server is a billable
+        # action, and a small file is read long before any timeout could notice.
+        self.read_bytes, self.next_beat = 0, HEARTBEAT_BYTES
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)

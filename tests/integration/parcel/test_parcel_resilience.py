@@ -181,10 +181,11 @@ async def test_500_revision_events_on_20_jobs_are_each_applied_once(
                     applied.update(e.event_id for e in batch.events)
     assert set(applied) == {e for _, e, _ in sent}
     assert max(applied.values()) == 1
-    # history_limit=80 makes a 25-event job continue as new at least once somewhere, and
-    # every run ended either by continuing or by completing: none failed or was cut short.
-    assert statuses["CONTINUED_AS_NEW"] >= 1, statuses
+    # Every run ended by continuing or by completing: none failed or was cut short. (Whether a
+    # job continues as new depends on how its events batch; test_fan_in forces that case with
+    # a slow activity and proves the carried events are processed once.)
     assert set(statuses) <= {"CONTINUED_AS_NEW", "COMPLETED"}, statuses
+    assert sum(statuses.values()) >= len(jobs)
     per_job = dict(parcel_env.rows(
         "select job_key, events_applied from shipment_jobs where job_key like %s",
         f"TEST:{prefix}-%"))
