@@ -126,8 +126,16 @@ def generate_ca(directory: Path, common_name: str) -> tuple[Path, Path]:
     return ca, ca_key
 
 
-def issue_server_cert(directory: Path, ca: Path, ca_key: Path) -> tuple[Path, Path]:
-    """A server certificate for localhost and 127.0.0.1, signed by the CA: (server.pem, key)."""
+def issue_server_cert(
+    directory: Path,
+    ca: Path,
+    ca_key: Path,
+    *,
+    dns_names: tuple[str, ...] = (SERVER_NAME,),
+    ips: tuple[str, ...] = ("127.0.0.1",),
+) -> tuple[Path, Path]:
+    """A server certificate signed by the CA, for localhost and 127.0.0.1 unless other names
+    are given (tests present one for another name): (server.pem, key)."""
     ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
     signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
     assert isinstance(signer, ec.EllipticCurvePrivateKey)
@@ -135,7 +143,7 @@ def issue_server_cert(directory: Path, ca: Path, ca_key: Path) -> tuple[Path, Pa
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(SERVER_NAME))
+        .subject_name(_name(dns_names[0]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -143,7 +151,8 @@ def issue_server_cert(directory: Path, ca: Path, ca_key: Path) -> tuple[Path, Pa
         .not_valid_after(now + VALIDITY)
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName(SERVER_NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [x509.DNSName(n) for n in dns_names]
+                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
             ),
             critical=False,
         )

@@ -4,7 +4,6 @@ both in haul's own pre-flight and in temporal-server itself."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import shutil
 import signal
@@ -15,10 +14,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.core.procs import pid_alive, spawn, stop_pid
 from app.stack import builds, check, cluster, server, tls
@@ -130,34 +125,6 @@ def _with_ca(spec: ClusterSpec, ca_file: Path) -> ClusterSpec:
     return spec.model_copy(update=stores)
 
 
-def _cert_for(name: str, ca: Path, ca_key: Path, out: Path) -> tuple[bytes, bytes]:
-    """A server certificate from the cluster's own CA, valid for `name` only."""
-    ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
-    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
-    assert isinstance(signer, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(signer, hashes.SHA256())
-    )
-    return (
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-
-
 @contextmanager
 def _postgres_presenting(rec: ClusterRecord, cert: bytes, key: bytes) -> Iterator[None]:
     """Postgres serves another certificate until the block ends (SIGHUP reloads SSL files)."""
@@ -208,10 +175,10 @@ def test_temporal_server_itself_refuses_a_wrong_ca_or_host_name(
             log = _boot_without_preflight(rec, _with_ca(spec, other), tmp_path / "server")
         else:
             certs = rec.tls_dir
-            cert, key = _cert_for(
-                "db.invalid", certs / "ca.pem", certs / "ca-key.pem", tmp_path
+            cert, key = tls.issue_server_cert(
+                tmp_path, certs / "ca.pem", certs / "ca-key.pem", dns_names=("db.invalid",), ips=()
             )
-            with _postgres_presenting(rec, cert, key):
+            with _postgres_presenting(rec, cert.read_bytes(), key.read_bytes()):
                 log = _boot_without_preflight(rec, spec, tmp_path / "server")
                 # The cause is the host name: libpq, in the server's own mode, says so.
                 with pytest.raises(psycopg.OperationalError, match="does not match host name"):
