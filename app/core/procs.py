@@ -198,7 +198,9 @@ def stop_pid(
     _signal_group(pid, sig)
     if _wait_exit(pid, expect, timeout):
         return True
-    if holds(pid, expect):  # not a newcomer that took the pid while we waited
+    # Ours still, or ours mid-exit (its executable no longer readable): not a newcomer that
+    # took the pid while we waited. Kill it and wait until it is really gone.
+    if pid_alive(pid) and stamp(pid) in (expect, None):
         _signal_group(pid, signal.SIGKILL)
         _wait_exit(pid, expect, 5.0)
     return True
