@@ -1,5 +1,5 @@
-# The one haul image: worker, migrate and the Locust load generator, from the built wheel (the
-# Locust scenarios ship inside it, in app/loadtest).
+# The one haul image: worker, api (the failure inbox, port 8080), migrate and the Locust load
+# generator, from the built wheel (the Locust scenarios ship inside it, in app/loadtest).
 # Build from the repository root: docker build -t haul:0.1.0 .
 # Base image pin: app/versions.py PYTHON_IMAGE (tests/infra checks they agree).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
@@ -28,7 +28,7 @@ RUN python -m venv /opt/haul \
 COPY --chmod=0755 infra/image/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 USER 10001:10001
 WORKDIR /home/haul
-EXPOSE 9090
+EXPOSE 9090 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HAUL_WORKER_HEALTH_PORT', '9090') + '/healthz', timeout=3)"]
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]

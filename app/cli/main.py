@@ -9,7 +9,7 @@ import click
 import typer
 from rich.console import Console
 
-from app.cli import db, failures, ingest, loadtest, migrate, run, stack, worker
+from app.cli import api, db, failures, ingest, loadtest, migrate, run, stack, worker
 from app.core.settings import CliSettings, SettingsError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(failures.app, name="failures")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(migrate.app, name="migrate")
 app.command("worker")(worker.worker)
+app.command("api")(api.api)
 app.command("run")(run.run)
 console = Console()
 

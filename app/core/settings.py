@@ -3,7 +3,8 @@
 - `AppSettings`: what any process that touches the app's data needs (database, blob store);
 - `Settings`: a worker process (`haul worker`), on top of AppSettings;
 - `StackSettings`: the local stack (`haul stack`, `haul run`): state and cache homes, ports;
-- `CliSettings`: the `haul` command itself.
+- `CliSettings`: the `haul` command itself;
+- `ApiSettings`: the failure-inbox service (`haul api`), on top of AppSettings.
 
 The parcel pipeline's HAUL_PARCEL_* live with its model (`app/domains/parcel/models.py`) and
 the load test's HAUL_LT_* with the load test. README's "Settings" table lists every variable.
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PORT_BASE = 17000
@@ -53,7 +54,11 @@ class EnvSettings(BaseSettings):
         for item in err.errors():
             field = str(item["loc"][0]) if item["loc"] else ""
             name = cls.env_name(field) if field in cls.model_fields else field
-            if name in os.environ:
+            secret = field in cls.model_fields and cls.model_fields[field].annotation in (
+                SecretStr,
+                SecretStr | None,
+            )
+            if name in os.environ and not secret:
                 problems.append(f"{name}={os.environ[name]!r}: {item['msg']}")
             else:
                 problems.append(f"{field}: {item['msg']}")
@@ -123,3 +128,38 @@ class CliSettings(EnvSettings):
     debug: bool = False
     # `haul run` leaves the cluster running after Ctrl-C.
     keep_cluster: bool = False
+
+
+class ApiSettings(AppSettings):
+    """The failure-inbox service: who may change things, and how often it polls.
+
+    The token guards every mutating endpoint; with neither the variable nor the file set, those
+    endpoints refuse every call rather than open up. The file is the mounted Kubernetes Secret.
+    """
+
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    # Reads (pages and GET endpoints) need the token too.
+    api_read_auth: bool = False
+    # The Temporal UI that workflow links point at; default: the local cluster's, if any.
+    temporal_ui_url: str = ""
+    # Seconds between failure-poller passes (and redrive follow-ups) inside `haul api`.
+    api_poll_seconds: float = Field(default=10.0, gt=0)
+    # Bulk redrive: the highest rate a caller may ask for, and the most failures per call.
+    api_max_redrive_rate: float = Field(default=20.0, gt=0)
+    api_max_bulk: int = Field(default=1000, ge=1)
+
+    def token(self) -> str | None:
+        """The API token from HAUL_API_TOKEN, else from HAUL_API_TOKEN_FILE; None: unset."""
+        if self.api_token is not None and self.api_token.get_secret_value().strip():
+            return self.api_token.get_secret_value().strip()
+        if self.api_token_file is None:
+            return None
+        try:
+            value = self.api_token_file.read_text().strip()
+        except OSError as err:
+            raise SettingsError(
+                f"HAUL_API_TOKEN_FILE={str(self.api_token_file)!r}: cannot read it "
+                f"({err.strerror}); mount the Secret there or unset the variable"
+            ) from None
+        return value or None

@@ -51,6 +51,8 @@ PORT_OFFSETS: dict[str, int] = {
     "internal_frontend": 15,
     "internal_frontend_membership": 16,
     "cassandra_jmx": 17,
+    # `haul api --cluster N` serves the failure inbox here.
+    "api": 18,
 }
 
 

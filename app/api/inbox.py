@@ -1,0 +1,96 @@
+"""The service behind the API: the store, the clusters, and the poller loop of `haul api`.
+
+During a migration the router holds a client per cluster; each gets its own poller (its own
+high-water mark), and redrives go through the router like any start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from temporalio.client import Client
+
+from app.api.models import FilterParams
+from app.platform.client import HaulClient
+from app.platform.failure_poller import Poller
+from app.platform.failures import FailureFilter, FailureStore, StoredFailure
+from app.platform.redrive import follow_redrives
+
+log = logging.getLogger("haul.api")
+
+
+@dataclass
+class Inbox:
+    store: FailureStore
+    haul: HaulClient
+    # The name records carry for the cluster of a router without a migration (its key "").
+    cluster: str = "default"
+    temporal_ui_url: str = ""
+    teams: Mapping[str, str] = field(default_factory=dict)
+    poll_seconds: float = 10.0
+    max_redrive_rate: float = 20.0
+    max_bulk: int = 1000
+
+    def clients(self) -> dict[str, Client]:
+        """Every cluster the router knows, by the name its records carry."""
+        return {(name or self.cluster): c for name, c in self.haul.router.clients.items()}
+
+    def filter(self, params: FilterParams) -> FailureFilter:
+        since = params.since
+        if params.hours is not None:
+            window = datetime.now(UTC) - timedelta(hours=params.hours)
+            since = max(since, window) if since else window
+        return FailureFilter(
+            status=None if params.status == "any" else params.status,
+            cluster=params.cluster,
+            namespace=params.namespace,
+            workflow_type=params.workflow_type,
+            owner_team=params.owner_team,
+            task_queue=params.task_queue,
+            fingerprint=params.fingerprint,
+            close_status=params.close_status,
+            since=since,
+            until=params.until,
+        )
+
+    def ui_link(self, f: StoredFailure, run_id: str | None = None) -> str | None:
+        """The run's history page in the Temporal UI, when we know where the UI is."""
+        if not self.temporal_ui_url:
+            return None
+        base = self.temporal_ui_url.rstrip("/")
+        return (
+            f"{base}/namespaces/{quote(f.namespace, safe='')}/workflows/"
+            f"{quote(f.workflow_id, safe='')}/{quote(run_id or f.run_id, safe='')}/history"
+        )
+
+    async def follow(self) -> int:
+        """Record the outcome of redrives whose runs have closed, on every cluster."""
+        closed = 0
+        for name, client in self.clients().items():
+            try:
+                closed += await follow_redrives(client, self.store)
+            except Exception as exc:  # a cluster that is down must not stop the others
+                log.warning("following redrives failed", extra={"cluster": name, "error": str(exc)})
+        return closed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every cluster for failures and follow redrives until `stop` is set."""
+        pollers = [
+            Poller(client, self.store, cluster=name, teams=self.teams)
+            for name, client in self.clients().items()
+        ]
+        tasks = [asyncio.create_task(p.run(stop, self.poll_seconds)) for p in pollers]
+        try:
+            while not stop.is_set():
+                await self.follow()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
