@@ -135,7 +135,7 @@ async def redrive_matching(
         try:
             run_id = await _redrive_one(router, store, failure, options, at)
         except Exception as exc:  # one refusal must not stop the batch
-            result.refused.append(Refusal(failure_id=failure.id, reason=_reason(exc)))
+            result.refused.append(Refusal(failure_id=failure.id, reason=why(exc)))
             continue
         result.redriven.append(failure.id)
         result.runs[failure.id] = run_id
@@ -161,7 +161,8 @@ class Pace:
         return datetime.now(UTC)
 
 
-def _reason(exc: Exception) -> str:
+def why(exc: Exception) -> str:
+    """A redrive error as a person reads it."""
     if isinstance(exc, WorkflowAlreadyStartedError):
         return "a run of this workflow ID is open or has succeeded; nothing to redrive"
     return str(exc) or type(exc).__name__

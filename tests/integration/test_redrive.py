@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -263,3 +266,68 @@ async def test_a_resolved_failure_can_be_reopened_with_a_note(
     assert store.get(rec.id).notes == again.notes
     with pytest.raises(NoSuchFailureError):
         store.reopen(10**12)
+
+
+def haul(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+async def test_the_cli_redrives_in_bulk_and_by_reset_and_reopens(
+    dev_cluster: ClusterRecord, client: Client, store: FailureStore, task_queue: str
+) -> None:
+    for n in range(2):
+        await fail(client, task_queue, f"cli {n}")
+    await fail(client, task_queue, "cli reset", signal="original")
+    recs = await recorded(client, store, task_queue, 3)
+    cluster = ["--cluster", dev_cluster.name]
+    wrong = await asyncio.to_thread(
+        haul, "failures", "redrive", str(recs[0].id), "--exclude-signals", *cluster
+    )
+    assert wrong.returncode == 2 and "only to --mode reset" in wrong.stderr, wrong.stderr
+    reset = await asyncio.to_thread(
+        haul,
+        "failures",
+        "redrive",
+        str(recs[2].id),
+        "--mode",
+        "reset",
+        "--reset-to",
+        "first",
+        "--exclude-signals",
+        *cluster,
+    )
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    [link] = store.redrives(recs[2].id)
+    assert (link.mode, link.reset_to, link.reapply_signals) == ("reset", "first", False)
+    assert link.new_run_id in reset.stdout
+    bulk = await asyncio.to_thread(
+        haul,
+        "failures",
+        "redrive",
+        "--filter",
+        "--task-queue",
+        task_queue,
+        "--rate",
+        "2",
+        "--limit",
+        "5",
+        *cluster,
+    )
+    assert bulk.returncode == 0, bulk.stdout + bulk.stderr
+    # The reset one has a live redrive, so the batch takes the other two.
+    assert "2 redriven, 0 refused" in bulk.stdout, bulk.stdout
+    assert [len(store.redrives(r.id)) for r in recs] == [1, 1, 1]
+    again = await asyncio.to_thread(haul, "failures", "redrive", str(recs[0].id), *cluster)
+    assert again.returncode == 1 and "already redriven" in again.stdout, again.stdout
+    store.set_status(recs[0].id, "resolved", "")
+    reopened = await asyncio.to_thread(
+        haul, "failures", "reopen", str(recs[0].id), "--note", "back again", *cluster
+    )
+    assert reopened.returncode == 0 and "reopened" in reopened.stdout, reopened.stdout
+    assert (store.get(recs[0].id).status, store.get(recs[0].id).notes) == ("open", "back again")
