@@ -9,14 +9,17 @@ from typing import cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from app.cli.db import resolve_dsn
 from app.platform.failures import GROUP_KEYS, FailureFilter, FailureStore, GroupKey
 
 app = typer.Typer(
-    help="The failure inbox: summary, list, show, poll, redrive and resolve.", no_args_is_help=True
+    help="The failure inbox: summary, list, show, poll, redrive, resolve and reopen.",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -176,46 +179,87 @@ def poll(cluster: str | None = CLUSTER) -> None:
 def redrive_(
     failure_id: int | None = typer.Argument(None, help="The failure to redrive."),
     cluster: str | None = CLUSTER,
+    mode: str = typer.Option(
+        "rerun",
+        "--mode",
+        help="rerun: start the workflow again under its ID with its original input. "
+        "reset: Temporal's reset of the failed run, keeping its history up to a workflow task.",
+    ),
+    reset_to: str = typer.Option(
+        "last", "--reset-to", help="Reset mode: to the first or last completed workflow task."
+    ),
+    exclude_signals: bool = typer.Option(
+        False,
+        "--exclude-signals",
+        help="Reset mode: do not re-apply the signals and updates that came after that task.",
+    ),
     workflow_type: str | None = TYPE,
     team: str | None = TEAM,
     queue: str | None = QUEUE,
     fingerprint: str | None = FINGERPRINT,
     hours: float | None = HOURS,
-    filter_: bool = typer.Option(False, "--filter", help="Redrive every open failure matching."),
-    rate: float = typer.Option(5.0, help="Bulk: at most this many redrives a second."),
+    filter_: bool = typer.Option(
+        False, "--filter", help="Redrive open failures matching the filter options, oldest first."
+    ),
+    rate: float = typer.Option(5.0, "--rate", help="Bulk: at most this many redrives a second."),
+    limit: int = typer.Option(100, "--limit", help="Bulk: at most this many redrives."),
 ) -> None:
-    """Start a failed workflow again under its ID with its original input (one, or by filter)."""
-    from app.platform.redrive import redrive
+    """Run a failed workflow again (one by ID, or a batch by --filter) and link each new run.
+
+    Starts new runs on the cluster. A failure with a running or completed redrive is left
+    alone, and a run that succeeded is never run again."""
+    from app.platform.redrive import BulkRedrive, RedriveOptions, redrive, redrive_matching, why
 
     if (failure_id is None) == (not filter_):
         raise typer.BadParameter("give a failure ID, or --filter with filter options, not both")
+    if mode not in ("rerun", "reset"):
+        raise typer.BadParameter(f"--mode {mode!r}: choose rerun or reset")
+    if reset_to not in ("first", "last"):
+        raise typer.BadParameter(f"--reset-to {reset_to!r}: choose first or last")
+    if mode == "rerun" and (exclude_signals or reset_to != "last"):
+        raise typer.BadParameter("--reset-to and --exclude-signals apply only to --mode reset")
     if rate <= 0:
         raise typer.BadParameter(f"--rate {rate}: must be above 0")
+    if limit < 1:
+        raise typer.BadParameter(f"--limit {limit}: must be at least 1")
+    options = RedriveOptions.model_validate(
+        {"mode": mode, "reset_to": reset_to, "reapply_signals": not exclude_signals}
+    )
 
-    async def go() -> None:
+    async def go() -> BulkRedrive:
         from app.platform.client import HaulClient
         from app.stack import targets
 
         store = FailureStore(resolve_dsn(cluster))
         haul = await HaulClient.connect(targets.resolve(cluster))
         try:
-            if failure_id is not None:
-                ids = [failure_id]
-            else:
+            if failure_id is None:
                 filt = _filter(False, workflow_type, team, queue, fingerprint, hours)
-                ids = [f.id for f in store.list(filt, limit=100_000) if not f.redrive_run_id]
-            for n, fid in enumerate(ids):
-                if n:
-                    await asyncio.sleep(1 / rate)
-                try:
-                    run_id = await redrive(haul.router, store, fid)
-                    console.print(f"failure {fid} redriven as run {run_id}")
-                except Exception as exc:  # one refusal must not stop the batch
-                    console.print(f"[yellow]failure {fid} not redriven:[/yellow] {exc}")
+                return await redrive_matching(
+                    haul.router, store, filt, options, per_second=rate, limit=limit
+                )
+            run_id = await redrive(haul.router, store, failure_id, options)
+            return BulkRedrive(redriven=[failure_id], runs={failure_id: run_id})
         finally:
             await haul.close()
 
-    asyncio.run(go())
+    try:
+        result = asyncio.run(go())
+    except (ValueError, WorkflowAlreadyStartedError) as exc:
+        console.print(f"[red]failure {failure_id} not redriven:[/red] {escape(why(exc))}")
+        raise typer.Exit(1) from exc
+    table = Table("failure", "result", "new run / reason", title=f"redrive ({options.mode})")
+    for fid in result.redriven:
+        table.add_row(str(fid), "[green]redriven[/green]", result.runs[fid])
+    for refused in result.refused:
+        table.add_row(str(refused.failure_id), "[yellow]refused[/yellow]", escape(refused.reason))
+    console.print(table)
+    console.print(
+        f"{len(result.redriven)} redriven, {len(result.refused)} refused; "
+        "`haul failures poll` follows each new run to its outcome"
+    )
+    if failure_id is None and not result.redriven and result.refused:
+        raise typer.Exit(1)
 
 
 @app.command("resolve")
@@ -230,3 +274,16 @@ def resolve(
         failure_id, "open" if reopen else "resolved", note
     )
     console.print(f"failure {failure_id} {'reopened' if reopen else 'resolved'}")
+
+
+@app.command("reopen")
+def reopen(
+    failure_id: int,
+    cluster: str | None = CLUSTER,
+    note: str = typer.Option("", help="Why it is open again."),
+) -> None:
+    """Open a resolved failure again, appending the note; an open one is left as it is."""
+    if FailureStore(resolve_dsn(cluster)).reopen(failure_id, note):
+        console.print(f"failure {failure_id} reopened")
+    else:
+        console.print(f"failure {failure_id} was already open; nothing changed")

@@ -66,10 +66,15 @@ class StoredFailure(FailureRecord):
 
 
 class Redrive(BaseModel):
+    """One redrive of a failure, linked to the run it started (or the run a reset made)."""
+
     id: int
     failure_id: int
     mode: str
     new_run_id: str
+    # A reset's point and whether signals and updates were re-applied; None for a re-run.
+    reset_to: str | None = None
+    reapply_signals: bool | None = None
     outcome: str
     requested_at: datetime
     closed_at: datetime | None = None
@@ -265,19 +270,56 @@ class FailureStore:
         if done is None:
             raise NoSuchFailureError(f"no failure with id {failure_id}")
 
-    def add_redrive(self, failure_id: int, mode: str, new_run_id: str) -> int:
+    def reopen(self, failure_id: int, note: str = "") -> bool:
+        """Open a resolved failure again (its cause came back, or the fix did not hold), with
+        the note appended; False when it was already open, which changes nothing."""
+        current = self.get(failure_id)
+        if current.status == "open":
+            return False
+        self.set_status(failure_id, "open", note)
+        return True
+
+    def add_redrive(
+        self,
+        failure_id: int,
+        mode: str,
+        new_run_id: str,
+        requested_at: datetime | None = None,
+        *,
+        reset_to: str | None = None,
+        reapply_signals: bool | None = None,
+    ) -> int:
+        """Link a failure to the run its redrive started; `requested_at` (default now) is when
+        the redrive was let through, which a bulk redrive's pace is judged by."""
         with self._connect() as conn, conn.transaction():
             conn.execute(
-                "update workflow_failures set redriven_at = now(), redrive_run_id = %s "
-                "where id = %s",
-                (new_run_id, failure_id),
+                "update workflow_failures set redriven_at = coalesce(%s, now()), "
+                "redrive_run_id = %s where id = %s",
+                (requested_at, new_run_id, failure_id),
             )
             row = conn.execute(
-                "insert into failure_redrives (failure_id, mode, new_run_id) values (%s, %s, %s) "
-                "returning id",
-                (failure_id, mode, new_run_id),
+                """insert into failure_redrives
+                       (failure_id, mode, new_run_id, requested_at, reset_to, reapply_signals)
+                   values (%s, %s, %s, coalesce(%s, now()), %s, %s) returning id""",
+                (failure_id, mode, new_run_id, requested_at, reset_to, reapply_signals),
             ).fetchone()
         return int(row["id"])  # type: ignore[index]
+
+    def redrive_candidates(self, filt: FailureFilter, limit: int) -> builtins.list[StoredFailure]:
+        """Up to `limit` failures matching `filt`, oldest first, that have no redrive running
+        or completed: what a bulk redrive by that filter would take."""
+        where, params = filt.where()
+        live = (
+            "not exists (select 1 from failure_redrives r where r.failure_id = workflow_failures.id"
+            " and r.outcome in ('Running', 'Completed'))"
+        )
+        where = f"{where} and {live}" if where else f"where {live}"
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"select * from workflow_failures {where} order by failed_at, id limit %s",
+                [*params, limit],
+            ).fetchall()
+        return [StoredFailure.model_validate(r) for r in rows]
 
     def redrives(
         self, failure_id: int | None = None, *, open_only: bool = False

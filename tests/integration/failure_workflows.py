@@ -38,11 +38,20 @@ class FailingWorkflow:
 
 @workflow.defn(name="FailingWorkflow")
 class FixedFailingWorkflow:
-    """FailingWorkflow after its bug is fixed: the worker a redrive runs on."""
+    """FailingWorkflow after its bug is fixed: the worker a redrive runs on. It waits for the
+    same signals, so a reset run that gets none re-applied stays open."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
 
     @workflow.run
     async def run(self, input: FailInput) -> str:
-        return f"fixed: {input.message}"
+        await workflow.wait_condition(lambda: len(self.seen) >= input.signals)
+        return f"fixed: {input.message}" + "".join(f" +{s}" for s in self.seen)
+
+    @workflow.signal
+    def go(self, value: str) -> None:
+        self.seen.append(value)
 
 
 @workflow.defn
