@@ -23,7 +23,8 @@ run: $(STAMP)
 	$(BIN)/haul run $(ARGS)
 
 # Toolchains the stack tier builds and boots with: Go (temporal-server), Java 17 + Maven
-# (Cassandra), and a PostgreSQL server built with SSL (the --tls stack; pgserver's has none).
+# (Cassandra), a PostgreSQL server built with SSL (the --tls stack; pgserver's has none), and
+# Chromium for the browser tier (Playwright drives it; it downloads no browser of its own).
 # Installed from Debian's packages when missing and we may (root).
 sysdeps:
 	@missing=""; \
@@ -31,13 +32,14 @@ sysdeps:
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "install these packages first:$$missing" >&2; exit 1; fi; \
 	fi
 
 # Every test tier: unit, integration (dev stack), stack (temporal-server on Postgres and
-# Cassandra), infra (Pulumi mocks, policies, schemas, hadolint), loadtest, replay.
+# Cassandra), infra (Pulumi mocks, policies, schemas, hadolint), loadtest, replay, browser.
 test: $(STAMP) sysdeps
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest tests -p no:cacheprovider

@@ -22,7 +22,7 @@ from app.api.inbox import Inbox
 from app.platform.client import HaulClient
 from app.platform.failures import FailureStore
 from app.stack.registry import ClusterRecord
-from tests.integration.api_server import ApiServer, api_server
+from tests.api_server import ApiServer, api_server
 from tests.integration.failure_workflows import FailingWorkflow, FailInput, FixedFailingWorkflow
 
 TOKEN = f"it-token-{uuid.uuid4().hex}"

@@ -1,4 +1,4 @@
-"""`haul api` as a real process on the dev stack, for the API and browser tests."""
+"""`haul api` as a real process on a dev cluster, for the integration and browser tiers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import httpx
 from app.core.procs import spawn, stop_pid
 from app.stack.registry import ClusterRecord
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
