@@ -194,6 +194,10 @@ def test_wheel_installs_with_the_dockerfiles_commands(tmp_path):
     share = tmp_path / "opt-haul" / "share" / "haul" / "migrations"
     assert list((share / "postgres").glob("*.sql")), "no SQL migrations installed"
     assert list((share / "scylla").glob("*.cql")), "no CQL migrations installed"
+    # `haul api` renders its pages from templates and static files inside the package.
+    [site] = (tmp_path / "opt-haul" / "lib").glob("python*/site-packages")
+    for shipped in ("templates/dashboard.html", "templates/failure.html", "static/inbox.js"):
+        assert (site / "app" / "api" / shipped).is_file(), f"the wheel lacks app/api/{shipped}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     help_text = subprocess.run(
         [str(haul), "--help"], capture_output=True, text=True, timeout=120, env=clean
