@@ -37,9 +37,9 @@ def mutating_paths() -> list[tuple[str, bool]]:
     """(path with an ID filled in, is a JSON API route) for every POST route of the app."""
     found = []
     for route in [*routes.router.routes, *pages.router.routes]:
-        if isinstance(route, APIRoute) and "POST" in route.methods:
-            if route.path not in AUTH_FORMS:
-                found.append((route.path.replace("{failure_id}", "7"), route.path.startswith("/api")))
+        if isinstance(route, APIRoute) and "POST" in route.methods and route.path not in AUTH_FORMS:
+            path = route.path.replace("{failure_id}", "7")
+            found.append((path, route.path.startswith("/api")))
     return found
 
 
