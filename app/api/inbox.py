@@ -9,20 +9,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from urllib.parse import quote
 
+import psycopg
+from psycopg.rows import dict_row
 from temporalio.client import Client
 
 from app.api.models import FilterParams
+from app.core.database import Database
 from app.platform.client import HaulClient
 from app.platform.failure_poller import Poller
 from app.platform.failures import FailureFilter, FailureStore, StoredFailure
 from app.platform.redrive import follow_redrives
 
 log = logging.getLogger("haul.api")
+
+
+class PooledFailureStore(FailureStore):
+    """The failure store over one connection pool: a page makes several small reads, and a new
+    connection for each (what the CLI's store does) costs more than the reads themselves."""
+
+    def __init__(self, dsn: str, size: int = 8) -> None:
+        super().__init__(dsn)
+        self.db = Database(dsn, size=size)
+
+    @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        with self.db.connect() as conn:
+            conn.row_factory = dict_row
+            yield cast(psycopg.Connection[dict[str, Any]], conn)
+
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
+        # FailureStore uses `with self._connect() as conn`; the pool's context returns the
+        # connection to the pool instead of closing it.
+        return cast(psycopg.Connection[dict[str, Any]], self._pooled())
+
+    def close(self) -> None:
+        self.db.close()
 
 
 @dataclass

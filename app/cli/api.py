@@ -33,12 +33,11 @@ def api(
 
     from app.api import create_app
     from app.api.auth import Auth
-    from app.api.inbox import Inbox
+    from app.api.inbox import Inbox, PooledFailureStore
     from app.core.settings import ApiSettings
     from app.platform import logs
     from app.platform.client import HaulClient
     from app.platform.discovery import discovered_task_queues
-    from app.platform.failures import FailureStore
     from app.stack import targets
     from app.stack.registry import Registry
 
@@ -59,9 +58,10 @@ def api(
 
     async def serve() -> None:
         haul = await HaulClient.connect(target)
+        store = PooledFailureStore(settings.database_url)
         try:
             inbox = Inbox(
-                store=FailureStore(settings.database_url),
+                store=store,
                 haul=haul,
                 cluster=target.cluster or "default",
                 temporal_ui_url=ui,
@@ -76,6 +76,7 @@ def api(
             )
             await uvicorn.Server(config).serve()
         finally:
+            store.close()
             await haul.close()
 
     asyncio.run(serve())
