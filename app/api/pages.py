@@ -265,7 +265,9 @@ async def reopen_form(
 
 
 def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    # Only a path on this site: "//host" and "/\\host" would leave it.
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and "\\" not in target else "/"
 
 
 @router.get("/login", response_class=HTMLResponse)

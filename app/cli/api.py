@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import typer
 
@@ -49,6 +50,11 @@ def api(
             "no app database: set HAUL_DATABASE_URL or pass --cluster for a local cluster"
         )
     token = settings.token()
+    if token is None:
+        logging.getLogger("haul.api").warning(
+            "no API token configured (HAUL_API_TOKEN, HAUL_API_TOKEN_FILE): redrive, resolve "
+            "and reopen are refused"
+        )
     ui = settings.temporal_ui_url
     rec = Registry().get(target.cluster) if target.cluster else None
     if rec is not None:

@@ -215,3 +215,11 @@ def test_an_unreadable_token_file_names_the_variable(
     monkeypatch.setenv("HAUL_API_TOKEN_FILE", str(tmp_path / "missing"))
     with pytest.raises(SettingsError, match="HAUL_API_TOKEN_FILE"):
         ApiSettings().token()
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example"])
+def test_sign_in_never_sends_the_browser_off_site(target: str) -> None:
+    client = make_client(TOKEN)
+    csrf = client.get("/login").cookies[CSRF_COOKIE]
+    response = client.post("/login", data={"csrf_token": csrf, "token": TOKEN, "next": target})
+    assert response.status_code == 303 and response.headers["location"] == "/"
