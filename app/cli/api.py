@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import typer
+
+from app.core.target import Target
+
+
+def cluster_name(target: Target) -> str:
+    """The name failure records carry for a target outside a migration.
+
+    During a migration the router names each cluster by its envconfig profile; naming the
+    cluster by that same profile before the migration keeps its records and high-water mark
+    under one name, so a run is never recorded twice under two."""
+    return target.cluster or target.profile or os.environ.get("TEMPORAL_PROFILE") or "default"
 
 
 def api(
@@ -69,7 +81,7 @@ def api(
             inbox = Inbox(
                 store=store,
                 haul=haul,
-                cluster=target.cluster or "default",
+                cluster=cluster_name(target),
                 temporal_ui_url=ui,
                 teams={q: ",".join(sorted(t)) for q, t in discovered_task_queues().items()},
                 poll_seconds=settings.api_poll_seconds,
