@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
@@ -294,3 +295,66 @@ def test_the_token_is_never_logged(api: ApiServer) -> None:
     text = Path(api.log).read_text()
     assert "/api/failures/1/resolve" in text, "the access log is missing: nothing was checked"
     assert TOKEN not in text and WRONG not in text
+
+
+async def signed_in(http: httpx.AsyncClient, api: ApiServer) -> str:
+    """Sign in on /login as a person would; the page's CSRF value."""
+    csrf = (await http.get("/login")).cookies["haul_csrf"]
+    signed = await http.post(
+        "/login",
+        data={"csrf_token": csrf, "token": TOKEN, "next": "/"},
+        headers={"Origin": api.url},
+    )
+    assert signed.status_code == 303
+    return csrf
+
+
+async def test_a_reset_redrive_from_the_page_excludes_signals_when_unticked(
+    api: ApiServer, client: Client, task_queue: str, store: FailureStore
+) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[FailingWorkflow]):
+        handle = await client.start_workflow(
+            FailingWorkflow.run,
+            FailInput("bad lane", error_type="ApiReset", signals=1),
+            id=f"api-{uuid.uuid4().hex[:12]}",
+            task_queue=task_queue,
+        )
+
+        # Signal only after the first workflow task completed, so a reset to it predates it.
+        async def first_task_done() -> bool:
+            kinds = [e.event_type async for e in handle.fetch_history_events()]
+            return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds
+
+        await until(first_task_done, "the first workflow task")
+        await handle.signal(FailingWorkflow.go, "before")
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 60)
+    [item] = await recorded(api, task_queue, 1)
+    form_path = f"/failures/{item['id']}/redrive"
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        csrf = await signed_in(http, api)
+        same_site = {"Origin": api.url, "Sec-Fetch-Site": "same-origin"}
+        async with Worker(client, task_queue=task_queue, workflows=[FixedFailingWorkflow]):
+            # The checkbox left unticked: the form sends no reapply_signals.
+            done = await http.post(
+                form_path,
+                data={"csrf_token": csrf, "mode": "reset", "reset_to": "first"},
+                headers=same_site,
+            )
+            assert done.status_code == 303, done.text
+            [link] = store.redrives(item["id"])
+            assert (link.mode, link.reset_to, link.reapply_signals) == ("reset", "first", False)
+            # Without the signal re-applied the reset run waits for one; send it a new one.
+            reset_run = client.get_workflow_handle(item["workflow_id"], run_id=link.new_run_id)
+            await reset_run.signal(FailingWorkflow.go, "after")
+            assert await reset_run.result() == "fixed: bad lane +after"
+
+            async def completed() -> bool:
+                return store.redrives(item["id"])[0].outcome == "Completed"
+
+            await until(completed, "the reset run followed to Completed")
+        # The page shows the redrive; a second one is refused on the page, not with a crash.
+        page = await http.get(f"/failures/{item['id']}")
+        assert link.new_run_id in page.text and "Completed" in page.text
+        again = await http.post(form_path, data={"csrf_token": csrf}, headers=same_site)
+        assert again.status_code == 409 and "already redriven" in again.text
