@@ -39,9 +39,9 @@ def _params(request: Request) -> FilterParams:
 
 
 def _query(request: Request, **changes: Any) -> str:
-    """This page's query string with some values changed (None drops one)."""
-    values = dict(request.query_params)
-    values.pop("offset", None) if "offset" not in changes else None
+    """This page's query string with some values changed (None drops one); a new view
+    starts at its first page."""
+    values = {k: v for k, v in request.query_params.items() if k != "offset"}
     for key, value in changes.items():
         if value is None:
             values.pop(key, None)
