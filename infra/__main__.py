@@ -21,6 +21,7 @@ import config  # noqa: E402
 import guardrails  # noqa: E402
 import queues  # noqa: E402
 from components.addons import ClusterAddons, ClusterAddonsArgs  # noqa: E402
+from components.api import FailureApi, FailureApiArgs  # noqa: E402
 from components.appdb import (  # noqa: E402
     APP_USER,
     MIGRATE_USER,
@@ -105,6 +106,7 @@ app_connections = stack.apps.db_connections_per_pod * (
     len(stack.apps.clusters)  # one Deployment per group and cluster
     * sum(g.max_replicas for g in stack.apps.worker_groups)
     + (loadgen.workers if loadgen.enabled else 0)
+    + (stack.apps.api.replicas if stack.apps.api.enabled else 0)
 )
 frontends, databases, states, releases, rds, temporals = {}, {}, {}, [], {}, {}
 for cluster in stack.clusters:
@@ -254,6 +256,23 @@ workers = Workers(
         depends_on=[*addons.releases, *releases, roles.job],
     ),
 )
+if stack.apps.api.enabled:
+    # The failure inbox, beside the workers: their database Secret, temporal.toml and client
+    # certificates are its own, so it comes after them.
+    api = FailureApi(
+        f"{name}-api",
+        FailureApiArgs(
+            config=stack.apps.api,
+            namespace=stack.apps.namespaces["worker"],
+            image=image,
+            profiles=profiles,
+            temporal_namespace=stack.apps.worker_groups[0].namespace,
+            temporal_toml=workers.temporal_toml,
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": eks.provider}, depends_on=[workers]),
+    )
+    pulumi.export("apiUrl", api.url)
+    pulumi.export("apiToken", pulumi.Output.secret(api.token.result))
 if loadgen.enabled:
     LoadGenerator(
         f"{name}-loadgen",

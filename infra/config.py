@@ -14,12 +14,20 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import clusterspec
 import pulumi
 from policies.rules import SECRET_KEY_PATTERN, SECRET_REFERENCE_KEYS
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from app import versions
@@ -289,6 +297,26 @@ class WorkerGroup(Model):
     scratch_size: str = Field(default="4Gi", pattern=r"^[0-9]+(Mi|Gi)$")
 
 
+class ApiConfig(Model):
+    """`haul api` (the failure inbox) in the workers' namespace, behind a ClusterIP Service."""
+
+    enabled: bool = True
+    # Two keep the inbox up through a node drain (its PDB lets one go at a time). Each replica
+    # also polls every cluster; the store's unique key makes their overlap harmless.
+    replicas: int = Field(default=2, ge=1, le=10)
+    resources: Resources = Resources(
+        cpu_request="250m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"
+    )
+    # Reads (pages and GET endpoints) need the token too (HAUL_API_READ_AUTH).
+    read_auth: bool = False
+    # The Temporal UI its workflow links point at; empty: no links.
+    temporal_ui_url: str = ""
+    # Namespaces whose pods may call it (an ingress controller's, say), besides its own.
+    client_namespaces: list[
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    ] = []
+
+
 class AppsConfig(Model):
     image_tag: str
     # Temporal clusters the workers connect to, one envconfig profile each. Two during a
@@ -302,6 +330,7 @@ class AppsConfig(Model):
     database_cluster: str | None = None
     # Connections one app pod may hold at once, for the RDS connection budget.
     db_connections_per_pod: int = Field(default=10, ge=1)
+    api: ApiConfig = ApiConfig()
 
     def app_database_cluster(self, clusters: list[ClusterConfig]) -> str:
         return self.database_cluster or clusters[0].name

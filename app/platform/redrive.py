@@ -28,6 +28,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import RawValue
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from app.platform.failure_poller import payloads_from_json
 from app.platform.failures import STUCK, FailureFilter, FailureStore, StoredFailure
@@ -271,13 +272,21 @@ async def reset(client: Client, failure: StoredFailure, options: RedriveOptions)
 
 
 async def follow_redrives(client: Client, store: FailureStore) -> int:
-    """Record the outcome of every redrive whose run has closed; how many closed."""
+    """Record the outcome of every redrive whose run has closed; how many closed.
+
+    A run this client's cluster does not hold is skipped, not an error: during a migration
+    each cluster's client follows the redrives that landed there."""
     closed = 0
     for link in await asyncio.to_thread(store.redrives, open_only=True):
         failure = await asyncio.to_thread(store.get, link.failure_id)
-        desc = await client.get_workflow_handle(
-            failure.workflow_id, run_id=link.new_run_id
-        ).describe()
+        try:
+            desc = await client.get_workflow_handle(
+                failure.workflow_id, run_id=link.new_run_id
+            ).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                continue
+            raise
         if desc.status is None or desc.status == WorkflowExecutionStatus.RUNNING:
             continue
         await asyncio.to_thread(

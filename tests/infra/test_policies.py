@@ -404,16 +404,18 @@ def test_connection_budget_counts_pods_and_pools(stacks):
 
     budget = connection_budget(as_res(stacks["prod-postgres"]))
     # 3 + 8 + 4 + 2 Temporal pods, each with a 20-connection default pool and a 10-connection
-    # visibility pool, plus the app database's workers: 30 max replicas x 10.
-    app = 30 * 10
+    # visibility pool, plus the app database's pods: 30 max worker replicas and the failure
+    # inbox's 2 (haul api), x 10.
+    app = (30 + 2) * 10
     assert [(used, limit) for _, used, limit in budget] == [(17 * 30 + app, 2000)]
     scylla = connection_budget(as_res(stacks["prod-scylla"]))
     assert [(used, limit) for _, used, limit in scylla] == [(17 * 10 + app, 1000)]
     migration = sorted(connection_budget(as_res(stacks["migration"])))
     # The app database stays on temporal-a's instance through the migration.
-    # Dual-cluster workers: one Deployment per group and cluster, so twice the app pods.
+    # Dual-cluster workers: one Deployment per group and cluster, so twice the worker pods;
+    # the api is one Deployment that reads both clusters.
     assert [(used, limit) for _, used, limit in migration] == [
-        (17 * 30 + 2 * app, 2000),
+        (17 * 30 + 2 * 30 * 10 + 2 * 10, 2000),
         (17 * 10, 400),
     ]
 

@@ -213,7 +213,12 @@ def test_worker_temporal_toml_two_clusters(stacks):
         assert str(profile.tls.client_cert) == f"/etc/haul/tls/{name}/tls.crt"
     # One Deployment per group and cluster, each on its own profile.
     profiles = {}
-    for dep in run.of_type("kubernetes:apps/v1:Deployment"):
+    workers = [
+        d
+        for d in run.of_type("kubernetes:apps/v1:Deployment")
+        if d["inputs"]["metadata"]["labels"]["haul.dev/role"] == "worker"
+    ]
+    for dep in workers:
         container = dep["inputs"]["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["TEMPORAL_CONFIG_FILE"] == "/etc/haul/client/temporal.toml"
@@ -316,7 +321,7 @@ def test_outputs(stacks, stack):
     user = json.loads(out["kubeconfig"])["users"][0]["user"]["exec"]
     assert user["command"] == "aws"
     assert user["args"][-2:] == ["--region", "us-east-1"]
-    assert stacks[stack].secret_outputs == ["kubeconfig"]
+    assert stacks[stack].secret_outputs == ["apiToken", "kubeconfig"]
     for c in clusters(stack):
         assert out["clusters"][c["name"]]["numHistoryShards"] == c["spec"]["numHistoryShards"]
 

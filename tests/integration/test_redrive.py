@@ -331,3 +331,15 @@ async def test_the_cli_redrives_in_bulk_and_by_reset_and_reopens(
     )
     assert reopened.returncode == 0 and "reopened" in reopened.stdout, reopened.stdout
     assert (store.get(recs[0].id).status, store.get(recs[0].id).notes) == ("open", "back again")
+
+
+async def test_following_skips_a_redrive_whose_run_this_cluster_does_not_hold(
+    client: Client, store: FailureStore, task_queue: str
+) -> None:
+    await fail(client, task_queue, "elsewhere")
+    [rec] = await recorded(client, store, task_queue, 1)
+    # As if re-run on the other cluster of a migration: this client cannot find that run.
+    store.add_redrive(rec.id, "rerun", str(uuid.uuid4()))
+    await follow_redrives(client, store)
+    [link] = store.redrives(rec.id)
+    assert (link.outcome, link.closed_at) == ("Running", None)
