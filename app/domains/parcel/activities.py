@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from app.core.blobstore import BlobNotFoundError, BlobStore, open_store
+from app.core.blobstore import BlobNotFoundError, BlobStore
 from app.core.database import Database, DatabaseNotConfiguredError
 from app.domains.parcel import DOMAIN, tables
 from app.domains.parcel.models import (
@@ -242,21 +241,19 @@ def _index_result(events: FileEvents, indexer: _Indexer, page_size: int) -> Inde
 class ParcelActivities:
     def __init__(self, ctx: WorkerContext) -> None:
         """Check the settings the activities cannot work without, so a worker that lacks them
-        refuses to start rather than failing every ingestion; bad caps stop it too."""
+        refuses to start rather than failing every ingestion; bad caps stop it too. The pool
+        and the blob store are the worker context's, shared with the rate-audit activities."""
+        self.ctx = ctx
         self.settings = ctx.settings
         self.haul = ctx.haul
         self.limits = ParserSettings().limits()
-        self._blobs: BlobStore | None = None
-        self._db: Database | None = None
-        self._dsn = self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
-        self._blob_dir = self.settings.blob_dir or os.environ.get("HAUL_BLOB_DIR", "")
-        if not self._dsn:
+        if not ctx.database_url:
             raise DatabaseNotConfiguredError(
                 "the parcel activities need the app database, and none is configured: set "
                 "HAUL_DATABASE_URL (haul worker --cluster N sets it for a local cluster); this "
                 "worker cannot serve the parcel task queue without it"
             )
-        if not self._blob_dir:
+        if not ctx.blob_dir:
             raise ValueError(
                 "the parcel activities need a blob store, and none is configured: set "
                 "HAUL_BLOB_DIR to a directory or to s3://bucket/prefix (haul worker --cluster N "
@@ -266,21 +263,17 @@ class ParcelActivities:
 
     @property
     def blobs(self) -> BlobStore:
-        if self._blobs is None:
-            try:
-                self._blobs = open_store(self._blob_dir)
-            except ValueError as err:
-                raise config_error(err) from None
-        return self._blobs
+        try:
+            return self.ctx.blobs()
+        except ValueError as err:
+            raise config_error(err) from None
 
     @property
     def db(self) -> Database:
-        if self._db is None:
-            try:
-                self._db = Database(self._dsn)
-            except DatabaseNotConfiguredError as err:
-                raise config_error(err) from None
-        return self._db
+        try:
+            return self.ctx.database()
+        except DatabaseNotConfiguredError as err:
+            raise config_error(err) from None
 
     @activity_method
     def index_file(self, input: IndexInput) -> IndexResult:

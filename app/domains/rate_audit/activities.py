@@ -7,7 +7,6 @@ retried activity changes nothing it already did.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from decimal import Decimal
@@ -97,22 +96,19 @@ def _write_findings(conn: psycopg.Connection[Any], revision_id: int, found: list
 @DOMAIN.activities
 class RateAuditActivities:
     def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
         self.settings = ctx.settings
-        self._db: Database | None = None
         self._rates: dict[str, tuple[float, list[ContractRate]]] = {}
         self._lock = threading.Lock()
 
     @property
     def db(self) -> Database:
-        if self._db is None:
-            try:
-                self._db = Database(
-                    self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
-                )
-            except DatabaseNotConfiguredError as err:  # a retry on this worker fails alike
-                raise ApplicationError(f"the worker is misconfigured: {err}",
-                                       type="HaulConfigurationError", non_retryable=True) from None
-        return self._db
+        """The worker context's pool, shared with the parcel activities."""
+        try:
+            return self.ctx.database()
+        except DatabaseNotConfiguredError as err:  # a retry on this worker fails alike
+            raise ApplicationError(f"the worker is misconfigured: {err}",
+                                   type="HaulConfigurationError", non_retryable=True) from None
 
     def rates_for(self, conn: psycopg.Connection[Any], carrier: str) -> list[ContractRate]:
         with self._lock:
