@@ -313,11 +313,10 @@ def next_slot(page: list[PageEntry], offset: int, budget: int, per_run: int) -> 
     for entry in page[offset:]:
         if count >= per_run or entry.i != head.i + count:
             break
-        if entry.c >= budget and not entry.bad:
+        weight = 0 if entry.bad else entry.c
+        if weight >= budget or (count and charges + weight > budget):
             break
-        if count and charges + entry.c > budget:
-            break
-        charges += entry.c
+        charges += weight
         count += 1
     return Slot(first=head.i, count=count, alone=False, invoice_number=head.n)
 
