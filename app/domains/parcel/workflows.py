@@ -1,14 +1,19 @@
-"""Parcel workflows: the splitter (one file) and the per-invoice child.
+"""Parcel workflows: the splitter (one file), the packed run, and the per-invoice child.
 
 `ParcelIngest` indexes the file once (an activity streams it into per-invoice blobs and page
-manifests), then reads the manifests page by page with a cursor and starts one `ParcelInvoice`
-child per invoice, at most `max_concurrency` at a time. A failing child is counted and recorded,
-never fatal to its siblings. After `children_per_run` starts (or when the server suggests it) it
-stops starting, lets the running children finish, and continues as new with cursor and counts,
-so continue-as-new never terminates a child and no run's history grows without bound.
+manifests), then reads the manifests page by page with a cursor and starts, at most
+`max_concurrency` at a time, one `ParcelInvoiceRun` child per run of consecutive small invoices
+(up to a charge budget) and one `ParcelInvoice` child per large invoice; a file whose ingestion
+began before packed runs (no `packed` in its input) goes on with one `ParcelInvoice` per
+invoice. A failing invoice is counted and recorded, never fatal to its siblings. After
+`children_per_run` starts (or when the server suggests it) it stops starting, lets the running
+children finish, and continues as new with cursor and counts, so continue-as-new never
+terminates a child and no run's history grows without bound.
 
-`ParcelInvoice` normalizes its invoice, audits the charge groups in batches, and queues the
-discrepancies for review. Only keys and counts pass through history.
+`ParcelInvoiceRun` does each step once for all its invoices, with an outcome per invoice, and
+sends an invoice a step failed on alone, to its own `ParcelInvoice`. `ParcelInvoice` normalizes
+its invoice, audits the charge groups in batches, and queues the discrepancies for review. Only
+keys and counts pass through history.
 """
 
 from __future__ import annotations
