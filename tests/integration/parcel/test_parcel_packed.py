@@ -89,7 +89,8 @@ async def test_a_bad_invoice_in_the_middle_of_a_packed_run_fails_alone(
     tmp_path: Path,
 ) -> None:
     spec = Edi210Spec(invoices=9, groups_per_invoice=2, charges_per_group=2,
-                      seed=uuid.uuid4().int % 10**8, bad_amount=frozenset({4}))
+                      seed=uuid.uuid4().int % 10**8, account=f"PACKED{uuid.uuid4().hex[:8]}",
+                      bad_amount=frozenset({4}))
     report = write_edi210(tmp_path / "packed.edi", spec)
     settings = PipelineSettings(max_concurrency=4, audit_batch_size=3)
     async with parcel_worker(client, task_queue, parcel_env):
