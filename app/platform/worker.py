@@ -79,13 +79,6 @@ class WorkerContext:
                 self._blobs = open_store(self.blob_dir)
             return self._blobs
 
-    def close(self) -> None:
-        """Close the shared pool (a worker process calls this once its workers stopped)."""
-        with self._lock:
-            if self._database is not None:
-                self._database.close()
-                self._database = None
-
 
 def _instantiate(cls: type, ctx: WorkerContext) -> Any:
     return cls(ctx) if inspect.signature(cls).parameters else cls()
