@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -188,3 +189,72 @@ async def test_an_invoice_the_database_refuses_is_redriven_alone_after_the_fix(
     assert len(await settled_runs(client, alone)) == 2
     for index in (0, 1, 3, 4):
         assert not await exists(client, workflow_id(INVOICE_WORKFLOW, child_identifier(h, index)))
+
+
+async def started_attempts(client: Client, wf_id: str, activity_type: str) -> list[int]:
+    """The attempt number each scheduled activity of a type ended on."""
+    scheduled: dict[int, str] = {}
+    attempts = []
+    async for ev in events(client, wf_id, ""):
+        if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[ev.event_id] = ev.activity_task_scheduled_event_attributes.activity_type.name
+        elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = ev.activity_task_started_event_attributes
+            if scheduled.get(attrs.scheduled_event_id) == activity_type:
+                attempts.append(attrs.attempt)
+    return attempts
+
+
+@pytest.mark.parametrize(("errcode", "alone"), [
+    ("P0001", True),  # an error of the invoice's own: it is retried alone, in its own child
+    ("40001", False),  # the database's (a serialization failure): the whole step is retried
+])
+async def test_an_invoice_failing_once_in_a_run_is_retried_and_nothing_is_lost(
+    client: Client, haul_client: HaulClient, task_queue: str, parcel_env: ParcelEnv,
+    tmp_path: Path, errcode: str, alone: bool,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    spec = Edi210Spec(invoices=5, groups_per_invoice=2, charges_per_group=2,
+                      seed=uuid.uuid4().int % 10**8, account=f"ONCE{tag}")
+    report = write_edi210(tmp_path / "once.edi", spec)
+    flaky = report.invoices[3].invoice_number
+    trigger = f"once_{tag}"
+    # The first insert of that invoice fails; a sequence (not rolled back with the insert)
+    # remembers that it did.
+    with parcel_env.database.connect() as conn:
+        conn.execute(f"""
+            create sequence {trigger};
+            create function {trigger}() returns trigger language plpgsql as $$
+            begin
+                if new.account = '{spec.account}' and new.invoice_number = '{flaky}'
+                   and nextval('{trigger}') = 1 then
+                    raise exception 'a passing fault' using errcode = '{errcode}';
+                end if;
+                return new;
+            end $$;
+            create trigger {trigger} before insert on parcel_invoices
+                for each row execute function {trigger}();""")
+    try:
+        async with parcel_worker(client, task_queue, parcel_env):
+            summary, _ = await run_file(haul_client, parcel_env, tmp_path / "once.edi",
+                                        task_queue)
+    finally:
+        with parcel_env.database.connect() as conn:
+            conn.execute(f"drop trigger if exists {trigger} on parcel_invoices")
+            conn.execute(f"drop function if exists {trigger}()")
+            conn.execute(f"drop sequence if exists {trigger}")
+
+    h = summary.content_hash
+    run_id = workflow_id(RUN_WORKFLOW, run_identifier(h, 0, 5))
+    own = workflow_id(INVOICE_WORKFLOW, child_identifier(h, 3))
+    assert summary.failures == 0 and summary.invoices_ok == 5
+    assert sorted(revisions_of(parcel_env, summary)) == [0, 1, 2, 3, 4]
+    assert parcel_env.one(
+        """select count(*) from audit_findings f join parcel_invoice_revisions r
+           on r.id = f.revision_id where r.file_hash = %s""", h) == report.groups
+    if alone:
+        assert await children_started(client, run_id) == [own]
+        assert await started_attempts(client, run_id, "normalize_run") == [1]
+    else:
+        assert await children_started(client, run_id) == []
+        assert await started_attempts(client, run_id, "normalize_run") == [2]
