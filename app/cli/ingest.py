@@ -64,10 +64,11 @@ def parcel(
         "TEMPORAL_* / profile with HAUL_DATABASE_URL and HAUL_BLOB_DIR."),
     lenient_envelope: bool = typer.Option(
         False, help="Accept envelope count and control-number mismatches (reported, not fatal)."),
-    max_concurrency: int | None = typer.Option(None, help="Invoices processed at once (<= 1000)."),
+    max_concurrency: int | None = typer.Option(
+        None, help="Children (packed runs of invoices, large invoices) at once (<= 1000)."),
     audit_batch_size: int | None = typer.Option(None, help="Charge groups per audit activity."),
 ) -> None:
-    """Ingest one carrier file: one workflow per file, one child per invoice.
+    """Ingest one carrier file: one workflow per file, packed runs of its small invoices.
 
     The workflow ID is the file's SHA-256, and a Postgres idempotency row makes the same file
     sent twice one run (the second prints the first's summary). Writes the invoices, audit

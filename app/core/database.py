@@ -18,6 +18,12 @@ class DatabaseNotConfiguredError(ValueError):
     """No app database was given; the message says how to give one."""
 
 
+def is_connection_error(err: BaseException) -> bool:
+    """Whether an error is the database's or the connection's rather than the statement's:
+    a retry may succeed, and every other statement on that connection would fail alike."""
+    return isinstance(err, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 class Database:
     """A lazily opened pool of autocommit connections to the app database."""
 

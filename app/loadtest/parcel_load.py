@@ -4,7 +4,7 @@ Each operation writes a fresh EDI 210 file whose bill-to account is the operatio
 identifier, so its content hash (the ingest workflow's ID) is new and its shipment jobs (the
 `update_rate_audit_status` entities, keyed by SCAC, account and shipment) carry the run tag.
 The file goes through the same `submit` as `haul ingest parcel`: claim-check blob, idempotency
-row, splitter, one child per invoice, rate audit, review queue.
+row, splitter, packed runs of small invoices, rate audit, review queue.
 
 The ingest workflow's ID is a content hash, so the harness cannot find it by run tag; each
 operation appends it to a roots file, and accounting takes those runs and their descendants.

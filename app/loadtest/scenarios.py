@@ -49,8 +49,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "parcel_ingest",
-            "ingest a small generated EDI 210 file end to end: splitter, one child per "
-            "invoice, rate audit, review queue, shipment-job status entities",
+            "ingest a small generated EDI 210 file end to end: splitter, packed runs of "
+            "invoices, rate audit, review queue, shipment-job status entities",
             ("ParcelIngestUser",),
             ("parcel_ingest",),
         ),

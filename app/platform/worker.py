@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +27,8 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from app.core.blobstore import BlobStore, open_store
+from app.core.database import Database
 from app.core.settings import Settings
 from app.core.target import Target
 from app.platform import tracing
@@ -42,11 +46,38 @@ class WorkerContext:
     """What activity service classes receive when they take a constructor argument.
 
     Activities that start or signal workflows use `haul`, which routes by ID across a
-    migration, never the client their worker polls with.
+    migration, never the client their worker polls with. Activities that need the app
+    database or the blob store take the process's one pool and one store from here, made on
+    first use, so two service classes never hold two pools to the same database.
     """
 
     settings: Settings
     haul: HaulClient
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _database: Database | None = field(default=None, repr=False)
+    _blobs: BlobStore | None = field(default=None, repr=False)
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
+
+    @property
+    def blob_dir(self) -> str:
+        return self.settings.blob_dir or os.environ.get("HAUL_BLOB_DIR", "")
+
+    def database(self) -> Database:
+        """The shared pool; raises DatabaseNotConfiguredError when no database is set."""
+        with self._lock:
+            if self._database is None:
+                self._database = Database(self.database_url)
+            return self._database
+
+    def blobs(self) -> BlobStore:
+        """The shared blob store; raises ValueError when none is set or it is malformed."""
+        with self._lock:
+            if self._blobs is None:
+                self._blobs = open_store(self.blob_dir)
+            return self._blobs
 
 
 def _instantiate(cls: type, ctx: WorkerContext) -> Any:

@@ -95,22 +95,22 @@ async def test_scenario_runs_and_accounts_within_two_percent(
     if name in ("signal_fan_in", "mixed"):
         assert server["grpc_SignalWithStartWorkflowExecution"] > 0
     if name == "parcel_ingest":
-        # Each file: one splitter start, one child per invoice, one shipment-job
-        # signal-with-start per invoice (every invoice is its own shipment).
+        # Each file: one splitter start, one packed run for its small invoices, one
+        # shipment-job signal-with-start per invoice (every invoice is its own shipment).
         ops = result.harness.operations["parcel_ingest"]
         assert ops.failed == 0 and ops.succeeded > 0
         invoices = result.settings.load.parcel_invoices * ops.succeeded
         assert server["grpc_StartWorkflowExecution"] == ops.succeeded
-        assert server["command_StartChildWorkflowExecution"] == invoices
+        assert server["command_StartChildWorkflowExecution"] == ops.succeeded
         assert server["grpc_SignalWithStartWorkflowExecution"] == invoices
-        # The README's "25 actions per file" at the default file (3 invoices of 2 groups),
+        # The README's "15 actions per file" at the default file (3 invoices of 2 groups),
         # from the server's counter and from the histories alike.
         defaults = LoadSettings()
         assert (defaults.parcel_invoices, defaults.parcel_groups) == (3, 2)
         assert result.settings.load.parcel_invoices == defaults.parcel_invoices
         assert result.settings.load.parcel_groups == defaults.parcel_groups
-        assert sum(server.values()) == 25 * ops.succeeded, server
-        assert sum(result.history_actions.values()) == 25 * ops.succeeded, result.history_actions
+        assert sum(server.values()) == 15 * ops.succeeded, server
+        assert sum(result.history_actions.values()) == 15 * ops.succeeded, result.history_actions
     if name == "mixed":
         assert result.harness.operations["parcel_ingest"].succeeded > 0
         queries = result.harness.queries_succeeded
@@ -300,12 +300,11 @@ async def test_distributed_run_counts_every_worker(
                 assert result.summary.actions_per_operation == pytest.approx(2.0, abs=0.05)
             else:
                 # The ingest workflows are found through the root IDs the workers sent home:
-                # one start per file, one child and one signal-with-start per invoice, at the
-                # file size the master's settings gave the workers.
-                per_file = result.settings.load.parcel_invoices
+                # one start and one packed run per file (its invoices fit one run at the file
+                # size the master's settings gave the workers).
                 assert server["grpc_StartWorkflowExecution"] == ops.succeeded
-                assert server["command_StartChildWorkflowExecution"] == per_file * ops.succeeded
-                assert result.histories.runs >= ops.succeeded * (1 + per_file)
+                assert server["command_StartChildWorkflowExecution"] == ops.succeeded
+                assert result.histories.runs >= ops.succeeded * 2
         for pid in pids:  # each served its three runs and left
             deadline = time.monotonic() + 60
             while pid_alive(pid) and time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 
 from app.core.settings import Settings
-from app.domains.sample import TASK_QUEUE as SAMPLE_QUEUE
+from app.domains.sample import DOMAIN as SAMPLE
 from app.platform.client import HaulClient, connect
 from app.platform.discovery import Discovered, TaskQueueRegistration, discover
 from app.platform.worker import build_workers
@@ -28,7 +28,7 @@ HISTORIES = Path(__file__).parent / "histories"
 
 def _with_prepatch_queue(found: Discovered) -> Discovered:
     """The pre-patch ledger on its own queue, with the sample activities it calls."""
-    sample = found.queues[SAMPLE_QUEUE]
+    sample = found.queues[SAMPLE.task_queue]
     found.queues[prepatch.TASK_QUEUE] = TaskQueueRegistration(
         prepatch.TASK_QUEUE, [prepatch.LedgerBeforeCarryPatch], list(sample.activity_classes)
     )

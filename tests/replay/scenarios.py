@@ -157,6 +157,46 @@ async def _parcel_ingest(client: HaulClient, ident: str) -> WorkflowHandle[Any, 
     return sub.handle
 
 
+async def _parcel_packed(
+    client: HaulClient, ident: str, **settings: int
+) -> WorkflowHandle[Any, Any]:
+    """Today's shape: five invoices, the second one bad, in packed runs of two (the bad one
+    goes on alone in its own child), and a continue-as-new after two children."""
+    import tempfile
+    from pathlib import Path
+
+    from app.domains.parcel.models import PipelineSettings
+    from app.domains.parcel.starter import submit
+    from app.formats.generator import Edi210Spec, write_edi210
+
+    database, blobs = _parcel_env()
+    path = Path(tempfile.mkdtemp()) / f"{ident}.edi"
+    write_edi210(path, Edi210Spec(invoices=5, groups_per_invoice=2,
+                                  seed=abs(hash(ident)) % 997, bad_amount=frozenset({1})))
+    pipeline = PipelineSettings(max_concurrency=2, audit_batch_size=3, children_per_run=2,
+                                invoices_per_run=2, **settings)
+    sub = await submit(client, database, blobs, path, settings=pipeline)
+    assert sub.handle is not None
+    return sub.handle
+
+
+async def _parcel_large(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    """Invoices at the run charge budget: each keeps a child of its own."""
+    return await _parcel_packed(client, ident, run_charge_budget=1)
+
+
+async def _parcel_run(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    from app.domains.parcel.models import run_identifier
+    from app.platform.ids import workflow_id
+
+    parent = await _parcel_packed(client, ident)
+    await parent.result()
+    digest = parent.id.split("|", 1)[1]
+    return client.client.get_workflow_handle(
+        workflow_id("ParcelInvoiceRun", run_identifier(digest, 0, 2))
+    )
+
+
 async def _parcel_invoice(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
     from app.domains.parcel.models import child_identifier
     from app.platform.ids import workflow_id
@@ -190,6 +230,9 @@ async def _rate_audit_status(client: HaulClient, ident: str) -> WorkflowHandle[A
 SCENARIOS: dict[str, Scenario] = {
     "ParcelIngest": _parcel_ingest,
     "ParcelInvoice": _parcel_invoice,
+    "ParcelIngest-packed": _parcel_packed,
+    "ParcelIngest-large": _parcel_large,
+    "ParcelInvoiceRun": _parcel_run,
     "UpdateRateAuditStatus": _rate_audit_status,
     "GreetingWorkflow": _greeting,
     "LedgerEntityWorkflow": _ledger,

@@ -77,6 +77,24 @@ def test_parcel_ingest_histories_continue_as_new_and_hold_a_failed_child() -> No
     assert "EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED" in seen
 
 
+def test_packed_parcel_histories_hold_a_run_an_invoice_alone_and_a_continue_as_new() -> None:
+    """Both shapes of ParcelIngest replay: a file started before packed runs (above) and one
+    after, whose histories hold runs, an invoice failing alone, and a large invoice's child."""
+    packed = [load(p) for p in FILES if p.name.startswith("ParcelIngest-packed.run")]
+    assert len(packed) >= 2, "recapture ParcelIngest-packed with a continue-as-new"
+    assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in set().union(
+        *(event_types(h) for h in packed))
+    children = {
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name
+        for p in FILES if p.name.startswith(("ParcelIngest-", "ParcelInvoiceRun."))
+        for e in load(p).events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    }
+    assert children == {"ParcelInvoiceRun", "ParcelInvoice"}
+    runs = [load(p) for p in FILES if p.name.startswith("ParcelInvoiceRun.run")]
+    assert any("EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED" in event_types(h) for h in runs)
+
+
 def test_both_sides_of_the_carry_pending_patch_have_a_history() -> None:
     continued = continued_runs("LedgerEntityWorkflow")
     patched = [has_patch_marker(h, CARRY_PENDING_PATCH) for h in continued]

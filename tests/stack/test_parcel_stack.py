@@ -1,4 +1,4 @@
-"""The parcel pipeline (splitter, per-invoice children, rate audit) on both real backends,
+"""The parcel pipeline (splitter, packed runs of invoices, rate audit) on both real backends,
 through the same worker builder `haul worker` uses."""
 
 from __future__ import annotations

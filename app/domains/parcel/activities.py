@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+import psycopg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from app.core.blobstore import BlobNotFoundError, BlobStore, open_store
-from app.core.database import Database, DatabaseNotConfiguredError
+from app.core.blobstore import BlobNotFoundError, BlobStore
+from app.core.database import Database, DatabaseNotConfiguredError, is_connection_error
 from app.domains.parcel import DOMAIN, tables
 from app.domains.parcel.models import (
+    MESSAGE_CHARS,
     FinishInput,
     IndexInput,
     IndexResult,
@@ -33,11 +34,17 @@ from app.domains.parcel.models import (
     PageRequest,
     ParserSettings,
     QueueInput,
+    QueueRunInput,
+    QueueRunResult,
+    RunInput,
+    RunItem,
     file_blob_key,
     index_blob_key,
     invoice_blob_key,
+    job_key_of,
     page_blob_key,
 )
+from app.domains.rate_audit.models import REVISIONS_EVENT
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
 from app.formats.files import FileEvents, parse_file
 from app.formats.invoice import (
@@ -52,6 +59,7 @@ from app.formats.invoice import (
     ParcelInputError,
 )
 from app.platform.domain import activity_method
+from app.platform.heartbeat import PacedHeartbeat
 from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.worker import WorkerContext
 
@@ -59,6 +67,12 @@ HEARTBEAT_EVERY = 200  # invoices or charge groups between heartbeats while inde
 HEARTBEAT_BYTES = 1 << 20  # bytes of the file read between heartbeats while indexing
 MAX_ENVELOPE_ISSUES = 50
 CONFIG_ERROR = "HaulConfigurationError"
+# Shipment-job signals one packed run's queue activity has in flight at once.
+SIGNALS_AT_ONCE = 16
+# What Postgres refuses for the values themselves: a retry of the same invoice fails alike.
+REFUSED_BY_DATABASE = (psycopg.DataError, psycopg.errors.CheckViolation,
+                       psycopg.errors.NotNullViolation)
+DATABASE_REFUSED = "ParcelDatabaseRefused"
 
 
 def input_error(err: ParcelInputError, file: str = "") -> ApplicationError:
@@ -108,12 +122,6 @@ def _lines(stream: IO[bytes] | Any) -> Iterator[bytes]:
         yield from stream.iter_lines(chunk_size=1 << 16)
     else:
         yield from stream
-
-
-def job_key_of(header: InvoiceHeader) -> str:
-    """The shipment job an invoice belongs to: SCAC, account, and shipment ID (or the invoice
-    number when the carrier sends none)."""
-    return f"{header.scac}:{header.account}:{header.shipment_id or header.invoice_number}"
 
 
 class _Indexer:
@@ -242,21 +250,19 @@ def _index_result(events: FileEvents, indexer: _Indexer, page_size: int) -> Inde
 class ParcelActivities:
     def __init__(self, ctx: WorkerContext) -> None:
         """Check the settings the activities cannot work without, so a worker that lacks them
-        refuses to start rather than failing every ingestion; bad caps stop it too."""
+        refuses to start rather than failing every ingestion; bad caps stop it too. The pool
+        and the blob store are the worker context's, shared with the rate-audit activities."""
+        self.ctx = ctx
         self.settings = ctx.settings
         self.haul = ctx.haul
         self.limits = ParserSettings().limits()
-        self._blobs: BlobStore | None = None
-        self._db: Database | None = None
-        self._dsn = self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
-        self._blob_dir = self.settings.blob_dir or os.environ.get("HAUL_BLOB_DIR", "")
-        if not self._dsn:
+        if not ctx.database_url:
             raise DatabaseNotConfiguredError(
                 "the parcel activities need the app database, and none is configured: set "
                 "HAUL_DATABASE_URL (haul worker --cluster N sets it for a local cluster); this "
                 "worker cannot serve the parcel task queue without it"
             )
-        if not self._blob_dir:
+        if not ctx.blob_dir:
             raise ValueError(
                 "the parcel activities need a blob store, and none is configured: set "
                 "HAUL_BLOB_DIR to a directory or to s3://bucket/prefix (haul worker --cluster N "
@@ -266,21 +272,17 @@ class ParcelActivities:
 
     @property
     def blobs(self) -> BlobStore:
-        if self._blobs is None:
-            try:
-                self._blobs = open_store(self._blob_dir)
-            except ValueError as err:
-                raise config_error(err) from None
-        return self._blobs
+        try:
+            return self.ctx.blobs()
+        except ValueError as err:
+            raise config_error(err) from None
 
     @property
     def db(self) -> Database:
-        if self._db is None:
-            try:
-                self._db = Database(self._dsn)
-            except DatabaseNotConfiguredError as err:
-                raise config_error(err) from None
-        return self._db
+        try:
+            return self.ctx.database()
+        except DatabaseNotConfiguredError as err:
+            raise config_error(err) from None
 
     @activity_method
     def index_file(self, input: IndexInput) -> IndexResult:
@@ -339,15 +341,57 @@ class ParcelActivities:
     def normalize_invoice(self, input: InvoiceInput) -> NormalizeResult:
         """Upsert one invoice revision, its charge groups and charges; decide which revision is
         in force. A failed parse is recorded and raised as non-retryable with its reason."""
-        key = invoice_blob_key(input.content_hash, input.index)
-        with self.blobs.reader(key) as stream, self.db.connect() as conn:
+        with self.db.connect() as conn:
+            return self._normalize(conn, input.content_hash, input.index, PacedHeartbeat())
+
+    @activity_method
+    def normalize_run(self, input: RunInput) -> list[RunItem]:
+        """Normalize a packed run's invoices one after another, each in its own transaction,
+        and report each one's outcome: a failure is the invoice's alone, never its siblings'.
+
+        Bad input is reported as `bad`. An error of one invoice's own is reported for the run
+        to retry that invoice in a child of its own. What is no invoice's fault (the database
+        unreachable, the worker misconfigured, or every invoice failing alike) fails the
+        activity, and Temporal retries it; the revisions already written are found again."""
+        beat = PacedHeartbeat()
+        items: list[RunItem] = []
+        with self.db.connect() as conn:
+            for index in range(input.first, input.first + input.count):
+                try:
+                    norm = self._normalize(conn, input.content_hash, index, beat)
+                except ApplicationError as err:
+                    if not err.non_retryable or err.type == CONFIG_ERROR:
+                        raise
+                    detail = err.details[0] if err.details else {}
+                    number = detail.get("invoice_number", "") if isinstance(detail, dict) else ""
+                    items.append(RunItem(i=index, n=number or "", e=err.type or "",
+                                         m=err.message[:MESSAGE_CHARS], bad=True))
+                    continue
+                except Exception as err:
+                    if is_connection_error(err):
+                        raise
+                    items.append(RunItem(i=index, e=type(err).__name__,
+                                         m=str(err)[:MESSAGE_CHARS]))
+                    continue
+                items.append(RunItem(i=index, n=norm.invoice_number, r=norm.revision_id,
+                                     g=norm.group_count, c=norm.charge_count))
+                beat(index)
+        retryable = [item for item in items if item.e and not item.bad]
+        if len(retryable) > 1 and len(retryable) == len(items):
+            raise RuntimeError(
+                f"every invoice of the run failed: {retryable[0].e}: {retryable[0].m}")
+        return items
+
+    def _normalize(self, conn: psycopg.Connection[Any], content_hash: str, index: int,
+                   beat: Callable[..., None]) -> NormalizeResult:
+        key = invoice_blob_key(content_hash, index)
+        with self.blobs.reader(key) as stream:
             head, groups, summary = read_invoice_blob(stream)
             if isinstance(head, InvoiceFailure):
-                tables.record_invoice_failure(conn, input.content_hash, head)
+                tables.record_invoice_failure(conn, content_hash, head)
                 where = (f" at {head.segment} segment {head.position}" if head.segment else
                          f" at row {head.position}" if head.position else "")
-                label = _file_label(tables.file_name(conn, input.content_hash),
-                                    input.content_hash)
+                label = _file_label(tables.file_name(conn, content_hash), content_hash)
                 raise ApplicationError(
                     f"{label}, invoice {head.invoice_number or head.index} (#{head.index} in "
                     f"the file){where}: {head.message}",
@@ -361,10 +405,19 @@ class ParcelActivities:
                     raise RuntimeError(f"blob {key} has no summary line; index the file again")
                 return summary[0]
 
-            invoice_id, revision_id = tables.write_revision(
-                conn, input.content_hash, head, groups, total, heartbeat=activity.heartbeat
-            )
-            current = tables.apply_revisions(conn, invoice_id)
+            try:
+                invoice_id, revision_id = tables.write_revision(
+                    conn, content_hash, head, groups, total, heartbeat=beat
+                )
+                current = tables.apply_revisions(conn, invoice_id)
+            except REFUSED_BY_DATABASE as err:
+                label = _file_label(tables.file_name(conn, content_hash), content_hash)
+                raise ApplicationError(
+                    f"{label}, invoice {head.invoice_number} (#{index} in the file): the app "
+                    f"database refused it: {err.diag.message_primary or err}",
+                    {"invoice_number": head.invoice_number, "index": index},
+                    type=DATABASE_REFUSED, non_retryable=True,
+                ) from None
             row = conn.execute(
                 "select group_count, charge_count from parcel_invoice_revisions where id = %s",
                 (revision_id,),
@@ -378,6 +431,7 @@ class ParcelActivities:
             purpose=head.purpose.value,
             job_key=job_key_of(head),
             current=current == revision_id,
+            invoice_number=head.invoice_number,
         )
 
     @activity_method
@@ -403,6 +457,55 @@ class ParcelActivities:
                 task_queue=activity.info().task_queue,
             )
         return queued
+
+    @activity_method
+    async def queue_run(self, input: QueueRunInput) -> QueueRunResult:
+        """Queue the discrepancies of a run's revisions, then send each shipment job one
+        signal-with-start carrying all of the run's revisions of that job (not one per invoice).
+
+        A revision that fails for a reason of its own is reported, not raised; its siblings are
+        queued and signalled. Every write and event is idempotent (by group, and by event ID
+        and revision ID), so a retried activity repeats nothing."""
+
+        def queue() -> tuple[int, dict[int, str], dict[str, list[int]]]:
+            queued = 0
+            failed: dict[int, str] = {}
+            jobs: dict[str, list[int]] = {}
+            with self.db.connect() as conn:
+                keys = tables.job_keys(conn, input.revision_ids)
+                for revision_id in input.revision_ids:
+                    try:
+                        queued += tables.queue_discrepancies(conn, revision_id)
+                    except Exception as err:
+                        if is_connection_error(err):
+                            raise
+                        failed[revision_id] = f"{type(err).__name__}: {err}"[:MESSAGE_CHARS]
+                        continue
+                    jobs.setdefault(keys[revision_id], []).append(revision_id)
+            return queued, failed, jobs
+
+        queued, failed, jobs = await asyncio.to_thread(queue)
+        if input.update_job_status:
+            limit = asyncio.Semaphore(SIGNALS_AT_ONCE)
+            queue_name = activity.info().task_queue
+
+            async def tell(job_key: str, revision_ids: list[int]) -> None:
+                async with limit:
+                    await self.haul.signal_with_start(
+                        UpdateRateAuditStatusWorkflow.run,
+                        EntityInput(entity_key=job_key),
+                        job_key,
+                        UpdateRateAuditStatusWorkflow.on_event,
+                        EntityEvent(
+                            event_id=f"revisions:{input.run_key}:{job_key}",
+                            kind=REVISIONS_EVENT,
+                            payload={"revision_ids": revision_ids},
+                        ),
+                        task_queue=queue_name,
+                    )
+
+            await asyncio.gather(*(tell(k, v) for k, v in jobs.items()))
+        return QueueRunResult(queued=queued, jobs=len(jobs), failed=failed)
 
     def _index_of(self, content_hash: str) -> IndexResult | None:
         """The file's index, when it was indexed (a rejected file may not have been)."""

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from app.core.settings import EnvSettings
-from app.formats.invoice import MAX_LINE, ParseLimits
+from app.formats.invoice import MAX_LINE, InvoiceHeader, ParseLimits
 
 # The server allows 2,000 pending children per run; stay well under it.
 MAX_CONCURRENCY = 1_000
@@ -35,6 +35,11 @@ class PipelineSettings(BaseModel):
     child_max_attempts: int = Field(default=3, ge=1)
     # Send each audited invoice to its shipment job's update_rate_audit_status entity.
     update_job_status: bool = True
+    # Charges one packed run of consecutive small invoices may hold; an invoice with at least
+    # this many charges is large and keeps a child of its own.
+    run_charge_budget: int = Field(default=10_000, ge=1)
+    # Invoices one packed run may hold (a run never crosses a page manifest either).
+    invoices_per_run: int = Field(default=100, ge=1, le=200)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> PipelineSettings:
@@ -124,6 +129,9 @@ class IngestInput(BaseModel):
     carrier: str | None = None
     strict_envelope: bool = True
     settings: PipelineSettings = Field(default_factory=PipelineSettings)
+    # Pack small invoices into runs (ParcelInvoiceRun). The starter sets it; a history that
+    # began before it existed lacks it and replays the one-child-per-invoice path.
+    packed: bool = False
     # carried across continue-as-new
     index: IndexResult | None = None
     cursor: int = 0
@@ -195,6 +203,7 @@ class NormalizeResult(BaseModel):
     purpose: str
     job_key: str
     current: bool
+    invoice_number: str = ""
 
 
 class QueueInput(BaseModel):
@@ -212,6 +221,115 @@ class InvoiceOutcome(BaseModel):
     charges: int
     audit_batches: int
     discrepancies: int
+
+
+# Characters of an error message kept in a packed run's history and outcomes.
+MESSAGE_CHARS = 300
+
+
+class RunInput(BaseModel):
+    """A packed run: `count` consecutive invoices of one file from index `first`, all small."""
+
+    content_hash: str
+    first: int
+    count: int
+    audit_batch_size: int = 500
+    update_job_status: bool = True
+    child_max_attempts: int = 3
+
+
+class RunItem(BaseModel):
+    """One invoice after a packed step; short field names, since a run's list is in history."""
+
+    i: int  # index in the file
+    n: str = ""  # invoice number
+    r: int = 0  # revision ID, once normalized
+    g: int = 0  # charge groups
+    c: int = 0  # charges
+    e: str = ""  # error type when the step failed for this invoice
+    m: str = ""  # its message, cut to MESSAGE_CHARS
+    bad: bool = False  # bad input: no retry inside the run can help
+
+
+class QueueRunInput(BaseModel):
+    """Queue the discrepancies of a run's audited revisions and tell their shipment jobs."""
+
+    content_hash: str
+    run_key: str  # the run's task identifier: makes the status events' IDs
+    revision_ids: list[int]
+    update_job_status: bool = True
+
+
+class QueueRunResult(BaseModel):
+    queued: int = 0
+    jobs: int = 0  # shipment jobs signalled (one signal-with-start each)
+    failed: dict[int, str] = Field(default_factory=dict)  # revision ID -> error
+
+
+class InvoiceState(BaseModel):
+    """What a packed run's `outcomes` query reports for one of its invoices."""
+
+    index: int
+    invoice_number: str = ""
+    # pending, normalized, audited, done, alone (running in its own child), failed
+    status: str = "pending"
+    revision_id: int = 0
+    error_type: str = ""
+    message: str = ""
+
+
+class RunOutcome(BaseModel):
+    """A packed run's result: how many of its invoices succeeded, and every one that failed."""
+
+    invoices: int
+    ok: int
+    alone: int  # invoices that ran in a child of their own after a packed step failed them
+    groups: int = 0
+    charges: int = 0
+    audit_batches: int = 0
+    discrepancies: int = 0
+    jobs: int = 0
+    failures: list[ChildFailure] = Field(default_factory=list)
+
+
+class Slot(BaseModel):
+    """The next child the splitter starts: a packed run, or one large invoice on its own."""
+
+    first: int  # index in the file of its first invoice
+    count: int
+    alone: bool
+    invoice_number: str = ""
+
+
+def next_slot(page: list[PageEntry], offset: int, budget: int, per_run: int) -> Slot:
+    """The child for the page's invoices from `offset` on: a large invoice (at least `budget`
+    charges, parsed) alone; otherwise the longest run of consecutive small invoices that keeps
+    within `budget` charges and `per_run` invoices. Invoices the parser failed count no
+    charges and ride in runs: the run fails them alone."""
+    head = page[offset]
+    if head.c >= budget and not head.bad:
+        return Slot(first=head.i, count=1, alone=True, invoice_number=head.n)
+    charges = count = 0
+    for entry in page[offset:]:
+        if count >= per_run or entry.i != head.i + count:
+            break
+        weight = 0 if entry.bad else entry.c
+        if weight >= budget or (count and charges + weight > budget):
+            break
+        charges += weight
+        count += 1
+    return Slot(first=head.i, count=count, alone=False, invoice_number=head.n)
+
+
+def run_identifier(content_hash: str, first: int, count: int) -> str:
+    """The task identifier of a packed run: the file and the invoices it holds."""
+    return f"{content_hash[:24]}:{first}+{count}"
+
+
+def job_key_of(header: InvoiceHeader) -> str:
+    """The shipment job an invoice belongs to: SCAC, account, and shipment ID (or the invoice
+    number when the carrier sends none)."""
+    return f"{header.scac}:{header.account}:{header.shipment_id or header.invoice_number}"
 
 
 def invoice_blob_key(content_hash: str, index: int) -> str:

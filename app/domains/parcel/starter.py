@@ -85,6 +85,7 @@ async def submit(
             carrier=carrier,
             strict_envelope=strict_envelope,
             settings=settings or PipelineSettings.from_env(),
+            packed=True,
         ),
         digest,
         task_queue=task_queue,

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from app.domains.parcel.models import job_key_of
 from app.formats.invoice import ChargeGroup, InvoiceFailure, InvoiceHeader, InvoiceSummary
 
 ROW_CHUNK = 1_000
@@ -282,6 +283,18 @@ def apply_revisions(conn: psycopg.Connection[Any], invoice_id: int) -> int:
             (invoice_id, current, status),
         )
     return int(current)
+
+
+def job_keys(conn: psycopg.Connection[Any], revision_ids: list[int]) -> dict[int, str]:
+    """The shipment job of each revision, from the header it was normalized from."""
+    rows = conn.execute(
+        "select id, header from parcel_invoice_revisions where id = any(%s)", (revision_ids,)
+    ).fetchall()
+    out = {}
+    for revision_id, header in rows:
+        raw = header if isinstance(header, str) else json.dumps(header)
+        out[int(revision_id)] = job_key_of(InvoiceHeader.model_validate_json(raw))
+    return out
 
 
 def revision_is_current(conn: psycopg.Connection[Any], revision_id: int) -> bool:

@@ -7,26 +7,29 @@ retried activity changes nothing it already did.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from decimal import Decimal
 from typing import Any
 
 import psycopg
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from app.core.database import Database, DatabaseNotConfiguredError
+from app.core.database import Database, DatabaseNotConfiguredError, is_connection_error
 from app.domains.rate_audit import DOMAIN
 from app.domains.rate_audit.models import (
+    REVISIONS_EVENT,
     AuditBatchInput,
     AuditBatchResult,
+    AuditSlicesInput,
+    AuditSlicesResult,
+    JobEvent,
     JobEventsInput,
     JobStatus,
 )
 from app.domains.rate_audit.rates import AuditCharge, AuditGroup, ContractRate, Finding, audit_group
 from app.platform.domain import activity_method
+from app.platform.heartbeat import PacedHeartbeat
 from app.platform.worker import WorkerContext
 
 HEARTBEAT_EVERY = 200  # charge groups
@@ -97,22 +100,19 @@ def _write_findings(conn: psycopg.Connection[Any], revision_id: int, found: list
 @DOMAIN.activities
 class RateAuditActivities:
     def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
         self.settings = ctx.settings
-        self._db: Database | None = None
         self._rates: dict[str, tuple[float, list[ContractRate]]] = {}
         self._lock = threading.Lock()
 
     @property
     def db(self) -> Database:
-        if self._db is None:
-            try:
-                self._db = Database(
-                    self.settings.database_url or os.environ.get("HAUL_DATABASE_URL", "")
-                )
-            except DatabaseNotConfiguredError as err:  # a retry on this worker fails alike
-                raise ApplicationError(f"the worker is misconfigured: {err}",
-                                       type="HaulConfigurationError", non_retryable=True) from None
-        return self._db
+        """The worker context's pool, shared with the parcel activities."""
+        try:
+            return self.ctx.database()
+        except DatabaseNotConfiguredError as err:  # a retry on this worker fails alike
+            raise ApplicationError(f"the worker is misconfigured: {err}",
+                                   type="HaulConfigurationError", non_retryable=True) from None
 
     def rates_for(self, conn: psycopg.Connection[Any], carrier: str) -> list[ContractRate]:
         with self._lock:
@@ -128,55 +128,89 @@ class RateAuditActivities:
     def audit_charge_groups(self, input: AuditBatchInput) -> AuditBatchResult:
         """Audit one batch of a revision's charge groups against the contract rates.
 
-        Streams the groups from Postgres, heartbeats every few hundred, and upserts one finding
+        Streams the groups from Postgres, heartbeats when it runs long, and upserts one finding
         per charge group, so a retried batch rewrites the same rows."""
-        groups = discrepancies = 0
         with self.db.connect() as conn:
-            head = conn.execute(
-                "select carrier, currency from parcel_invoice_revisions where id = %s",
-                (input.revision_id,),
-            ).fetchone()
-            if head is None:
-                raise ValueError(f"no invoice revision {input.revision_id}; normalize it first")
-            carrier, currency = str(head[0]), str(head[1])
-            rates = self.rates_for(conn, carrier)
-            found: list[Finding] = []
-            current: AuditGroup | None = None
-
-            def close(group: AuditGroup | None) -> None:
-                nonlocal groups, discrepancies
-                if group is None:
-                    return
-                finding = audit_group(group, rates)
-                found.append(finding)
-                groups += 1
-                discrepancies += finding.discrepancy
-                if groups % HEARTBEAT_EVERY == 0:
-                    activity.heartbeat(groups)
-
-            with conn.transaction(), conn.cursor(name="audit_groups") as cur:
-                cur.itersize = FETCH_ROWS
-                cur.execute(
-                    """select g.id, g.service, g.zone, g.weight, c.code, c.amount, c.is_credit,
-                              c.needs_review, c.review_reason
-                       from parcel_charge_groups g
-                       left join parcel_charges c on c.group_id = g.id
-                       where g.revision_id = %s and g.sequence between %s and %s
-                       order by g.sequence, c.ordinal""",
-                    (input.revision_id, input.first_sequence, input.last_sequence),
-                )
-                for gid, service, zone, weight, code, amount, credit, review, reason in cur:
-                    if current is None or current.group_id != gid:
-                        close(current)
-                        current = AuditGroup(gid, carrier, service, zone, weight, currency)
-                    if code is not None:
-                        current.charges.append(
-                            AuditCharge(code, Decimal(amount), credit, review, reason)
-                        )
-                close(current)
-            for start in range(0, len(found), 1_000):
-                _write_findings(conn, input.revision_id, found[start : start + 1_000])
+            groups, discrepancies = self._audit(
+                conn, input.revision_id, input.first_sequence, input.last_sequence,
+                PacedHeartbeat(),
+            )
         return AuditBatchResult(groups=groups, discrepancies=discrepancies)
+
+    @activity_method
+    def audit_slices(self, input: AuditSlicesInput) -> AuditSlicesResult:
+        """Audit one batch of a packed run: slices of several revisions, one after another.
+
+        A revision whose audit fails for a reason of its own is reported, not raised, so its
+        siblings' findings stand and the run sends it alone to a child of its own; a database
+        that cannot be reached fails the whole batch, which Temporal retries."""
+        result = AuditSlicesResult()
+        beat = PacedHeartbeat()
+        with self.db.connect() as conn:
+            for piece in input.slices:
+                if piece.r in result.failed:
+                    continue
+                try:
+                    groups, discrepancies = self._audit(conn, piece.r, piece.first, piece.last,
+                                                        beat)
+                except Exception as err:
+                    if is_connection_error(err):
+                        raise
+                    result.failed[piece.r] = f"{type(err).__name__}: {err}"[:300]
+                    continue
+                result.groups += groups
+                result.discrepancies += discrepancies
+        return result
+
+    def _audit(self, conn: psycopg.Connection[Any], revision_id: int, first: int, last: int,
+               beat: PacedHeartbeat) -> tuple[int, int]:
+        """(groups, discrepancies) of one revision's groups first..last, findings upserted."""
+        groups = discrepancies = 0
+        head = conn.execute(
+            "select carrier, currency from parcel_invoice_revisions where id = %s",
+            (revision_id,),
+        ).fetchone()
+        if head is None:
+            raise ValueError(f"no invoice revision {revision_id}; normalize it first")
+        carrier, currency = str(head[0]), str(head[1])
+        rates = self.rates_for(conn, carrier)
+        found: list[Finding] = []
+        current: AuditGroup | None = None
+
+        def close(group: AuditGroup | None) -> None:
+            nonlocal groups, discrepancies
+            if group is None:
+                return
+            finding = audit_group(group, rates)
+            found.append(finding)
+            groups += 1
+            discrepancies += finding.discrepancy
+            if groups % HEARTBEAT_EVERY == 0:
+                beat(groups)
+
+        with conn.transaction(), conn.cursor(name="audit_groups") as cur:
+            cur.itersize = FETCH_ROWS
+            cur.execute(
+                """select g.id, g.service, g.zone, g.weight, c.code, c.amount, c.is_credit,
+                          c.needs_review, c.review_reason
+                   from parcel_charge_groups g
+                   left join parcel_charges c on c.group_id = g.id
+                   where g.revision_id = %s and g.sequence between %s and %s
+                   order by g.sequence, c.ordinal""",
+                (revision_id, first, last),
+            )
+            for gid, service, zone, weight, code, amount, credit, review, reason in cur:
+                if current is None or current.group_id != gid:
+                    close(current)
+                    current = AuditGroup(gid, carrier, service, zone, weight, currency)
+                if code is not None:
+                    current.charges.append(
+                        AuditCharge(code, Decimal(amount), credit, review, reason)
+                    )
+            close(current)
+        for start in range(0, len(found), 1_000):
+            _write_findings(conn, revision_id, found[start : start + 1_000])
+        return groups, discrepancies
 
     @activity_method
     def apply_shipment_job_events(self, input: JobEventsInput) -> JobStatus:
@@ -186,13 +220,24 @@ class RateAuditActivities:
                 cur.executemany(
                     """insert into shipment_job_events (event_id, job_key, kind, payload)
                        values (%s, %s, %s, %s) on conflict (event_id) do nothing""",
-                    [
-                        (e.event_id, input.job_key, e.kind, json.dumps(e.payload))
-                        for e in input.events
-                    ],
+                    [(event_id, input.job_key, kind, json.dumps(payload))
+                     for event_id, kind, payload in _event_rows(input.events)],
                 )
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (input.job_key,))
             return recompute_job(conn, input.job_key)
+
+
+def _event_rows(events: list[JobEvent]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(event ID, kind, payload) rows to record: a coalesced revisions event becomes one
+    invoice_revision row per revision, keyed by revision as a per-invoice event is."""
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    for event in events:
+        if event.kind == REVISIONS_EVENT:
+            rows += [(f"revision:{rid}", "invoice_revision", {"revision_id": rid})
+                     for rid in event.payload.get("revision_ids", [])]
+        else:
+            rows.append((event.event_id, event.kind, event.payload))
+    return rows
 
 
 def recompute_job(conn: psycopg.Connection[Any], job_key: str) -> JobStatus:

@@ -21,7 +21,11 @@ from app.core.settings import Settings
 from app.domains.parcel.activities import ParcelActivities
 from app.domains.parcel.models import IngestSummary, PipelineSettings
 from app.domains.parcel.starter import ingest
-from app.domains.parcel.workflows import ParcelIngestWorkflow, ParcelInvoiceWorkflow
+from app.domains.parcel.workflows import (
+    ParcelIngestWorkflow,
+    ParcelInvoiceRunWorkflow,
+    ParcelInvoiceWorkflow,
+)
 from app.domains.rate_audit.activities import RateAuditActivities, seed_contracts
 from app.domains.rate_audit.rates import sample_contracts
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
@@ -29,7 +33,8 @@ from app.platform.client import HaulClient
 from app.platform.worker import WorkerContext
 from app.stack.registry import ClusterRecord
 
-WORKFLOWS = [ParcelIngestWorkflow, ParcelInvoiceWorkflow, UpdateRateAuditStatusWorkflow]
+WORKFLOWS = [ParcelIngestWorkflow, ParcelInvoiceWorkflow, ParcelInvoiceRunWorkflow,
+             UpdateRateAuditStatusWorkflow]
 
 
 @dataclass
@@ -70,9 +75,12 @@ def activities_for(settings: Settings, client: Client) -> list[object]:
         parcel.index_file,
         parcel.read_page,
         parcel.normalize_invoice,
+        parcel.normalize_run,
         parcel.queue_discrepancies,
+        parcel.queue_run,
         parcel.finish_ingest,
         audit.audit_charge_groups,
+        audit.audit_slices,
         audit.apply_shipment_job_events,
     ]
 

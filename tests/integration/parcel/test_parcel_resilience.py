@@ -109,7 +109,9 @@ async def test_worker_killed_mid_run_then_restarted_completes_without_duplicates
     spec = Edi210Spec(invoices=160, groups_per_invoice=20, charges_per_group=3, seed=1046)
     report = write_edi210(path, spec)
     blobs = LocalBlobStore(dev_cluster.blob_dir)
-    settings = PipelineSettings(max_concurrency=20, audit_batch_size=8, children_per_run=70)
+    # 16 packed runs of 10 invoices, 7 children per splitter run: killed mid-file, mid-runs
+    settings = PipelineSettings(max_concurrency=20, audit_batch_size=8, children_per_run=7,
+                                invoices_per_run=10)
     seen: list[IngestProgress] = []
     start_worker(dev_cluster, role="parcel-first")
     try:

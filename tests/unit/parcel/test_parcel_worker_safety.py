@@ -117,7 +117,8 @@ def test_a_database_missing_at_run_time_is_not_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     acts = _acts(tmp_path)
-    acts._dsn = ""  # lost after start: the error is the same on every attempt
+    monkeypatch.delenv("HAUL_DATABASE_URL", raising=False)
+    acts.ctx.settings.database_url = ""  # lost after start: the same on every attempt
     with pytest.raises(ApplicationError) as err:
         ActivityEnvironment().run(acts.finish_ingest, FinishInput(content_hash="0" * 64,
                                                                   workflow_id="w"))
