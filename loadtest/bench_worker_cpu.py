@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "strict": {"HAUL_WORKFLOW_SANDBOX": "strict"},
     "sandbox-all": {"HAUL_WORKFLOW_SANDBOX": "all"},
+    "asyncio-loop": {"HAUL_EVENT_LOOP": "asyncio"},
     "eager-activities-off": {"HAUL_EAGER_ACTIVITIES": "false"},
     "pollers-2": {
         "HAUL_WORKFLOW_TASK_POLLERS": "2",

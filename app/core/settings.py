@@ -83,6 +83,8 @@ class Settings(AppSettings):
     activity_task_pollers: int = Field(default=5, ge=1)
     # Run an activity a workflow schedules on this worker at once, without a poll round trip.
     eager_activities: bool = True
+    # The event loop the worker runs on: uvloop (libuv) or the standard library's.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # The workflow sandbox: default, all or strict (see app/platform/sandbox.py).
     workflow_sandbox: Literal["default", "all", "strict"] = "default"
     health_port: int = Field(
