@@ -300,13 +300,9 @@ def capacity(
             config.add_row(key, value)
         console.print(config)
     table = Table(title=f"capacity: {result.scenario} on {result.target}")
-    cols = ["step", "users", "actions/s", "operations", "p95 ms", "failure ratio", "SLO"]
-    roles = sorted({r for row in cap.steps if row.cpu for r in row.cpu.by_role})
-    cols += [f"{r} CPU%" for r in roles] + (["host busy%", "limit"] if roles else [])
-    for col in cols:
+    for col in ("step", "users", "actions/s", "operations", "p95 ms", "failure ratio", "SLO"):
         table.add_column(col, justify="right")
     for row in cap.steps:
-        cpu = row.cpu.by_role if row.cpu else {}
         table.add_row(
             str(row.step),
             str(row.users),
@@ -315,9 +311,24 @@ def capacity(
             str(row.p95_ms),
             f"{row.failure_ratio:.2%}",
             "[green]held[/green]" if row.within_slo else "[red]broke[/red]",
-            *[f"{cpu[r]:.0f}" if r in cpu else "" for r in roles],
-            *([f"{row.cpu.host_busy_pct:.0f}", row.cpu.limit] if row.cpu and roles else []),
         )
+    console.print(table)
+    roles = sorted({r for row in cap.steps if row.cpu for r in row.cpu.by_role})
+    if roles:
+        cpu_table = Table(title="CPU by process, % of one core (settled part of each step)")
+        for col in ("step", *roles, "host busy %", "limit"):
+            cpu_table.add_column(col, justify="right")
+        for row in cap.steps:
+            cpu = row.cpu
+            if cpu is None:
+                continue
+            cpu_table.add_row(
+                str(row.step),
+                *[f"{cpu.by_role[r]:.0f}" if r in cpu.by_role else "" for r in roles],
+                f"{cpu.host_busy_pct:.0f}",
+                cpu.limit,
+            )
+        table = cpu_table
     console.print(table)
     console.print(
         f"highest sustained within SLOs: {cap.max_sustained_actions_per_s:.1f} actions/s"

@@ -69,12 +69,30 @@ async def describe(
     return config
 
 
-def _proc_cpu(pid: int) -> float | None:
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> live child pids, for the whole host."""
+    out: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            out.setdefault(int(fields[1]), []).append(int(entry.name))
+    return out
+
+
+def _tree_cpu(pid: int, children: dict[int, list[int]]) -> float | None:
+    """CPU seconds of a process, its reaped children and its live descendants (Postgres
+    serves each connection from a child of the postmaster)."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    own = sum(int(f) for f in fields[11:15]) / CLK_TCK
+    return own + sum(_tree_cpu(c, children) or 0.0 for c in children.get(pid, []))
 
 
 def _host_ticks() -> tuple[int, int]:
@@ -105,7 +123,12 @@ class CpuSampler:
         while not self._stop.is_set():
             if "worker" not in pids:  # the load test starts its worker after the sampler
                 pids = self._pids()
-            now = {role: cpu for role, pid in pids.items() if (cpu := _proc_cpu(pid)) is not None}
+            kids = _children()
+            now = {
+                role: cpu
+                for role, pid in pids.items()
+                if (cpu := _tree_cpu(pid, kids)) is not None
+            }
             self.samples.append((time.time(), now, _host_ticks()))
             self._stop.wait(self.interval)
 

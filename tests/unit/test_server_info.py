@@ -42,3 +42,32 @@ def test_a_window_takes_the_cpu_between_its_first_and_last_sample() -> None:
     assert cpu.by_role == {"server": 120.0, "worker": 10.0}
     assert cpu.host_busy_pct == 40.0
     assert cpu.cores == (os.cpu_count() or 1)
+
+
+def test_a_process_counts_the_cpu_of_its_live_children() -> None:
+    """Postgres serves connections from children of the postmaster: they must count."""
+    import subprocess
+    import sys
+    import time
+
+    from app.loadtest.server_info import _children, _stat, _tree_cpu
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt=time.process_time()\n"
+         "while time.process_time()-t<0.5: pass\ntime.sleep(30)"]
+    )  # fmt: skip
+    try:
+        fields = None
+        for _ in range(100):
+            fields = _stat(child.pid)
+            if fields and sum(int(f) for f in fields[11:13]) >= 40:
+                break
+            time.sleep(0.1)
+        own = _stat(os.getpid())
+        assert own is not None
+        own_cpu = sum(int(f) for f in own[11:15]) / os.sysconf("SC_CLK_TCK")
+        total = _tree_cpu(os.getpid(), _children())
+        assert total is not None and total >= own_cpu + 0.4
+    finally:
+        child.kill()
+        child.wait()
