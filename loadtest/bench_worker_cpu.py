@@ -10,8 +10,9 @@ on a shared machine hits them alike; the table gives each variant's median over 
     python -m loadtest.bench_worker_cpu --target cpu --rounds 3 --duration 20s
     python -m loadtest.bench_worker_cpu --target cpu --variants baseline,tuned --profile out/
 
-With --profile DIR, `py-spy record --format raw` samples each worker during its drive (the
-first round only) and writes DIR/<variant>.txt (collapsed stacks); the top frames print after.
+With --profile DIR, `py-spy record --format raw --gil` samples each worker during its drive in
+an extra round 0, left out of the medians (py-spy's pauses cost the worker CPU), and writes
+DIR/<variant>.txt (collapsed stacks); the top frames print after.
 """
 
 from __future__ import annotations
@@ -305,7 +306,10 @@ def main() -> None:
         sys.exit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
 
     samples: list[Sample] = []
-    for r in range(args.rounds):
+    # py-spy pauses the process it samples, which costs CPU of its own: profiles come from a
+    # round of their own (round 0), left out of the medians.
+    first = 0 if args.profile else 1
+    for r in range(first, args.rounds + 1):
         for name in names:
             s = asyncio.run(
                 one(
@@ -317,9 +321,10 @@ def main() -> None:
                     profile=args.profile if r == 0 else None,
                 )
             )
-            samples.append(s)
+            if r > 0:
+                samples.append(s)
             print(
-                f"round {r + 1} {name}: {s.workflows} wf, {s.wf_per_s:.1f} wf/s, "
+                f"round {r}{' (profiled)' if r == 0 else ''} {name}: {s.workflows} wf, {s.wf_per_s:.1f} wf/s, "
                 f"{s.cpu_per_1000:.2f} CPU-s/1000 wf, p50 {s.p50_ms:.0f} ms, "
                 f"{s.failures} failures",
                 flush=True,
