@@ -324,7 +324,8 @@ def main() -> None:
             if r > 0:
                 samples.append(s)
             print(
-                f"round {r}{' (profiled)' if r == 0 else ''} {name}: {s.workflows} wf, {s.wf_per_s:.1f} wf/s, "
+                f"round {r}{' (profiled)' if r == 0 else ''} {name}: {s.workflows} wf, "
+                f"{s.wf_per_s:.1f} wf/s, "
                 f"{s.cpu_per_1000:.2f} CPU-s/1000 wf, p50 {s.p50_ms:.0f} ms, "
                 f"{s.failures} failures",
                 flush=True,
