@@ -167,8 +167,12 @@ def limit(cpu: StepCpu, single_threaded: frozenset[str] = frozenset({"worker"}))
     if not cpu.by_role:
         return "unknown (no CPU samples)"
     if cpu.host_busy_pct >= 90:
-        top = max(cpu.by_role, key=lambda r: cpu.by_role[r])
-        return f"host CPU ({cpu.host_busy_pct:.0f}% of {cpu.cores} cores; most: {top})"
+        ours = sum(cpu.by_role.values())
+        rest = max(0.0, cpu.host_busy_pct * cpu.cores - ours)
+        return (
+            f"host CPU ({cpu.host_busy_pct:.0f}% of {cpu.cores} cores: this cluster "
+            f"{ours:.0f}%, everything else (load generator, other work) {rest:.0f}% of a core)"
+        )
 
     def headroom(role: str) -> float:
         ceiling = 100.0 if role in single_threaded else 100.0 * cpu.cores
