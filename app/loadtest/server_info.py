@@ -119,10 +119,10 @@ class CpuSampler:
         return {CPU_ROLES[r]: pid for r, pid in rec.pids.items() if r in CPU_ROLES}
 
     def _run(self) -> None:
-        pids = self._pids()
         while not self._stop.is_set():
-            if "worker" not in pids:  # the load test starts its worker after the sampler
-                pids = self._pids()
+            # Read every time: the run starts its worker after the sampler, and a record can
+            # still hold the pid of a worker an earlier run stopped.
+            pids = self._pids()
             kids = _children()
             now = {
                 role: cpu
