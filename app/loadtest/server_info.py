@@ -169,9 +169,10 @@ def limit(cpu: StepCpu, single_threaded: frozenset[str] = frozenset({"worker"}))
     if cpu.host_busy_pct >= 90:
         ours = sum(cpu.by_role.values())
         rest = max(0.0, cpu.host_busy_pct * cpu.cores - ours)
+        # "rest" is everything else on the host: the load generator and any other work.
         return (
-            f"host CPU ({cpu.host_busy_pct:.0f}% of {cpu.cores} cores: this cluster "
-            f"{ours:.0f}%, everything else (load generator, other work) {rest:.0f}% of a core)"
+            f"host CPU ({cpu.host_busy_pct:.0f}% of {cpu.cores} cores; "
+            f"cluster {ours:.0f}%, rest {rest:.0f}%)"
         )
 
     def headroom(role: str) -> float:

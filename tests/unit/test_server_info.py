@@ -15,10 +15,7 @@ def _sampler() -> CpuSampler:
 
 def test_a_step_on_busy_cores_is_limited_by_the_host() -> None:
     cpu = StepCpu(by_role={"server": 80.0, "worker": 60.0}, host_busy_pct=97.0, cores=2)
-    assert limit(cpu) == (
-        "host CPU (97% of 2 cores: this cluster 140%, everything else (load generator, other "
-        "work) 54% of a core)"
-    )
+    assert limit(cpu) == "host CPU (97% of 2 cores; cluster 140%, rest 54%)"
 
 
 def test_the_worker_is_judged_against_one_core_and_the_server_against_all() -> None:
