@@ -7,6 +7,7 @@ for a local cluster with no worker, start a `haul worker` process and stop it af
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import statistics
 from collections.abc import Awaitable, Callable
@@ -234,11 +235,20 @@ def capacity(
     master_bind_port: int = MASTER_BIND_PORT,
     workers_max_wait: str = WORKERS_MAX_WAIT,
     worker: bool = WORKER,
+    spec: Path | None = typer.Option(
+        None,
+        "--spec",
+        help="The target's ClusterSpec YAML, for its pool sizes (a local cluster's is known).",
+    ),
 ) -> None:
     """Raise load step by step (a Locust LoadTestShape) and report the highest sustained
-    billable actions/s within the SLOs, and the step where they broke. With
+    billable actions/s within the SLOs, and the step where they broke, beside the server's
+    configuration (history shards, stores, pool sizes). On a local cluster each step also
+    shows the CPU of the server, its database and the worker, and what limited it. With
     --expect-workers N, the steps' users are spread over N `locust-worker` processes."""
+    from app.loadtest import server_info
     from app.loadtest.runner import resolve_target, run_load
+    from app.stack.spec import load_spec
 
     seconds = parse_duration(step_duration)
     shape = _valid(
@@ -267,9 +277,28 @@ def capacity(
         )
     )
     tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
-    result = asyncio.run(_with_worker(tgt, worker, lambda: run_load(tgt, settings)))
+    cluster_spec = load_spec(spec) if spec else None
+
+    async def measure() -> RunReport:
+        result = await run_load(tgt, settings)
+        result.server = await server_info.describe(await tgt.client(), tgt.record, cluster_spec)
+        return result
+
+    sampler = server_info.CpuSampler(tgt.record) if tgt.record else None
+    with sampler or contextlib.nullcontext():
+        result = asyncio.run(_with_worker(tgt, worker, measure))
     cap = result.capacity
     assert cap is not None  # a run with a shape always has its steps evaluated
+    if sampler is not None:
+        server_info.attach_cpu(result, shape, sampler)
+    result.write()
+    if result.server is not None:
+        config = Table(title="server configuration")
+        config.add_column("")
+        config.add_column("")
+        for key, value in result.server.rows():
+            config.add_row(key, value)
+        console.print(config)
     table = Table(title=f"capacity: {result.scenario} on {result.target}")
     for col in ("step", "users", "actions/s", "operations", "p95 ms", "failure ratio", "SLO"):
         table.add_column(col, justify="right")
@@ -284,6 +313,23 @@ def capacity(
             "[green]held[/green]" if row.within_slo else "[red]broke[/red]",
         )
     console.print(table)
+    roles = sorted({r for row in cap.steps if row.cpu for r in row.cpu.by_role})
+    if roles:
+        cpu_table = Table(title="CPU by process, % of one core (settled part of each step)")
+        for col in ("step", *roles, "host busy %", "limit"):
+            cpu_table.add_column(col, justify="right")
+        for row in cap.steps:
+            cpu = row.cpu
+            if cpu is None:
+                continue
+            cpu_table.add_row(
+                str(row.step),
+                *[f"{cpu.by_role[r]:.0f}" if r in cpu.by_role else "" for r in roles],
+                f"{cpu.host_busy_pct:.0f}",
+                cpu.limit,
+            )
+        table = cpu_table
+    console.print(table)
     console.print(
         f"highest sustained within SLOs: {cap.max_sustained_actions_per_s:.1f} actions/s"
         + (f" at {cap.best_step.users} users" if cap.best_step else "")
@@ -294,7 +340,9 @@ def capacity(
         if broke
         else "did not break within the steps run; raise --steps or --step-users"
     )
-    console.print(f"report: {result.files.html}")
+    console.print(
+        f"report: {result.files.html}; cost: haul cost --capacity-report {result.files.report_json}"
+    )
     # A capacity run is meant to break; it fails only when no step held its SLOs or the
     # server's count is not explained (the figures would then mean nothing).
     failed = [g.name for g in result.gates if g.kind == "accounting" and not g.passed]
@@ -422,6 +470,17 @@ def cost(
             rate = cost_model.capacity_from_report(capacity_report)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--capacity-report") from None
+        measured = RunReport.read(capacity_report)
+        source = Table(title=f"measured: {measured.scenario} on {measured.target}")
+        source.add_column("")
+        source.add_column("")
+        source.add_row("sustained actions/s (one deployment)", f"{rate:,.1f}")
+        best = measured.capacity.best_step if measured.capacity else None
+        if best is not None:
+            source.add_row("at", f"step {best.step}, {best.users} users, p95 {best.p95_ms} ms")
+        for key, value in measured.server.rows() if measured.server else []:
+            source.add_row(key, value)
+        console.print(source)
     elif actions_per_second is not None:
         rate = actions_per_second
     else:

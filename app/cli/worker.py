@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def event_loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when asked for and installed (it is not on Windows), else asyncio's.
+    Profiled under load, the event loop's own bookkeeping was the largest part of the
+    worker's Python CPU once the sandbox stopped re-importing modules (loadtest/PROFILE.md)."""
+    if kind != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def worker(
@@ -33,12 +50,13 @@ def worker(
     target = targets.resolve(cluster)
     # The same app database and blob store as `haul run` gives its worker.
     settings = Settings(database_url=target.database_url, blob_dir=target.blob_dir)
-    asyncio.run(
-        run_worker(
-            profile=target.profile,
-            config_file=target.config_file,
-            migration=target.migration,
-            settings=settings,
-            task_queues=task_queue or None,
+    with asyncio.Runner(loop_factory=event_loop_factory(settings.event_loop)) as runner:
+        runner.run(
+            run_worker(
+                profile=target.profile,
+                config_file=target.config_file,
+                migration=target.migration,
+                settings=settings,
+                task_queues=task_queue or None,
+            )
         )
-    )

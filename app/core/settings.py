@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -83,6 +83,15 @@ class Settings(AppSettings):
     max_concurrent_activities: int = Field(default=100, ge=1)
     max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # Open polls per task queue for workflow and activity tasks; the SDK's default is 5 each.
+    workflow_task_pollers: int = Field(default=5, ge=2)
+    activity_task_pollers: int = Field(default=5, ge=1)
+    # Run an activity a workflow schedules on this worker at once, without a poll round trip.
+    eager_activities: bool = True
+    # The event loop the worker runs on: uvloop (libuv) or the standard library's.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # The workflow sandbox: default, all or strict (see app/platform/sandbox.py).
+    workflow_sandbox: Literal["default", "all", "strict"] = "default"
     health_port: int = Field(
         default=9090, ge=0, le=65535, validation_alias="HAUL_WORKER_HEALTH_PORT"
     )

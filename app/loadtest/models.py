@@ -169,6 +169,38 @@ class ActionRate(BaseModel):
     by_type: dict[str, float]
 
 
+class StepCpu(BaseModel):
+    """CPU over one capacity step: per process in % of one core, and the host's busy %."""
+
+    by_role: dict[str, float] = Field(default_factory=dict)
+    host_busy_pct: float = 0.0
+    cores: int = 1
+    limit: str = ""
+
+
+class ServerConfig(BaseModel):
+    """The server a load test ran against, as far as it can be known."""
+
+    source: str
+    server_version: str = ""
+    shards: int | None = None
+    persistence: str = ""
+    visibility: str = ""
+    persistence_pool: str = ""
+    visibility_pool: str = ""
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("source", self.source),
+            ("server version", self.server_version or "?"),
+            ("history shards", str(self.shards) if self.shards else "?"),
+            ("persistence", self.persistence or "?"),
+            ("persistence pool", self.persistence_pool or "?"),
+            ("visibility", self.visibility or "?"),
+            ("visibility pool", self.visibility_pool or "?"),
+        ]
+
+
 class CapacityStep(BaseModel):
     step: int
     users: int
@@ -177,6 +209,8 @@ class CapacityStep(BaseModel):
     p95_ms: float | None
     failure_ratio: float
     within_slo: bool
+    # Local clusters: each process's CPU over the step, and what limited it.
+    cpu: StepCpu | None = None
 
 
 class Capacity(BaseModel):
@@ -223,6 +257,8 @@ class RunReport(BaseModel):
     action_series: list[ActionRate]
     files: ReportFiles
     capacity: Capacity | None = None
+    # The server it ran against: shards, stores and pool sizes (capacity runs).
+    server: ServerConfig | None = None
 
     def failed_gates(self) -> list[str]:
         return [g.name for g in self.gates if not g.passed]

@@ -25,13 +25,13 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from app.core.blobstore import BlobStore, open_store
 from app.core.database import Database
 from app.core.settings import Settings
 from app.core.target import Target
-from app.platform import tracing
+from app.platform import sandbox, tracing
 from app.platform.client import HaulClient
 from app.platform.discovery import DOMAIN_PACKAGES, Discovered, activity_names, discover
 from app.platform.failures import FailureStore
@@ -111,6 +111,9 @@ def build_workers(
         )
     ctx = WorkerContext(settings, haul or HaulClient(client))
     executor = ThreadPoolExecutor(max_workers=max(4, settings.max_concurrent_activities))
+    runners: dict[str, Any] = sandbox.worker_runners(
+        sandbox.WorkflowSandbox(settings.workflow_sandbox)
+    )
     workers = []
     for name in wanted:
         reg = discovered.queues[name]
@@ -128,6 +131,14 @@ def build_workers(
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+                workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+                    settings.workflow_task_pollers
+                ),
+                activity_task_poller_behavior=PollerBehaviorSimpleMaximum(
+                    settings.activity_task_pollers
+                ),
+                disable_eager_activity_execution=not settings.eager_activities,
+                **runners,
             )
         )
     return workers

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.loadtest import cost
+from app.loadtest.models import ServerConfig
 from tests.loadtest.sample_report import capacity_report
 
 PRICES = {
@@ -129,3 +130,20 @@ def test_cost_command_names_a_file_that_is_no_report(tmp_path: Path) -> None:
     done = _cost("--capacity-report", str(path), "--node", "m6i.2xlarge:3")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "is not a haul loadtest report" in done.stderr
+
+
+def test_cost_prints_the_server_a_capacity_was_measured_on(tmp_path: Path) -> None:
+    report = capacity_report(tmp_path, held=400.0, broke=450.0)
+    report.server = ServerConfig(
+        source="local cluster pg (postgres)",
+        server_version="1.32.0",
+        shards=8,
+        persistence="postgres (postgres12)",
+        persistence_pool="max_conns 20, max_idle_conns 20",
+    )
+    done = _cost("--capacity-report", str(report.write()), "--node", "m6i.2xlarge:3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {" ".join(line.replace("│", " ").split()) for line in done.stdout.splitlines()}
+    assert "history shards 8" in lines
+    assert "persistence pool max_conns 20, max_idle_conns 20" in lines
+    assert "at step 1, 2 users, p95 80.0 ms" in lines

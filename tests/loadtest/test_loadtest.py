@@ -198,6 +198,15 @@ def test_capacity_command_runs(lt_cluster: ClusterRecord, tmp_path: Path) -> Non
     assert all(s.within_slo and s.operations > 0 for s in steps), steps
     assert report.capacity.breaking_step is None
     assert report.capacity.max_sustained_actions_per_s == max(s.actions_per_s for s in steps)
+    # What it ran on, read from the live server, and where each step's CPU went.
+    assert "server configuration" in done.stdout
+    assert report.server is not None and report.server.shards is not None
+    assert report.server.shards >= 1 and report.server.server_version
+    assert report.server.persistence_pool.startswith("dev server")
+    for step in steps:
+        assert step.cpu is not None and step.cpu.limit, step
+        assert {"server", "worker"} <= set(step.cpu.by_role), step.cpu
+        assert step.cpu.by_role["worker"] > 0, step.cpu
 
 
 def test_capacity_stops_at_the_step_that_breaks_its_slo(

@@ -12,7 +12,10 @@ with workflow.unsafe.imports_passed_through():
     from app.domains.loadgen.models import NoopInput, TimerInput
 
 
-@DOMAIN.workflow
+# Not sandboxed, as the Go SDK's worker is not: these run by the thousand in load tests, where
+# the sandbox's per-run module import would be most of the worker's CPU (loadtest/PROFILE.md).
+# They call workflow APIs only; the replay tier and tests/unit/test_unsandboxed.py hold that.
+@DOMAIN.workflow(sandboxed=False)
 class NoopActivityWorkflow:
     """Start, one no-op activity, complete: 2 billable actions."""
 
@@ -23,7 +26,7 @@ class NoopActivityWorkflow:
         )
 
 
-@DOMAIN.workflow
+@DOMAIN.workflow(sandboxed=False)
 class TimerWorkflow:
     """Start, one timer, complete: 2 billable actions, and a call that stays in flight."""
 
