@@ -242,3 +242,111 @@ class RunReport(BaseModel):
         if self.capacity is not None:
             return self.capacity.max_sustained_actions_per_s
         return self.summary.actions_per_s_sustained
+
+
+# ---------------------------------------------------------------------------------------------
+# `haul loadtest ceiling`: three contenders on one server
+
+
+Contender = Literal["go", "bare", "locust"]
+
+
+class StarterResult(BaseModel):
+    """What one starter process measured over its load window: the Go starter and the bare
+    asyncio starter both write this JSON (latencies in ms, its own CPU over the window)."""
+
+    workflows: int
+    failures: int
+    seconds: float
+    latency_ms: list[float]
+    cpu_seconds: float
+    first_error: str | None = None
+
+
+class ContenderRun(BaseModel):
+    """One contender in one round: throughput, the server's action count and what the
+    histories explain, latency, and each process's CPU per 1,000 workflows."""
+
+    contender: Contender
+    round: int
+    run_tag: str
+    workflows: int
+    failures: int
+    seconds: float
+    wf_per_s: float
+    actions: dict[str, int]
+    actions_per_s: float
+    history_actions: dict[str, int]
+    history_runs: int
+    accounting: list[Comparison]
+    p50_ms: float | None
+    p95_ms: float | None
+    worker_cpu_s: float
+    starter_cpu_s: float
+    # The Locust process's CPU covers its whole life (imports, start-up, stop timeout); the
+    # other starters measure their load window only.
+    worker_cpu_per_1k: float
+    starter_cpu_per_1k: float
+    locust_report: Path | None = None
+
+    def flagged(self) -> list[str]:
+        return [c.action_type for c in self.accounting if c.flagged]
+
+
+class ContenderMedians(BaseModel):
+    """Medians over the rounds of one contender."""
+
+    wf_per_s: float
+    actions_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    worker_cpu_per_1k: float
+    starter_cpu_per_1k: float
+
+
+class CeilingRatios(BaseModel):
+    """Each the median of its per-round ratios (rounds interleave, so drift cancels)."""
+
+    locust_over_bare: float
+    bare_over_go: float
+    python_worker_cpu_over_go: float
+
+
+class HostLoad(BaseModel):
+    """How busy the machine was: the figures are only as quiet as the host."""
+
+    cpus: int
+    loadavg_1m_start: float
+    loadavg_1m_end: float
+
+
+class CeilingReport(BaseModel):
+    """ceiling.json: every contender's run in every round, their medians and the ratios."""
+
+    target: str
+    namespace: str
+    concurrency: int
+    duration_s: float
+    rounds: int
+    go_binary: str
+    runs: list[ContenderRun]
+    medians: dict[Contender, ContenderMedians]
+    ratios: CeilingRatios
+    host: HostLoad
+    out_dir: Path
+
+    def accounting_problems(self) -> list[str]:
+        return [
+            f"round {r.round} {r.contender}: {', '.join(r.flagged())}"
+            for r in self.runs
+            if r.flagged()
+        ]
+
+    def write(self) -> Path:
+        path = self.out_dir / "ceiling.json"
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> CeilingReport:
+        return cls.model_validate_json(Path(path).read_text())
