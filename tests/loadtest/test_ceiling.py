@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app import versions
 from app.loadtest import goref
 from app.loadtest.ceiling import CONTENDERS
 from app.loadtest.models import CeilingReport, RunReport
@@ -130,3 +131,8 @@ def test_ceiling_refuses_a_broken_build_before_any_load(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "the Go reference could not be built" in done.stdout + done.stderr
     assert not (tmp_path / "out").exists(), "no contender may run without the Go reference"
+
+
+def test_go_reference_uses_the_pinned_sdk() -> None:
+    go_mod = (goref.default_source() / "go.mod").read_text()
+    assert f"go.temporal.io/sdk v{versions.TEMPORAL_GO_SDK}\n" in go_mod
