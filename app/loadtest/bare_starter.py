@@ -36,6 +36,7 @@ async def drive(
     """N closed loops of start-and-wait for `duration` seconds."""
     seq = itertools.count(1)
     latencies: list[float] = []
+    done_at: list[float] = []
     failures = 0
     first_error: str | None = None
     cpu0, start = _cpu(), time.perf_counter()
@@ -54,7 +55,9 @@ async def drive(
                 failures += 1
                 first_error = first_error or f"{type(exc).__name__}: {exc}"
                 continue
-            latencies.append((time.perf_counter() - t) * 1000)
+            now = time.perf_counter()
+            latencies.append((now - t) * 1000)
+            done_at.append(now - start)
 
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     return StarterResult(
@@ -62,6 +65,7 @@ async def drive(
         failures=failures,
         seconds=time.perf_counter() - start,
         latency_ms=latencies,
+        done_at_s=done_at,
         cpu_seconds=_cpu() - cpu0,
         first_error=first_error,
     )

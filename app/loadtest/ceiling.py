@@ -152,6 +152,7 @@ class Ceiling:
         server: dict[str, int] = {}
         if reader and baseline is not None:
             server = delta(baseline, await reader.wait_quiet(timeout=self.quiet_timeout))
+        in_window = sum(1 for t in res.done_at_s if t <= self.duration)
         client = await self.target.client()
         tally = await accounting.tally_runs(client, tag, since)
         rows = accounting.compare(server, tally.by_type, {}) if reader else []
@@ -161,10 +162,11 @@ class Ceiling:
             run_tag=tag,
             workflows=res.workflows,
             failures=res.failures,
-            seconds=res.seconds,
-            wf_per_s=res.workflows / res.seconds if res.seconds else 0.0,
+            seconds=self.duration,
+            workflows_in_window=in_window,
+            wf_per_s=in_window / self.duration,
             actions=server,
-            actions_per_s=sum(server.values()) / res.seconds if res.seconds else 0.0,
+            actions_per_s=sum(server.values()) / self.duration,
             history_actions=tally.by_type,
             history_runs=tally.runs,
             accounting=rows,
@@ -197,9 +199,10 @@ class Ceiling:
                 contender="locust",
                 round=round_no,
                 run_tag=report.run_tag,
-                workflows=s.operations_in_window,
+                workflows=done,
                 failures=s.failures,
                 seconds=report.duration_s,
+                workflows_in_window=s.operations_in_window,
                 wf_per_s=s.operations_per_s,
                 actions=report.server_actions,
                 actions_per_s=s.actions_per_s,

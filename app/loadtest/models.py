@@ -253,12 +253,14 @@ Contender = Literal["go", "bare", "locust"]
 
 class StarterResult(BaseModel):
     """What one starter process measured over its load window: the Go starter and the bare
-    asyncio starter both write this JSON (latencies in ms, its own CPU over the window)."""
+    asyncio starter both write this JSON (latencies in ms, when each workflow finished in
+    seconds since the window opened, and its own CPU from the window's start to its exit)."""
 
     workflows: int
     failures: int
     seconds: float
     latency_ms: list[float]
+    done_at_s: list[float]
     cpu_seconds: float
     first_error: str | None = None
 
@@ -270,9 +272,13 @@ class ContenderRun(BaseModel):
     contender: Contender
     round: int
     run_tag: str
+    # Every workflow the contender completed, also those in flight when its time ended.
     workflows: int
     failures: int
+    # The load window (--duration): wf/s counts the workflows completed inside it, as a
+    # Locust run does; the ones finished after it count for CPU and accounting only.
     seconds: float
+    workflows_in_window: int
     wf_per_s: float
     actions: dict[str, int]
     actions_per_s: float

@@ -20,6 +20,7 @@ type result struct {
 	Failures   int       `json:"failures"`
 	Seconds    float64   `json:"seconds"`
 	LatencyMs  []float64 `json:"latency_ms"`
+	DoneAtS    []float64 `json:"done_at_s"`
 	CPUSeconds float64   `json:"cpu_seconds"`
 	FirstError string    `json:"first_error,omitempty"`
 }
@@ -86,6 +87,7 @@ func runStarter(args []string) error {
 				} else {
 					res.Workflows++
 					res.LatencyMs = append(res.LatencyMs, ms)
+					res.DoneAtS = append(res.DoneAtS, time.Since(start).Seconds())
 				}
 				mu.Unlock()
 			}
@@ -95,7 +97,7 @@ func runStarter(args []string) error {
 	res.Seconds = time.Since(start).Seconds()
 	res.CPUSeconds = cpuSeconds() - cpu0
 	if res.LatencyMs == nil {
-		res.LatencyMs = []float64{}
+		res.LatencyMs, res.DoneAtS = []float64{}, []float64{}
 	}
 	body, err := json.Marshal(res)
 	if err != nil {
