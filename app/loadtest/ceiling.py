@@ -45,6 +45,8 @@ CONTENDERS: tuple[Contender, ...] = ("go", "bare", "locust")
 TARGET_LOCUST_OVER_BARE = 0.9
 TARGET_BARE_OVER_GO = 0.9
 TARGET_WORKER_CPU_OVER_GO = 2.0
+# Users per second for the Locust contender: 1 ms apart, so N users start within N ms.
+SPAWN_AT_ONCE = 1000.0
 
 
 def process_cpu(pid: int) -> float:
@@ -182,7 +184,9 @@ class Ceiling:
         settings = RunSettings(
             scenario="start_and_complete",
             users=self.concurrency,
-            spawn_rate=float(self.concurrency),
+            # All users at once, as the other starters open all their loops at once: spawned
+            # at N per second, the users' start-up spreads over the first second of the window.
+            spawn_rate=SPAWN_AT_ONCE,
             duration=self.duration,
             out_dir=self.out,
             quiet_timeout=self.quiet_timeout,
