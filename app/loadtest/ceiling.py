@@ -216,9 +216,9 @@ class Ceiling:
                 p50_ms=s.p50_ms,
                 p95_ms=s.p95_ms,
                 worker_cpu_s=worker_cpu,
-                starter_cpu_s=report.harness.cpu_seconds,
+                starter_cpu_s=report.harness.load_cpu_seconds,
                 worker_cpu_per_1k=_per_1k(worker_cpu, done),
-                starter_cpu_per_1k=_per_1k(report.harness.cpu_seconds, done),
+                starter_cpu_per_1k=_per_1k(report.harness.load_cpu_seconds, done),
                 locust_report=Path(report.files.report_json),
             ),
             report,
@@ -310,9 +310,9 @@ def diagnose(bare: ContenderRun, locust: RunReport) -> list[str]:
     dur = locust.duration_s
     if harness.processes and dur:
         notes.append(
-            f"Locust process CPU: {cpu:.1f} s over {dur:.1f} s of load ({cpu / dur:.0%} of one "
-            f"core, start-up included); the bare starter's: {bare.starter_cpu_s:.1f} s over "
-            f"{bare.seconds:.1f} s"
+            f"Locust process CPU: {cpu:.1f} s in all, {harness.load_cpu_seconds:.1f} s under "
+            f"load over {dur:.1f} s ({harness.load_cpu_seconds / dur:.0%} of one core); the "
+            f"bare starter's: {bare.starter_cpu_s:.1f} s over {bare.seconds:.1f} s"
         )
     p50 = locust.summary.p50_ms
     if p50 is not None:

@@ -93,6 +93,8 @@ class ProcessStats(BaseModel):
     submit_lag_ms: Lag
     wake_lag_ms: Lag
     cpu_seconds: float
+    # From Locust's test start (users about to spawn) to the stats: the load's own CPU.
+    load_cpu_seconds: float = 0.0
 
 
 class HarnessStats(BaseModel):
@@ -107,6 +109,7 @@ class HarnessStats(BaseModel):
     submit_lag_p95_ms: float = 0.0
     wake_lag_p95_ms: float = 0.0
     cpu_seconds: float = 0.0
+    load_cpu_seconds: float = 0.0
 
     @classmethod
     def merge(cls, procs: Iterable[ProcessStats]) -> HarnessStats:
@@ -129,6 +132,7 @@ class HarnessStats(BaseModel):
             submit_lag_p95_ms=round(max(p.submit_lag_ms.p95 for p in procs), 3),
             wake_lag_p95_ms=round(max(p.wake_lag_ms.p95 for p in procs), 3),
             cpu_seconds=round(sum(p.cpu_seconds for p in procs), 2),
+            load_cpu_seconds=round(sum(p.load_cpu_seconds for p in procs), 2),
         )
 
     def succeeded(self, names: Iterable[str]) -> int:
@@ -288,9 +292,9 @@ class ContenderRun(BaseModel):
     p50_ms: float | None
     p95_ms: float | None
     worker_cpu_s: float
+    # Each starter's CPU from its load's start (connected, imports done) to its end; for
+    # Locust, from its test start to its users' stop, summed over its processes.
     starter_cpu_s: float
-    # The Locust process's CPU covers its whole life (imports, start-up, stop timeout); the
-    # other starters measure their load window only.
     worker_cpu_per_1k: float
     starter_cpu_per_1k: float
     locust_report: Path | None = None
