@@ -7,8 +7,10 @@ the ratios are the ones the figures give. No assertion is about speed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +138,22 @@ def test_ceiling_refuses_a_broken_build_before_any_load(
 def test_go_reference_uses_the_pinned_sdk() -> None:
     go_mod = (goref.default_source() / "go.mod").read_text()
     assert f"go.temporal.io/sdk v{versions.TEMPORAL_GO_SDK}\n" in go_mod
+
+
+def test_go_starter_that_cannot_connect_says_where(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a loopback port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(RuntimeError) as err:
+        asyncio.run(
+            goref.run_starter(
+                goref.binary(),
+                address=f"127.0.0.1:{port}",
+                namespace="haul",
+                concurrency=1,
+                duration=1.0,
+                tag="unreachable",
+                out=tmp_path,
+            )
+        )
+    assert f"connecting to 127.0.0.1:{port}" in str(err.value)
