@@ -157,3 +157,10 @@ def test_go_starter_that_cannot_connect_says_where(tmp_path: Path) -> None:
             )
         )
     assert f"connecting to 127.0.0.1:{port}" in str(err.value)
+
+
+def test_ceiling_needs_a_local_cluster(tmp_path: Path) -> None:
+    done = _haul("loadtest", "ceiling", "--target", "no-such-cluster", "--out", str(tmp_path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "'no-such-cluster' is not a local cluster" in done.stderr
+    assert not list(tmp_path.iterdir()), "nothing may run against an unknown target"
