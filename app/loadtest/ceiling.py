@@ -49,9 +49,21 @@ TARGET_WORKER_CPU_OVER_GO = 2.0
 SPAWN_AT_ONCE = 1000.0
 
 
-def process_cpu(pid: int) -> float:
+class WorkerGone(RuntimeError):
+    """A worker the ceiling measures exited during the run: its CPU figure would be wrong."""
+
+
+def process_cpu(pid: int, role: str = "worker") -> float:
     """CPU seconds (user + system) of a process and its live children, from /proc."""
-    proc = psutil.Process(pid)
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            raise psutil.NoSuchProcess(pid)
+    except psutil.NoSuchProcess:
+        raise WorkerGone(
+            f"the {role} (pid {pid}) is not running, so its CPU cannot be measured; it exited "
+            "or was killed during the ceiling run (see its log), and the run stops here"
+        ) from None
     total = 0.0
     for p in [proc, *proc.children(recursive=True)]:
         try:
@@ -143,14 +155,15 @@ class Ceiling:
         # Sample the counter as a Locust run does, so every contender pays the same scrapes.
         sampler = asyncio.create_task(reader.sample(stop, self.sample_interval)) if reader else None
         worker = self.worker_pids[contender]
-        cpu0 = process_cpu(worker)
+        role = "Go worker" if contender == "go" else "haul worker"
+        cpu0 = process_cpu(worker, role)
         try:
             res = await self._starter(contender, tag)
         finally:
             stop.set()
             if sampler:
                 await sampler
-        worker_cpu = process_cpu(worker) - cpu0
+        worker_cpu = process_cpu(worker, role) - cpu0
         server: dict[str, int] = {}
         if reader and baseline is not None:
             server = delta(baseline, await reader.wait_quiet(timeout=self.quiet_timeout))
@@ -193,9 +206,9 @@ class Ceiling:
             sample_interval=self.sample_interval,
         )
         worker = self.worker_pids["locust"]
-        cpu0 = process_cpu(worker)
+        cpu0 = process_cpu(worker, "haul worker")
         report = await run_load(self.target, settings)
-        worker_cpu = process_cpu(worker) - cpu0
+        worker_cpu = process_cpu(worker, "haul worker") - cpu0
         s = report.summary
         done = max(s.operations_harness, s.operations)
         return (

@@ -20,7 +20,7 @@ import pytest
 
 from app import versions
 from app.loadtest import goref
-from app.loadtest.ceiling import CONTENDERS
+from app.loadtest.ceiling import CONTENDERS, WorkerGone, process_cpu
 from app.loadtest.models import CeilingReport, RunReport
 from app.stack.builds import BuildError
 from app.stack.registry import ClusterRecord
@@ -164,3 +164,14 @@ def test_ceiling_needs_a_local_cluster(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "'no-such-cluster' is not a local cluster" in done.stderr
     assert not list(tmp_path.iterdir()), "nothing may run against an unknown target"
+
+
+def test_a_worker_gone_mid_run_stops_the_ceiling_clearly() -> None:
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert process_cpu(live.pid) >= 0.0
+    finally:
+        live.kill()  # the worker dies during the run
+        live.wait()
+    with pytest.raises(WorkerGone, match=rf"the haul worker \(pid {live.pid}\) is not running"):
+        process_cpu(live.pid, "haul worker")
