@@ -155,6 +155,7 @@ def plan(
     """Check whether a migration to --to could start and route now. Changes nothing."""
     from dataclasses import replace
 
+    from app.platform import migration_schedules
     from app.platform.phases import TransitionRefusedError, transition
 
     async def body(ctl: MigrationControl) -> None:
@@ -166,6 +167,11 @@ def plan(
             console.print(f"[red]start refused[/red]: {err}")
             return
         console.print(f"start: {_meaning(dual)}")
+        scheduled = await migration_schedules.schedule_ids(await ctl.client(state.old))
+        console.print(
+            f"schedules: {len(scheduled)} on {state.old!r}; route copies them to {to!r} paused, "
+            "then moves them once routing:lookup is in effect"
+        )
         facts = await ctl.facts(replace(dual, version=state.version), Action.ROUTE)
         try:
             transition(dual, Action.ROUTE, replace(facts, current_in_effect=True))

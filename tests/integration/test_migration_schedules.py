@@ -183,6 +183,7 @@ def test_a_schedule_keeps_every_period_through_the_whole_walk(
     records: dict[str, ClusterRecord], store: MigrationStore, worker: int, schedule_id: str
 ) -> None:
     sid = schedule_id
+    assert f"on {OLD!r}; route copies them to {NEW!r} paused" in haul("plan", "--to", NEW)
     haul("start", "--to", NEW, "--yes")
     wait_until(polled_on_new, f"the worker polling {NEW}")
     wait_until(lambda: taken(sid, OLD) >= 2, "two periods on the old cluster")
