@@ -193,10 +193,15 @@ async def move(
     Idempotent: a schedule already paused by haul on `src` and active on `dst` is left alone.
     """
     await copy_paused(src, dst, src_name=src_name)
-    return [
-        await _move_one(src, dst, sid, src_name, dst_name, lead, timeout, now)
-        for sid in await schedule_ids(src)
-    ]
+    # Each waits for its own boundary to pass: together, a move takes about one lead.
+    return list(
+        await asyncio.gather(
+            *(
+                _move_one(src, dst, sid, src_name, dst_name, lead, timeout, now)
+                for sid in await schedule_ids(src)
+            )
+        )
+    )
 
 
 async def _move_one(

@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
@@ -97,11 +98,11 @@ def polled_on_new() -> bool:
     return run(check())
 
 
-@pytest.fixture
-def schedule_id(records: dict[str, ClusterRecord]) -> Iterator[str]:
+@contextmanager
+def scheduled(prefix: str) -> Iterator[str]:
     """A schedule on the old cluster every two seconds, starting a short sample task; it is
     deleted from both clusters afterwards."""
-    sid = f"tick-{uuid.uuid4().hex[:8]}"
+    sid = f"{prefix}-{uuid.uuid4().hex[:8]}"
 
     async def create() -> None:
         c = (await clients())[OLD]
@@ -133,6 +134,18 @@ def schedule_id(records: dict[str, ClusterRecord]) -> Iterator[str]:
         yield sid
     finally:
         run(delete())
+
+
+@pytest.fixture
+def schedule_id(records: dict[str, ClusterRecord]) -> Iterator[str]:
+    with scheduled("tick") as sid:
+        yield sid
+
+
+@pytest.fixture
+def other_schedule_id(records: dict[str, ClusterRecord]) -> Iterator[str]:
+    with scheduled("tock") as sid:
+        yield sid
 
 
 def ledger(sid: str) -> dict[str, list[datetime]]:
@@ -180,16 +193,22 @@ def paused(sid: str) -> dict[str, bool]:
 
 
 def test_a_schedule_keeps_every_period_through_the_whole_walk(
-    records: dict[str, ClusterRecord], store: MigrationStore, worker: int, schedule_id: str
+    records: dict[str, ClusterRecord],
+    store: MigrationStore,
+    worker: int,
+    schedule_id: str,
+    other_schedule_id: str,
 ) -> None:
-    sid = schedule_id
+    """Two schedules, moved together (each at its own boundary)."""
+    sid, other = schedule_id, other_schedule_id
     assert f"on {OLD!r}; route copies them to {NEW!r} paused" in haul("plan", "--to", NEW)
     haul("start", "--to", NEW, "--yes")
     wait_until(polled_on_new, f"the worker polling {NEW}")
     wait_until(lambda: taken(sid, OLD) >= 2, "two periods on the old cluster")
     out = haul("route", "--yes")
-    assert f"schedule {sid}: copied" in out and f"schedule {sid}: moved" in out, out
-    assert paused(sid) == {OLD: True, NEW: False}
+    for each in (sid, other):
+        assert f"schedule {each}: copied" in out and f"schedule {each}: moved" in out, out
+        assert paused(each) == {OLD: True, NEW: False}
     wait_until(lambda: taken(sid, NEW) >= 2, "two periods on the new cluster")
     # drain repeats the move: already done, nothing changes.
     out = haul("drain", "--yes", "--wait", "--poll", "0.5")
@@ -199,10 +218,11 @@ def test_a_schedule_keeps_every_period_through_the_whole_walk(
     wait_until(lambda: taken(sid, NEW) > before, "a period after finish")
     status = haul("status")
     assert sid in status and "active" in status
-    times = assert_every_period_once(sid, runs_on={OLD, NEW})
-    # The old cluster's periods all precede the new cluster's: one boundary.
-    owners = [name for _, name in times]
-    assert owners == sorted(owners, key=lambda n: n == NEW), times
+    for each in (sid, other):
+        times = assert_every_period_once(each, runs_on={OLD, NEW})
+        # The old cluster's periods all precede the new cluster's: one boundary.
+        owners = [name for _, name in times]
+        assert owners == sorted(owners, key=lambda n: n == NEW), times
 
 
 def test_an_abort_moves_the_schedule_back_and_keeps_every_period(
