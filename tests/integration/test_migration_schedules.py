@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import (
@@ -280,3 +280,43 @@ def test_an_abort_before_the_move_deletes_the_paused_copies(
         return out
 
     assert run(described()) == {OLD: True, NEW: False}
+
+
+def test_a_move_whose_updates_land_after_the_boundary_still_keeps_every_period(
+    records: dict[str, ClusterRecord], store: MigrationStore, other_schedule_id: str
+) -> None:
+    """The race forced: a clock ten seconds slow puts the boundary in the past, so the old
+    copy's end and the new copy's unpause both land after it. The old copy has taken every
+    time up to its update; the new one starts the second after, and backfills what its late
+    unpause skipped. (No worker: the ledger is the runs the schedules started.)"""
+    sid = other_schedule_id
+
+    def slow_clock() -> datetime:
+        return datetime.now(UTC) - timedelta(seconds=10)
+
+    async def move_late() -> list[migration_schedules.ScheduleMove]:
+        c = await clients()
+        return await migration_schedules.move(
+            c[OLD], c[NEW], src_name=OLD, dst_name=NEW, now=slow_clock
+        )
+
+    async def terminate_runs() -> None:
+        for c in (await clients()).values():
+            async for wf in c.list_workflows(
+                f"TemporalScheduledById = '{sid}' AND ExecutionStatus = 'Running'"
+            ):
+                await c.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test done")
+
+    try:
+        wait_until(lambda: taken(sid, OLD) >= 2, "two periods on the old cluster")
+        moves = run(move_late())
+        assert [(m.schedule_id, m.outcome) for m in moves] == [(sid, "moved")], moves
+        boundary = moves[0].boundary
+        assert boundary is not None and boundary < datetime.now(UTC) - timedelta(seconds=3)
+        assert paused(sid) == {OLD: True, NEW: False}
+        wait_until(lambda: taken(sid, NEW) >= 2, "two periods on the new cluster")
+        assert_every_period_once(sid, runs_on={OLD, NEW})
+        # The old cluster kept running past the boundary it was given: its update was late.
+        assert ledger(sid)[OLD][-1] > boundary
+    finally:
+        run(terminate_runs())
