@@ -225,6 +225,9 @@ async def _move_one(
         return ScheduleMove(sid, "already", f"active on {dst_name}")
     if state.paused:
         return ScheduleMove(sid, "skipped", f"paused by haul on both; unpause on {dst_name}")
+    if not there.schedule.state.paused:
+        # Someone runs it on both already; moving would overwrite theirs and run times twice.
+        return ScheduleMove(sid, "skipped", f"active on {src_name} and {dst_name}; pause one")
 
     spec = desc.schedule.spec
     boundary = pick_boundary(now(), desc.info.next_action_times, lead)

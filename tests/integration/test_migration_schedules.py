@@ -182,6 +182,19 @@ def assert_every_period_once(sid: str, *, runs_on: set[str]) -> list[tuple[datet
     return times
 
 
+def terminate_runs(sid: str) -> None:
+    """End the runs a schedule started in a test with no worker, so later tests can drain."""
+
+    async def go() -> None:
+        for c in (await clients()).values():
+            async for wf in c.list_workflows(
+                f"TemporalScheduledById = '{sid}' AND ExecutionStatus = 'Running'"
+            ):
+                await c.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test done")
+
+    run(go())
+
+
 def paused(sid: str) -> dict[str, bool]:
     async def read() -> dict[str, bool]:
         return {
@@ -300,13 +313,6 @@ def test_a_move_whose_updates_land_after_the_boundary_still_keeps_every_period(
             c[OLD], c[NEW], src_name=OLD, dst_name=NEW, now=slow_clock
         )
 
-    async def terminate_runs() -> None:
-        for c in (await clients()).values():
-            async for wf in c.list_workflows(
-                f"TemporalScheduledById = '{sid}' AND ExecutionStatus = 'Running'"
-            ):
-                await c.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test done")
-
     try:
         wait_until(lambda: taken(sid, OLD) >= 2, "two periods on the old cluster")
         moves = run(move_late())
@@ -319,4 +325,30 @@ def test_a_move_whose_updates_land_after_the_boundary_still_keeps_every_period(
         # The old cluster kept running past the boundary it was given: its update was late.
         assert ledger(sid)[OLD][-1] > boundary
     finally:
-        run(terminate_runs())
+        terminate_runs(sid)
+
+
+def test_a_schedule_already_active_on_both_clusters_is_left_alone(
+    records: dict[str, ClusterRecord], store: MigrationStore, schedule_id: str
+) -> None:
+    """Someone else's schedule of the same ID on the new cluster is not overwritten, and the
+    old one keeps running: a move would run their times twice."""
+    sid = schedule_id
+
+    async def go() -> tuple[list[migration_schedules.ScheduleMove], ScheduleSpec, ScheduleSpec]:
+        c = await clients()
+        desc = await c[OLD].get_schedule_handle(sid).describe()
+        await c[NEW].create_schedule(sid, desc.schedule)
+        moves = await migration_schedules.move(c[OLD], c[NEW], src_name=OLD, dst_name=NEW)
+        old = await c[OLD].get_schedule_handle(sid).describe()
+        new = await c[NEW].get_schedule_handle(sid).describe()
+        return moves, old.schedule.spec, new.schedule.spec
+
+    try:
+        moves, old, new = run(go())
+        assert [(m.schedule_id, m.outcome) for m in moves] == [(sid, "skipped")], moves
+        assert "pause one" in moves[0].detail
+        assert paused(sid) == {OLD: False, NEW: False}
+        assert old.end_at is None and new.start_at is None
+    finally:
+        terminate_runs(sid)
