@@ -1,4 +1,4 @@
-"""Schedules across a cluster migration: copied paused, then moved at one boundary instant.
+"""Schedules across a cluster migration: copied paused, then moved at one boundary second.
 
 Schedules live inside one cluster and start their workflows there, outside the router (a
 scheduled run's ID carries its scheduled time, so it never collides with a routed ID). They
@@ -26,7 +26,9 @@ which the target's spec still bounds.
 
 The period in flight at the boundary finishes on the old cluster, which drains it. The catchup
 window is unchanged: each side catches up only its own times. The overlap policy holds per
-cluster: the first run on the target does not see a run still open on the source.
+cluster: the first run on the target does not see a run still open on the source. A schedule
+its owner paused stays paused on both (the copy's note keeps the owner's), and one already
+active on both clusters is left alone rather than overwritten.
 
 `abort` reverses it: with no move made yet the paused copies are deleted (`discard_copies`);
 after one, the same move runs the other way.
