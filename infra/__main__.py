@@ -216,17 +216,32 @@ def role_url(user: str, password: pulumi.Output) -> pulumi.Output:
 
 database_url = role_url(APP_USER, roles.app_password)
 # One envconfig profile per apps cluster, for the workers and the load generator alike.
-profiles = [
-    TemporalProfile(
+
+
+def temporal_profile(c: str) -> TemporalProfile:
+    """A deployed cluster's in-cluster frontend, or an external one (Temporal Cloud) as given."""
+    ext = stack.apps.external(c)
+    if ext is not None:
+        return TemporalProfile(
+            cluster=c,
+            address=ext.address,
+            namespace=ext.namespace,
+            mtls=True,
+            secret=ext.secret_name,
+            server_ca=False,
+        )
+    return TemporalProfile(
         cluster=c,
         address=frontend_address(c),
         namespace=stack.apps.worker_groups[0].namespace,
         mtls=stack.cluster(c).mtls,
         server_name=f"{c}-frontend",
     )
-    for c in stack.apps.clusters
-]
-client_issuers = {c: issuer_name(c) for c in stack.apps.clusters if stack.cluster(c).mtls}
+
+
+profiles = [temporal_profile(c) for c in stack.apps.clusters]
+deployed_apps_clusters = [c for c in stack.apps.clusters if stack.apps.external(c) is None]
+client_issuers = {c: issuer_name(c) for c in deployed_apps_clusters if stack.cluster(c).mtls}
 after_clusters = pulumi.ResourceOptions(
     providers={"kubernetes": eks.provider}, depends_on=[*addons.releases, *releases]
 )
@@ -280,7 +295,7 @@ if loadgen.enabled:
             config=loadgen,
             image=image,
             profiles=profiles,
-            metrics_url=frontend_metrics_url(stack.apps.clusters[0]),
+            metrics_url=frontend_metrics_url(deployed_apps_clusters[0]),
             client_issuers=client_issuers,
             tolerations=[
                 {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.k8s_effect}

@@ -317,20 +317,39 @@ class ApiConfig(Model):
     ] = []
 
 
+class ExternalCluster(Model):
+    """A Temporal cluster this program does not deploy, such as the Temporal Cloud namespace a
+    migration leaves: workers reach it over mTLS with a client certificate and key from a
+    `kubernetes.io/tls` Secret you create in the workers' namespace (its server certificate is
+    publicly trusted, so no CA is mounted)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+    address: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+    namespace: str = Field(min_length=1)
+    secret_name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,251}[a-z0-9]$")
+
+
 class AppsConfig(Model):
     image_tag: str
     # Temporal clusters the workers connect to, one envconfig profile each. Two during a
-    # migration: the first is where new work starts.
+    # migration; their order means nothing: which cluster takes new work is the migration
+    # phase in the app database (`haul migrate`), which every worker pod follows.
     clusters: list[str] = Field(min_length=1, max_length=2)
     keda: bool = True
     namespaces: dict[Literal["worker"], str] = {"worker": "haul-workers"}
     worker_groups: list[WorkerGroup] = Field(min_length=1)
-    # The app database (idempotency rows, failure store) is the `haul` database on this
-    # cluster's RDS instance; default: the first cluster. Keep it through a migration.
+    # The app database (idempotency rows, failure store, migration phase) is the `haul`
+    # database on this cluster's RDS instance; default: the first cluster. Required with two
+    # apps clusters, and kept through a migration: both sides must read one phase.
     database_cluster: str | None = None
     # Connections one app pod may hold at once, for the RDS connection budget.
     db_connections_per_pod: int = Field(default=10, ge=1)
     api: ApiConfig = ApiConfig()
+    # Clusters outside this stack that `clusters` may name (Temporal Cloud); see ExternalCluster.
+    external_clusters: list[ExternalCluster] = []
+
+    def external(self, name: str) -> ExternalCluster | None:
+        return next((e for e in self.external_clusters if e.name == name), None)
 
     def app_database_cluster(self, clusters: list[ClusterConfig]) -> str:
         return self.database_cluster or clusters[0].name
@@ -429,9 +448,29 @@ class StackConfig(Model):
             raise ValueError(
                 f"apps.databaseCluster {self.apps.database_cluster} is not in clusters {names}"
             )
-        unknown = [n for n in self.apps.clusters if n not in names]
+        external = [e.name for e in self.apps.external_clusters]
+        clash = sorted(set(external) & set(names)) or sorted(
+            {n for n in external if external.count(n) > 1}
+        )
+        if clash:
+            raise ValueError(f"apps.externalClusters names {clash} twice (or as a cluster too)")
+        unknown = [n for n in self.apps.clusters if n not in names + external]
         if unknown:
-            raise ValueError(f"apps.clusters names {unknown}, which are not in clusters {names}")
+            raise ValueError(
+                f"apps.clusters names {unknown}, which are not in clusters {names} "
+                f"or apps.externalClusters {external}"
+            )
+        if not [n for n in self.apps.clusters if n in names]:
+            raise ValueError(
+                "apps.clusters needs at least one cluster this stack deploys (the workers' "
+                f"metrics and load target), one of {names}"
+            )
+        if len(self.apps.clusters) > 1 and not self.apps.database_cluster:
+            raise ValueError(
+                f"apps.clusters {self.apps.clusters} is a migration: set apps.databaseCluster "
+                "to the cluster whose RDS holds the app database (and the migration phase), "
+                "and keep it for the whole migration"
+            )
         if self.loadgen.enabled:
             if self.loadgen.node_group not in self.eks.node_groups:
                 raise ValueError(

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.platform.migration_control import MigrationControl
+from app.platform.migration_schedules import ScheduleMove
 from app.platform.phases import Action, MigrationState, Phase, Step
 
 app = typer.Typer(
@@ -35,6 +36,11 @@ CLUSTER = typer.Option(
 )
 YES = typer.Option(False, "--yes", "-y", help="Do not ask before changing anything.")
 TIMEOUT = typer.Option(120.0, help="Seconds to wait for every router to acknowledge a step.")
+LEAD = typer.Option(
+    5.0,
+    "--schedule-lead",
+    help="Seconds ahead of now at which schedules change cluster (their boundary).",
+)
 
 # What each stage means for new work, for the "will change" lines.
 MEANING = {
@@ -107,6 +113,32 @@ async def _step(
     return state
 
 
+def _report(moves: list[ScheduleMove]) -> None:
+    for m in moves:
+        console.print(
+            f"schedule {m.schedule_id}: {m.outcome}" + (f" ({m.detail})" if m.detail else "")
+        )
+
+
+async def _move_schedules(
+    ctl: MigrationControl, src: str, dst: str, lead: float, timeout: float
+) -> None:
+    """Every schedule active on `dst` and paused on `src`, each at one boundary instant."""
+    from app.platform import migration_schedules
+
+    console.print(f"moving schedules from {src!r} to {dst!r}")
+    _report(
+        await migration_schedules.move(
+            await ctl.client(src),
+            await ctl.client(dst),
+            src_name=src,
+            dst_name=dst,
+            lead=timedelta(seconds=lead),
+            timeout=timeout,
+        )
+    )
+
+
 def _ask(yes: bool, now: MigrationState, steps: list[str], after: MigrationState) -> None:
     console.print(f"now: {now.stage} (version {now.version}): {_meaning(now)}")
     console.print(f"will change: {' -> '.join([now.stage, *steps])}")
@@ -123,6 +155,7 @@ def plan(
     """Check whether a migration to --to could start and route now. Changes nothing."""
     from dataclasses import replace
 
+    from app.platform import migration_schedules
     from app.platform.phases import TransitionRefusedError, transition
 
     async def body(ctl: MigrationControl) -> None:
@@ -134,6 +167,11 @@ def plan(
             console.print(f"[red]start refused[/red]: {err}")
             return
         console.print(f"start: {_meaning(dual)}")
+        scheduled = await migration_schedules.schedule_ids(await ctl.client(state.old))
+        console.print(
+            f"schedules: {len(scheduled)} on {state.old!r}; route copies them to {to!r} paused, "
+            "then moves them once routing:lookup is in effect"
+        )
         facts = await ctl.facts(replace(dual, version=state.version), Action.ROUTE)
         try:
             transition(dual, Action.ROUTE, replace(facts, current_in_effect=True))
@@ -162,19 +200,32 @@ def start(
 
 
 @app.command("route")
-def route(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEOUT) -> None:
+def route(
+    cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEOUT, lead: float = LEAD
+) -> None:
     """Send new work to the new cluster: dual -> routing guard, claim, lookup, each in effect
-    before the next. Refused until workers poll every task queue there."""
+    before the next. Refused until workers poll every task queue there. Schedules are copied
+    to the new cluster paused first, and moved there once routing:lookup is in effect."""
+    from app.platform import migration_schedules
 
     async def body(ctl: MigrationControl) -> None:
         now, after = await ctl.preview(Action.ROUTE)
         steps = [after.stage] + [
             f"routing:{s}" for s in (Step.CLAIM, Step.LOOKUP) if _before(after.step, s)
         ]
-        _ask(yes, now, steps, after)
+        _ask(yes, now, [*steps, "schedules active on the new cluster"], after)
+        assert after.new is not None
+        if now.phase is Phase.DUAL:
+            _report(
+                await migration_schedules.copy_paused(
+                    await ctl.client(now.old), await ctl.client(after.new), src_name=now.old
+                )
+            )
         state = await _step(ctl, Action.ROUTE, timeout)
         while state.step in (Step.GUARD, Step.CLAIM):
             state = await _step(ctl, Action.ROUTE, timeout)
+        assert state.new is not None
+        await _move_schedules(ctl, state.old, state.new, lead, timeout)
 
     _run(cluster, body)
 
@@ -191,9 +242,11 @@ def drain(
     wait: bool = typer.Option(False, "--wait", help="Wait until the old cluster is drained."),
     timeout: float = TIMEOUT,
     poll: float = typer.Option(5.0, help="Seconds between counts while waiting."),
+    lead: float = LEAD,
 ) -> None:
     """Start draining the old cluster (after routing:lookup), and mark it drained once no
-    workflow is open there; with --wait, wait for that."""
+    workflow is open there; with --wait, wait for that. Schedules still active on the old
+    cluster are moved to the new one first."""
     from app.platform import migration_checks
 
     async def body(ctl: MigrationControl) -> None:
@@ -201,6 +254,8 @@ def drain(
         if state.phase is Phase.ROUTING:
             now, after = await ctl.preview(Action.DRAIN)
             _ask(yes, now, [after.stage, "drained (once nothing is open)"], after)
+            assert state.new is not None
+            await _move_schedules(ctl, state.old, state.new, lead, timeout)
             state = await _step(ctl, Action.DRAIN, timeout)
         old = await ctl.client(state.old)
         while wait and (left := await migration_checks.open_workflows(old)):
@@ -224,10 +279,14 @@ def finish(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIME
 
 
 @app.command("abort")
-def abort(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEOUT) -> None:
+def abort(
+    cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEOUT, lead: float = LEAD
+) -> None:
     """Return new work to the old cluster from any phase before drained. After routing has
     claimed IDs for the new cluster this walks both look-up steps and leaves a migration back
-    (old and new swapped) at routing:lookup: drain and finish it as usual."""
+    (old and new swapped) at routing:lookup: drain and finish it as usual. Schedules go back
+    too: paused copies never moved are deleted, moved ones are moved back."""
+    from app.platform import migration_schedules
 
     async def body(ctl: MigrationControl) -> None:
         now, after = await ctl.preview(Action.ABORT)
@@ -239,6 +298,12 @@ def abort(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIMEO
         state = await _step(ctl, Action.ABORT, timeout)
         while state.step in (Step.BOTH_NEW, Step.BOTH_OLD):
             state = await _step(ctl, Action.ABORT, timeout)
+        if state.phase is Phase.SINGLE:
+            assert now.new is not None
+            _report(await migration_schedules.discard_copies(await ctl.client(now.new)))
+        else:
+            assert state.new is not None
+            await _move_schedules(ctl, state.old, state.new, lead, timeout)
 
     _run(cluster, body)
 
@@ -251,6 +316,7 @@ def status(
     """The phase and step, open workflows per type on each cluster, the drain estimate, and
     the routers that have not yet acknowledged the current version. Changes nothing."""
     from app.platform import drain as drain_monitor
+    from app.platform import migration_schedules
 
     async def body(ctl: MigrationControl) -> None:
         state = await ctl.state()
@@ -292,6 +358,18 @@ def status(
         )
         for s in old.stuck:
             console.print(f"  will not drain by itself: {s.workflow_id} ({s.reason})")
+        scheds = Table("cluster", "schedule", "state", "next", "note", title="schedules")
+        for row in await migration_schedules.rows(
+            {n: await ctl.client(n) for n in (state.old, state.new) if n}
+        ):
+            scheds.add_row(
+                row.cluster,
+                row.schedule_id,
+                "paused" if row.paused else "active",
+                f"{row.next_time:%H:%M:%S}" if row.next_time else "-",
+                row.note,
+            )
+        console.print(scheds if scheds.row_count else "no schedules")
         behind = await asyncio.to_thread(ctl.store.behind, state.version)
         routers = Table("router", "host", "pid", "acked", "last seen", title="not yet acknowledged")
         for r in behind:

@@ -2,10 +2,12 @@
 
 Each group serves a set of task queues. The Temporal connection is a mounted `temporal.toml`
 with one envconfig profile per cluster (two during a migration); each Deployment runs
-`haul worker` on its cluster's profile (TEMPORAL_PROFILE), so the old cluster drains while the
-new one takes new work. Pods run under an IRSA role that may only touch the claim-check
-bucket. Scaling is on task-queue backlog through KEDA's Temporal scaler, with a CPU HPA when
-KEDA is off.
+`haul worker` on its cluster's profile (TEMPORAL_PROFILE) and scales on that cluster's backlog.
+During a migration every pod mounts both clusters' client certificates and follows the phase in
+the app database (HAUL_MIGRATION): it polls both clusters from `dual` on, and the phase, not
+the Deployment, decides which cluster takes new work. Pods run under an IRSA role that may only
+touch the claim-check bucket. Scaling is on task-queue backlog through KEDA's Temporal scaler,
+with a CPU HPA when KEDA is off.
 """
 
 from __future__ import annotations
@@ -80,15 +82,22 @@ class TemporalProfile(BaseModel):
     # With mTLS: the frontend's TLS name and the client certificate mounted from cert-manager.
     mtls: bool = False
     server_name: str = ""
+    # The Secret holding the client certificate (default: cert-manager's `<cluster>-client-tls`)
+    # and whether it carries the server's CA (not for a publicly trusted Temporal Cloud).
+    secret: str = ""
+    server_ca: bool = True
+
+    @property
+    def secret_name(self) -> str:
+        return self.secret or f"{self.cluster}-client-tls"
 
 
-def tls_paths(cluster: str) -> dict[str, str]:
-    base = f"{TLS_DIR}/{cluster}"
-    return {
-        "client_cert_path": f"{base}/tls.crt",
-        "client_key_path": f"{base}/tls.key",
-        "server_ca_cert_path": f"{base}/ca.crt",
-    }
+def tls_paths(profile: TemporalProfile) -> dict[str, str]:
+    base = f"{TLS_DIR}/{profile.cluster}"
+    paths = {"client_cert_path": f"{base}/tls.crt", "client_key_path": f"{base}/tls.key"}
+    if profile.server_ca:
+        paths["server_ca_cert_path"] = f"{base}/ca.crt"
+    return paths
 
 
 def render_temporal_toml(profiles: list[TemporalProfile]) -> str:
@@ -98,7 +107,7 @@ def render_temporal_toml(profiles: list[TemporalProfile]) -> str:
             name=p.cluster,
             address=p.address,
             namespace=p.namespace,
-            tls=envconfig.ProfileTLS(server_name=p.server_name, **tls_paths(p.cluster))
+            tls=envconfig.ProfileTLS(server_name=p.server_name, **tls_paths(p))
             if p.mtls
             else envconfig.ProfileTLS(disabled=True),
         )
@@ -120,9 +129,15 @@ def client_volumes(
     for p in profiles:
         if p.mtls:
             volume = f"client-tls-{p.cluster}"
-            volumes.append({"name": volume, "secret": {"secretName": f"{p.cluster}-client-tls"}})
+            volumes.append({"name": volume, "secret": {"secretName": p.secret_name}})
             mounts.append({"name": volume, "mountPath": f"{TLS_DIR}/{p.cluster}", "readOnly": True})
     return volumes, mounts
+
+
+def migration_env(profiles: list[TemporalProfile]) -> list[dict[str, str]]:
+    """With two clusters, follow the migration phase in the app database (HAUL_MIGRATION):
+    the phase, not the Deployment, decides where new work goes and which clusters are polled."""
+    return [{"name": "HAUL_MIGRATION", "value": "true"}] if len(profiles) > 1 else []
 
 
 def client_certificate(
@@ -376,7 +391,9 @@ class Workers(pulumi.ComponentResource):
             "haul.dev/temporal-cluster": profile.cluster,
         }
         deps = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        volumes, mounts = client_volumes([profile])
+        # Every pod can reach every cluster (both profiles, both client certificates): from
+        # `dual` on a worker polls both, whichever cluster its Deployment is named after.
+        volumes, mounts = client_volumes(args.profiles)
         volumes.append(RDS_CA_VOLUME)
         mounts.append(RDS_CA_MOUNT)
         tmp_volume, tmp_mount = scratch_volume("tmp", TMP_DIR, group.scratch_size)
@@ -392,6 +409,7 @@ class Workers(pulumi.ComponentResource):
                 {"name": "TEMPORAL_CONFIG_FILE", "value": f"{CONFIG_DIR}/client/temporal.toml"},
                 {"name": "TEMPORAL_PROFILE", "value": profile.cluster},
                 {"name": "TEMPORAL_NAMESPACE", "value": group.namespace},
+                *migration_env(args.profiles),
                 {"name": "HAUL_TASK_QUEUES", "value": ",".join(group.task_queues)},
                 {
                     "name": "HAUL_BLOB_DIR",
@@ -512,8 +530,9 @@ class Workers(pulumi.ComponentResource):
                 metadata={"name": app, "namespace": ns},
                 spec={
                     "secretTargetRef": [
-                        {"parameter": param, "name": f"{profile.cluster}-client-tls", "key": k}
+                        {"parameter": param, "name": profile.secret_name, "key": k}
                         for param, k in (("cert", "tls.crt"), ("key", "tls.key"), ("ca", "ca.crt"))
+                        if param != "ca" or profile.server_ca
                     ]
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
@@ -529,7 +548,7 @@ class Workers(pulumi.ComponentResource):
                 "targetQueueSize": str(group.backlog_per_replica),
                 "activationTargetQueueSize": "0",
             }
-            if profile.mtls:
+            if profile.mtls and profile.server_name:
                 metadata["tlsServerName"] = profile.server_name
             trigger: dict[str, Any] = {"type": "temporal", "name": queue, "metadata": metadata}
             if auth:

@@ -51,6 +51,12 @@ CASES = {
         {"overrides": {"haul:clusters[0].spec.persistence.tls": {"enabled": False}}},
         ["persistence store (postgres) has TLS off in production cluster 'temporal-a'"],
     ),
+    # The phase lives in the app database: a migration names it, the cluster order does not.
+    "two apps clusters without the app database's cluster": (
+        "migration",
+        {"drop": ["haul:apps.databaseCluster"]},
+        ["apps.clusters", "set apps.databaseCluster"],
+    ),
     "host verification off in prod": (
         "migration",
         {"overrides": {"haul:clusters[1].spec.visibility.tls": {"enabled": True}}},
