@@ -103,7 +103,7 @@ class Handoff:
                     to_cluster=request.to_cluster,
                     continuation=continuation,
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=_RETRY,
             )
         except ActivityError as err:
@@ -118,7 +118,7 @@ class Handoff:
             await workflow.execute_activity(
                 FORWARD_ACTIVITY,
                 HandoffForward(info.workflow_id, info.run_id, late),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=_RETRY,
             )
 
