@@ -482,14 +482,11 @@ async def test_a_worker_killed_mid_handoff_loses_no_event_and_opens_no_second_ru
         async with router(clients, store) as sender:
             key = fresh()
             wf_id = await send(sender, key, "e-000", work_seconds=0.5)
-            await step(store, Action.START, old_cluster=OLD, new_cluster=NEW)
-            await wait_for(lambda: _polled(clients[NEW]), f"the worker polling {NEW}")
-            for action in (Action.ROUTE, Action.ROUTE, Action.ROUTE, Action.DRAIN):
-                await step(store, action)
             sent = ["e-000"]
             stop = asyncio.Event()
 
             async def load() -> None:
+                # From before the migration starts, so the entity stays open on old.
                 i = 0
                 while not stop.is_set():
                     i += 1
@@ -500,16 +497,24 @@ async def test_a_worker_killed_mid_handoff_loses_no_event_and_opens_no_second_ru
 
             with OpenSampler(clients, wf_id) as sampler:
                 loading = asyncio.create_task(load())
-                await asyncio.sleep(1)
+                await step(store, Action.START, old_cluster=OLD, new_cluster=NEW)
+                await wait_for(lambda: _polled(clients[NEW]), f"the worker polling {NEW}")
+                for action in (Action.ROUTE, Action.ROUTE, Action.ROUTE, Action.DRAIN):
+                    await step(store, action)
+                assert await status(clients[OLD], wf_id) == WorkflowExecutionStatus.RUNNING
                 code, out = await haul("migrate", "handoff", "--yes")
                 assert code == 0 and "asked 1 workflow(s) to hand off" in out, out
                 handoffs = HandoffStore(store.db)
-                await wait_for(
-                    lambda: asyncio.to_thread(lambda: handoffs.get(wf_id) is not None),
-                    "the snapshot",
-                    timeout=60,
-                )
+                for _ in range(6000):
+                    if (at_kill := await asyncio.to_thread(handoffs.get, wf_id)) is not None:
+                        break
+                    await asyncio.sleep(0.01)
+                assert at_kill is not None, "no snapshot within a minute"
                 stop_worker(rec, sig=signal.SIGKILL)
+                old_open_at_kill = (
+                    await status(clients[OLD], wf_id) == WorkflowExecutionStatus.RUNNING
+                )
+                print(f"killed the worker: handoff {at_kill.status}, old open {old_open_at_kill}")
                 await asyncio.sleep(1.5)
                 start_worker(rec)
                 await asyncio.sleep(2)
