@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -535,3 +536,98 @@ async def test_a_worker_killed_mid_handoff_loses_no_event_and_opens_no_second_ru
 
 async def _polled(client: Client) -> bool:
     return not await migration_checks.missing_pollers(client, SAMPLE)
+
+
+# -- resumers that race or die -----------------------------------------------------------------
+
+
+def snapshot_of(r: ClusterRouter, key: str, event_id: str) -> HandoffSnapshot:
+    """A snapshot as a handed-off entity writes it, one event pending."""
+    continuation = EntityInput(
+        entity_key=key,
+        pending=[EntityEvent(event_id)],
+        seen_ids=[event_id],
+        runs=1,
+        processed=3,
+        state={"work_seconds": 0.2},
+    )
+    return HandoffSnapshot(
+        workflow_id=r.id_for(LedgerEntityWorkflow.run, key),
+        workflow_type="LedgerEntityWorkflow",
+        task_queue=DOMAIN.task_queue,
+        from_run_id=f"gone-{key}",
+        from_cluster=OLD,
+        to_cluster=NEW,
+        continuation=asdict(continuation),
+    )
+
+
+async def test_two_resumers_at_once_start_the_continuation_once(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """The first resumer is held inside the ID's lock, after its decision and before its
+    start, while a second (another router: the resumer workflow, or a signal-with-start) tries."""
+    async with (
+        serving(clients, store, [NEW]),
+        router(clients, store) as first,
+        router(clients, store) as second,
+    ):
+        await to_draining(store)
+        snap = snapshot_of(first, fresh(), "a")
+        handoffs = HandoffStore(store.db)
+        assert handoffs.record(snap) and not handoffs.record(snap)
+        decided, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(op: str, target_id: str, cluster_name: str) -> None:
+            decided.set()
+            await release.wait()
+
+        first.decision_hook = hold
+        a = asyncio.create_task(first.resume_handoff(snap.workflow_id))
+        await asyncio.wait_for(decided.wait(), 10)
+        b = asyncio.create_task(second.resume_handoff(snap.workflow_id))
+        await asyncio.sleep(0.5)
+        assert not b.done(), "the second resumer must wait for the ID's lock"
+        release.set()
+        handles = [await a, await b]
+        assert handles[0] is not None and handles[1] is None
+        book = await ledger(clients, snap.workflow_id, ["a"])
+    assert book == {OLD: Counter(), NEW: Counter({"a": 1})}
+    assert len(await run_ids(clients[NEW], snap.workflow_id)) == 1
+    row = HandoffStore(store.db).get(snap.workflow_id)
+    assert row is not None and row.status is HandoffStatus.RESUMED
+    assert row.resumed_run_id == handles[0].result_run_id
+
+
+async def test_a_resumer_that_died_mid_resume_is_finished_without_a_second_start(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """A row left `resuming`: if a run of the ID started on the new cluster since the dead
+    resumer noted its latest run, that was its start, and it is only marked; otherwise the
+    continuation starts now."""
+    async with serving(clients, store, [NEW]), router(clients, store) as r:
+        await to_draining(store)
+        handoffs = HandoffStore(store.db)
+        started_then, not_started = snapshot_of(r, fresh(), "s"), snapshot_of(r, fresh(), "n")
+        for snap in (started_then, not_started):
+            handoffs.record(snap)
+            with store.db.connect() as conn:
+                handoffs.begin_resume(conn, snap.workflow_id, "")
+        # The dead resumer's start of the first one went through.
+        its_start = await clients[NEW].start_workflow(
+            "LedgerEntityWorkflow",
+            started_then.continuation,
+            id=started_then.workflow_id,
+            task_queue=DOMAIN.task_queue,
+        )
+        assert await r.resume_handoff(started_then.workflow_id) is None
+        resumed = await r.resume_handoff(not_started.workflow_id)
+        assert resumed is not None
+        assert await r.resume_handoff(not_started.workflow_id) is None
+        for snap, event_id in ((started_then, "s"), (not_started, "n")):
+            book = await ledger(clients, snap.workflow_id, [event_id])
+            assert book[NEW] == Counter({event_id: 1})
+            assert len(await run_ids(clients[NEW], snap.workflow_id)) == 1
+        row = handoffs.get(started_then.workflow_id)
+        assert row is not None and row.status is HandoffStatus.RESUMED
+        assert row.resumed_run_id == its_start.result_run_id
