@@ -387,7 +387,7 @@ async def test_a_workflow_that_did_not_opt_in_refuses_handoff(
     async with serving(clients, store, [OLD]), router(clients, store) as r:
         task = fresh()
         greeting = await r.start(
-            GreetingWorkflow.run, GreetingInput(name="g", work_seconds=30), task
+            GreetingWorkflow.run, GreetingInput(name="g", work_seconds=5), task
         )
         request = HandoffRequest(OLD, NEW, "test")
         # Asked directly, the run itself refuses: it has no handoff handler.
