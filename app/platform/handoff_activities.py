@@ -28,6 +28,9 @@ from app.platform.handoff_store import HandoffStore
 from app.platform.ids import workflow_id
 
 log = logging.getLogger("haul.handoff")
+# How long one resume attempt waits for the old run to close before it retries (under the
+# resumer's 30 s start-to-close timeout).
+OPEN_WAIT_SECONDS = 20.0
 
 
 class HandoffActivities:
@@ -96,13 +99,18 @@ class HandoffActivities:
             raise ApplicationError(
                 f"no client for cluster {target.from_cluster!r} yet", type="HandoffSourceUnknown"
             )
-        desc = await old.get_workflow_handle(
-            target.workflow_id, run_id=target.from_run_id
-        ).describe()
-        if desc.status == WorkflowExecutionStatus.RUNNING:
-            raise ApplicationError(
-                f"{target.workflow_id} is still open on {target.from_cluster!r}; waiting",
-                type="HandoffSourceOpen",
-            )
-        handle = await router.resume_handoff(target.workflow_id)
-        return handle.result_run_id or "" if handle is not None else ""
+        handed_off = old.get_workflow_handle(target.workflow_id, run_id=target.from_run_id)
+        # The old run closes within moments of its last forward: wait here rather than fail
+        # the attempt (each failure is a retry and a logged traceback).
+        pause, waited = 0.1, 0.0
+        while (await handed_off.describe()).status == WorkflowExecutionStatus.RUNNING:
+            if waited > OPEN_WAIT_SECONDS:
+                raise ApplicationError(
+                    f"{target.workflow_id} is still open on {target.from_cluster!r}; waiting",
+                    type="HandoffSourceOpen",
+                )
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 2.0)
+        resumed = await router.resume_handoff(target.workflow_id)
+        return resumed.result_run_id or "" if resumed is not None else ""
