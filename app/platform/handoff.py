@@ -29,6 +29,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from app.platform.handoff_models import (
         FORWARD_ACTIVITY,
+        HANDED_OFF_MEMO,
         HANDOFF_UPDATE,
         RECORD_ACTIVITY,
         RESUME_ACTIVITY,
@@ -91,6 +92,7 @@ class Handoff:
         assert request is not None, "hand_off without a handoff request"
         info = workflow.info()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.upsert_memo({HANDED_OFF_MEMO: request.to_cluster})
         try:
             await workflow.execute_activity(
                 RECORD_ACTIVITY,
@@ -109,6 +111,7 @@ class Handoff:
         except ActivityError as err:
             workflow.logger.error("handoff refused, staying on this cluster: %s", err.cause)
             self._handoff_request = None
+            workflow.upsert_memo({HANDED_OFF_MEMO: None})
             return False
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)

@@ -11,6 +11,9 @@ from typing import Any
 HANDOFF_UPDATE = "handoff"
 # The reason a handed-off run gives when it completes on the old cluster.
 HANDED_OFF = "handed off"
+# Memo a handing-off run sets (to the target cluster) before its snapshot, so a router that
+# finds the ID closed on the old cluster reads the handoff table only for such runs.
+HANDED_OFF_MEMO = "haul-handed-off-to"
 # The resumer's workflow type; its ID is workflow_id(RESUME_WORKFLOW, <handed-off ID>).
 RESUME_WORKFLOW = "HandoffResume"
 RECORD_ACTIVITY = "haul_handoff_record"

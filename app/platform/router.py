@@ -56,8 +56,9 @@ Handoff (from draining on; app/platform/handoff.py)
     A handed-off run writes its continuation to a handoff row, then completes on the old
     cluster; events that reach it meanwhile are appended to the row. The continuation is
     started on the row's cluster once, by the first caller to find the old run closed, under
-    the ID's lock (`resume_handoff`): the resumer workflow, or a signal-with-start (or signal)
-    whose look-up found a closed run, before it would start a fresh one. So the old run is
+    the ID's lock (`resume_handoff`): the resumer workflow, or a signal-with-start whose
+    look-up found the run closed with the handed-off memo (or whose signal found it closed),
+    or a signal that found the ID closed everywhere, before it would start a fresh one. So the old run is
     closed before the new one opens (I1), and every event is in the snapshot, forwarded into
     it, or signalled to the continuation, which dedupes by event ID.
 
@@ -103,6 +104,7 @@ from temporalio.types import (
 )
 
 from app.platform.discovery import task_queue_for
+from app.platform.handoff_models import HANDED_OFF_MEMO
 from app.platform.handoff_store import HandoffStore, ResumeStep, resume_step
 from app.platform.ids import workflow_id
 from app.platform.migration_state import MigrationStore
@@ -532,12 +534,16 @@ class ClusterRouter:
             look = (
                 [view.old, view.new] if view.step in (Step.BOTH_NEW, Step.BOTH_OLD) else [view.old]
             )
-            saw_closed = False
+            # A run that closed as handed off (its memo says so), or one that closed between the
+            # look-up and the signal: its continuation may be waiting in the handoff table.
+            maybe_handed_off = False
             for cluster in look:
                 desc = await self._describe(call, cluster, wf_id)
                 if desc is None:
                     continue
-                saw_closed = desc.status != WorkflowExecutionStatus.RUNNING
+                maybe_handed_off = desc.status != WorkflowExecutionStatus.RUNNING and (
+                    HANDED_OFF_MEMO in desc.raw_description.workflow_execution_info.memo.fields
+                )
                 client = self.clients[cluster]
                 if desc.status == WorkflowExecutionStatus.RUNNING:
                     await self._decided(call, wf_id, cluster)
@@ -557,12 +563,12 @@ class ClusterRouter:
                             raise
                         # It closed between the look-up and the signal: start it afresh.
                         self._extra(call, f"signal-{self._role(call, cluster)}-closed")
-                        saw_closed = True
+                        maybe_handed_off = True
                         break
                 if desc.status == WorkflowExecutionStatus.COMPLETED and task:
                     await self._decided(call, wf_id, cluster)
                     raise WorkflowAlreadyStartedError(wf_id, wf_type, run_id=desc.run_id)
-            if saw_closed and resume is not None:
+            if maybe_handed_off and resume is not None:
                 resumed = await self._resume(call, wf_id, conn, resume)
                 if resumed is not None:
                     return resumed
