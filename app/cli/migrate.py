@@ -328,7 +328,7 @@ def handoff(
 
     async def body(ctl: MigrationControl) -> None:
         state = await ctl.state()
-        if state.phase is not Phase.DRAINING or state.new is None:
+        if state.phase not in (Phase.DRAINING, Phase.DRAINED) or state.new is None:
             raise typer.BadParameter(
                 f"handoff needs the draining phase (now {state.stage}): route and drain first "
                 "(`haul migrate route`, `haul migrate drain`)"

@@ -58,9 +58,9 @@ Handoff (from draining on; app/platform/handoff.py)
     started on the row's cluster once, by the first caller to find the old run closed, under
     the ID's lock (`resume_handoff`): the resumer workflow, or a signal-with-start whose
     look-up found the run closed with the handed-off memo (or whose signal found it closed),
-    or a signal that found the ID closed everywhere, before it would start a fresh one. So the old run is
-    closed before the new one opens (I1), and every event is in the snapshot, forwarded into
-    it, or signalled to the continuation, which dedupes by event ID.
+    or a signal that found the ID closed everywhere, before it would start a fresh one. So
+    the old run is closed before the new one opens (I1), and every event is in the snapshot,
+    forwarded into it, or signalled to the continuation, which dedupes by event ID.
 
 Signal, query, cancel go where the ID has an open run: old first while dual/routing/draining,
 new first once drained. Nothing is cached: a cached "not on old" would go stale when a guard

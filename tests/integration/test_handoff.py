@@ -95,12 +95,14 @@ async def serving(
     store: MigrationStore,
     on: list[str],
     record: Callable[[HandoffActivities], Any] | None = None,
+    follow: bool = True,
 ) -> AsyncIterator[dict[str, list[Worker]]]:
     """Sample workers on the given clusters, whose activities route through a router that
     follows the state (as `haul worker` with HAUL_MIGRATION). `record` replaces the record
-    activity (registered under its real name) to hold a handoff at a chosen point."""
+    activity (registered under its real name) to hold a handoff at a chosen point. Without
+    `follow`, activities reach only the cluster their worker polls (no migration state)."""
     async with router(clients, store) as r:
-        haul = HaulClient(r)
+        haul = HaulClient(r) if follow else None
         running: dict[str, list[Worker]] = {}
         tasks = []
         for name in on:
@@ -108,6 +110,8 @@ async def serving(
                 workers = build_workers(
                     clients[name], SAMPLE, Settings(), [DOMAIN.task_queue], haul=haul
                 )
+            elif haul is None:
+                raise ValueError("a held record activity needs workers that follow the state")
             else:
                 acts = SampleActivities(WorkerContext(Settings(), haul))
                 handoff = HandoffActivities(haul)
@@ -379,6 +383,25 @@ async def test_an_event_reaching_the_old_run_after_its_snapshot_is_forwarded(
 
 
 # -- refusals --------------------------------------------------------------------------------
+
+
+async def test_a_worker_that_does_not_follow_the_migration_keeps_the_run_and_its_events(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """Its record activity cannot write the snapshot: the run drops the request and its
+    memo, and processes every event where it is."""
+    async with serving(clients, store, [OLD], follow=False), router(clients, store) as r:
+        key = fresh()
+        wf_id = await send(r, key, "e-0", work_seconds=1)
+        await to_draining(store)
+        await send(r, key, "e-1")
+        ack = await ask(clients, wf_id)
+        result = await result_of(clients[OLD], wf_id, ack.run_id)
+        assert result.reason == "" and result.processed == 2
+        desc = await clients[OLD].get_workflow_handle(wf_id, run_id=ack.run_id).describe()
+        assert "haul-handed-off-to" not in await desc.memo()
+    assert HandoffStore(store.db).get(wf_id) is None
+    assert await processed(clients[OLD], wf_id) == Counter({"e-0": 1, "e-1": 1})
 
 
 async def test_a_workflow_that_did_not_opt_in_refuses_handoff(
