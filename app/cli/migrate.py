@@ -25,7 +25,7 @@ from app.platform.migration_schedules import ScheduleMove
 from app.platform.phases import Action, MigrationState, Phase, Step
 
 app = typer.Typer(
-    help="Cluster migration: plan, start, route, status, drain, finish, abort.",
+    help="Cluster migration: plan, start, route, status, drain, handoff, finish, abort.",
     no_args_is_help=True,
 )
 console = Console()
@@ -317,10 +317,12 @@ def status(
     the routers that have not yet acknowledged the current version. Changes nothing."""
     from app.platform import drain as drain_monitor
     from app.platform import migration_schedules
+    from app.platform.handoff_store import HandoffStore
 
     async def body(ctl: MigrationControl) -> None:
         state = await ctl.state()
         began = await asyncio.to_thread(ctl.store.began)
+        handoffs = HandoffStore(ctl.store.db)
         head = Table("phase", "version", "old", "new", "since", "meaning", title="migration")
         head.add_row(
             state.stage,
@@ -337,6 +339,7 @@ def status(
                 await ctl.client(name),
                 entity_types=drain_monitor.entity_types(ctl.discovered),
                 older_than=timedelta(hours=older_than),
+                handoffs=await asyncio.to_thread(handoffs.counts, name),
             )
         opened = Table("cluster", "workflow type", "task queue", "open", "ages", title="open")
         for name, rep in reports.items():
@@ -370,6 +373,10 @@ def status(
                 row.note,
             )
         console.print(scheds if scheds.row_count else "no schedules")
+        console.print(
+            f"handed off from {state.old!r}: {old.handed_off} "
+            f"({old.handoffs_in_flight} not yet resumed on {state.new or '-'!r})"
+        )
         behind = await asyncio.to_thread(ctl.store.behind, state.version)
         routers = Table("router", "host", "pid", "acked", "last seen", title="not yet acknowledged")
         for r in behind:
@@ -377,5 +384,79 @@ def status(
                 r.router_id, r.host, str(r.pid), str(r.acked_version), f"{r.last_seen:%H:%M:%S}"
             )
         console.print(routers if behind else "every live router acknowledged the current version")
+
+    _run(cluster, body)
+
+
+@app.command("handoff")
+def handoff(
+    types: list[str] = typer.Option(
+        [], "--type", help="Only workflows of this type (repeatable); default: every opted-in type."
+    ),
+    cluster: str | None = CLUSTER,
+    yes: bool = YES,
+    concurrency: int = typer.Option(16, min=1, help="Requests in flight at once."),
+) -> None:
+    """Ask every opted-in workflow still open on the old cluster to continue on the new one
+    (from draining on). Each finishes its current unit of work, continues on the new cluster
+    under the same ID with its state and pending events, and completes on the old cluster as
+    "handed off". Workflows of types that do not opt in are left to drain."""
+    from app.platform import handoff_control as hc
+    from app.platform.handoff_models import HandoffRequest
+
+    async def body(ctl: MigrationControl) -> None:
+        state = await ctl.state()
+        if state.phase not in (Phase.DRAINING, Phase.DRAINED) or state.new is None:
+            raise typer.BadParameter(
+                f"handoff needs the draining phase (now {state.stage}): route and drain first "
+                "(`haul migrate route`, `haul migrate drain`)"
+            )
+        opted = hc.opted_in_types(ctl.discovered)
+        refused = [t for t in types if t not in opted]
+        if refused:
+            raise typer.BadParameter(
+                f"{', '.join(refused)} does not opt in to handoff (opted in: "
+                f"{', '.join(sorted(opted)) or 'none'}): let it drain, or mix "
+                "app.platform.handoff.Handoff into its workflow class"
+            )
+        old = await ctl.client(state.old)
+        runs = await hc.open_runs(old, types)
+        chosen = [(i, t) for i, t in runs if t in opted]
+        per_type: dict[str, int] = {}
+        for _, t in runs:
+            per_type[t] = per_type.get(t, 0) + 1
+        table = Table("workflow type", "open", "will", title=f"open on {state.old!r}")
+        for t, n in sorted(per_type.items()):
+            will = f"hand off to {state.new!r}" if t in opted else "drain (does not opt in)"
+            table.add_row(t, str(n), will)
+        console.print(table)
+        if not chosen:
+            console.print("nothing to hand off")
+            return
+        console.print(
+            f"will change: {len(chosen)} workflow(s) finish their current unit, continue on "
+            f"{state.new!r} with their state and pending events, and complete on "
+            f"{state.old!r} as handed off"
+        )
+        if not yes:
+            typer.confirm("go ahead?", abort=True)
+        request = HandoffRequest(state.old, state.new, _actor())
+        gate = asyncio.Semaphore(concurrency)
+        failures: list[str] = []
+
+        async def ask(wf_id: str) -> None:
+            async with gate:
+                try:
+                    await hc.request_handoff(old, wf_id, request, opted_in=opted)
+                except hc.HandoffRefusedError as err:
+                    failures.append(str(err))
+
+        await asyncio.gather(*(ask(i) for i, _ in chosen))
+        console.print(
+            f"asked {len(chosen) - len(failures)} workflow(s) to hand off to {state.new!r}; "
+            "`haul migrate status` counts them as they resume"
+        )
+        for f in failures:
+            console.print(f"  [yellow]not handed off[/yellow]: {f}")
 
     _run(cluster, body)

@@ -10,7 +10,7 @@ coming): those need their senders routed away first, or a handoff.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -82,6 +82,10 @@ class DrainReport:
     stuck: list[Stuck]
     # False when more runs were open than `limit` listed (counts stay exact).
     listed_all: bool = True
+    # Runs handed off from this cluster (app/platform/handoff.py), and those of them whose
+    # continuation has not started on the new cluster yet.
+    handed_off: int = 0
+    handoffs_in_flight: int = 0
 
     @property
     def estimate(self) -> timedelta | None:
@@ -116,8 +120,10 @@ async def report(
     window: timedelta = timedelta(minutes=5),
     limit: int = 10_000,
     now: datetime | None = None,
+    handoffs: Mapping[str, int] | None = None,
 ) -> DrainReport:
-    """What is open on `client`'s namespace; `entity_types` are retry_on_signal types."""
+    """What is open on `client`'s namespace; `entity_types` are retry_on_signal types;
+    `handoffs` counts handoffs away from it by status (HandoffStore.counts)."""
     now = now or datetime.now(UTC)
     total = (await client.count_workflows(OPEN)).count
     since = (now - window).isoformat()
@@ -155,4 +161,6 @@ async def report(
         window=window,
         stuck=stuck,
         listed_all=listed >= total,
+        handed_off=sum((handoffs or {}).values()),
+        handoffs_in_flight=sum(n for s, n in (handoffs or {}).items() if s != "resumed"),
     )

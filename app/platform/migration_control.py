@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from app.platform import migration_checks
 from app.platform.discovery import Discovered
+from app.platform.handoff_store import HandoffStore
 from app.platform.migration_state import MigrationStore, RouterRow
 from app.platform.phases import Action, Facts, MigrationState, Phase, transition
 
@@ -72,7 +73,13 @@ class MigrationControl:
             )
         if action is Action.MARK_DRAINED:
             old = await self.client(state.old)
-            facts = replace(facts, open_on_old=await migration_checks.open_workflows(old))
+            facts = replace(
+                facts,
+                open_on_old=await migration_checks.open_workflows(old),
+                handoffs_in_flight=await asyncio.to_thread(
+                    HandoffStore(self.store.db).unresumed, state.old
+                ),
+            )
         return facts
 
     async def preview(

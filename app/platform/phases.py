@@ -79,6 +79,8 @@ class Facts:
     missing_namespaces: tuple[str, ...] = ()
     # Open workflows on the old cluster; None when nobody counted them.
     open_on_old: int | None = None
+    # Handoffs away from the old cluster whose continuation has not started yet.
+    handoffs_in_flight: int = 0
 
 
 class TransitionRefusedError(ValueError):
@@ -181,6 +183,13 @@ def transition(
                 state,
                 action,
                 f"{facts.open_on_old} workflow(s) still open on {state.old!r}; wait or hand off",
+            )
+        if facts.handoffs_in_flight:
+            raise _refuse(
+                state,
+                action,
+                f"{facts.handoffs_in_flight} handed-off workflow(s) not yet resumed on "
+                f"{state.new!r}; their resumers need workers polling there",
             )
         nxt = replace(state, phase=Phase.DRAINED)
     elif action is Action.FINISH:

@@ -6,14 +6,21 @@ same workflow task as the completion makes the server reject that completion, so
 replays with the signal and the loop sees it: no event is processed zero times. Events are
 de-duplicated by ID within a run and across continue-as-new, so none is processed twice.
 Before the history grows large, the run continues-as-new carrying its pending events.
+
+Entities opt in to handoff (app/platform/handoff.py): asked during a cluster migration, a run
+finishes its current batch and continues on the new cluster with its state, its pending events
+and the IDs it has seen, instead of waiting to drain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from temporalio import workflow
+
+from app.platform.handoff import Handoff
+from app.platform.handoff_models import HANDED_OFF
 
 EVENT_SIGNAL = "event"
 # Continue-as-new well before the 51,200-event history limit; tests lower it.
@@ -53,9 +60,11 @@ class EntityResult:
     processed: int
     runs: int
     state: dict[str, Any]
+    # "handed off" when the run continued on another cluster; empty when it completed here.
+    reason: str = ""
 
 
-class RetryOnSignal:
+class RetryOnSignal(Handoff):
     """Base for entity workflows. Subclasses decorate the class and `run`, and implement
     `process(events)`, usually one activity call over the batch.
 
@@ -100,12 +109,24 @@ class RetryOnSignal:
                 self.on_event(event)
         processed = input.processed
         while True:
-            await workflow.wait_condition(lambda: bool(self._pending))
+            await workflow.wait_condition(lambda: bool(self._pending) or self.handoff_requested)
+            if self.handoff_requested and self._pending:
+                # A safe point: the last batch is done, the next not begun.
+                if await self._hand_off(input, processed):
+                    return EntityResult(
+                        input.entity_key, processed, input.runs + 1, self.state, HANDED_OFF
+                    )
+                continue
+            if not self._pending:
+                # Asked to hand off with nothing to carry: done here.
+                return EntityResult(input.entity_key, processed, input.runs + 1, self.state)
             batch, self._pending = self._pending, []
             await self.process(batch)
             processed += len(batch)
             if not self._pending:
                 return EntityResult(input.entity_key, processed, input.runs + 1, self.state)
+            if self.handoff_requested:
+                continue
             if self._history_too_long(input.history_limit):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
@@ -119,6 +140,29 @@ class RetryOnSignal:
                         state=self.state,
                     )
                 )
+
+    async def _hand_off(self, input: EntityInput, processed: int) -> bool:
+        """Carry what a continue-as-new would to the other cluster; events arriving from now on
+        are forwarded into the snapshot."""
+        continuation = EntityInput(
+            entity_key=input.entity_key,
+            pending=self._pending,
+            seen_ids=list(self._seen)[-REMEMBERED_IDS:],
+            runs=input.runs + 1,
+            processed=processed,
+            history_limit=input.history_limit,
+            state=self.state,
+        )
+        carried, self._pending = self._pending, []
+        if await self.hand_off(asdict(continuation), self._take_late):
+            return True
+        # Refused: the carried events are still this run's to process.
+        self._pending = [*carried, *self._pending]
+        return False
+
+    def _take_late(self) -> list[dict[str, Any]]:
+        late, self._pending = self._pending, []
+        return [asdict(e) for e in late]
 
     def _resume(self, input: EntityInput) -> None:
         """Take over what the previous run carried: its pending events, still to process, and

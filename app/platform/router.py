@@ -52,6 +52,16 @@ Why each pair of neighbouring steps keeps I1 and I2
     other cluster through the look-up. A succeeded task raises WorkflowAlreadyStartedError in
     every phase, as the server does inside one cluster.
 
+Handoff (from draining on; app/platform/handoff.py)
+    A handed-off run writes its continuation to a handoff row, then completes on the old
+    cluster; events that reach it meanwhile are appended to the row. The continuation is
+    started on the row's cluster once, by the first caller to find the old run closed, under
+    the ID's lock (`resume_handoff`): the resumer workflow, or a signal-with-start whose
+    look-up found the run closed with the handed-off memo (or whose signal found it closed),
+    or a signal that found the ID closed everywhere, before it would start a fresh one. So
+    the old run is closed before the new one opens (I1), and every event is in the snapshot,
+    forwarded into it, or signalled to the continuation, which dedupes by event ID.
+
 Signal, query, cancel go where the ID has an open run: old first while dual/routing/draining,
 new first once drained. Nothing is cached: a cached "not on old" would go stale when a guard
 router starts the ID there, and a cached "open on old" when the run ends.
@@ -94,6 +104,8 @@ from temporalio.types import (
 )
 
 from app.platform.discovery import task_queue_for
+from app.platform.handoff_models import HANDED_OFF_MEMO
+from app.platform.handoff_store import HandoffStore, ResumeStep, resume_step
 from app.platform.ids import workflow_id
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import MigrationState, Phase, Step
@@ -183,6 +195,7 @@ class ClusterRouter:
         self.clients = dict(clients)
         self.connector = connector
         self.store = store
+        self.handoffs = HandoffStore(store.db) if store else None
         self.refresh_seconds = refresh_seconds
         ttl = store.ttl_seconds if store else 0.0
         self.lease_seconds = lease_seconds if lease_seconds is not None else ttl / 3
@@ -452,7 +465,9 @@ class ClusterRouter:
             await handle.signal(name, signal_arg, rpc_timeout=self._rpc_timeout())
 
         async with self._call("signal_with_start") as call:
-            return await self._place(call, run, wf_id, wf_type, create, join=join, task=False)
+            return await self._place(
+                call, run, wf_id, wf_type, create, join=join, task=False, resume=(name, signal_arg)
+            )
 
     async def redrive(
         self, workflow_type: str, args: Sequence[Any], wf_id: str, task_queue: str
@@ -491,8 +506,13 @@ class ClusterRouter:
         create: Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]],
         join: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]] | None,
         task: bool,
+        resume: tuple[str, Any] | None = None,
     ) -> WorkflowHandle[Any, Any]:
-        """Put a new run (or join an open one) where the current step says; see the docstring."""
+        """Put a new run (or join an open one) where the current step says; see the docstring.
+
+        `resume` is the signal of a signal-with-start: when the look-up found the ID closed and
+        a handoff of it waits to be resumed, the continuation starts with that signal instead
+        of a fresh run."""
         view = call.view
         if view.phase in (Phase.SINGLE, Phase.DUAL):
             await self._decided(call, wf_id, view.old)
@@ -514,10 +534,16 @@ class ClusterRouter:
             look = (
                 [view.old, view.new] if view.step in (Step.BOTH_NEW, Step.BOTH_OLD) else [view.old]
             )
+            # A run that closed as handed off (its memo says so), or one that closed between the
+            # look-up and the signal: its continuation may be waiting in the handoff table.
+            maybe_handed_off = False
             for cluster in look:
                 desc = await self._describe(call, cluster, wf_id)
                 if desc is None:
                     continue
+                maybe_handed_off = desc.status != WorkflowExecutionStatus.RUNNING and (
+                    HANDED_OFF_MEMO in desc.raw_description.workflow_execution_info.memo.fields
+                )
                 client = self.clients[cluster]
                 if desc.status == WorkflowExecutionStatus.RUNNING:
                     await self._decided(call, wf_id, cluster)
@@ -537,10 +563,15 @@ class ClusterRouter:
                             raise
                         # It closed between the look-up and the signal: start it afresh.
                         self._extra(call, f"signal-{self._role(call, cluster)}-closed")
+                        maybe_handed_off = True
                         break
                 if desc.status == WorkflowExecutionStatus.COMPLETED and task:
                     await self._decided(call, wf_id, cluster)
                     raise WorkflowAlreadyStartedError(wf_id, wf_type, run_id=desc.run_id)
+            if maybe_handed_off and resume is not None:
+                resumed = await self._resume(call, wf_id, conn, resume)
+                if resumed is not None:
+                    return resumed
             target = view.old if view.step is Step.BOTH_OLD else view.new
             if view.step is Step.CLAIM:
                 assert conn is not None and self.store is not None
@@ -550,6 +581,73 @@ class ClusterRouter:
             return await create(self.clients[target])
         finally:
             if conn is not None:
+                await self._unlock_id(conn, wf_id)
+                self._query(call, "unlock")
+
+    async def resume_handoff(self, wf_id: str) -> WorkflowHandle[Any, Any] | None:
+        """Start a handed-off workflow's continuation on its new cluster, once; None when there
+        is nothing to resume (no handoff, or it was resumed already). The caller has seen the
+        old run closed (the resumer workflow checks before it calls)."""
+        async with self._call("resume") as call:
+            return await self._resume(call, wf_id, None, None)
+
+    async def _resume(
+        self,
+        call: _Call,
+        wf_id: str,
+        conn: psycopg.Connection[Any] | None,
+        signal: tuple[str, Any] | None,
+    ) -> WorkflowHandle[Any, Any] | None:
+        """Under the ID's lock (the caller's, or taken here): start the continuation with the
+        final snapshot, with `signal` as its start signal; see handoff_store."""
+        if self.handoffs is None:
+            return None
+        handoffs = self.handoffs
+        waiting = await self._db(handoffs.waiting, wf_id)
+        self._query(call, "handoff-read")
+        if not waiting:
+            return None
+        own = conn is None
+        if conn is None:
+            conn = await self._lock_id(wf_id)
+            self._query(call, "lock")
+        try:
+            row = await self._db(handoffs.row, conn, wf_id)
+            self._query(call, "handoff-read")
+            if row is None:
+                return None
+            client = self.clients[row.to_cluster]
+            latest = await self._describe(call, row.to_cluster, wf_id)
+            latest_run = latest.run_id if latest is not None else ""
+            step = resume_step(row, latest_run)
+            if step is ResumeStep.STARTED:
+                await self._db(handoffs.mark_resumed, conn, wf_id, latest_run)
+                self._query(call, "handoff-write")
+            if step is not ResumeStep.START:
+                return None
+            snapshot = await self._db(handoffs.begin_resume, conn, wf_id, latest_run)
+            self._query(call, "handoff-write")
+            await self._decided(call, wf_id, row.to_cluster)
+            extra: dict[str, Any] = {}
+            if signal is not None:
+                extra = {"start_signal": signal[0], "start_signal_args": [signal[1]]}
+            handle = await client.start_workflow(
+                row.workflow_type,
+                snapshot,
+                id=wf_id,
+                task_queue=row.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                rpc_timeout=self._rpc_timeout(),
+                **extra,
+            )
+            self._extra(call, "handoff-resume")
+            await self._db(handoffs.mark_resumed, conn, wf_id, handle.result_run_id or "")
+            self._query(call, "handoff-write")
+            log.info("resumed handoff of %s on %s", wf_id, row.to_cluster)
+            return handle
+        finally:
+            if own:
                 await self._unlock_id(conn, wf_id)
                 self._query(call, "unlock")
 
@@ -604,9 +702,16 @@ class ClusterRouter:
         """Signal the open run of a workflow by its deterministic ID."""
         wf_id = self.id_for(run, task_identifier)
         async with self._call("signal") as call:
-            await self._on_open_run(
-                call, wf_id, lambda h: h.signal(signal, arg, rpc_timeout=self._rpc_timeout())
-            )
+            try:
+                await self._on_open_run(
+                    call, wf_id, lambda h: h.signal(signal, arg, rpc_timeout=self._rpc_timeout())
+                )
+            except RPCError as err:
+                # Closed everywhere: a handed-off run whose continuation has not started yet
+                # takes the signal as its start signal.
+                name = wf._SignalDefinition.must_name_from_fn_or_str(signal)
+                if not _not_found(err) or not await self._resume(call, wf_id, None, (name, arg)):
+                    raise
 
     async def cancel(
         self, run: MethodAsyncSingleParam[SelfType, Any, Any], task_identifier: str

@@ -35,6 +35,8 @@ from app.platform import sandbox, tracing
 from app.platform.client import HaulClient
 from app.platform.discovery import DOMAIN_PACKAGES, Discovered, activity_names, discover
 from app.platform.failures import FailureStore
+from app.platform.handoff import Handoff, HandoffResume
+from app.platform.handoff_activities import HandoffActivities
 from app.platform.health import HealthServer
 from app.platform.plugin import HaulPlugin
 
@@ -121,11 +123,17 @@ def build_workers(
         for cls in reg.activity_classes:
             instance = _instantiate(cls, ctx)
             activities += [getattr(instance, m.__name__) for m in activity_names(cls).values()]
+        workflows = list(reg.workflows)
+        if any(issubclass(w, Handoff) for w in workflows):
+            # Opted-in workflows hand off through these, on their own task queue.
+            handoff = HandoffActivities(ctx.haul)
+            activities += [handoff.record, handoff.forward, handoff.resume]
+            workflows.append(HandoffResume)
         workers.append(
             Worker(
                 client,
                 task_queue=name,
-                workflows=reg.workflows,
+                workflows=workflows,
                 activities=activities,
                 activity_executor=executor,
                 max_concurrent_activities=settings.max_concurrent_activities,

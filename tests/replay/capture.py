@@ -14,14 +14,18 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 
+from app.core.database import Database
+from app.core.migrate import migrate
 from app.core.settings import Settings
 from app.domains.sample import DOMAIN as SAMPLE
 from app.platform.client import HaulClient, connect
 from app.platform.discovery import Discovered, TaskQueueRegistration, discover
+from app.platform.migration_state import MigrationStore
+from app.platform.router import ClusterRouter
 from app.platform.worker import build_workers
 from app.stack import cluster, targets
 from tests.replay import prepatch
-from tests.replay.scenarios import SCENARIOS
+from tests.replay.scenarios import HANDOFF_ALIAS, SCENARIOS
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -35,10 +39,12 @@ def _with_prepatch_queue(found: Discovered) -> Discovered:
     return found
 
 
-async def every_run(client: Client, workflow_id: str) -> list[WorkflowHistory]:
-    """The histories of one execution chain, first run first: from the latest run's first
-    execution run ID, along each run's ContinuedAsNew event."""
-    latest = await client.get_workflow_handle(workflow_id).fetch_history()
+async def every_run(
+    client: Client, workflow_id: str, run_id: str | None = None
+) -> list[WorkflowHistory]:
+    """The histories of one execution chain, first run first: from the first execution run ID
+    of `run_id` (default: the latest run), along each run's ContinuedAsNew event."""
+    latest = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     started = latest.events[0].workflow_execution_started_event_attributes
     run_id = started.first_execution_run_id
     runs = []
@@ -68,7 +74,19 @@ async def capture(names: list[str], cluster_name: str) -> list[Path]:
     target = targets.resolve(cluster_name)
     client = await connect(target.profile, config_file=target.config_file)
     settings = Settings(database_url=target.database_url, blob_dir=target.blob_dir)
-    workers = build_workers(client, _with_prepatch_queue(discover()), settings)
+    # Activities route through a router that reads the migration state (none: single) and can
+    # reach this cluster under a second name too, so an entity can hand off to "itself".
+    database = Database(target.database_url)
+    migrate(target.database_url)
+    router = ClusterRouter(
+        {cluster_name: client, HANDOFF_ALIAS: client},
+        MigrationStore(database),
+        cluster=cluster_name,
+    )
+    await router.open()
+    workers = build_workers(
+        client, _with_prepatch_queue(discover()), settings, haul=HaulClient(router)
+    )
     written = []
     async with asyncio.TaskGroup() as tg:
         for w in workers:
@@ -78,10 +96,12 @@ async def capture(names: list[str], cluster_name: str) -> list[Path]:
             for name in names:
                 handle = await SCENARIOS[name](haul, f"replay-{uuid.uuid4().hex[:8]}")
                 await handle.result()
-                written += write_runs(name, await every_run(client, handle.id))
+                written += write_runs(name, await every_run(client, handle.id, handle.run_id))
         finally:
             for w in workers:
                 await w.shutdown()
+            await router.close()
+            database.close()
     return written
 
 

@@ -227,6 +227,61 @@ async def _rate_audit_status(client: HaulClient, ident: str) -> WorkflowHandle[A
     return handle
 
 
+# The capture cluster's second name: a handoff "to" it starts the continuation on the same
+# server, once the handed-off run is closed (see tests/replay/capture.py).
+HANDOFF_ALIAS = "replay-capture-handoff"
+_handed_off: dict[str, WorkflowHandle[Any, Any]] = {}
+
+
+async def _handoff(client: HaulClient) -> dict[str, WorkflowHandle[Any, Any]]:
+    """One entity handed off with an event pending, once per capture: the handed-off run, its
+    continuation and the resumer that started it."""
+    if _handed_off:
+        return _handed_off
+    from app.platform.handoff_control import request_handoff
+    from app.platform.handoff_models import RESUME_WORKFLOW, HandoffRequest
+    from app.platform.ids import workflow_id
+
+    ident = "replay-handoff"
+    first = await client.signal_with_start(
+        LedgerEntityWorkflow.run,
+        EntityInput(entity_key=ident, state={"work_seconds": 2.0}),
+        ident,
+        LedgerEntityWorkflow.on_event,
+        EntityEvent(event_id=f"{ident}-0"),
+    )
+    run1 = client.client.get_workflow_handle(first.id, run_id=first.result_run_id)
+    await _history_until(run1, "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+    await run1.signal(EVENT_SIGNAL, EntityEvent(event_id=f"{ident}-1"))
+    ack = await request_handoff(
+        client.client,
+        first.id,
+        HandoffRequest(from_cluster="replay-capture", to_cluster=HANDOFF_ALIAS),
+    )
+    old = client.client.get_workflow_handle_for(
+        LedgerEntityWorkflow.run, first.id, run_id=ack.run_id
+    )
+    assert (await old.result()).reason == "handed off", "the capture worker refused the handoff"
+    resumer = client.client.get_workflow_handle(workflow_id(RESUME_WORKFLOW, first.id))
+    await _history_until(resumer, "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED")
+    _handed_off["old"] = old
+    _handed_off["resumed"] = client.client.get_workflow_handle(first.id)
+    _handed_off["resumer"] = resumer
+    return _handed_off
+
+
+async def _ledger_handed_off(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    return (await _handoff(client))["old"]
+
+
+async def _ledger_resumed(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    return (await _handoff(client))["resumed"]
+
+
+async def _handoff_resume(client: HaulClient, ident: str) -> WorkflowHandle[Any, Any]:
+    return (await _handoff(client))["resumer"]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ParcelIngest": _parcel_ingest,
     "ParcelInvoice": _parcel_invoice,
@@ -238,6 +293,9 @@ SCENARIOS: dict[str, Scenario] = {
     "LedgerEntityWorkflow": _ledger,
     "LedgerEntityWorkflow-carried": _ledger_carried,
     "LedgerEntityWorkflow-prepatch": _ledger_prepatch,
+    "LedgerEntityWorkflow-handedoff": _ledger_handed_off,
+    "LedgerEntityWorkflow-resumed": _ledger_resumed,
+    "HandoffResume": _handoff_resume,
     "NoopActivityWorkflow": _noop,
     "TimerWorkflow": _timer,
 }

@@ -13,6 +13,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from app.platform.discovery import discover, workflow_type_name
+from app.platform.handoff import HandoffResume
+from app.platform.handoff_models import HANDOFF_UPDATE, RECORD_ACTIVITY
 from app.platform.plugin import HaulPlugin
 from app.platform.retry_on_signal import CARRY_PENDING_PATCH
 
@@ -21,7 +23,8 @@ FILES = sorted(HISTORIES.glob("*.run*.json"))
 
 
 def shipped_workflows() -> list[type]:
-    return [wf for q in discover().queues.values() for wf in q.workflows]
+    """Every discovered workflow, and the platform's own the worker builder adds."""
+    return [*(wf for q in discover().queues.values() for wf in q.workflows), HandoffResume]
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -40,7 +43,8 @@ def continued_runs(type_name: str) -> list[WorkflowHistory]:
     """Runs of a type that a continue-as-new started, with something carried in their input."""
     runs = [load(p) for p in FILES]
     return [
-        h for h in runs
+        h
+        for h in runs
         if workflow_type(h) == type_name
         and h.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
         and json.loads(
@@ -100,6 +104,30 @@ def test_both_sides_of_the_carry_pending_patch_have_a_history() -> None:
     patched = [has_patch_marker(h, CARRY_PENDING_PATCH) for h in continued]
     assert True in patched, "no continued entity run made by the patched code"
     assert False in patched, "no continued entity run made by the code before the patch"
+
+
+def test_a_handed_off_entity_and_its_continuation_have_histories() -> None:
+    """The handoff path (update, record activity, completion) and the run it continues as."""
+    [old] = [load(p) for p in FILES if p.name.startswith("LedgerEntityWorkflow-handedoff.")]
+    accepted = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for e in old.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert accepted == [HANDOFF_UPDATE]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in old.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert RECORD_ACTIVITY in scheduled
+    assert (
+        b"handed off"
+        in old.events[-1].workflow_execution_completed_event_attributes.result.payloads[0].data
+    )
+    [resumed] = [load(p) for p in FILES if p.name.startswith("LedgerEntityWorkflow-resumed.")]
+    started = resumed.events[0].workflow_execution_started_event_attributes
+    assert json.loads(started.input.payloads[0].data)["pending"], "the continuation carried nothing"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
