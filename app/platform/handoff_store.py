@@ -1,4 +1,4 @@
-"""Handoff rows in the app database (migrations/postgres/0006): one per handed-off workflow ID.
+"""Handoff rows in the app database (migrations/postgres/0007): one per handed-off workflow ID.
 
     snapshotted -> resuming -> resumed
 
