@@ -167,6 +167,7 @@ for cluster in stack.clusters:
             scylla_password=scylla.cql_password if scylla else None,
             web_client_secret=web_secret,
             client_namespaces=client_namespaces,
+            app_namespace=stack.apps.worker_groups[0].namespace,
             metrics_readers=[loadgen.namespace] if loadgen.enabled else [],
             depends_on=[*addons.releases, pg, *([scylla.bootstrap] if scylla else [])],
         ),
@@ -225,6 +226,10 @@ profiles = [
     for c in stack.apps.clusters
 ]
 client_issuers = {c: issuer_name(c) for c in stack.apps.clusters if stack.cluster(c).mtls}
+# The worker role's JWT per mTLS cluster: the authorizer's answer to "who is this caller".
+client_tokens = {
+    c: temporals[c].tokens["worker"] for c in stack.apps.clusters if stack.cluster(c).mtls
+}
 after_clusters = pulumi.ResourceOptions(
     providers={"kubernetes": eks.provider}, depends_on=[*addons.releases, *releases]
 )
@@ -245,6 +250,7 @@ workers = Workers(
         oidc_issuer_url=eks.oidc_provider.url,
         keda=stack.apps.keda and stack.addons.keda,
         client_issuers=client_issuers,
+        client_tokens=client_tokens,
         tags=tags,
     ),
     # Workers come last: after the clusters they connect to and their namespaces exist, and
@@ -263,6 +269,7 @@ if loadgen.enabled:
             profiles=profiles,
             metrics_url=frontend_metrics_url(stack.apps.clusters[0]),
             client_issuers=client_issuers,
+            client_tokens=client_tokens,
             tolerations=[
                 {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.k8s_effect}
                 for t in stack.eks.node_groups[loadgen.node_group].taints

@@ -210,6 +210,33 @@ def check_frontend_mtls_in_production(resources: list[Res]) -> list[str]:
     return out
 
 
+def check_frontend_authorizer_in_production(resources: list[Res]) -> list[str]:
+    """With mTLS alone every holder of a cluster certificate is an admin (the no-op
+    authorizer); production runs the default JWT claim mapper and authorizer, with a key
+    source, and gives the server's own system workers the internal frontend."""
+    if environment(resources) != "prod":
+        return []
+    out = []
+    for rel in temporal_releases(resources):
+        server = _values(rel).get("server", {})
+        auth = (server.get("config") or {}).get("authorization") or {}
+        uris = (auth.get("jwtKeyProvider") or {}).get("keySourceURIs") or []
+        if not (
+            auth.get("authorizer") == "default" and auth.get("claimMapper") == "default" and uris
+        ):
+            out.append(
+                f"Temporal release {rel.name}: the frontend does not run the JWT authorizer "
+                "(server.config.authorization: authorizer and claimMapper default, with "
+                "jwtKeyProvider.keySourceURIs), so every client certificate is an admin"
+            )
+        if not (server.get("internalFrontend") or {}).get("enabled"):
+            out.append(
+                f"Temporal release {rel.name}: no internal frontend; with the authorizer on, "
+                "the server's system workers (no JWT) would be denied"
+            )
+    return out
+
+
 def check_grafana_admin_from_secret(r: Res) -> list[str]:
     """kube-prometheus-stack's Grafana logs in with the chart's well-known default password
     unless its admin login comes from a Secret."""
@@ -457,6 +484,10 @@ STACK_RULES = {
     "frontend-mtls-in-production": (
         check_frontend_mtls_in_production,
         "The frontend requires client certificates in production",
+    ),
+    "frontend-authorizer-in-production": (
+        check_frontend_authorizer_in_production,
+        "A client certificate is not an admin: the frontend runs the JWT authorizer",
     ),
     "scylla-authentication": (
         check_scylla_authentication,

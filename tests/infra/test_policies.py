@@ -95,7 +95,7 @@ def test_every_rule_is_in_the_pack():
     names = {p.name for p in policies()}
     assert names == set(RESOURCE_RULES) | set(STACK_RULES)
     assert {p.enforcement_level for p in policies()} == {EnforcementLevel.MANDATORY}
-    assert len(names) == 13
+    assert len(names) == 14
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -187,6 +187,18 @@ CONFIG_BRANCHES = [
         "temporal-b-temporal: the frontend does not require client certificates",
     ),
     (
+        "frontend-authorizer-in-production",
+        "migration",
+        {"stack_updates": {"clusters.1.mtls": False}},
+        "temporal-b-temporal: the frontend does not run the JWT authorizer",
+    ),
+    (
+        "frontend-authorizer-in-production",
+        "migration",
+        {"stack_updates": {"clusters.1.mtls": False}},
+        "temporal-b-temporal: no internal frontend",
+    ),
+    (
         "scylla-authentication",
         "prod-scylla",
         {"spec_updates": {"persistence.user": None}},
@@ -212,6 +224,12 @@ def _without_auth(props: dict) -> dict:
     return {**props, "data": {"scylla.yaml": text}}
 
 
+def _without_authorizer(props: dict) -> dict:
+    values = props["values"]
+    config = {k: v for k, v in values["server"]["config"].items() if k != "authorization"}
+    return {**props, "values": {**values, "server": {**values["server"], "config": config}}}
+
+
 # Rules whose violation no stack config can produce (the program always sets these): the
 # program's own resource, altered after the run, must be refused by the pack.
 ALTERED = {
@@ -229,6 +247,12 @@ ALTERED = {
         ("aws:eks/addon:Addon", "haul-prod-scylla-vpc-cni"),
         lambda props: {k: v for k, v in props.items() if k != "configurationValues"},
         "EKS addon haul-prod-scylla-vpc-cni (vpc-cni) does not set enableNetworkPolicy",
+    ),
+    "frontend-authorizer-in-production": (
+        "prod-postgres",
+        ("kubernetes:helm.sh/v3:Release", "haul-prod-postgres-temporal-a-temporal"),
+        _without_authorizer,
+        "the frontend does not run the JWT authorizer",
     ),
     "scylla-authentication": (
         "prod-scylla",
