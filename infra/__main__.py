@@ -165,6 +165,8 @@ for cluster in stack.clusters:
             rds_ca_mount_path=stack.tls.rds_ca_mount_path,
             scylla_ca_pem=scylla.ca_pem if scylla else None,
             scylla_password=scylla.cql_password if scylla else None,
+            scylla_client_cert=scylla.client_cert if scylla else None,
+            scylla_client_key=scylla.client_key if scylla else None,
             web_client_secret=web_secret,
             client_namespaces=client_namespaces,
             app_namespace=stack.apps.worker_groups[0].namespace,

@@ -19,7 +19,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
-from clusterspec import SCYLLA_CA_MOUNT, password_secret, scylla_password_secret
+from clusterspec import (
+    SCYLLA_CA_MOUNT,
+    SCYLLA_CLIENT_CERT_DIR,
+    password_secret,
+    scylla_password_secret,
+)
 from config import ClusterConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
@@ -45,6 +50,9 @@ JWKS_URI = f"file://{JWKS_DIR}/jwks.json"
 
 class ValuesConflict(ValueError):
     pass
+
+
+SCYLLA_CLIENT_CERT_SECRET = "scylla-client-cert"
 
 
 def jwks_config_map(cluster: str) -> str:
@@ -196,6 +204,13 @@ def deployment_overlay(
         mounts.append(
             {"name": "scylla-ca", "mountPath": SCYLLA_CA_MOUNT.rsplit("/", 1)[0], "readOnly": True}
         )
+        # Scylla requires a client certificate; the spec's tls.cert_file/key_file point here.
+        volumes.append(
+            {"name": "scylla-client-cert", "secret": {"secretName": SCYLLA_CLIENT_CERT_SECRET}}
+        )
+        mounts.append(
+            {"name": "scylla-client-cert", "mountPath": SCYLLA_CLIENT_CERT_DIR, "readOnly": True}
+        )
     server: dict[str, Any] = {
         "nodeSelector": {"haul.dev/node-group": "temporal"},
         "additionalVolumes": volumes,
@@ -303,6 +318,9 @@ class TemporalClusterArgs(BaseModel):
     scylla_ca_pem: Any = None
     # Temporal's CQL password (the chart reads it through the spec's password reference).
     scylla_password: Any = None
+    # Temporal's CQL client certificate and key (Outputs), from the Scylla CA.
+    scylla_client_cert: Any = None
+    scylla_client_key: Any = None
     web_client_secret: Any = None
     # Namespaces whose pods may call the frontend (the workers, the load generator) and KEDA.
     client_namespaces: list[str]
@@ -359,6 +377,19 @@ class TemporalCluster(pulumi.ComponentResource):
                     f"{name}-scylla-ca",
                     metadata={"name": "scylla-ca", "namespace": ns_name},
                     data={SCYLLA_CA_MOUNT.rsplit("/", 1)[1]: args.scylla_ca_pem},
+                    opts=in_ns,
+                )
+            )
+        if args.scylla_client_cert is not None:
+            prereqs.append(
+                k8s.core.v1.Secret(
+                    f"{name}-scylla-client-cert",
+                    metadata={"name": SCYLLA_CLIENT_CERT_SECRET, "namespace": ns_name},
+                    type="kubernetes.io/tls",
+                    string_data={
+                        "tls.crt": args.scylla_client_cert,
+                        "tls.key": args.scylla_client_key,
+                    },
                     opts=in_ns,
                 )
             )

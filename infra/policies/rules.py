@@ -297,6 +297,40 @@ def check_scylla_authentication(resources: list[Res]) -> list[str]:
     return out
 
 
+def check_scylla_client_certificates(resources: list[Res]) -> list[str]:
+    """Scylla refuses CQL clients without a certificate from its CA, and Temporal has one:
+    a password alone is not enough for a pod that reaches the CQL port."""
+    out = []
+    configs = {
+        (r.props.get("metadata", {}).get("namespace"), r.props.get("metadata", {}).get("name")): r
+        for r in resources
+        if r.type == CONFIG_MAP
+    }
+    for sc in (r for r in resources if r.type == SCYLLA_CLUSTER):
+        ns = sc.props.get("metadata", {}).get("namespace")
+        for rack in sc.props.get("spec", {}).get("datacenter", {}).get("racks") or []:
+            cm = configs.get((ns, rack.get("scyllaConfig")))
+            text = str(((cm.props.get("data") or {}) if cm else {}).get("scylla.yaml", ""))
+            required = re.search(r"^\s+require_client_auth:\s*true\s*$", text, re.M)
+            trusted = re.search(r"^\s+truststore:\s*\S+", text, re.M)
+            if not (required and trusted):
+                out.append(
+                    f"ScyllaCluster {sc.name} rack {rack.get('name')}: scylla.yaml does not set "
+                    "client_encryption_options.require_client_auth: true with a truststore; any "
+                    "pod that reaches CQL could try passwords"
+                )
+    for rel in temporal_releases(resources):
+        for store, body in _datastores(rel).items():
+            cql = body.get("cassandra")
+            tls = (cql or {}).get("tls") or {}
+            if cql is not None and not (tls.get("certFile") and tls.get("keyFile")):
+                out.append(
+                    f"Temporal release {rel.name}: {store} store has no Scylla client "
+                    "certificate (tls.certFile and tls.keyFile)"
+                )
+    return out
+
+
 def check_deletion_protection_in_production(resources: list[Res]) -> list[str]:
     if environment(resources) != "prod":
         return []
@@ -492,6 +526,10 @@ STACK_RULES = {
     "scylla-authentication": (
         check_scylla_authentication,
         "Scylla requires CQL authentication, and Temporal authenticates from a Secret",
+    ),
+    "scylla-client-certificates": (
+        check_scylla_client_certificates,
+        "Scylla requires client certificates, and Temporal presents one",
     ),
     "rds-connection-budget": (
         check_connection_budget,
