@@ -115,6 +115,15 @@ def status() -> None:
     _print([rec for rec, _ in rows], {rec.name: live for rec, live in rows})
 
 
+def _security(rec: cluster.ClusterRecord) -> str:
+    """How the frontend is reached: plaintext, TLS, or mTLS with JWT roles."""
+    if not cluster.frontend_tls(rec):
+        return ""
+    if rec.mtls:
+        return f" (mTLS + JWT roles; admin profile {cluster.admin_profile(rec.name)})"
+    return " (TLS)"
+
+
 def _print(
     records: list[cluster.ClusterRecord], live: dict[str, dict[str, bool]] | None = None
 ) -> None:
@@ -124,7 +133,7 @@ def _print(
         pids = ", ".join(f"{r}:{rec.pids[r]}{'' if ok else ' (dead)'}" for r, ok in procs.items())
         console.print(f"[bold]{rec.name}[/bold] ({rec.backend})", highlight=False)
         for label, value in (
-            ("frontend", rec.frontend),
+            ("frontend", f"{rec.frontend}{_security(rec)}"),
             ("UI", rec.ui_url or "-"),
             ("metrics", rec.metrics_url),
             ("postgres", rec.dsn(masked=True)),

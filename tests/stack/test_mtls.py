@@ -216,3 +216,13 @@ def test_a_tls_frontend_needs_the_cluster_ca(mtls_cluster: ClusterRecord, tmp_pa
     )
     with pytest.raises(RuntimeError):
         asyncio.run(asyncio.wait_for(_connect(**config), timeout=60))
+
+
+def test_stack_status_says_how_the_frontend_is_reached(mtls_cluster: ClusterRecord) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli.main import app
+
+    result = CliRunner().invoke(app, ["stack", "status"])
+    assert result.exit_code == 0, result.output
+    assert f"{mtls_cluster.frontend} (mTLS + JWT roles; admin profile {ADMIN})" in result.output
