@@ -167,8 +167,11 @@ for cluster in stack.clusters:
             rds_ca_mount_path=stack.tls.rds_ca_mount_path,
             scylla_ca_pem=scylla.ca_pem if scylla else None,
             scylla_password=scylla.cql_password if scylla else None,
+            scylla_client_cert=scylla.client_cert if scylla else None,
+            scylla_client_key=scylla.client_key if scylla else None,
             web_client_secret=web_secret,
             client_namespaces=client_namespaces,
+            app_namespace=stack.apps.worker_groups[0].namespace,
             metrics_readers=[loadgen.namespace] if loadgen.enabled else [],
             depends_on=[*addons.releases, pg, *([scylla.bootstrap] if scylla else [])],
         ),
@@ -242,6 +245,10 @@ def temporal_profile(c: str) -> TemporalProfile:
 profiles = [temporal_profile(c) for c in stack.apps.clusters]
 deployed_apps_clusters = [c for c in stack.apps.clusters if stack.apps.external(c) is None]
 client_issuers = {c: issuer_name(c) for c in deployed_apps_clusters if stack.cluster(c).mtls}
+# The worker role's JWT per deployed mTLS cluster: the authorizer's answer to "who is this caller".
+client_tokens = {
+    c: temporals[c].tokens["worker"] for c in deployed_apps_clusters if stack.cluster(c).mtls
+}
 after_clusters = pulumi.ResourceOptions(
     providers={"kubernetes": eks.provider}, depends_on=[*addons.releases, *releases]
 )
@@ -262,6 +269,7 @@ workers = Workers(
         oidc_issuer_url=eks.oidc_provider.url,
         keda=stack.apps.keda and stack.addons.keda,
         client_issuers=client_issuers,
+        client_tokens=client_tokens,
         tags=tags,
     ),
     # Workers come last: after the clusters they connect to and their namespaces exist, and
@@ -297,6 +305,7 @@ if loadgen.enabled:
             profiles=profiles,
             metrics_url=frontend_metrics_url(deployed_apps_clusters[0]),
             client_issuers=client_issuers,
+            client_tokens=client_tokens,
             tolerations=[
                 {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.k8s_effect}
                 for t in stack.eks.node_groups[loadgen.node_group].taints

@@ -18,6 +18,11 @@ from app.stack.spec import ClusterSpec, PostgresStore, TLSSettings
 # Stand-in host until the RDS instance exists (validation at config load time, preview).
 PENDING_HOST = "pending.invalid"
 SCYLLA_CA_MOUNT = "/etc/temporal/scylla-ca/ca.crt"
+# Temporal's CQL client certificate (Scylla requires one): the server pods mount it here, and
+# so does the keyspace bootstrap Job, which reads the same spec.
+SCYLLA_CLIENT_CERT_DIR = "/etc/temporal/scylla-client"
+SCYLLA_CLIENT_CERT = f"{SCYLLA_CLIENT_CERT_DIR}/tls.crt"
+SCYLLA_CLIENT_KEY = f"{SCYLLA_CLIENT_CERT_DIR}/tls.key"
 POSTGRES_PORT = 5432
 CQL_PORT = 9042
 POSTGRES_USER = "temporal"
@@ -51,6 +56,13 @@ def _with_ca(store: dict[str, Any], ca_file: str) -> dict[str, Any]:
     return {**store, "tls": tls}
 
 
+def _with_client_cert(store: dict[str, Any]) -> dict[str, Any]:
+    tls = dict(store.get("tls") or {})
+    if tls.get("enabled"):
+        tls.update(cert_file=SCYLLA_CLIENT_CERT, key_file=SCYLLA_CLIENT_KEY)
+    return {**store, "tls": tls}
+
+
 def spec_input(cluster: dict[str, Any], environment: Any, rds_ca_mount: str) -> dict[str, Any]:
     """A raw stack-file cluster with its `spec` completed by infra's facts (RDS host pending).
 
@@ -78,7 +90,9 @@ def spec_input(cluster: dict[str, Any], environment: Any, rds_ca_mount: str) -> 
                 "secret_key": "password",
             },
         }
-        data["persistence"] = _with_ca({**persistence, **cql}, SCYLLA_CA_MOUNT)
+        data["persistence"] = _with_client_cert(
+            _with_ca({**persistence, **cql}, SCYLLA_CA_MOUNT)
+        )
     else:
         data["persistence"] = _with_ca({**persistence, **on_rds}, rds_ca_mount)
     return {**cluster, "spec": data}

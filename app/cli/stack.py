@@ -35,7 +35,16 @@ def up(
     shards: int | None = typer.Option(None, help="numHistoryShards (fixed at first boot)."),
     port_base: int | None = typer.Option(None, help="First port of this cluster's block."),
     headless: bool = typer.Option(False, help="Do not start the Web UI (dev backend)."),
-    tls: bool = typer.Option(False, help="Serve Postgres over TLS from a generated CA."),
+    tls: bool = typer.Option(
+        False,
+        help="Serve Postgres, and temporal-server's frontend, over TLS from a generated CA.",
+    ),
+    mtls: bool = typer.Option(
+        False,
+        help="Like --tls, and the frontend requires a client certificate and a JWT (the "
+        "server's authorizer): the cluster's profile gets the worker role, `<name>.admin` "
+        "the admin role (postgres and cassandra backends).",
+    ),
 ) -> None:
     """Start a named cluster, or confirm it is running. Safe to run again.
 
@@ -44,7 +53,13 @@ def up(
     """
     with console.status(f"starting cluster {name!r} ({backend}) ..."):
         rec = cluster.up(
-            name, backend, shards=shards, port_base=port_base, headless=headless, tls=tls
+            name,
+            backend,
+            shards=shards,
+            port_base=port_base,
+            headless=headless,
+            tls=tls,
+            mtls=mtls,
         )
     console.print(f"[green]cluster {rec.name!r} is up[/green]")
     _print([rec])
@@ -100,6 +115,15 @@ def status() -> None:
     _print([rec for rec, _ in rows], {rec.name: live for rec, live in rows})
 
 
+def _security(rec: cluster.ClusterRecord) -> str:
+    """How the frontend is reached: plaintext, TLS, or mTLS with JWT roles."""
+    if not cluster.frontend_tls(rec):
+        return ""
+    if rec.mtls:
+        return f" (mTLS + JWT roles; admin profile {cluster.admin_profile(rec.name)})"
+    return " (TLS)"
+
+
 def _print(
     records: list[cluster.ClusterRecord], live: dict[str, dict[str, bool]] | None = None
 ) -> None:
@@ -109,7 +133,7 @@ def _print(
         pids = ", ".join(f"{r}:{rec.pids[r]}{'' if ok else ' (dead)'}" for r, ok in procs.items())
         console.print(f"[bold]{rec.name}[/bold] ({rec.backend})", highlight=False)
         for label, value in (
-            ("frontend", rec.frontend),
+            ("frontend", f"{rec.frontend}{_security(rec)}"),
             ("UI", rec.ui_url or "-"),
             ("metrics", rec.metrics_url),
             ("postgres", rec.dsn(masked=True)),

@@ -34,6 +34,9 @@ class Profile(BaseModel):
     name: str
     address: str
     namespace: str
+    # Sent as `Authorization: Bearer <api_key>`: Temporal Cloud's API key, or a self-hosted
+    # server's JWT for its claim mapper.
+    api_key: str = ""
     tls: ProfileTLS | None = None
 
 
@@ -47,7 +50,10 @@ def render(profiles: Iterable[Profile]) -> str:
     for p in profiles:
         table = f"profile.{_quote(p.name)}"
         lines += [f"[{table}]", f"address = {_quote(p.address)}"]
-        lines += [f"namespace = {_quote(p.namespace)}", ""]
+        lines.append(f"namespace = {_quote(p.namespace)}")
+        if p.api_key:
+            lines.append(f"api_key = {_quote(p.api_key)}")
+        lines.append("")
         if p.tls is not None:
             lines.append(f"[{table}.tls]")
             if p.tls.disabled:
@@ -60,5 +66,6 @@ def render(profiles: Iterable[Profile]) -> str:
 
 
 def write(path: Path, profiles: Iterable[Profile]) -> None:
-    """Write a temporal.toml atomically (clients may be reading it)."""
-    write_atomic(path, render(profiles))
+    """Write a temporal.toml atomically (clients may be reading it), owner-only: profiles may
+    hold API keys or tokens."""
+    write_atomic(path, render(profiles), mode=0o600)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from temporalio.api.workflowservice.v1 import GetClusterInfoRequest, GetSystemInfoRequest
 from temporalio.client import Client
+from temporalio.service import TLSConfig
 
 from app.core import envconfig
 from app.core.files import private_dir
@@ -24,7 +25,7 @@ from app.core.procs import (
     stop_pid,
 )
 from app.core.waiting import WaitTimeout, wait_until
-from app.stack import dev, namespaces, postgres, tls
+from app.stack import authz, dev, namespaces, postgres, tls
 from app.stack.registry import ClusterRecord, Registry, check_block, check_name
 from app.stack.spec import ClusterSpec, check_shard_count
 from app.stack.spec_render import render_dynamic_config, render_namespace_setup
@@ -64,13 +65,47 @@ def app_namespace(rec: ClusterRecord) -> str:
     )
 
 
+def frontend_tls(rec: ClusterRecord) -> bool:
+    """Whether the cluster's frontend serves TLS: `--tls` on temporal-server (the dev
+    server's frontend stays plaintext; its `--tls` covers Postgres only)."""
+    return rec.tls and rec.backend != "dev"
+
+
+def admin_profile(name: str) -> str:
+    """The envconfig profile of an `--mtls` cluster's admin role (the stack's own calls and
+    operators); the cluster's own profile carries the worker role."""
+    return f"{name}.admin"
+
+
+def _profiles(rec: ClusterRecord) -> list[envconfig.Profile]:
+    namespace = app_namespace(rec)
+    base = envconfig.Profile(name=rec.name, address=rec.frontend, namespace=namespace)
+    if not frontend_tls(rec):
+        return [base]
+    files = tls.ensure_certs(rec.tls_dir)
+    server_tls = envconfig.ProfileTLS(
+        server_name=tls.SERVER_NAME, server_ca_cert_path=str(files.ca)
+    )
+    if not rec.mtls:
+        return [base.model_copy(update={"tls": server_tls})]
+    mutual = server_tls.model_copy(
+        update={
+            "client_cert_path": str(files.client_cert),
+            "client_key_path": str(files.client_key),
+        }
+    )
+    auth = authz.ensure_local_auth(rec.tls_dir, namespace)
+    return [
+        base.model_copy(update={"tls": mutual, "api_key": auth.worker_token}),
+        base.model_copy(
+            update={"name": admin_profile(rec.name), "tls": mutual, "api_key": auth.admin_token}
+        ),
+    ]
+
+
 def _write_profiles(registry: Registry) -> None:
     envconfig.write(
-        registry.profile_file,
-        [
-            envconfig.Profile(name=rec.name, address=rec.frontend, namespace=app_namespace(rec))
-            for rec in registry.all()
-        ],
+        registry.profile_file, [p for rec in registry.all() for p in _profiles(rec)]
     )
 
 
@@ -86,12 +121,25 @@ def up(
     port_base: int | None = None,
     headless: bool = False,
     tls: bool = False,
+    mtls: bool = False,
     registry: Registry | None = None,
     timeout: float = 120.0,
 ) -> ClusterRecord:
-    """Start (or confirm) a named cluster. Safe to call again on a running cluster."""
+    """Start (or confirm) a named cluster. Safe to call again on a running cluster.
+
+    `tls`: Postgres, and temporal-server's frontend, serve TLS from the cluster's CA. `mtls`
+    (implies `tls`; postgres and cassandra backends): the frontend also requires a client
+    certificate and a JWT, and the cluster's profiles carry both (worker role in the cluster's
+    profile, admin role in `<name>.admin`).
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if mtls and backend == "dev":
+        raise ValueError(
+            "--mtls needs temporal-server (--backend postgres or cassandra); the dev server "
+            "has no authorizer"
+        )
+    tls = tls or mtls
     check_name(name)
     reg = registry or Registry()
     with reg.locked():
@@ -102,6 +150,12 @@ def up(
                 f"cluster {name!r} exists with backend {rec.backend!r}, not {backend!r}; "
                 f"run `haul stack down {name} --purge` first or choose another --name"
             )
+        if rec is not None and ((tls and not rec.tls) or (mtls and not rec.mtls)):
+            raise ValueError(
+                f"cluster {name!r} exists without {'--mtls' if mtls else '--tls'}; certificates "
+                f"are set at creation: run `haul stack down {name} --purge` first or choose "
+                "another --name"
+            )
         if rec is None:
             rec = ClusterRecord(
                 name=name,
@@ -111,6 +165,7 @@ def up(
                 postgres_password=postgres.new_password(),
                 num_history_shards=shards or DEFAULT_SHARDS,
                 tls=tls,
+                mtls=mtls,
             )
             private_dir(rec.path)
         else:
@@ -171,8 +226,24 @@ def _start_postgres(rec: ClusterRecord, reg: Registry) -> None:
 
 
 async def connect_raw(record: ClusterRecord, namespace: str = "default") -> Client:
-    """A plain client for stack management (no converter or interceptors needed)."""
-    return await Client.connect(record.frontend, namespace=namespace)
+    """A plain client for stack management (no converter or interceptors needed); on an
+    `--mtls` cluster it presents the client certificate and the admin role's token."""
+    if not frontend_tls(record):
+        return await Client.connect(record.frontend, namespace=namespace)
+    files = tls.ensure_certs(record.tls_dir)
+    client_tls = TLSConfig(server_root_ca_cert=files.ca.read_bytes(), domain=tls.SERVER_NAME)
+    api_key = None
+    if record.mtls:
+        client_tls = TLSConfig(
+            server_root_ca_cert=files.ca.read_bytes(),
+            domain=tls.SERVER_NAME,
+            client_cert=files.client_cert.read_bytes(),
+            client_private_key=files.client_key.read_bytes(),
+        )
+        api_key = authz.ensure_local_auth(record.tls_dir, app_namespace(record)).admin_token
+    return await Client.connect(
+        record.frontend, namespace=namespace, tls=client_tls, api_key=api_key
+    )
 
 
 def _wait_frontend(rec: ClusterRecord, timeout: float) -> None:

@@ -117,7 +117,10 @@ class ClusterRecord(BaseModel):
     postgres_user: str = "haul"
     postgres_password: str = ""
     num_history_shards: int = 0
+    # tls: Postgres and the frontend serve TLS from the cluster's CA. mtls (implies tls): the
+    # frontend also requires a client certificate and a JWT (the server's authorizer).
     tls: bool = False
+    mtls: bool = False
 
     @field_validator("name")
     @classmethod
@@ -186,7 +189,8 @@ class ClusterRecord(BaseModel):
 
     @property
     def tls_dir(self) -> Path:
-        """Where `--tls` keeps the cluster's generated CA and server certificate."""
+        """Where `--tls` keeps the cluster's generated CA and certificates (and `--mtls` the
+        JWT signing key and JWKS)."""
         return self.path / "tls"
 
     @property

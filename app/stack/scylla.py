@@ -61,6 +61,9 @@ def _ssl_context(store: CassandraStore) -> ssl.SSLContext:
     ctx.check_hostname = store.tls.enable_host_verification
     if not store.tls.enable_host_verification:
         ctx.verify_mode = ssl.CERT_NONE
+    if store.tls.cert_file and store.tls.key_file:
+        # Scylla with require_client_auth refuses a client without one.
+        ctx.load_cert_chain(store.tls.cert_file, store.tls.key_file)
     return ctx
 
 

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.core.procs import ensure_ports_free, spawn
-from app.stack import builds, cassandra, schema, scylla, tls
+from app.stack import authz, builds, cassandra, schema, scylla, tls
+from app.stack.cluster import app_namespace, frontend_tls
 from app.stack.registry import ClusterRecord, Registry
 from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore
 from app.stack.spec_render import (
+    FrontendSecurity,
     ListenConfig,
     dump_server_config,
     dump_yaml,
@@ -43,6 +45,30 @@ def listen_config(rec: ClusterRecord) -> ListenConfig:
         worker_membership=rec.port("worker_membership"),
         metrics=rec.port("metrics"),
         dynamic_config_path=str(rec.config_dir / "dynamicconfig.yaml"),
+        # Only an authorizing (mTLS) cluster needs the internal frontend.
+        internal_frontend_grpc=rec.port("internal_frontend") if rec.mtls else None,
+        internal_frontend_membership=(
+            rec.port("internal_frontend_membership") if rec.mtls else None
+        ),
+    )
+
+
+def frontend_security(rec: ClusterRecord) -> FrontendSecurity | None:
+    """The frontend's TLS for a `--tls` cluster; for `--mtls` also client certificates and the
+    JWT authorizer (keys from the cluster's JWKS file)."""
+    if not frontend_tls(rec):
+        return None
+    files = tls.ensure_certs(rec.tls_dir)
+    key_source = None
+    if rec.mtls:
+        key_source = authz.ensure_local_auth(rec.tls_dir, app_namespace(rec)).key_source_uri
+    return FrontendSecurity(
+        cert_file=str(files.cert),
+        key_file=str(files.key),
+        ca_file=str(files.ca),
+        server_name=tls.SERVER_NAME,
+        require_client_auth=rec.mtls,
+        key_source_uri=key_source,
     )
 
 
@@ -53,7 +79,8 @@ def write_config(rec: ClusterRecord, spec: ClusterSpec) -> Path:
     cdir.mkdir(parents=True, exist_ok=True)
     Path(listen.dynamic_config_path).write_text(dump_yaml(render_dynamic_config(spec)))
     path = cdir / "temporal.yaml"
-    path.write_text(dump_server_config(render_server_config(spec, listen)))
+    frontend = frontend_security(rec)
+    path.write_text(dump_server_config(render_server_config(spec, listen, frontend)))
     return path
 
 
@@ -87,6 +114,14 @@ def _sql_schemas(
         )
 
 
+def _services(listen: ListenConfig) -> list[str]:
+    """The services to start: the server's defaults, or (when the config has an internal
+    frontend, which `start` skips unless asked) all five by name."""
+    if listen.internal_frontend_grpc is None:
+        return []
+    return ["frontend", "internal-frontend", "history", "matching", "worker"]
+
+
 def _spawn_server(
     rec: ClusterRecord, spec: ClusterSpec, reg: Registry, tools: builds.TemporalBinaries
 ) -> int:
@@ -94,7 +129,8 @@ def _spawn_server(
     ensure_ports_free(listen.ports())
     config = write_config(rec, spec)
     pid = spawn(
-        [str(tools.server), "--config-file", str(config), "--allow-no-auth", "start"],
+        [str(tools.server), "--config-file", str(config), "--allow-no-auth", "start"]
+        + [arg for svc in _services(listen) for arg in ("--service", svc)],
         rec.log("temporal"),
         env=_password_env(spec, rec.postgres_password),
         cwd=rec.path,

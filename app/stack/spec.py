@@ -144,13 +144,24 @@ class TLSSettings(_Model):
     ca_file: str | None = None
     enable_host_verification: bool = False
     server_name: str | None = None
+    # The server's client certificate, for a database that requires one (Scylla's
+    # client_encryption_options.require_client_auth).
+    cert_file: str | None = None
+    key_file: str | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> TLSSettings:
-        if not self.enabled and (self.enable_host_verification or self.ca_file):
+        if not self.enabled and (
+            self.enable_host_verification or self.ca_file or self.cert_file or self.key_file
+        ):
             raise ValueError(
-                "tls.enable_host_verification or tls.ca_file is set while tls.enabled is false; "
-                "set tls.enabled: true (host verification needs TLS)"
+                "tls.enable_host_verification, tls.ca_file or a client certificate is set while "
+                "tls.enabled is false; set tls.enabled: true (they all need TLS)"
+            )
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError(
+                "tls.cert_file and tls.key_file go together (the client certificate and its "
+                "key); give both or neither"
             )
         return self
 
@@ -163,6 +174,8 @@ class TLSSettings(_Model):
             out["caFile"] = self.ca_file
         if self.server_name:
             out["serverName"] = self.server_name
+        if self.cert_file and self.key_file:
+            out["certFile"], out["keyFile"] = self.cert_file, self.key_file
         return out
 
 
@@ -522,6 +535,13 @@ class ClusterSpec(_Model):
                     )
             if isinstance(self.persistence, CassandraStore):
                 store = self.persistence
+                if not store.tls.cert_file:
+                    raise ValueError(
+                        f"persistence store ({store.kind}) has no client certificate in "
+                        f"production cluster {self.name!r}; Scylla requires one "
+                        "(require_client_auth), so any pod that reaches CQL is not a client: "
+                        "set tls.cert_file and tls.key_file"
+                    )
                 rfs = store.replication_for("prod")
                 low = {dc: rf for dc, rf in rfs.items() if rf < PROD_MIN_RF}
                 if low:

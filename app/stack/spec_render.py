@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app import versions
+from app.stack import authz
 from app.stack.spec import CassandraStore, ClusterSpec, PostgresStore, duration
 
 SQL_PLUGIN = "postgres12"
@@ -51,6 +52,10 @@ class ListenConfig(BaseModel):
     worker_grpc: int = 7239
     worker_membership: int = 6939
     metrics: int = 9090
+    # The internal frontend serves the server's own system workers when the public frontend
+    # runs an authorizer (they carry no JWT); None leaves it out.
+    internal_frontend_grpc: int | None = None
+    internal_frontend_membership: int | None = None
     dynamic_config_path: str = "dynamicconfig.yaml"
     dynamic_config_poll_interval: str = "10s"
     # "opentelemetry" exports the billable-action counter as `action_total`, as the dev server
@@ -77,21 +82,27 @@ class ListenConfig(BaseModel):
         return self
 
     def ports(self) -> dict[str, int]:
+        optional = ("internal_frontend_grpc", "internal_frontend_membership")
         return {
             name: getattr(self, name)
-            for name in (
-                "frontend_grpc",
-                "frontend_http",
-                "frontend_membership",
-                "history_grpc",
-                "history_membership",
-                "matching_grpc",
-                "matching_membership",
-                "worker_grpc",
-                "worker_membership",
-                "metrics",
-            )
+            for name in (*self._core_ports(), *optional)
+            if getattr(self, name) is not None
         }
+
+    @staticmethod
+    def _core_ports() -> tuple[str, ...]:
+        return (
+            "frontend_grpc",
+            "frontend_http",
+            "frontend_membership",
+            "history_grpc",
+            "history_membership",
+            "matching_grpc",
+            "matching_membership",
+            "worker_grpc",
+            "worker_membership",
+            "metrics",
+        )
 
     @classmethod
     def from_base(
@@ -99,7 +110,7 @@ class ListenConfig(BaseModel):
     ) -> ListenConfig:
         """Ports base+0 .. base+9: frontend gRPC, HTTP, membership; history gRPC, membership;
         matching gRPC, membership; worker gRPC, membership; metrics."""
-        names = list(cls().ports())
+        names = list(cls._core_ports())
         fields: dict[str, Any] = {name: base + i for i, name in enumerate(names)}
         fields.update(kw, host=host, dynamic_config_path=dynamic_config_path)
         return cls.model_validate(fields)
@@ -111,6 +122,42 @@ class ListenConfig(BaseModel):
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics}{METRICS_PATH}"
+
+
+class FrontendSecurity(BaseModel):
+    """TLS on the public frontend, optionally mutual, and the authorizer that goes with mTLS.
+
+    `require_client_auth` asks every caller for a certificate from `ca_file`; then
+    `key_source_uri` (the JWKS) must be set too, since a certificate alone would make every
+    holder an admin. The authorizer's system workers use the internal frontend instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+    server_name: str
+    require_client_auth: bool = False
+    key_source_uri: str | None = None
+
+    @model_validator(mode="after")
+    def _authorized(self) -> FrontendSecurity:
+        if self.require_client_auth and not self.key_source_uri:
+            raise ValueError(
+                "frontend requires client certificates but has no JWT key source: any holder "
+                "of a cluster certificate would be an admin; give key_source_uri (the JWKS)"
+            )
+        return self
+
+    def render_tls(self) -> dict[str, Any]:
+        """`global.tls`: the frontend's server side, and how the server's own clients
+        (system workers without an internal frontend) verify it."""
+        server: dict[str, Any] = {"certFile": self.cert_file, "keyFile": self.key_file}
+        if self.require_client_auth:
+            server |= {"requireClientAuth": True, "clientCaFiles": [self.ca_file]}
+        client = {"serverName": self.server_name, "rootCaFiles": [self.ca_file]}
+        return {"frontend": {"server": server, "client": client}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,13 +222,36 @@ def _rpc(host: str, grpc: int, membership: int, http: int | None = None) -> dict
     return {"rpc": rpc}
 
 
-def render_server_config(spec: ClusterSpec, listen: ListenConfig) -> dict[str, Any]:
-    """The temporal-server config (server 1.32 format) for booting `spec` locally.
+def render_server_config(
+    spec: ClusterSpec, listen: ListenConfig, frontend: FrontendSecurity | None = None
+) -> dict[str, Any]:
+    """The temporal-server config (server 1.32 format) for booting `spec` locally; with
+    `frontend`, the public frontend serves TLS (and mTLS with the JWT authorizer).
 
     Passwords are `{{ env "VAR" | toJson }}` templates: write the file with
     `dump_server_config`, which puts `# enable-template` on the first line, and start the
     server with VAR set.
     """
+    h = listen.host
+    config = _base_server_config(spec, listen)
+    if frontend is not None:
+        config["global"]["tls"] = frontend.render_tls()
+        if frontend.key_source_uri:
+            config["global"]["authorization"] = authz.server_authorization(
+                frontend.key_source_uri
+            )
+            if listen.internal_frontend_grpc is None or listen.internal_frontend_membership is None:
+                raise ValueError(
+                    "an authorizer needs the internal frontend for the server's system workers; "
+                    "give internal_frontend_grpc and internal_frontend_membership ports"
+                )
+            config["services"]["internal-frontend"] = _rpc(
+                h, listen.internal_frontend_grpc, listen.internal_frontend_membership
+            )
+    return config
+
+
+def _base_server_config(spec: ClusterSpec, listen: ListenConfig) -> dict[str, Any]:
     h = listen.host
     return {
         "log": {"stdout": True, "level": spec.log_level},

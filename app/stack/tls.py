@@ -1,4 +1,5 @@
-"""TLS for a local cluster's Postgres, from a CA that haul generates (`haul stack up --tls`).
+"""TLS for a local cluster's Postgres and frontend, from a CA that haul generates
+(`haul stack up --tls`, and `--mtls` for client certificates).
 
 RDS Postgres 15+ forces SSL and production verifies the server against the RDS CA bundle; the
 local stack does the same with its own CA: Postgres serves a certificate the CA signed (for
@@ -23,6 +24,7 @@ from app.core.files import private_dir, write_private
 from app.stack.spec import TLSSettings
 
 SERVER_NAME = "localhost"
+CLIENT_NAME = "haul-client"
 VALIDITY = dt.timedelta(days=365)
 
 
@@ -66,6 +68,8 @@ class TLSFiles:
     ca: Path
     cert: Path
     key: Path
+    client_cert: Path
+    client_key: Path
 
 
 def _name(cn: str) -> x509.Name:
@@ -126,6 +130,45 @@ def generate_ca(directory: Path, common_name: str) -> tuple[Path, Path]:
     return ca, ca_key
 
 
+def _issue(
+    ca: Path,
+    ca_key: Path,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    san: list[x509.GeneralName],
+    out: Path,
+    out_key: Path,
+) -> tuple[Path, Path]:
+    ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
+    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+    )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    cert = (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+        .sign(signer, hashes.SHA256())
+    )
+    out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(out_key, key)
+    return out, out_key
+
+
 def issue_server_cert(
     directory: Path,
     ca: Path,
@@ -136,38 +179,34 @@ def issue_server_cert(
 ) -> tuple[Path, Path]:
     """A server certificate signed by the CA, for localhost and 127.0.0.1 unless other names
     are given (tests present one for another name): (server.pem, key)."""
-    ca_cert = x509.load_pem_x509_certificate(ca.read_bytes())
-    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
-    assert isinstance(signer, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(dns_names[0]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(n) for n in dns_names]
-                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-            critical=False,
-        )
-        .sign(signer, hashes.SHA256())
+    san: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    san += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    return _issue(
+        ca,
+        ca_key,
+        dns_names[0],
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        san,
+        directory / "server.pem",
+        directory / "server-key.pem",
     )
-    out, out_key = directory / "server.pem", directory / "server-key.pem"
-    out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(out_key, key)
-    return out, out_key
+
+
+def issue_client_cert(
+    directory: Path, ca: Path, ca_key: Path, common_name: str = CLIENT_NAME
+) -> tuple[Path, Path]:
+    """A client certificate signed by the CA, for callers of an mTLS frontend:
+    (client.pem, key). It proves only that the caller holds a cluster certificate; what it may
+    do comes from its JWT (app.stack.authz)."""
+    return _issue(
+        ca,
+        ca_key,
+        common_name,
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        [],
+        directory / "client.pem",
+        directory / "client-key.pem",
+    )
 
 
 def ensure_certs(directory: Path) -> TLSFiles:
@@ -177,9 +216,13 @@ def ensure_certs(directory: Path) -> TLSFiles:
     if not (ca.exists() and ca_key.exists()):
         ca, ca_key = generate_ca(directory, "haul local CA")
         cert.unlink(missing_ok=True)
+        (directory / "client.pem").unlink(missing_ok=True)
     if not (cert.exists() and key.exists()):
         cert, key = issue_server_cert(directory, ca, ca_key)
-    return TLSFiles(ca=ca, cert=cert, key=key)
+    client, client_key = directory / "client.pem", directory / "client-key.pem"
+    if not (client.exists() and client_key.exists()):
+        client, client_key = issue_client_cert(directory, ca, ca_key)
+    return TLSFiles(ca=ca, cert=cert, key=key, client_cert=client, client_key=client_key)
 
 
 def settings_for(files: TLSFiles) -> TLSSettings:

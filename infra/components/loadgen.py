@@ -40,6 +40,8 @@ from components.workers import (
     pod_disruption_budget,
     render_temporal_toml,
     scratch_volume,
+    token_env,
+    token_secrets,
     toml_checksum,
 )
 
@@ -61,6 +63,8 @@ class LoadGeneratorArgs(BaseModel):
     metrics_url: str
     # cert-manager issuer per mTLS cluster, for the load generator's client certificates.
     client_issuers: dict[str, str] = {}
+    # The worker role's JWT per mTLS cluster (Output, secret), as the workers get it.
+    client_tokens: dict[str, Any] = {}
     # The node group's taints, tolerated (a dedicated, tainted group keeps load off workers).
     tolerations: list[dict[str, str]] = []
     # parcel_ingest: the app database (a secret Output URL and its CA bundle) and the
@@ -104,6 +108,7 @@ class LoadGenerator(pulumi.ComponentResource):
                 opts=in_ns,
             )
         ]
+        needs += token_secrets(name, ns, args.client_tokens, in_ns)
         for cluster, issuer in args.client_issuers.items():
             needs.append(
                 client_certificate(
@@ -216,7 +221,8 @@ class LoadGenerator(pulumi.ComponentResource):
             scratch, mount = scratch_volume(volume, path, args.config.scratch_size)
             volumes.append(scratch)
             mounts.append(mount)
-        secrets: list[dict[str, Any]] = []
+        # Load-test users call the target cluster as the worker role does.
+        secrets: list[dict[str, Any]] = token_env(args.profiles[0], args.client_tokens)
         if app_access:
             volumes.append(RDS_CA_VOLUME)
             mounts.append(RDS_CA_MOUNT)

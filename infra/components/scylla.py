@@ -26,6 +26,9 @@ import pulumi_tls as tls
 from clusterspec import (
     CQL_PORT,
     SCYLLA_CA_MOUNT,
+    SCYLLA_CLIENT_CERT,
+    SCYLLA_CLIENT_CERT_DIR,
+    SCYLLA_CLIENT_KEY,
     SCYLLA_USER,
     scylla_namespace,
     scylla_password_secret,
@@ -44,19 +47,28 @@ TLS_DIR = "/etc/scylla-tls"
 SPEC_DIR = "/etc/haul/spec"
 SPEC_FILE = f"{SPEC_DIR}/cluster.yaml"
 ADMIN_SECRET = "scylla-admin-credentials"
+# The CQL client certificate (Temporal's and the bootstrap Job's), in the Scylla namespace and
+# in the Temporal cluster's.
+CLIENT_CERT_SECRET = "scylla-client-cert"
 # Scylla's built-in superuser and the password every fresh cluster gives it.
 SUPERUSER = "cassandra"
 SCYLLA_AUTH = ("authenticator: PasswordAuthenticator", "authorizer: CassandraAuthorizer")
+CLIENT_CERT_VOLUME = {"name": "client-cert", "secret": {"secretName": CLIENT_CERT_SECRET}}
+CLIENT_CERT_MOUNT = {"name": "client-cert", "mountPath": SCYLLA_CLIENT_CERT_DIR, "readOnly": True}
 
 
 def cql_roles_script(host: str, ca_file: str, user: str) -> str:
     """Idempotent: the superuser moves to $ADMIN_PASSWORD (once), `user` gets $CQL_PASSWORD
-    and may create keyspaces. Passwords are alphanumeric, so they quote safely in CQL."""
+    and may create keyspaces. Passwords are alphanumeric, so they quote safely in CQL. cqlsh
+    presents the client certificate (Scylla requires one) from its cqlshrc."""
     probe = "SELECT release_version FROM system.local"
     return (
         "\n".join(
             [
                 "set -eu",
+                'mkdir -p "$HOME/.cassandra"',
+                "printf '[ssl]\\nusercert = %s\\nuserkey = %s\\n' "
+                f'{SCYLLA_CLIENT_CERT} {SCYLLA_CLIENT_KEY} > "$HOME/.cassandra/cqlshrc"',
                 f"export SSL_CERTFILE={ca_file} SSL_VALIDATE=true",
                 f'cql() {{ cqlsh --ssl -u {SUPERUSER} -p "$1" -e "$2" {host} {CQL_PORT}; }}',
                 f'until cql "$ADMIN_PASSWORD" "{probe}" >/dev/null 2>&1; do',
@@ -249,6 +261,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
                                 "name": "cluster-spec",
                                 "configMap": {"name": "temporal-cluster-spec"},
                             },
+                            CLIENT_CERT_VOLUME,
                             {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
                         ],
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
@@ -261,6 +274,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
                                 "env": env,
                                 "volumeMounts": [
                                     {"name": "client-tls", "mountPath": ca_dir, "readOnly": True},
+                                    CLIENT_CERT_MOUNT,
                                     {
                                         "name": "cluster-spec",
                                         "mountPath": SPEC_DIR,
@@ -300,6 +314,7 @@ class ScyllaPersistence(pulumi.ComponentResource):
             ],
             "volumeMounts": [
                 {"name": "client-tls", "mountPath": ca_dir, "readOnly": True},
+                CLIENT_CERT_MOUNT,
                 {"name": "scratch", "mountPath": "/tmp"},
             ],
             "resources": {
@@ -369,6 +384,41 @@ class ScyllaPersistence(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
         )
 
+    def _client_cert(
+        self, name: str, ca_key_pem: Any, ca_pem: Any, opts: pulumi.ResourceOptions
+    ) -> tuple[Any, Any]:
+        """Temporal's CQL client certificate from the Scylla CA (client auth only), in a
+        Secret of the Scylla namespace for the bootstrap Job; the Temporal cluster puts the
+        same pair in its own namespace (`client_cert`, `client_key`)."""
+        child = pulumi.ResourceOptions(parent=self)
+        key = tls.PrivateKey(
+            f"{name}-scylla-client", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+        )
+        csr = tls.CertRequest(
+            f"{name}-scylla-client",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=SCYLLA_USER, organization="haul"),
+            opts=child,
+        )
+        cert = tls.LocallySignedCert(
+            f"{name}-scylla-client",
+            cert_request_pem=csr.cert_request_pem,
+            ca_private_key_pem=ca_key_pem,
+            ca_cert_pem=ca_pem,
+            validity_period_hours=24 * 365,
+            early_renewal_hours=24 * 30,
+            allowed_uses=["digital_signature", "key_encipherment", "client_auth"],
+            opts=child,
+        )
+        k8s.core.v1.Secret(
+            f"{name}-scylla-client-cert",
+            metadata={"name": CLIENT_CERT_SECRET, "namespace": self.namespace_name},
+            type="kubernetes.io/tls",
+            string_data={"tls.crt": cert.cert_pem, "tls.key": key.private_key_pem},
+            opts=opts,
+        )
+        return cert.cert_pem, key.private_key_pem
+
     def _client_tls(self, name: str, after: pulumi.Resource) -> pulumi.Output[str]:
         """A CA and a serving certificate for CQL client encryption, made with pulumi-tls.
 
@@ -426,6 +476,9 @@ class ScyllaPersistence(pulumi.ComponentResource):
             },
             opts=after_ns,
         )
+        self.client_cert, self.client_key = self._client_cert(
+            name, ca_key.private_key_pem, ca.cert_pem, after_ns
+        )
         k8s.core.v1.ConfigMap(
             f"{name}-scylla-config",
             metadata={"name": "scylla-config", "namespace": self.namespace_name},
@@ -436,7 +489,9 @@ class ScyllaPersistence(pulumi.ComponentResource):
                         "  enabled: true",
                         f"  certificate: {TLS_DIR}/tls.crt",
                         f"  keyfile: {TLS_DIR}/tls.key",
-                        "  require_client_auth: false",
+                        # A CQL client must present a certificate this CA signed.
+                        "  require_client_auth: true",
+                        f"  truststore: {TLS_DIR}/ca.crt",
                         *SCYLLA_AUTH,
                     ]
                 )

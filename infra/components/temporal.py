@@ -18,11 +18,18 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from clusterspec import SCYLLA_CA_MOUNT, password_secret, scylla_password_secret
+import pulumi_tls as tls
+from clusterspec import (
+    SCYLLA_CA_MOUNT,
+    SCYLLA_CLIENT_CERT_DIR,
+    password_secret,
+    scylla_password_secret,
+)
 from config import ClusterConfig
 from pydantic import BaseModel, ConfigDict, SkipValidation
 
 from app import versions
+from app.stack import authz
 from app.stack.spec import ClusterSpec
 from app.stack.spec_render import render_helm_values, render_namespace_commands
 
@@ -35,8 +42,26 @@ INTERNAL_LB = {
 }
 
 
+# The JWKS the frontend's claim mapper verifies tokens with: a ConfigMap mounted into every
+# server pod, read as a file URI (server 1.32 reads file:// key sources).
+JWKS_DIR = "/etc/temporal/jwks"
+JWKS_URI = f"file://{JWKS_DIR}/jwks.json"
+
+
 class ValuesConflict(ValueError):
     pass
+
+
+SCYLLA_CLIENT_CERT_SECRET = "scylla-client-cert"
+
+
+def jwks_config_map(cluster: str) -> str:
+    return f"{cluster}-jwks"
+
+
+def admin_token_secret(cluster: str) -> str:
+    """The admin role's token, in the cluster's namespace (the namespace-setup Job)."""
+    return f"{cluster}-admin-token"
 
 
 def explicit_mappings(spec: ClusterSpec) -> dict[tuple[str, ...], Any]:
@@ -105,6 +130,15 @@ def namespace_job_spec(spec: ClusterSpec, cluster: ClusterConfig) -> dict[str, A
             {"name": "TEMPORAL_TLS_CA_PATH", "value": f"{tls_dir}/ca.crt"},
             {"name": "TEMPORAL_TLS_SERVER_NAME", "value": f"{cluster.name}-frontend"},
         ]
+        # The certificate only reaches the frontend; the admin token is what may register.
+        env.append(
+            {
+                "name": "TEMPORAL_API_KEY",
+                "valueFrom": {
+                    "secretKeyRef": {"name": admin_token_secret(cluster.name), "key": "token"}
+                },
+            }
+        )
         volumes.append(
             {"name": "client-tls", "secret": {"secretName": f"{cluster.name}-admin-client-tls"}}
         )
@@ -170,6 +204,13 @@ def deployment_overlay(
         mounts.append(
             {"name": "scylla-ca", "mountPath": SCYLLA_CA_MOUNT.rsplit("/", 1)[0], "readOnly": True}
         )
+        # Scylla requires a client certificate; the spec's tls.cert_file/key_file point here.
+        volumes.append(
+            {"name": "scylla-client-cert", "secret": {"secretName": SCYLLA_CLIENT_CERT_SECRET}}
+        )
+        mounts.append(
+            {"name": "scylla-client-cert", "mountPath": SCYLLA_CLIENT_CERT_DIR, "readOnly": True}
+        )
     server: dict[str, Any] = {
         "nodeSelector": {"haul.dev/node-group": "temporal"},
         "additionalVolumes": volumes,
@@ -198,6 +239,13 @@ def deployment_overlay(
         }
     server["frontend"]["service"] = {"type": "LoadBalancer", "annotations": INTERNAL_LB}
     if cluster.mtls:
+        # A certificate from the cluster CA only gets a caller to the frontend; the default
+        # claim mapper and authorizer decide what its JWT allows. The server's own system
+        # workers carry no JWT, so they use the internal frontend (no authorizer, internode).
+        volumes.append({"name": "jwks", "configMap": {"name": jwks_config_map(cluster.name)}})
+        mounts.append({"name": "jwks", "mountPath": JWKS_DIR, "readOnly": True})
+        server["config"] = {"authorization": authz.server_authorization(JWKS_URI)}
+        server["internalFrontend"] = {"enabled": True}
         server["tls"] = {
             "internode": {
                 "enabled": True,
@@ -270,9 +318,14 @@ class TemporalClusterArgs(BaseModel):
     scylla_ca_pem: Any = None
     # Temporal's CQL password (the chart reads it through the spec's password reference).
     scylla_password: Any = None
+    # Temporal's CQL client certificate and key (Outputs), from the Scylla CA.
+    scylla_client_cert: Any = None
+    scylla_client_key: Any = None
     web_client_secret: Any = None
     # Namespaces whose pods may call the frontend (the workers, the load generator) and KEDA.
     client_namespaces: list[str]
+    # The namespace the worker role's token may write (the app's).
+    app_namespace: str = "haul"
     # Namespaces whose pods may read the frontends' metrics directly (the load generator's
     # action accounting), besides Prometheus in `monitoring`.
     metrics_readers: list[str] = []
@@ -327,6 +380,19 @@ class TemporalCluster(pulumi.ComponentResource):
                     opts=in_ns,
                 )
             )
+        if args.scylla_client_cert is not None:
+            prereqs.append(
+                k8s.core.v1.Secret(
+                    f"{name}-scylla-client-cert",
+                    metadata={"name": SCYLLA_CLIENT_CERT_SECRET, "namespace": ns_name},
+                    type="kubernetes.io/tls",
+                    string_data={
+                        "tls.crt": args.scylla_client_cert,
+                        "tls.key": args.scylla_client_key,
+                    },
+                    opts=in_ns,
+                )
+            )
         web_secret = None
         if cfg.web.enabled:
             web_secret = f"{cfg.name}-web-oidc"
@@ -339,7 +405,10 @@ class TemporalCluster(pulumi.ComponentResource):
                     opts=in_ns,
                 )
             )
+        # Role tokens (worker, admin) when the frontend runs the authorizer; Outputs, secret.
+        self.tokens: dict[str, pulumi.Output[str]] = {}
         if cfg.mtls:
+            prereqs += self._jwt(name, cfg.name, args.app_namespace, in_ns)
             issuer = self._cluster_ca(name, cfg.name)
             prereqs += self._certificates(
                 name,
@@ -377,6 +446,53 @@ class TemporalCluster(pulumi.ComponentResource):
         self.register_outputs(
             {"frontendAddress": self.frontend_address, "release": self.release.name}
         )
+
+    def _jwt(
+        self, name: str, cluster: str, app_namespace: str, opts: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        """The JWT signing key (a Secret; pulumi-tls makes it), its public JWKS for the
+        frontend, and one token per role: worker (write in the app's namespace) for the client
+        namespaces, admin (system admin) for the namespace-setup Job. Rotate by replacing the
+        key: every token and the JWKS follow."""
+        key = tls.PrivateKey(
+            f"{name}-jwt-key",
+            algorithm="RSA",
+            rsa_bits=2048,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        pem = key.private_key_pem_pkcs8
+        self.tokens = {
+            "worker": pulumi.Output.secret(
+                pem.apply(
+                    lambda p: authz.mint(p, f"{cluster}-worker", authz.worker_role(app_namespace))
+                )
+            ),
+            "admin": pulumi.Output.secret(
+                pem.apply(lambda p: authz.mint(p, f"{cluster}-admin", authz.ADMIN_ROLE))
+            ),
+        }
+        return [
+            k8s.core.v1.Secret(
+                f"{name}-jwt-signing-key",
+                metadata={"name": f"{cluster}-jwt-signing-key", "namespace": cluster},
+                type="Opaque",
+                string_data={"key.pem": pem},
+                opts=opts,
+            ),
+            k8s.core.v1.ConfigMap(
+                f"{name}-jwks",
+                metadata={"name": jwks_config_map(cluster), "namespace": cluster},
+                data={"jwks.json": pem.apply(authz.jwks)},
+                opts=opts,
+            ),
+            k8s.core.v1.Secret(
+                f"{name}-admin-token",
+                metadata={"name": admin_token_secret(cluster), "namespace": cluster},
+                type="Opaque",
+                string_data={"token": self.tokens["admin"]},
+                opts=opts,
+            ),
+        ]
 
     def _cluster_ca(self, name: str, cluster: str) -> pulumi.Resource:
         """A per-cluster CA in cert-manager: it signs the server's and the clients' certificates."""

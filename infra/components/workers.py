@@ -140,6 +140,35 @@ def migration_env(profiles: list[TemporalProfile]) -> list[dict[str, str]]:
     return [{"name": "HAUL_MIGRATION", "value": "true"}] if len(profiles) > 1 else []
 
 
+def client_token_secret(cluster: str) -> str:
+    """The worker role's token for `cluster`, in each client namespace (workers, loadgen)."""
+    return f"{cluster}-temporal-token"
+
+
+def token_secrets(
+    name: str, namespace: str, tokens: dict[str, Any], opts: Any
+) -> list[k8s.core.v1.Secret]:
+    """One Secret per mTLS cluster with the worker role's JWT for this client namespace."""
+    return [
+        k8s.core.v1.Secret(
+            f"{name}-{cluster}-token",
+            metadata={"name": client_token_secret(cluster), "namespace": namespace},
+            type="Opaque",
+            string_data={"token": token},
+            opts=opts,
+        )
+        for cluster, token in tokens.items()
+    ]
+
+
+def token_env(profile: TemporalProfile, tokens: dict[str, Any]) -> list[dict[str, Any]]:
+    """TEMPORAL_API_KEY (envconfig's variable) for the profile's cluster, when it has one: the
+    SDK sends it as `Authorization: Bearer`, which the frontend's claim mapper reads."""
+    if profile.cluster not in tokens:
+        return []
+    return [secret_env("TEMPORAL_API_KEY", client_token_secret(profile.cluster), "token")]
+
+
 def client_certificate(
     name: str, cluster: str, issuer: str, namespace: str, common_name: str, opts: Any
 ) -> k8s.apiextensions.CustomResource:
@@ -263,6 +292,8 @@ class WorkersArgs(BaseModel):
     keda: bool
     # cert-manager issuer per mTLS cluster, for the workers' client certificates.
     client_issuers: dict[str, str] = {}
+    # The worker role's JWT per mTLS cluster (Output, secret): sent as the profile's API key.
+    client_tokens: dict[str, Any] = {}
     tags: dict[str, str]
 
 
@@ -294,6 +325,7 @@ class Workers(pulumi.ComponentResource):
         )
         self.migrate = self._migrate_job(name, args, [*database, migrate_url])
         certs: list[pulumi.Resource] = [*database, self.migrate]
+        certs += token_secrets(name, ns, args.client_tokens, after_ns)
         for cluster, issuer in args.client_issuers.items():
             certs.append(
                 client_certificate(
@@ -410,6 +442,7 @@ class Workers(pulumi.ComponentResource):
                 {"name": "TEMPORAL_PROFILE", "value": profile.cluster},
                 {"name": "TEMPORAL_NAMESPACE", "value": group.namespace},
                 *migration_env(args.profiles),
+                *token_env(profile, args.client_tokens),
                 {"name": "HAUL_TASK_QUEUES", "value": ",".join(group.task_queues)},
                 {
                     "name": "HAUL_BLOB_DIR",
@@ -534,6 +567,17 @@ class Workers(pulumi.ComponentResource):
                         for param, k in (("cert", "tls.crt"), ("key", "tls.key"), ("ca", "ca.crt"))
                         if param != "ca" or profile.server_ca
                     ]
+                    + (
+                        [
+                            {
+                                "parameter": "apiKey",
+                                "name": client_token_secret(profile.cluster),
+                                "key": "token",
+                            }
+                        ]
+                        if profile.cluster in args.client_tokens
+                        else []
+                    )
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
             )

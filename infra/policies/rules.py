@@ -210,6 +210,33 @@ def check_frontend_mtls_in_production(resources: list[Res]) -> list[str]:
     return out
 
 
+def check_frontend_authorizer_in_production(resources: list[Res]) -> list[str]:
+    """With mTLS alone every holder of a cluster certificate is an admin (the no-op
+    authorizer); production runs the default JWT claim mapper and authorizer, with a key
+    source, and gives the server's own system workers the internal frontend."""
+    if environment(resources) != "prod":
+        return []
+    out = []
+    for rel in temporal_releases(resources):
+        server = _values(rel).get("server", {})
+        auth = (server.get("config") or {}).get("authorization") or {}
+        uris = (auth.get("jwtKeyProvider") or {}).get("keySourceURIs") or []
+        if not (
+            auth.get("authorizer") == "default" and auth.get("claimMapper") == "default" and uris
+        ):
+            out.append(
+                f"Temporal release {rel.name}: the frontend does not run the JWT authorizer "
+                "(server.config.authorization: authorizer and claimMapper default, with "
+                "jwtKeyProvider.keySourceURIs), so every client certificate is an admin"
+            )
+        if not (server.get("internalFrontend") or {}).get("enabled"):
+            out.append(
+                f"Temporal release {rel.name}: no internal frontend; with the authorizer on, "
+                "the server's system workers (no JWT) would be denied"
+            )
+    return out
+
+
 def check_grafana_admin_from_secret(r: Res) -> list[str]:
     """kube-prometheus-stack's Grafana logs in with the chart's well-known default password
     unless its admin login comes from a Secret."""
@@ -266,6 +293,40 @@ def check_scylla_authentication(resources: list[Res]) -> list[str]:
                 out.append(
                     f"Temporal release {rel.name}: {store} store connects to Scylla without a "
                     "user and a password Secret (existingSecret)"
+                )
+    return out
+
+
+def check_scylla_client_certificates(resources: list[Res]) -> list[str]:
+    """Scylla refuses CQL clients without a certificate from its CA, and Temporal has one:
+    a password alone is not enough for a pod that reaches the CQL port."""
+    out = []
+    configs = {
+        (r.props.get("metadata", {}).get("namespace"), r.props.get("metadata", {}).get("name")): r
+        for r in resources
+        if r.type == CONFIG_MAP
+    }
+    for sc in (r for r in resources if r.type == SCYLLA_CLUSTER):
+        ns = sc.props.get("metadata", {}).get("namespace")
+        for rack in sc.props.get("spec", {}).get("datacenter", {}).get("racks") or []:
+            cm = configs.get((ns, rack.get("scyllaConfig")))
+            text = str(((cm.props.get("data") or {}) if cm else {}).get("scylla.yaml", ""))
+            required = re.search(r"^\s+require_client_auth:\s*true\s*$", text, re.M)
+            trusted = re.search(r"^\s+truststore:\s*\S+", text, re.M)
+            if not (required and trusted):
+                out.append(
+                    f"ScyllaCluster {sc.name} rack {rack.get('name')}: scylla.yaml does not set "
+                    "client_encryption_options.require_client_auth: true with a truststore; any "
+                    "pod that reaches CQL could try passwords"
+                )
+    for rel in temporal_releases(resources):
+        for store, body in _datastores(rel).items():
+            cql = body.get("cassandra")
+            tls = (cql or {}).get("tls") or {}
+            if cql is not None and not (tls.get("certFile") and tls.get("keyFile")):
+                out.append(
+                    f"Temporal release {rel.name}: {store} store has no Scylla client "
+                    "certificate (tls.certFile and tls.keyFile)"
                 )
     return out
 
@@ -458,9 +519,17 @@ STACK_RULES = {
         check_frontend_mtls_in_production,
         "The frontend requires client certificates in production",
     ),
+    "frontend-authorizer-in-production": (
+        check_frontend_authorizer_in_production,
+        "A client certificate is not an admin: the frontend runs the JWT authorizer",
+    ),
     "scylla-authentication": (
         check_scylla_authentication,
         "Scylla requires CQL authentication, and Temporal authenticates from a Secret",
+    ),
+    "scylla-client-certificates": (
+        check_scylla_client_certificates,
+        "Scylla requires client certificates, and Temporal presents one",
     ),
     "rds-connection-budget": (
         check_connection_budget,

@@ -154,6 +154,12 @@ class Mocks:
             state["arn"] = f"arn:aws:iam::111111111111:policy/{name}"
         elif t == "random:index/randomPassword:RandomPassword":
             state["result"] = "mock-password-" + name
+        elif t == "tls:index/privateKey:PrivateKey" and inputs.get("algorithm") == "RSA":
+            # A real key: the program derives a JWKS and signs role tokens with it.
+            from app.stack.authz import generate_key
+
+            pem = generate_key().decode()
+            state.update(privateKeyPem=pem, privateKeyPemPkcs8=pem)
         elif t.startswith("tls:"):
             state.update(
                 privateKeyPem="-----BEGIN PRIVATE KEY-----\nmock\n-----END PRIVATE KEY-----\n",

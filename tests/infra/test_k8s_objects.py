@@ -138,7 +138,10 @@ def test_scaled_objects_scale_each_cluster_on_its_own_backlog(stacks):
     auths = {a["metadata"]["name"]: a for a in custom(stacks["migration"], "TriggerAuthentication")}
     assert set(auths) == set(by_target)
     for auth in auths.values():
-        assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"cert", "key", "ca"}
+        refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
+        assert set(refs) == {"cert", "key", "ca", "apiKey"}
+        # The certificate reaches the frontend; the worker role's token lets KEDA read backlog.
+        assert refs["apiKey"]["name"].endswith("-temporal-token")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -299,9 +302,11 @@ def test_namespace_setup_job_registers_every_namespace_and_attribute(stacks, sta
             assert f"namespace create --namespace {ns['name']} --retention" in script
             for attr, kind in ns["search_attributes"].items():
                 assert f"--namespace {ns['name']} --name {attr} --type {kind}" in script
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
         assert env["TEMPORAL_ADDRESS"] == f"{cluster['name']}-frontend:7233"
         assert ("TEMPORAL_TLS_CLIENT_CERT_PATH" in env) is bool(cluster.get("mtls"))
+        # With the authorizer on, the certificate alone may not register: the admin token.
+        assert ("TEMPORAL_API_KEY" in env) is bool(cluster.get("mtls"))
 
 
 @pytest.mark.parametrize("stack", ["prod-scylla", "migration"])

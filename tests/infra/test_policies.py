@@ -9,6 +9,8 @@ Negative cases change the real program's configuration, never a hand-written res
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from infra_harness import STACKS, stack_file
 from policies.rules import (
@@ -95,7 +97,7 @@ def test_every_rule_is_in_the_pack():
     names = {p.name for p in policies()}
     assert names == set(RESOURCE_RULES) | set(STACK_RULES)
     assert {p.enforcement_level for p in policies()} == {EnforcementLevel.MANDATORY}
-    assert len(names) == 13
+    assert len(names) == 15
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -187,6 +189,18 @@ CONFIG_BRANCHES = [
         "temporal-b-temporal: the frontend does not require client certificates",
     ),
     (
+        "frontend-authorizer-in-production",
+        "migration",
+        {"stack_updates": {"clusters.1.mtls": False}},
+        "temporal-b-temporal: the frontend does not run the JWT authorizer",
+    ),
+    (
+        "frontend-authorizer-in-production",
+        "migration",
+        {"stack_updates": {"clusters.1.mtls": False}},
+        "temporal-b-temporal: no internal frontend",
+    ),
+    (
         "scylla-authentication",
         "prod-scylla",
         {"spec_updates": {"persistence.user": None}},
@@ -212,6 +226,28 @@ def _without_auth(props: dict) -> dict:
     return {**props, "data": {"scylla.yaml": text}}
 
 
+def _client_auth_off(props: dict) -> dict:
+    text = props["data"]["scylla.yaml"].replace(
+        "require_client_auth: true", "require_client_auth: false"
+    )
+    return {**props, "data": {"scylla.yaml": text}}
+
+
+def _without_client_cert(props: dict) -> dict:
+    values = json.loads(json.dumps(props["values"]))
+    datastores = values["server"]["config"]["persistence"]["datastores"]
+    tls = datastores["default"]["cassandra"]["tls"]
+    tls.pop("certFile")
+    tls.pop("keyFile")
+    return {**props, "values": values}
+
+
+def _without_authorizer(props: dict) -> dict:
+    values = props["values"]
+    config = {k: v for k, v in values["server"]["config"].items() if k != "authorization"}
+    return {**props, "values": {**values, "server": {**values["server"], "config": config}}}
+
+
 # Rules whose violation no stack config can produce (the program always sets these): the
 # program's own resource, altered after the run, must be refused by the pack.
 ALTERED = {
@@ -230,6 +266,18 @@ ALTERED = {
         lambda props: {k: v for k, v in props.items() if k != "configurationValues"},
         "EKS addon haul-prod-scylla-vpc-cni (vpc-cni) does not set enableNetworkPolicy",
     ),
+    "frontend-authorizer-in-production": (
+        "prod-postgres",
+        ("kubernetes:helm.sh/v3:Release", "haul-prod-postgres-temporal-a-temporal"),
+        _without_authorizer,
+        "the frontend does not run the JWT authorizer",
+    ),
+    "scylla-client-certificates": (
+        "prod-scylla",
+        ("kubernetes:core/v1:ConfigMap", "haul-prod-scylla-temporal-b-scylla-config"),
+        _client_auth_off,
+        "scylla.yaml does not set client_encryption_options.require_client_auth: true",
+    ),
     "scylla-authentication": (
         "prod-scylla",
         ("kubernetes:core/v1:ConfigMap", "haul-prod-scylla-temporal-b-scylla-config"),
@@ -245,6 +293,14 @@ def test_rule_fails_on_the_programs_resource_altered(stacks, rule):
     assert violations(stacks[stack], rule) == []
     found = pack_violations(altered(stacks[stack], type_, name, change), rule)
     assert any(message in m for m in found), found
+
+
+def test_a_temporal_release_without_a_scylla_client_certificate_is_refused(stacks):
+    rule = "scylla-client-certificates"
+    assert violations(stacks["prod-scylla"], rule) == []
+    release = ("kubernetes:helm.sh/v3:Release", "haul-prod-scylla-temporal-b-temporal")
+    found = pack_violations(altered(stacks["prod-scylla"], *release, _without_client_cert), rule)
+    assert any("default store has no Scylla client certificate" in m for m in found), found
 
 
 @pytest.mark.parametrize(

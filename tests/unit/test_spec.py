@@ -94,7 +94,12 @@ def prod_scylla_spec() -> ClusterSpec:
             replication={"eu-west-1": 3},
             user="temporal",
             password=SecretRef(existing_secret="temporal-b-scylla"),
-            tls=TLSSettings(enabled=True, ca_file="/etc/scylla/ca.pem"),
+            tls=TLSSettings(
+                enabled=True,
+                ca_file="/etc/scylla/ca.pem",
+                cert_file="/etc/scylla-client/tls.crt",
+                key_file="/etc/scylla-client/tls.key",
+            ),
             max_conns=4,
         ),
         visibility=PostgresStore(
@@ -157,6 +162,23 @@ def test_tls_off_in_production_is_refused_for_cql() -> None:
     with pytest.raises(ValidationError) as exc:
         ClusterSpec.model_validate(data)
     assert "persistence store (scylla) has TLS off in production" in error_text(exc)
+
+
+def test_production_scylla_needs_a_client_certificate() -> None:
+    data = prod_scylla_spec().model_dump()
+    data["persistence"]["tls"].update(cert_file=None, key_file=None)
+    with pytest.raises(ValidationError) as exc:
+        ClusterSpec.model_validate(data)
+    assert "has no client certificate in production" in error_text(exc)
+    cass = render_helm_values(prod_scylla_spec())["server"]["config"]["persistence"]
+    tls = cass["datastores"]["default"]["cassandra"]["tls"]
+    assert tls["certFile"] == "/etc/scylla-client/tls.crt"
+    assert tls["keyFile"] == "/etc/scylla-client/tls.key"
+
+
+def test_a_client_certificate_needs_its_key() -> None:
+    with pytest.raises(ValidationError, match="go together"):
+        TLSSettings(enabled=True, cert_file="/c.pem")
 
 
 def test_production_postgres_needs_host_verification() -> None:
@@ -294,6 +316,8 @@ CQL_FIELDS = [
     "tls.caFile",
     "tls.enableHostVerification",
     "tls.serverName",
+    "tls.certFile",
+    "tls.keyFile",
 ]
 TOP_FIELDS = [
     ("persistence.numHistoryShards", "server.config.persistence.numHistoryShards"),
