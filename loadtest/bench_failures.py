@@ -3,11 +3,14 @@
 Two measurements, each on its own dev cluster (`bench-failures`, purged afterwards unless
 --keep):
 
-1. **Poller lag.** A `haul worker` process serves the sample domain; this process starts
-   GreetingWorkflow runs that fail for good (their activity raises a non-retryable error) at
-   `--rate` a second for `--seconds`, while a Poller runs its loop every `--interval` seconds,
-   as `haul api` does. The lag of a failure is its record's `recorded_at` minus the run's
-   close time (both from the store), so it covers visibility, the poll interval and the pass.
+1. **Poller lag.** This process starts GreetingWorkflow runs at `--rate` a second for
+   `--seconds` while a Poller runs its loop every `--interval` seconds, as `haul api` does.
+   With `--kind failure` a `haul worker` process serves them and their activity fails for
+   good (the real path, bounded by what the worker and dev server can run here); with
+   `--kind timeout` no worker serves their queue and the server times each out after 1 s, so
+   failures arrive at the asked rate and only the poller is measured. The lag of a failure is
+   its record's `recorded_at` minus the run's close time (both from the store), so it covers
+   visibility, the poll interval and the pass.
    It prints the achieved start and failure rates and the lag's quantiles, and how many
    failures were recorded within `--drain` seconds of the last start.
 
@@ -20,7 +23,7 @@ Two measurements, each on its own dev cluster (`bench-failures`, purged afterwar
 
     python -m loadtest.bench_failures                        # both, 100/s for 30 s, 100k rows
     python -m loadtest.bench_failures --only store --rows 100000
-    python -m loadtest.bench_failures --only lag --rate 100 --seconds 30 --interval 2
+    python -m loadtest.bench_failures --only lag --kind timeout --rate 100 --seconds 30
 
 Timings belong here, never in tests.
 """
@@ -55,7 +58,13 @@ CLUSTER = "bench-failures"
 
 
 async def measure_lag(
-    rec: ClusterRecord, rate: float, seconds: float, interval: float, drain: float
+    rec: ClusterRecord,
+    kind: str,
+    rate: float,
+    seconds: float,
+    interval: float,
+    drain: float,
+    concurrency: int,
 ) -> dict[str, Any]:
     from app.domains.sample.models import GreetingInput
     from app.domains.sample.workflows import GreetingWorkflow
@@ -68,9 +77,9 @@ async def measure_lag(
     haul = await HaulClient.connect(targets.for_cluster(rec))
     client = haul.router.clients[haul.router.state.old]
     teams = {q: ",".join(sorted(t)) for q, t in discovered_task_queues().items()}
-    poller = Poller(client, store, cluster=CLUSTER, teams=teams)
+    poller = Poller(client, store, cluster=CLUSTER, teams=teams, concurrency=concurrency)
     tag = uuid.uuid4().hex[:8]
-    prefix = f"bench-lag-{tag}-"
+    prefix = f"|{tag}-"  # HaulClient IDs: greeting-workflow|<tag>-<n>
     stop = asyncio.Event()
     polling = asyncio.create_task(poller.run(stop, interval))
     total = int(rate * seconds)
@@ -82,9 +91,19 @@ async def measure_lag(
     async def start(n: int) -> None:
         nonlocal start_errors
         try:
-            await haul.start(
-                GreetingWorkflow.run, GreetingInput(name=f"lag {n}", fail=True), f"{tag}-{n}"
-            )
+            if kind == "timeout":
+                # No worker serves this queue: the server times each run out by itself.
+                await haul.start(
+                    GreetingWorkflow.run,
+                    GreetingInput(name=f"lag {n}"),
+                    f"{tag}-{n}",
+                    task_queue=f"nobody-{tag}",
+                    execution_timeout=timedelta(seconds=1),
+                )
+            else:
+                await haul.start(
+                    GreetingWorkflow.run, GreetingInput(name=f"lag {n}", fail=True), f"{tag}-{n}"
+                )
         except Exception:
             start_errors += 1
 
@@ -114,6 +133,7 @@ async def measure_lag(
     closes = sorted(r[1] for r in rows)
     fail_span = (closes[-1] - closes[0]).total_seconds() if len(closes) > 1 else 0.0
     return {
+        "kind": kind,
         "asked_rate": rate,
         "started": total - start_errors,
         "start_errors": start_errors,
@@ -121,6 +141,7 @@ async def measure_lag(
         "recorded": len(lags),
         "failure_rate": (len(closes) - 1) / fail_span if fail_span else 0.0,
         "interval": interval,
+        "concurrency": concurrency,
         "lag_p50": _q(lags, 0.50),
         "lag_p95": _q(lags, 0.95),
         "lag_p99": _q(lags, 0.99),
@@ -335,9 +356,17 @@ def _plan_summary(node: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("lag", "store"), default=None)
+    parser.add_argument(
+        "--kind",
+        choices=("failure", "timeout"),
+        default="failure",
+        help="failure: sample runs whose activity fails for good, on a `haul worker`; "
+        "timeout: runs on a queue no worker serves, timed out by the server (no worker cost)",
+    )
     parser.add_argument("--rate", type=float, default=100.0, help="failures a second")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=2.0, help="poller interval, seconds")
+    parser.add_argument("--concurrency", type=int, default=16, help="histories read at once")
     parser.add_argument("--drain", type=float, default=300.0, help="seconds to wait for records")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
@@ -377,13 +406,23 @@ def main(argv: list[str] | None = None) -> int:
                 with psycopg.connect(rec.dsn("postgres"), autocommit=True) as conn:
                     conn.execute(f'drop database "{scratch}"')
         if args.only in (None, "lag"):
-            start_worker(rec, role="bench-worker")
+            if args.kind == "failure":
+                start_worker(rec, role="bench-worker")
             try:
                 res = asyncio.run(
-                    measure_lag(rec, args.rate, args.seconds, args.interval, args.drain)
+                    measure_lag(
+                        rec,
+                        args.kind,
+                        args.rate,
+                        args.seconds,
+                        args.interval,
+                        args.drain,
+                        args.concurrency,
+                    )
                 )
             finally:
-                stop_worker(rec, "bench-worker")
+                if args.kind == "failure":
+                    stop_worker(rec, "bench-worker")
             table = Table("figure", "value", title="poller lag (close time to record time)")
             for key, value in res.items():
                 table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))

@@ -41,6 +41,8 @@ log = logging.getLogger("haul.failures.poller")
 
 DEFAULT_OVERLAP = timedelta(minutes=5)
 DEFAULT_FIRST_LOOKBACK = timedelta(days=7)
+# Histories read at once in a pass.
+DEFAULT_CONCURRENCY = 16
 _STATUS_NAMES = {
     WorkflowExecutionStatus.FAILED: "Failed",
     WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
@@ -127,6 +129,7 @@ class Poller:
         teams: Mapping[str, str] | None = None,
         overlap: timedelta = DEFAULT_OVERLAP,
         first_lookback: timedelta = DEFAULT_FIRST_LOOKBACK,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.client = client
         self.store = store
@@ -135,6 +138,7 @@ class Poller:
         self.teams = dict(teams or {})
         self.overlap = overlap
         self.first_lookback = first_lookback
+        self.concurrency = concurrency
 
     async def poll_once(self) -> PollResult:
         """One pass over closed and stuck runs; advances the high-water mark."""
@@ -156,20 +160,28 @@ class Poller:
         )
         records: list[FailureRecord] = []
         failed_closes: list[datetime] = []
-        for wf in [w for w in closed if w.run_id not in done] + [
+        todo = [w for w in closed if w.run_id not in done] + [
             w for w in stuck if w.run_id not in seen_stuck
-        ]:
-            try:
-                rec = await self._record_for(wf)
-            except Exception as exc:  # one unreadable run must not stop the pass
-                result.errors.append(f"{wf.id} run {wf.run_id}: {exc}")
+        ]
+        # Histories are read a few at a time: one by one, a pass falls behind a burst.
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def read(wf: WorkflowExecution) -> FailureRecord | None | Exception:
+            async with slots:
+                try:
+                    return await self._record_for(wf)
+                except Exception as exc:  # one unreadable run must not stop the pass
+                    return exc
+
+        for wf, rec in zip(todo, await asyncio.gather(*(read(w) for w in todo)), strict=True):
+            if isinstance(rec, Exception):
+                result.errors.append(f"{wf.id} run {wf.run_id}: {rec}")
                 log.warning(
-                    "cannot read failed run", extra={"workflow_id": wf.id, "error": str(exc)}
+                    "cannot read failed run", extra={"workflow_id": wf.id, "error": str(rec)}
                 )
                 if wf.close_time:
                     failed_closes.append(wf.close_time)
-                continue
-            if rec is None:
+            elif rec is None:
                 result.retried_attempts += 1
             else:
                 records.append(rec)
