@@ -22,7 +22,7 @@ Two measurements, each on its own dev cluster (`bench-failures`, purged afterwar
    worst time and the plan's top node are printed.
 
     python -m loadtest.bench_failures                        # both, 100/s for 30 s, 100k rows
-    python -m loadtest.bench_failures --only store --rows 100000
+    python -m loadtest.bench_failures --only store --rows 100000 --baseline
     python -m loadtest.bench_failures --only lag --kind timeout --rate 100 --seconds 30
 
 Timings belong here, never in tests.
@@ -350,6 +350,29 @@ def _plan_summary(node: dict[str, Any]) -> str:
     return ", ".join(dict.fromkeys(scans))
 
 
+# What 0006 replaced: the inbox's indexes before it, for --baseline.
+BASELINE_INDEXES = """
+drop index workflow_failures_by_fingerprint, workflow_failures_by_type, workflow_failures_by_team,
+    workflow_failures_by_queue, workflow_failures_by_close, workflow_failures_by_status;
+create index workflow_failures_fingerprint on workflow_failures (fingerprint, failed_at);
+create index workflow_failures_status on workflow_failures (status, failed_at);
+"""
+
+
+def print_store(dsn: str, args: argparse.Namespace, label: str) -> None:
+    title = f"failure store, {args.rows:,} failures, {label}, {args.repeat} runs each"
+    table = Table("query", "store call ms (median)", "max", "SQL alone ms", "plan", title=title)
+    for r in measure_store(dsn, args.repeat):
+        table.add_row(
+            r["query"],
+            f"{r['median_ms']:.1f}",
+            f"{r['max_ms']:.1f}",
+            f"{r['sql_median_ms']:.1f}",
+            r["plan"],
+        )
+    console.print(table)
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -370,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=300.0, help="seconds to wait for records")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--baseline", action="store_true", help="also measure with the indexes before 0006"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the cluster running")
     args = parser.parse_args(argv)
 
@@ -389,19 +415,12 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 seed(rec.dsn(scratch), args.rows)
                 console.print(f"seeded {args.rows:,} failures in {time.perf_counter() - t0:.1f}s")
-                title = f"failure store, {args.rows:,} failures, {args.repeat} runs each"
-                table = Table(
-                    "query", "store call ms (median)", "max", "SQL alone ms", "plan", title=title
-                )
-                for r in measure_store(rec.dsn(scratch), args.repeat):
-                    table.add_row(
-                        r["query"],
-                        f"{r['median_ms']:.1f}",
-                        f"{r['max_ms']:.1f}",
-                        f"{r['sql_median_ms']:.1f}",
-                        r["plan"],
-                    )
-                console.print(table)
+                print_store(rec.dsn(scratch), args, "with the shipped indexes")
+                if args.baseline:
+                    with psycopg.connect(rec.dsn(scratch), autocommit=True) as conn:
+                        conn.execute(BASELINE_INDEXES)
+                        conn.execute("vacuum analyze workflow_failures")
+                    print_store(rec.dsn(scratch), args, "with only 0004's indexes")
             finally:
                 with psycopg.connect(rec.dsn("postgres"), autocommit=True) as conn:
                     conn.execute(f'drop database "{scratch}"')
