@@ -3,11 +3,12 @@
 Visibility is the source that misses nothing: a run that failed while the app database was down,
 on a worker with no database, or by a timeout no workflow code can see, is still there. Each pass
 lists runs closed since the persisted high-water mark (minus an overlap, because visibility can
-trail the close), plus open runs the server marks with `TemporalReportedProblems` (repeated
-workflow-task failures). It takes the failure from the close event and the original input from
-the first event; runs already recorded are skipped, and the store's unique key makes any repeat
-a no-op. A failed attempt that Temporal retries is not a failure yet and is left out
-(visibility lists it as Failed; its close event is a continue-as-new to the next attempt).
+trail the close: the full overlap on start and once a minute, a short slack in between), plus
+open runs the server marks with `TemporalReportedProblems` (repeated workflow-task failures).
+It takes the failure from the close event and the original input from the first event; runs
+already recorded are skipped, and the store's unique key makes any repeat a no-op. A failed
+attempt that Temporal retries is not a failure yet and is left out (visibility lists it as
+Failed; its close event is a continue-as-new to the next attempt).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ log = logging.getLogger("haul.failures.poller")
 
 DEFAULT_OVERLAP = timedelta(minutes=5)
 DEFAULT_FIRST_LOOKBACK = timedelta(days=7)
+# Histories read at once in a pass.
+DEFAULT_CONCURRENCY = 16
+# Between full re-listings of the overlap (every DEFAULT_RECHECK), a pass looks back this far.
+DEFAULT_SLACK = timedelta(seconds=15)
+DEFAULT_RECHECK = timedelta(minutes=1)
 _STATUS_NAMES = {
     WorkflowExecutionStatus.FAILED: "Failed",
     WorkflowExecutionStatus.TIMED_OUT: "TimedOut",
@@ -127,6 +133,9 @@ class Poller:
         teams: Mapping[str, str] | None = None,
         overlap: timedelta = DEFAULT_OVERLAP,
         first_lookback: timedelta = DEFAULT_FIRST_LOOKBACK,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        slack: timedelta = DEFAULT_SLACK,
+        recheck: timedelta = DEFAULT_RECHECK,
     ) -> None:
         self.client = client
         self.store = store
@@ -135,13 +144,23 @@ class Poller:
         self.teams = dict(teams or {})
         self.overlap = overlap
         self.first_lookback = first_lookback
+        self.concurrency = concurrency
+        self.slack = slack
+        self.recheck = recheck
+        self._full_at = -float("inf")
 
     async def poll_once(self) -> PollResult:
         """One pass over closed and stuck runs; advances the high-water mark."""
         result = PollResult()
         now = datetime.now(UTC)
         mark = await asyncio.to_thread(self.store.high_water, self.cluster, self.namespace)
-        since = (mark - self.overlap) if mark else now - self.first_lookback
+        # The whole overlap is re-listed once per `recheck` (and on a fresh poller); between
+        # those, a short slack. Re-listing it every pass costs a listing of every run closed in
+        # the window, which at a high failure rate outgrows the pass.
+        clock = asyncio.get_running_loop().time()
+        full = clock - self._full_at >= self.recheck.total_seconds()
+        back = self.overlap if full else min(self.slack, self.overlap)
+        since = (mark - back) if mark else now - self.first_lookback
         closed = [wf async for wf in self.client.list_workflows(closed_query(since))]
         stuck = [wf async for wf in self.client.list_workflows(STUCK_QUERY)]
         result.listed = len(closed) + len(stuck)
@@ -156,20 +175,28 @@ class Poller:
         )
         records: list[FailureRecord] = []
         failed_closes: list[datetime] = []
-        for wf in [w for w in closed if w.run_id not in done] + [
+        todo = [w for w in closed if w.run_id not in done] + [
             w for w in stuck if w.run_id not in seen_stuck
-        ]:
-            try:
-                rec = await self._record_for(wf)
-            except Exception as exc:  # one unreadable run must not stop the pass
-                result.errors.append(f"{wf.id} run {wf.run_id}: {exc}")
+        ]
+        # Histories are read a few at a time: one by one, a pass falls behind a burst.
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def read(wf: WorkflowExecution) -> FailureRecord | None | Exception:
+            async with slots:
+                try:
+                    return await self._record_for(wf)
+                except Exception as exc:  # one unreadable run must not stop the pass
+                    return exc
+
+        for wf, rec in zip(todo, await asyncio.gather(*(read(w) for w in todo)), strict=True):
+            if isinstance(rec, Exception):
+                result.errors.append(f"{wf.id} run {wf.run_id}: {rec}")
                 log.warning(
-                    "cannot read failed run", extra={"workflow_id": wf.id, "error": str(exc)}
+                    "cannot read failed run", extra={"workflow_id": wf.id, "error": str(rec)}
                 )
                 if wf.close_time:
                     failed_closes.append(wf.close_time)
-                continue
-            if rec is None:
+            elif rec is None:
                 result.retried_attempts += 1
             else:
                 records.append(rec)
@@ -182,6 +209,8 @@ class Poller:
             new_mark = max(closes) if closes else None
         if new_mark is not None:
             await asyncio.to_thread(self.store.advance, self.cluster, self.namespace, new_mark)
+        if full:
+            self._full_at = clock
         return result
 
     async def _record_for(self, wf: WorkflowExecution) -> FailureRecord | None:

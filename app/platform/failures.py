@@ -61,6 +61,7 @@ class StoredFailure(FailureRecord):
     notes: str
     failed_at: datetime
     closed_at: datetime | None = None
+    recorded_at: datetime | None = None
     redriven_at: datetime | None = None
     redrive_run_id: str | None = None
 
@@ -144,7 +145,8 @@ values (%(cluster)s, %(namespace)s, %(workflow_id)s, %(run_id)s, %(workflow_type
 on conflict (cluster, namespace, workflow_id, run_id) do update set
     close_status = excluded.close_status, error_type = excluded.error_type,
     error_message = excluded.error_message, failure_stack = excluded.failure_stack,
-    fingerprint = excluded.fingerprint, closed_at = excluded.closed_at, updated_at = now()
+    fingerprint = excluded.fingerprint, closed_at = excluded.closed_at, updated_at = now(),
+    recorded_at = now()
 where workflow_failures.close_status = 'Stuck' and excluded.close_status <> 'Stuck'
 returning id
 """
@@ -212,13 +214,9 @@ class FailureStore:
         self, filt: FailureFilter | None = None, *, limit: int = 100, offset: int = 0
     ) -> builtins.list[StoredFailure]:
         """Failures matching `filt` (default: open), newest first."""
-        where, params = (filt or FailureFilter()).where()
+        sql, params = self.list_query(filt, limit=limit, offset=offset)
         with self._connect() as conn:
-            rows = conn.execute(
-                f"select * from workflow_failures {where} order by failed_at desc, id desc "
-                "limit %s offset %s",
-                [*params, limit, offset],
-            ).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         return [StoredFailure.model_validate(r) for r in rows]
 
     def count(self, filt: FailureFilter | None = None) -> int:
@@ -230,20 +228,45 @@ class FailureStore:
     def summary(
         self, filt: FailureFilter | None = None, by: GroupKey = "fingerprint"
     ) -> builtins.list[Group]:
-        """Counts per group, biggest first, with a sample message and the time span."""
+        """Counts per group, biggest first, with the newest failure's type and message as the
+        sample, and the time span."""
+        sql, params = self.summary_query(filt, by)
+        with self._connect() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [Group.model_validate(r) for r in rows]
+
+    @staticmethod
+    def summary_query(
+        filt: FailureFilter | None = None, by: GroupKey = "fingerprint"
+    ) -> tuple[str, builtins.list[Any]]:
+        """The summary's SQL. Counts and times come from the (key, status, failed_at) index
+        alone; only each group's newest row is read for its sample (one row per group)."""
         if by not in GROUP_KEYS:
             raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_KEYS)}")
         where, params = (filt or FailureFilter()).where()
-        with self._connect() as conn:
-            rows = conn.execute(
-                f"""select {by} as key, min(error_type) as error_type,
-                       min(error_message) as sample_message, count(*) as count,
-                       min(failed_at) as first_at, max(failed_at) as last_at
-                    from workflow_failures {where} group by {by}
-                    order by count(*) desc, {by}""",
-                params,
-            ).fetchall()
-        return [Group.model_validate(r) for r in rows]
+        sample_where = f"{where} and {by} = g.key" if where else f"where {by} = g.key"
+        sql = f"""select g.key, s.error_type, s.error_message as sample_message, g.count,
+                       g.first_at, g.last_at
+                  from (select {by} as key, count(*) as count, min(failed_at) as first_at,
+                               max(failed_at) as last_at
+                        from workflow_failures {where} group by {by}) g
+                  cross join lateral (
+                      select error_type, error_message from workflow_failures {sample_where}
+                      order by failed_at desc limit 1) s
+                  order by g.count desc, g.key"""
+        return sql, [*params, *params]
+
+    @staticmethod
+    def list_query(
+        filt: FailureFilter | None = None, *, limit: int = 100, offset: int = 0
+    ) -> tuple[str, builtins.list[Any]]:
+        """The list's SQL: newest first, id as the tie-break."""
+        where, params = (filt or FailureFilter()).where()
+        return (
+            f"select * from workflow_failures {where} order by failed_at desc, id desc "
+            "limit %s offset %s",
+            [*params, limit, offset],
+        )
 
     def get(self, failure_id: int) -> StoredFailure:
         with self._connect() as conn:
