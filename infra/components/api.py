@@ -32,6 +32,7 @@ from components.workers import (
     TemporalProfile,
     client_volumes,
     pod_disruption_budget,
+    token_env,
     scratch_volume,
     toml_checksum,
 )
@@ -52,8 +53,11 @@ class FailureApiArgs(BaseModel):
     # The workers' namespace, where the database Secret, CA bundle and client certs live.
     namespace: str
     image: Any
-    # One envconfig profile per apps cluster; the first is where new work starts.
+    # One envconfig profile per apps cluster; with two, the migration phase decides which
+    # takes new work (HAUL_MIGRATION).
     profiles: list[TemporalProfile]
+    # The worker role's JWT per mTLS cluster with an authorizer (its Secret is the workers').
+    client_tokens: dict[str, Any] = {}
     # The Temporal namespace the app runs in.
     temporal_namespace: str
     # The workers' temporal.toml, whose checksum rolls the api pods with theirs.
@@ -157,9 +161,10 @@ class FailureApi(pulumi.ComponentResource):
         migration = len(args.profiles) > 1
         env: list[dict[str, Any]] = [
             {"name": "TEMPORAL_CONFIG_FILE", "value": f"{CONFIG_DIR}/client/temporal.toml"},
-            # Its own cluster: where new work starts; the other one comes from the state.
+            # The profile it starts from; during a migration the other comes from the state.
             {"name": "TEMPORAL_PROFILE", "value": args.profiles[0].cluster},
             {"name": "TEMPORAL_NAMESPACE", "value": args.temporal_namespace},
+            *token_env(args.profiles[0], args.client_tokens),
             {"name": "HAUL_MIGRATION", "value": "true" if migration else "false"},
             DATABASE_URL_ENV,
             {"name": "HAUL_API_TOKEN_FILE", "value": TOKEN_FILE},

@@ -126,6 +126,13 @@ def test_with_one_cluster_it_follows_no_migration(stacks, stack):
     env = env_of(pod["containers"][0])
     (cluster,) = stack_file(stack)["haul:apps"]["clusters"]
     assert (env["HAUL_MIGRATION"], env["TEMPORAL_PROFILE"]) == ("false", cluster)
+    # Behind an mTLS frontend's authorizer it calls Temporal (redrives) as the worker role.
+    mtls = stack_file(stack)["haul:clusters"][0].get("mtls", False)
+    token = env.get("TEMPORAL_API_KEY")
+    if mtls:
+        assert token == {"secretKeyRef": {"name": f"{cluster}-temporal-token", "key": "token"}}
+    else:
+        assert token is None
 
 
 def test_its_pods_count_in_the_app_database_connection_budget(run_stack, stacks):
