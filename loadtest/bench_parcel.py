@@ -32,6 +32,8 @@ invoice in its own shipment job:
         grpc_StartWorkflowExecution              1
         command_ScheduleActivityTask             2 + ceil(N / P)  (index, finish, page reads)
         command_ContinueAsNewWorkflowExecution   S - 1
+        command_BatchMarkers                     S  (the parcel-packed-runs patch, per run)
+        command_UpsertWorkflowSearchAttributes   S  (its TemporalChangeVersion)
 
     python -m loadtest.bench_parcel                     # the 4 x 1 table, then the largest file
     python -m loadtest.bench_parcel --charges 10 --no-largest                   # quick look
@@ -61,8 +63,8 @@ from app.loadtest import accounting
 from app.stack.registry import ClusterRecord
 
 CHARGES_PER_GROUP = 10
-# Every type a history shows that this pipeline could spend; a marker or an upsert would be
-# caught here too, since the formula expects none.
+# Every type a history shows that this pipeline could spend; a marker or an upsert beyond the
+# patch's would be caught here too.
 HISTORY_VISIBLE = (
     "grpc_StartWorkflowExecution",
     "grpc_SignalWithStartWorkflowExecution",
@@ -126,6 +128,10 @@ class Case:
             "command_StartChildWorkflowExecution_Extra": len(children),
             "command_ScheduleActivityTask": activities + n + 2 + self.pages,
             "command_ContinueAsNewWorkflowExecution": self.runs - 1,
+            # workflow.patched("parcel-packed-runs") in each splitter run: its marker, and the
+            # TemporalChangeVersion search attribute the SDK upserts with it.
+            "command_BatchMarkers": self.runs,
+            "command_UpsertWorkflowSearchAttributes": self.runs,
         })
         return expected
 

@@ -32,8 +32,8 @@ from components.workers import (
     TemporalProfile,
     client_volumes,
     pod_disruption_budget,
-    token_env,
     scratch_volume,
+    token_env,
     toml_checksum,
 )
 

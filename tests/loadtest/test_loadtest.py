@@ -96,21 +96,22 @@ async def test_scenario_runs_and_accounts_within_two_percent(
         assert server["grpc_SignalWithStartWorkflowExecution"] > 0
     if name == "parcel_ingest":
         # Each file: one splitter start, one packed run for its small invoices, one
-        # shipment-job signal-with-start per invoice (every invoice is its own shipment).
+        # shipment-job signal-with-start per invoice (every invoice is its own shipment), and
+        # the packed-runs patch's marker and search-attribute upsert.
         ops = result.harness.operations["parcel_ingest"]
         assert ops.failed == 0 and ops.succeeded > 0
         invoices = result.settings.load.parcel_invoices * ops.succeeded
         assert server["grpc_StartWorkflowExecution"] == ops.succeeded
         assert server["command_StartChildWorkflowExecution"] == ops.succeeded
         assert server["grpc_SignalWithStartWorkflowExecution"] == invoices
-        # The README's "15 actions per file" at the default file (3 invoices of 2 groups),
+        # The README's "17 actions per file" at the default file (3 invoices of 2 groups),
         # from the server's counter and from the histories alike.
         defaults = LoadSettings()
         assert (defaults.parcel_invoices, defaults.parcel_groups) == (3, 2)
         assert result.settings.load.parcel_invoices == defaults.parcel_invoices
         assert result.settings.load.parcel_groups == defaults.parcel_groups
-        assert sum(server.values()) == 15 * ops.succeeded, server
-        assert sum(result.history_actions.values()) == 15 * ops.succeeded, result.history_actions
+        assert sum(server.values()) == 17 * ops.succeeded, server
+        assert sum(result.history_actions.values()) == 17 * ops.succeeded, result.history_actions
     if name == "mixed":
         assert result.harness.operations["parcel_ingest"].succeeded > 0
         queries = result.harness.queries_succeeded

@@ -135,3 +135,20 @@ async def test_history_replays(path: Path) -> None:
     replayer = Replayer(workflows=shipped_workflows(), plugins=[HaulPlugin()])
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
+
+
+async def test_a_new_file_an_older_worker_began_replays_on_the_old_path() -> None:
+    """Rolling deploy: the starter asks for packed runs, but an older worker (which knows no
+    `packed` flag) ran the splitter's first tasks one child per invoice. A newer worker must
+    replay that history on the old path; without the `parcel-packed-runs` patch it would take
+    the packed one and fail with a nondeterminism error."""
+    history = load(HISTORIES / "ParcelIngest.run1.json")
+    started = history.events[0].workflow_execution_started_event_attributes
+    payload = started.input.payloads[0]
+    body = json.loads(payload.data)
+    assert "packed" not in body or body["packed"] is False
+    body["packed"] = True
+    payload.data = json.dumps(body).encode()
+    replayer = Replayer(workflows=shipped_workflows(), plugins=[HaulPlugin()])
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"an older worker's run fails: {result.replay_failure}"

@@ -4,11 +4,12 @@
 manifests), then reads the manifests page by page with a cursor and starts, at most
 `max_concurrency` at a time, one `ParcelInvoiceRun` child per run of consecutive small invoices
 (up to a charge budget) and one `ParcelInvoice` child per large invoice; a file whose ingestion
-began before packed runs (no `packed` in its input) goes on with one `ParcelInvoice` per
-invoice. A failing invoice is counted and recorded, never fatal to its siblings. After
-`children_per_run` starts (or when the server suggests it) it stops starting, lets the running
-children finish, and continues as new with cursor and counts, so continue-as-new never
-terminates a child and no run's history grows without bound.
+began before packed runs (no `packed` in its input), or that an older worker began (the
+`parcel-packed-runs` patch), goes on with one `ParcelInvoice` per invoice. A failing invoice is
+counted and recorded, never fatal to its siblings. After `children_per_run` starts (or when the
+server suggests it) it stops starting, lets the running children finish, and continues as new
+with cursor and counts, so continue-as-new never terminates a child and no run's history grows
+without bound.
 
 `ParcelInvoiceRun` does each step once for all its invoices, with an outcome per invoice, and
 sends an invoice a step failed on alone, to its own `ParcelInvoice`. `ParcelInvoice` normalizes
@@ -73,6 +74,9 @@ _SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=20)
 _LONG = timedelta(hours=2)
 # Long activities heartbeat every few hundred groups; a lost worker is noticed this fast.
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+
+# Packed runs (ParcelInvoiceRun): a workflow.patched() change ID, 2 actions per splitter run.
+PACKED_RUNS = "parcel-packed-runs"
 
 
 def _non_retryable(err: ActivityError) -> ApplicationError | None:
@@ -188,7 +192,9 @@ class ParcelIngestWorkflow:
         index = input.index
         assert index is not None
         self._phase = "running"
-        if input.packed:
+        # The starter asks for packed runs; the patch keeps a run an older worker began
+        # without them on that path when a newer worker replays it (a rolling deploy).
+        if input.packed and workflow.patched(PACKED_RUNS):
             await self._start_packed(input)
         else:
             await self._start_each(input)
