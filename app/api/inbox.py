@@ -108,17 +108,21 @@ class Inbox:
         return closed
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll every cluster for failures and follow redrives until `stop` is set."""
-        pollers = [
-            Poller(client, self.store, cluster=name, teams=self.teams)
-            for name, client in self.clients().items()
-        ]
-        tasks = [asyncio.create_task(p.run(stop, self.poll_seconds)) for p in pollers]
+        """Poll every cluster for failures and follow redrives until `stop` is set. A cluster
+        the router connects later (a migration started while we run) gets its poller then."""
+        pollers: dict[str, asyncio.Task[None]] = {}
         try:
             while not stop.is_set():
+                for name, client in self.clients().items():
+                    if name not in pollers:
+                        poller = Poller(client, self.store, cluster=name, teams=self.teams)
+                        pollers[name] = asyncio.create_task(
+                            poller.run(stop, self.poll_seconds), name=f"failure-poller-{name}"
+                        )
                 await self.follow()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.poll_seconds)
         finally:
             stop.set()
+            tasks = list(pollers.values())
             await asyncio.gather(*tasks, return_exceptions=True)
