@@ -29,7 +29,14 @@ def test_the_store_refuses_a_local_datacenter_without_replication_and_a_bad_keys
 
 
 def test_production_replication_is_at_least_three_per_datacenter() -> None:
-    tls = {"enabled": True, "enable_host_verification": True, "ca_file": "/ca.pem"}
+    tls = {
+        "enabled": True,
+        "enable_host_verification": True,
+        "ca_file": "/ca.pem",
+        # Production Scylla requires client certificates (require_client_auth).
+        "cert_file": "/client.pem",
+        "key_file": "/client.key",
+    }
 
     def prod(replication: dict[str, int]) -> ClusterSpec:
         return ClusterSpec.model_validate(

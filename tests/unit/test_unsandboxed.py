@@ -30,7 +30,8 @@ SAFE_BUILTINS = {
     "len", "min", "max", "range", "enumerate", "sorted", "isinstance", "list", "dict", "tuple",
     "str", "int", "float", "bool", "sum", "any", "all", "zip", "reversed", "ValueError",
     "TypeError", "KeyError", "RuntimeError", "Exception", "BaseException", "super", "None",
-    "True", "False", "NotImplementedError", "divmod", "abs", "round", "frozenset",
+    "True", "False", "NotImplementedError", "divmod", "abs", "round", "frozenset", "getattr",
+    "type", "object",
 }  # fmt: skip
 SAFE_MODULES = {"temporalio.workflow", "asyncio"}
 SAFE_VALUE_TYPES = (str, int, float, bool, bytes, datetime.timedelta, RetryPolicy, enum.Enum)
@@ -77,6 +78,10 @@ def unsafe_names(obj: Any, seen: set[int] | None = None) -> list[str]:
                 problems += unsafe_names(value, seen)
             elif not (_safe_origin(origin) or origin == obj.__module__):
                 problems.append(f"{origin}.{value.__qualname__} (as {name})")
+        elif isinstance(value, tuple | frozenset) and all(
+            isinstance(v, SAFE_VALUE_TYPES) for v in value
+        ):
+            continue  # an immutable constant of plain values
         elif not isinstance(value, SAFE_VALUE_TYPES) and type(value).__module__ not in (
             sandbox.PASSTHROUGH_MODULES
         ):
