@@ -303,12 +303,7 @@ class ParcelIngestWorkflow:
                 break
             wanted = input.cursor // index.page_size
             if wanted != page_no:
-                page = await workflow.execute_activity_method(
-                    ParcelActivities.read_page,
-                    PageRequest(content_hash=input.content_hash, page=wanted),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=_SHORT,
-                )
+                page = await self._page(input, wanted)
                 page_no = wanted
             entry = page[input.cursor - wanted * index.page_size]
             await workflow.wait_condition(lambda: self._running < settings.max_concurrency)
