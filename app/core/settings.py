@@ -21,6 +21,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PORT_BASE = 17000
+# Final look-up answers a router keeps during a migration (app/platform/lookup_cache.py).
+ROUTER_CACHE_SIZE = 50_000
 
 
 class SettingsError(ValueError):
@@ -74,6 +76,8 @@ class AppSettings(EnvSettings):
     blob_dir: str = ""
     # Route through the cluster-migration state in the app database (app/platform/router.py).
     migration: bool = False
+    # Workflow IDs whose final look-up answer on the old cluster a router keeps (0: none).
+    router_cache_size: int = Field(default=ROUTER_CACHE_SIZE, ge=0)
 
 
 class Settings(AppSettings):

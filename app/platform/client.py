@@ -32,6 +32,7 @@ from temporalio.types import (
 )
 
 from app.core.database import Database
+from app.core.settings import AppSettings
 from app.core.target import Target
 from app.platform.failures import FailureStore
 from app.platform.migration_state import MigrationStore
@@ -143,6 +144,7 @@ class HaulClient:
             cluster=target.profile,
             refresh_seconds=refresh_seconds,
             connector=lambda name: connect_to(name, False),
+            cache_size=AppSettings().router_cache_size,
         )
         try:
             await router.open()

@@ -24,7 +24,8 @@ on the ID held across the Temporal calls, "look up" is DescribeWorkflowExecution
     routing:claim  lock; look up on old: open -> join/signal there; a succeeded task -> not
                    run again; otherwise claim the ID for new and start there.
     routing:lookup, draining, drained
-                   no lock: look up on old as above; otherwise start on new.
+                   no lock: look up on old as above (or take its cached final answer);
+                   otherwise start on new.
     abort: both_new / both_old
                    lock; look up on old and new: open -> there; succeeded task -> not again;
                    otherwise start on new / on old. Then the roles swap (routing:lookup back).
@@ -62,9 +63,29 @@ Handoff (from draining on; app/platform/handoff.py)
     the old run is closed before the new one opens (I1), and every event is in the snapshot,
     forwarded into it, or signalled to the continuation, which dedupes by event ID.
 
+The look-up cache (app/platform/lookup_cache.py), in lookup, draining and drained only
+    What a look-up on old found is final there once lookup is in effect: no router in these
+    steps (nor claim, the step before) creates a run on old, and every guard call ended before
+    claim took effect. So an ID absent on old, or closed there without success, stays so: the
+    next start or signal-with-start goes to new without a describe (and a run this router then
+    started on new is found through the same entry); a task that succeeded on old stays
+    refused. Never cached: an open run (it closes), a run closed as handed off (its
+    continuation may wait to be resumed). Entries keep only across consecutive versions of
+    these three steps of one migration; an abort (both_old starts on old again, then the roles
+    swap), finish, or a jump over unseen versions drops them, and a call begun before such a
+    change neither reads nor writes them. Outside routers, runs on old are created by:
+    - a parent still open on old starting a child by its deterministic ID. Routers start no
+      child type except by redrive, which bypasses the cache, and a closed run with a parent
+      is not cached. (A type that is both router-started and a child would break the look-up
+      itself, cached or not: the parent may start it after any look-up.)
+    - a reset of a closed run on old (`haul failures redrive --mode reset`, or by hand)
+      reopens the ID there behind any look-up, cached or not: from lookup on, re-run a
+      failure on old (it goes to new) instead of resetting it.
+    - retention deleting a closed run: "gone" stays gone; a cached success still refuses a
+      task that a describe would now find absent, which errs on the side of I2.
+
 Signal, query, cancel go where the ID has an open run: old first while dual/routing/draining,
-new first once drained. Nothing is cached: a cached "not on old" would go stale when a guard
-router starts the ID there, and a cached "open on old" when the run ends.
+new first once drained; they do not use the cache (an open run is what they look for).
 """
 
 from __future__ import annotations
@@ -103,10 +124,12 @@ from temporalio.types import (
     SelfType,
 )
 
+from app.core.settings import ROUTER_CACHE_SIZE
 from app.platform.discovery import task_queue_for
 from app.platform.handoff_models import HANDED_OFF_MEMO
 from app.platform.handoff_store import HandoffStore, ResumeStep, resume_step
 from app.platform.ids import workflow_id
+from app.platform.lookup_cache import GONE, Entry, LookupCache, OldAnswer
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import MigrationState, Phase, Step
 
@@ -133,12 +156,14 @@ class RouterStats:
     """What routing cost, keyed by stage (`routing:claim`) and operation (`start`).
 
     `extra_rpcs` and `db_queries` add the kind (`describe-old`, `lock` ...): the calls a
-    single-cluster client would not make.
+    single-cluster client would not make. `cache_hits` counts calls placed from the look-up
+    cache instead of a describe on the old cluster.
     """
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     extra_rpcs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     db_queries: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    cache_hits: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def per_call(self, stage: str, op: str) -> tuple[float, float]:
         """Mean extra RPCs and database queries per call of `op` at `stage`."""
@@ -148,6 +173,11 @@ class RouterStats:
         rpcs = sum(n for (s, o, _), n in self.extra_rpcs.items() if (s, o) == (stage, op))
         queries = sum(n for (s, o, _), n in self.db_queries.items() if (s, o) == (stage, op))
         return rpcs / calls, queries / calls
+
+    def hits_per_call(self, stage: str, op: str) -> float:
+        """Share of `op` calls at `stage` that the look-up cache answered."""
+        calls = self.calls[(stage, op)]
+        return self.cache_hits[(stage, op)] / calls if calls else 0.0
 
 
 def _definition(run: Callable[..., Awaitable[Any]]) -> wf._Definition:
@@ -164,6 +194,8 @@ class _Call:
 
     view: MigrationState
     op: str
+    # The look-up cache generation this call reads and writes; None: no cache for it.
+    cache_gen: int | None = None
 
     @property
     def stage(self) -> str:
@@ -176,7 +208,8 @@ class ClusterRouter:
     `clients` maps cluster name to a connected Client (built by the caller). Without a
     `store` the router serves `cluster` alone and never touches a database. `connector`
     connects to a cluster a new state names that `clients` lacks, so a process learns of a
-    migration started after it was, without a restart.
+    migration started after it was, without a restart. `cache_size` bounds the look-up cache
+    (app/platform/lookup_cache.py; 0 turns it off).
     """
 
     def __init__(
@@ -189,6 +222,7 @@ class ClusterRouter:
         lease_seconds: float | None = None,
         router_id: str | None = None,
         connector: Callable[[str], Awaitable[Client]] | None = None,
+        cache_size: int = ROUTER_CACHE_SIZE,
     ) -> None:
         if cluster not in clients:
             raise ValueError(f"no client for cluster {cluster!r}; have {sorted(clients)}")
@@ -207,6 +241,7 @@ class ClusterRouter:
         self.router_id = router_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.stats = RouterStats()
         self.decision_hook: DecisionHook | None = None
+        self.cache = LookupCache(cache_size)
         self._view = MigrationState(old=cluster)
         self._inflight: Counter[int] = Counter()
         self._refreshed_at = -float("inf")
@@ -273,6 +308,7 @@ class ClusterRouter:
                     state.stage,
                     state.version,
                 )
+                self.cache.follow(self._view, state)
                 self._view = state
         await self._db(
             self.store.heartbeat,
@@ -347,7 +383,7 @@ class ClusterRouter:
                     f"{self.lease_seconds:.1f}s; check the app database"
                 ) from err
             self.stats.db_queries[(self._view.stage, op, "lease-refresh")] += 2
-        call = _Call(self._view, op)
+        call = _Call(self._view, op, self.cache.generation_for(self._view))
         self._inflight[call.view.version] += 1
         self.stats.calls[(call.stage, op)] += 1
         try:
@@ -493,6 +529,8 @@ class ClusterRouter:
             raise WorkflowAlreadyStartedError(wf_id, workflow_type)
 
         async with self._call("redrive") as call:
+            # Not from the cache: a redrive may name a child, whose parent can start it again.
+            call.cache_gen = None
             return await self._place(
                 call, None, wf_id, workflow_type, create, join=refuse, task=True
             )
@@ -531,6 +569,15 @@ class ClusterRouter:
                 target = view.new if claimed == view.new else view.old
                 await self._decided(call, wf_id, target)
                 return await create(self.clients[target])
+            known = self.cache.get(call.cache_gen, wf_id)
+            if known is not None:
+                # Final on old (see lookup_cache): no describe.
+                self.stats.cache_hits[(call.stage, call.op)] += 1
+                if known.answer is OldAnswer.SUCCEEDED and task:
+                    await self._decided(call, wf_id, view.old)
+                    raise WorkflowAlreadyStartedError(wf_id, wf_type, run_id=known.run_id)
+                await self._decided(call, wf_id, view.new)
+                return await create(self.clients[view.new])
             look = (
                 [view.old, view.new] if view.step in (Step.BOTH_NEW, Step.BOTH_OLD) else [view.old]
             )
@@ -539,6 +586,7 @@ class ClusterRouter:
             maybe_handed_off = False
             for cluster in look:
                 desc = await self._describe(call, cluster, wf_id)
+                self._remember(call, wf_id, desc)
                 if desc is None:
                     continue
                 maybe_handed_off = desc.status != WorkflowExecutionStatus.RUNNING and (
@@ -583,6 +631,25 @@ class ClusterRouter:
             if conn is not None:
                 await self._unlock_id(conn, wf_id)
                 self._query(call, "unlock")
+
+    def _remember(
+        self, call: _Call, wf_id: str, desc: WorkflowExecutionDescription | None
+    ) -> None:
+        """Cache what a look-up on old found, when it is final: absent, or closed with no
+        handoff to resume and no parent that could start it again. Never an open run."""
+        if call.cache_gen is None:
+            return
+        if desc is None:
+            self.cache.put(call.cache_gen, wf_id, GONE)
+            return
+        if desc.status == WorkflowExecutionStatus.RUNNING or desc.parent_id:
+            return
+        if HANDED_OFF_MEMO in desc.raw_description.workflow_execution_info.memo.fields:
+            return
+        if desc.status == WorkflowExecutionStatus.COMPLETED:
+            self.cache.put(call.cache_gen, wf_id, Entry(OldAnswer.SUCCEEDED, desc.run_id))
+        else:
+            self.cache.put(call.cache_gen, wf_id, GONE)
 
     async def resume_handoff(self, wf_id: str) -> WorkflowHandle[Any, Any] | None:
         """Start a handed-off workflow's continuation on its new cluster, once; None when there

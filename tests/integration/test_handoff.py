@@ -461,6 +461,32 @@ async def test_drained_is_refused_while_a_handoff_is_not_yet_resumed(
         await step(store, Action.MARK_DRAINED, facts=Facts(open_on_old=0))
 
 
+async def test_a_run_handed_off_is_looked_up_every_time_never_cached(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """Draining serves the router's look-up cache, but a run closed as handed off is not a
+    final answer: its continuation may still wait, so each signal-with-start describes it
+    again (the first resumes it with its event, the next signals the continuation)."""
+    async with serving(clients, store, [OLD]), router(clients, store) as r:
+        key = fresh()
+        wf_id = await send(r, key, "e-0", work_seconds=5)
+        await to_draining(store)
+        await send(r, key, "e-1")
+        await ask(clients, wf_id)
+        await wait_for(lambda: _closed(clients[OLD], wf_id), "the old run handed off")
+        await send(r, key, "e-2")
+        await send(r, key, "e-3")
+        op = ("draining", "signal_with_start")
+        assert r.stats.extra_rpcs[(*op, "describe-old")] == 3
+        assert r.stats.extra_rpcs[(*op, "handoff-resume")] == 1
+        assert r.stats.cache_hits[op] == 0
+    async with serving(clients, store, [NEW]):
+        book = await ledger(clients, wf_id, ["e-0", "e-1", "e-2", "e-3"])
+    assert book[OLD] + book[NEW] == Counter(dict.fromkeys(["e-0", "e-1", "e-2", "e-3"], 1))
+    assert set(book[NEW]) >= {"e-2", "e-3"}
+    assert len(await run_ids(clients[NEW], wf_id)) == 1
+
+
 async def migration_checks_drained(client: Client) -> bool:
     return await migration_checks.open_workflows(client) == 0
 

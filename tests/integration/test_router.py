@@ -750,3 +750,118 @@ async def test_a_redrive_during_routing_starts_on_new_and_never_reruns_a_success
         with pytest.raises(WorkflowAlreadyStartedError):
             await r.redrive("GreetingWorkflow", args, done_id, queue)
         assert await landed(clients, done_id) == {OLD: 1, NEW: 0}
+
+
+# -- the look-up cache (app/platform/lookup_cache.py) ---------------------------------------
+
+
+def describes(r: ClusterRouter, stage: str, op: str, role: str = "old") -> int:
+    return r.stats.extra_rpcs[(stage, op, f"describe-{role}")]
+
+
+async def test_a_final_answer_on_old_spares_the_next_look_up_in_lookup_and_draining(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """Absent on old, or closed there without success: the first call describes the ID on old
+    and starts on new; later calls (and those after lookup -> draining) go to new from the
+    cache, with no describe, and join the run there."""
+    async with router(clients, store) as r:
+        failed = fresh()
+        failing = await r.start(GreetingWorkflow.run, GreetingInput(name="f", fail=True), failed)
+        await closed(clients[OLD], failing.id)
+        await walk(store, clients, "routing:lookup")
+        key, task = fresh(), fresh()
+        for event in ("e1", "e2"):
+            await send(r, key, event, work_seconds=5)
+            await r.start(GreetingWorkflow.run, GreetingInput(name="n", work_seconds=30), task)
+            await r.start(GreetingWorkflow.run, GreetingInput(name="f", work_seconds=30), failed)
+        stage = "routing:lookup"
+        assert describes(r, stage, "signal_with_start") == describes(r, stage, "start") - 1 == 1
+        assert r.stats.cache_hits[(stage, "signal_with_start")] == 1
+        assert r.stats.cache_hits[(stage, "start")] == 2
+        await walk(store, clients, "draining")
+        await send(r, key, "e3")
+        await r.start(GreetingWorkflow.run, GreetingInput(name="n"), task)
+        assert describes(r, "draining", "signal_with_start") == describes(r, "draining", "start")
+        assert describes(r, "draining", "start") == 0
+        assert r.stats.hits_per_call("draining", "start") == 1.0
+        entity_id = r.id_for(LedgerEntityWorkflow.run, key)
+        assert (await landed(clients, entity_id))[OLD] == 0
+        assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {OLD: 0, NEW: 1}
+        assert await landed(clients, failing.id) == {OLD: 1, NEW: 1}
+        for t in (task, failed):
+            await r.cancel(GreetingWorkflow.run, t)
+        await closed(clients[NEW], entity_id)
+        assert await processed(clients[NEW], entity_id) == Counter({"e1": 1, "e2": 1, "e3": 1})
+
+
+async def test_an_open_run_on_old_is_never_cached(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """An entity open on old is joined there on every call while it is open (each call looks
+    it up); once it completes, the next event starts it on new: every event processed once."""
+    async with router(clients, store) as r:
+        key = fresh()
+        wf_id = await send(r, key, "e1", work_seconds=6)
+        await walk(store, clients, "routing:lookup")
+        assert (await clients[OLD].get_workflow_handle(wf_id).describe()).status == (
+            WorkflowExecutionStatus.RUNNING
+        )
+        await send(r, key, "e2")
+        await send(r, key, "e3")
+        await closed(clients[OLD], wf_id)
+        await send(r, key, "e4")
+        stage = "routing:lookup"
+        assert describes(r, stage, "signal_with_start") == 3
+        assert r.stats.cache_hits[(stage, "signal_with_start")] == 0
+        await closed(clients[NEW], wf_id)
+        assert await processed(clients[OLD], wf_id) == Counter({"e1": 1, "e2": 1, "e3": 1})
+        assert await processed(clients[NEW], wf_id) == Counter({"e4": 1})
+
+
+async def test_a_task_that_succeeded_on_old_stays_refused_from_the_cache(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    async with router(clients, store) as r:
+        done = fresh()
+        await (await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)).result()
+        await walk(store, clients, "routing:lookup")
+        for stage in ("routing:lookup", "draining"):
+            await walk(store, clients, stage)
+            for _ in range(2):
+                with pytest.raises(WorkflowAlreadyStartedError):
+                    await r.start(GreetingWorkflow.run, GreetingInput(name="d"), done)
+        assert describes(r, "routing:lookup", "start") == 1
+        assert r.stats.cache_hits[("routing:lookup", "start")] == 1
+        assert r.stats.cache_hits[("draining", "start")] == 2
+        done_id = r.id_for(GreetingWorkflow.run, done)
+        # A redrive never reads the cache (it may name a child): it looks again, and refuses.
+        args = [{"name": "d", "work_seconds": 0.0, "fail": False}]
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await r.redrive("GreetingWorkflow", args, done_id, DOMAIN.task_queue)
+        assert describes(r, "draining", "redrive") == 1
+        assert r.stats.cache_hits[("draining", "redrive")] == 0
+        assert await landed(clients, done_id) == {OLD: 1, NEW: 0}
+
+
+async def test_an_abort_never_reads_an_answer_cached_before_it(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """Cached in lookup: the task was absent on old, so it went new. After the abort swaps the
+    roles, that cluster is the old one, where the task is still open: it is joined there, not
+    started again on the other cluster from the stale "gone from old, go new"."""
+    async with router(clients, store) as r:
+        await walk(store, clients, "routing:lookup")
+        task = fresh()
+        for _ in range(2):
+            await r.start(GreetingWorkflow.run, GreetingInput(name="t", work_seconds=30), task)
+        assert r.stats.cache_hits[("routing:lookup", "start")] == 1
+        for _ in range(3):
+            state = await step(store, Action.ABORT)
+            await r.start(GreetingWorkflow.run, GreetingInput(name="t"), task)
+        assert (state.old, state.new, state.stage) == (NEW, OLD, "routing:lookup")
+        assert sum(r.stats.cache_hits.values()) == 1
+        assert describes(r, "routing:lookup", "start") == 2  # one before, one after the swap
+        wf_id = r.id_for(GreetingWorkflow.run, task)
+        assert await landed(clients, wf_id) == {OLD: 0, NEW: 1}
+        await r.cancel(GreetingWorkflow.run, task)

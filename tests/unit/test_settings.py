@@ -36,6 +36,7 @@ def test_defaults_without_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (Settings, "HAUL_MAX_CONCURRENT_ACTIVITIES", "many"),
         (Settings, "HAUL_WORKER_HEALTH_PORT", "http"),
+        (AppSettings, "HAUL_ROUTER_CACHE_SIZE", "-1"),
         (StackSettings, "HAUL_PORT_BASE", "80"),
         (CliSettings, "HAUL_KEEP_CLUSTER", "perhaps"),
     ],
