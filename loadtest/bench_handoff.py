@@ -74,6 +74,7 @@ class Window:
             f"{p95 * 1000:.1f}",
             f"{sum(self.stats.extra_rpcs.values()) / max(calls, 1):.2f}",
             f"{sum(self.stats.db_queries.values()) / max(calls, 1):.2f}",
+            f"{sum(self.stats.cache_hits.values()) / max(calls, 1):.2f}",
         ]
 
 
@@ -82,11 +83,17 @@ def _delta(after: RouterStats, before: RouterStats) -> RouterStats:
         calls=after.calls - before.calls,
         extra_rpcs=after.extra_rpcs - before.extra_rpcs,
         db_queries=after.db_queries - before.db_queries,
+        cache_hits=after.cache_hits - before.cache_hits,
     )
 
 
 def _copy(stats: RouterStats) -> RouterStats:
-    return RouterStats(Counter(stats.calls), Counter(stats.extra_rpcs), Counter(stats.db_queries))
+    return RouterStats(
+        Counter(stats.calls),
+        Counter(stats.extra_rpcs),
+        Counter(stats.db_queries),
+        Counter(stats.cache_hits),
+    )
 
 
 async def _step(store: MigrationStore, action: Action, **kw: str) -> None:
@@ -203,6 +210,7 @@ async def bench(
         "p95 ms",
         "extra RPCs/call",
         "db queries/call",
+        "cache hits/call",
         title=f"signal-with-start, {entities} entities, {senders} senders, {work}s per batch",
     )
     for w in windows:

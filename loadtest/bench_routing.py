@@ -1,12 +1,14 @@
 """Routing throughput on two dev clusters: what the old-cluster look-up costs, with and
 without the router's look-up cache, in single, routing:lookup and draining.
 
-Boots two dev clusters (bench-rt-old, bench-rt-new) and drives two sender routers in one
-process: one with the look-up cache, one with it off (`cache_size=0`, how every router worked
-before the cache). No worker runs, so latency is the client-to-server path routing adds to (a
-worker in the same process would compete with the senders for the event loop); the runs stay
-open. In each window the two take turns in short slices (order alternating), each slice S
-closed-loop senders doing one operation:
+Boots two dev clusters (bench-rt-old, bench-rt-new) and drives three senders in one process:
+a router with the look-up cache, one with it off (`cache_size=0`, how every router worked
+before the cache), and the baseline, a client with no migration on the cluster new work goes
+to in that window (old in single, new after); `vs one cluster` is throughput over that
+baseline's in the same window. No worker runs, so latency is the client-to-server path that
+routing adds to (a worker in the same process would compete with the senders for the event
+loop); the runs stay open. In each window the three take turns in short slices (the order
+rotating), each slice S closed-loop senders doing one operation:
 
 - `swS`: signal-with-start to a pool of entity keys of its own per window (so once routing,
   the entity lives on the new cluster: the cache's case);
@@ -52,7 +54,7 @@ from app.stack.registry import ClusterRecord, Registry
 
 OLD, NEW = "bench-rt-old", "bench-rt-new"
 OPS = ("swS", "start")
-VARIANTS = ("cache", "no cache")
+VARIANTS = ("cache", "no cache", "one cluster")
 
 
 @dataclass
@@ -64,6 +66,9 @@ class Cell:
     extra_rpcs: int = 0
     hits: int = 0
 
+    def rate(self) -> float:
+        return len(self.latencies) / max(self.seconds, 1e-9)
+
     def row(self) -> list[str]:
         n = len(self.latencies)
         lat = sorted(self.latencies) or [0.0]
@@ -71,7 +76,7 @@ class Cell:
         p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
         return [
             str(n),
-            f"{n / max(self.seconds, 1e-9):.1f}",
+            f"{self.rate():.1f}",
             f"{p50 * 1000:.1f}",
             f"{p95 * 1000:.1f}",
             f"{self.extra_rpcs / max(n, 1):.2f}",
@@ -154,15 +159,18 @@ async def bench(
                 ClusterRouter(clients, store, cluster=OLD, refresh_seconds=0.2, cache_size=0)
             ),
         }
+        # The baseline: a client with no migration, on the cluster new work goes to.
+        alone = {n: ClusterRouter(clients, None, cluster=n) for n in clients}
         turn = 0
 
-        async def window(name: str) -> None:
+        async def window(name: str, target: str) -> None:
             nonlocal turn
+            routers["one cluster"] = alone[target]
             stamp = time.time_ns()
             pools = {v: [f"{name}-{v[:2]}-{i}-{stamp}" for i in range(keys)] for v in VARIANTS}
             for _ in range(rounds):
                 for op in OPS:
-                    order = VARIANTS if turn % 2 == 0 else VARIANTS[::-1]
+                    order = VARIANTS[turn % 3 :] + VARIANTS[: turn % 3]
                     turn += 1
                     for v in order:
                         cell = cells.setdefault((name, v, op), Cell())
@@ -170,13 +178,13 @@ async def bench(
             cell = cells.setdefault((name, "-", "describe"), Cell())
             await _slice(routers["no cache"], "describe", [], senders, slice_seconds, cell)
 
-        await window("single")
+        await window("single", OLD)
         await _step(store, Action.START, old_cluster=OLD, new_cluster=NEW)
         for _ in range(3):
             await _step(store, Action.ROUTE)
-        await window("routing:lookup")
+        await window("routing:lookup", NEW)
         await _step(store, Action.DRAIN)
-        await window("draining")
+        await window("draining", NEW)
     db.close()
 
     table = Table(
@@ -189,11 +197,15 @@ async def bench(
         "p95 ms",
         "extra RPCs/call",
         "cache hits/call",
+        "vs one cluster",
         title=f"routing cost, {senders} senders, {rounds} x {slice_seconds}s slices, "
         f"{keys} entity keys (loaded shared machine: compare rows of this run only)",
     )
-    for (name, v, op), cell in cells.items():
-        table.add_row(name, v, op, *cell.row())
+    order = {"single": 0, "routing:lookup": 1, "draining": 2}
+    for (name, v, op), cell in sorted(cells.items(), key=lambda kv: (order[kv[0][0]], kv[0][2:])):
+        base = cells.get((name, "one cluster", op))
+        ratio = cell.rate() / base.rate() if base and base.rate() else 0.0
+        table.add_row(name, v, op, *cell.row(), f"{ratio:.2f}" if op != "describe" else "")
     Console(width=160).print(table)
 
 
