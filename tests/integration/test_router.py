@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from temporalio import workflow
 from temporalio.client import (
     Client,
     Interceptor,
@@ -23,7 +24,8 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.worker import Worker
 
 from app.core.settings import Settings
 from app.core.target import Target
@@ -811,12 +813,12 @@ async def test_an_open_run_on_old_is_never_cached(
         await send(r, key, "e3")
         await closed(clients[OLD], wf_id)
         await send(r, key, "e4")
-        stage = "routing:lookup"
-        assert describes(r, stage, "signal_with_start") == 3
-        assert r.stats.cache_hits[(stage, "signal_with_start")] == 0
         await closed(clients[NEW], wf_id)
         assert await processed(clients[OLD], wf_id) == Counter({"e1": 1, "e2": 1, "e3": 1})
         assert await processed(clients[NEW], wf_id) == Counter({"e4": 1})
+        stage = "routing:lookup"
+        assert describes(r, stage, "signal_with_start") == 3
+        assert r.stats.cache_hits[(stage, "signal_with_start")] == 0
 
 
 async def test_a_task_that_succeeded_on_old_stays_refused_from_the_cache(
@@ -860,8 +862,49 @@ async def test_an_abort_never_reads_an_answer_cached_before_it(
             state = await step(store, Action.ABORT)
             await r.start(GreetingWorkflow.run, GreetingInput(name="t"), task)
         assert (state.old, state.new, state.stage) == (NEW, OLD, "routing:lookup")
-        assert sum(r.stats.cache_hits.values()) == 1
-        assert describes(r, "routing:lookup", "start") == 2  # one before, one after the swap
         wf_id = r.id_for(GreetingWorkflow.run, task)
         assert await landed(clients, wf_id) == {OLD: 0, NEW: 1}
+        assert sum(r.stats.cache_hits.values()) == 1
+        assert describes(r, "routing:lookup", "start") == 2  # one before, one after the swap
+        await r.cancel(GreetingWorkflow.run, task)
+
+
+@workflow.defn(sandboxed=False)
+class ParentOfGreeting:
+    """Starts a GreetingWorkflow child under the ID the router would give that task."""
+
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        try:
+            await workflow.execute_child_workflow(
+                GreetingWorkflow.run,
+                GreetingInput(name="child", fail=True),
+                id=child_id,
+                task_queue=DOMAIN.task_queue,
+            )
+        except ChildWorkflowError:
+            return "failed"
+        return "done"
+
+
+async def test_a_closed_child_on_old_is_looked_up_every_time(
+    clients: dict[str, Client], store: MigrationStore
+) -> None:
+    """A child that failed on old is not a final answer: its parent, had it been still open
+    (or reset), could start it there again. So each start looks it up (and runs it on new)."""
+    async with router(clients, store) as r:
+        task = fresh()
+        child_id = r.id_for(GreetingWorkflow.run, task)
+        queue = f"tq-{uuid.uuid4()}"
+        async with Worker(clients[OLD], task_queue=queue, workflows=[ParentOfGreeting]):
+            parent = await clients[OLD].start_workflow(
+                ParentOfGreeting.run, child_id, id=fresh(), task_queue=queue
+            )
+            assert await parent.result() == "failed"
+        await walk(store, clients, "routing:lookup")
+        for _ in range(2):
+            await r.start(GreetingWorkflow.run, GreetingInput(name="c", work_seconds=30), task)
+        assert describes(r, "routing:lookup", "start") == 2
+        assert r.stats.cache_hits[("routing:lookup", "start")] == 0
+        assert await landed(clients, child_id) == {OLD: 1, NEW: 1}
         await r.cancel(GreetingWorkflow.run, task)
