@@ -445,7 +445,7 @@ async def test_drained_is_refused_while_a_handoff_is_not_yet_resumed(
     would leave its pending events in the database."""
     async with serving(clients, store, [OLD]), router(clients, store) as r:
         key = fresh()
-        wf_id = await send(r, key, "e-0", work_seconds=1)
+        wf_id = await send(r, key, "e-0", work_seconds=5)  # still open once draining is in effect
         await to_draining(store)
         await send(r, key, "e-1")
         await ask(clients, wf_id)
