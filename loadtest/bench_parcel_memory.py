@@ -4,9 +4,10 @@ Each case runs in a fresh child process, so its peak is its own: the parent read
 ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` once the child has exited, and the child also
 reports its own ``RUSAGE_SELF`` peak. The cases are the inputs that used to take workers down:
 
-- ``one-group-400k``: one LX loop of 400,000 L1 charges (about 13.6 MB), refused by the cap on
-  charges per group;
+- ``one-group-400k``: one LX loop of 400,000 L1 charges (about 17 MB), accepted: its charges
+  stream through in chunks;
 - ``group-at-cap``: one LX loop of exactly HAUL_PARCEL_MAX_CHARGES_PER_GROUP charges, accepted;
+- ``group-over-cap``: one charge more, refused by the cap on charges per group;
 - ``csv-endless-line``: a UPS CSV with a 64 MiB line, refused by the line cap.
 
 The index step is ``ParcelActivities.index_file``'s streaming pass; normalize reads every invoice
@@ -15,6 +16,9 @@ against that app database (which must be migrated).
 
     python -m loadtest.bench_parcel_memory                  # every case, parse + blob read
     python -m loadtest.bench_parcel_memory --dsn DSN        # the full activities on Postgres
+
+The caps are the worker's: HAUL_PARCEL_MAX_CHARGES_PER_GROUP (default 1,000,000) sizes the
+``group-*-cap`` cases, so a test can run them smaller.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CASES = ("one-group-400k", "group-at-cap", "csv-endless-line")
+CASES = ("one-group-400k", "group-at-cap", "group-over-cap", "csv-endless-line")
 MIB = 1 << 20
 
 
@@ -54,7 +58,8 @@ def write_case(case: str, path: Path, charges_per_group: int) -> None:
                 out.write(block)
             out.write("\r\n")
         return
-    charges = 400_000 if case == "one-group-400k" else charges_per_group
+    charges = {"one-group-400k": 400_000, "group-over-cap": charges_per_group + 1}.get(
+        case, charges_per_group)
     write_edi210(path, Edi210Spec(invoices=1, groups_per_invoice=1, charges_per_group=charges,
                                   discount_every=0, quirks=EdiQuirks(newline="\r\n")))
 
