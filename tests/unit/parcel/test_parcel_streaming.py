@@ -18,6 +18,13 @@ from pathlib import Path
 from parcel_helpers import interchange, invoice_body, transaction_set
 
 from app.domains.parcel.models import ParserSettings
+from app.domains.rate_audit.rates import (
+    MAX_CHARGE_REASONS,
+    AuditCharge,
+    AuditGroup,
+    ContractRate,
+    audit_group,
+)
 from app.formats import csv_layouts as L
 from app.formats.csv_parse import iter_csv_events
 from app.formats.edi210 import Edi210Parser
@@ -151,3 +158,27 @@ def test_the_cap_refuses_a_group_past_it_after_chunks_went_out() -> None:
 def test_the_cap_defaults_to_a_million_now_that_memory_does_not_grow_with_it() -> None:
     assert ParseLimits().max_charges_per_group == 1_000_000
     assert ParserSettings().limits().max_charges_per_group == 1_000_000
+
+
+def test_the_audit_folds_a_long_group_and_keeps_a_bounded_list_of_reasons() -> None:
+    """The audit reads a group's charges one row at a time: it keeps running figures and at
+    most MAX_CHARGE_REASONS reasons of each kind, with the rest counted."""
+    group = AuditGroup(1, "HAUL", "", "", Decimal("10"), "USD")
+    billed = Decimal(0)
+    for n in range(100_000):
+        amount = Decimal(-1 if n % 2 else 2)
+        code = "400" if n % 4 == 0 else "RES"
+        group.add(AuditCharge(code, amount, needs_review=n == 3, review_reason="parser: n=3"
+                              if n == 3 else ""))
+        billed += amount if code == "400" else 0
+    assert group.charges == [] and len(group.negative) == MAX_CHARGE_REASONS
+    finding = audit_group(group, [ContractRate("HAUL", "", "", Decimal(0), Decimal("1"),
+                                               Decimal(0))])
+    assert finding.billed == billed == Decimal(50_000)
+    # 50,000 odd charges are negative: one flagged by the parser, the rest negative non-credit
+    assert finding.reasons[0] == "parser: n=3"
+    assert finding.reasons[1:MAX_CHARGE_REASONS + 1] == tuple(
+        "negative amount -1 on non-credit charge RES" for _ in range(MAX_CHARGE_REASONS))
+    assert finding.reasons[MAX_CHARGE_REASONS + 1] == (
+        f"and {49_999 - MAX_CHARGE_REASONS:,} more negative non-credit charges")
+    assert "contract says 10.00" in finding.reasons[-1]
