@@ -22,6 +22,7 @@ from app.domains.parcel.models import (
     PipelineSettings,
     file_blob_key,
     invoice_blob_key,
+    legacy_invoice_blob_key,
 )
 from app.formats.generator import Edi210Spec, EdiQuirks, GenerationReport, write_edi210
 from app.platform import heartbeat
@@ -112,3 +113,26 @@ async def test_the_pipeline_takes_a_long_group_to_the_end(
     assert count == CHARGES and amounts == report.total
     # the negative charge the generator planted reached the review queue
     assert summary.discrepancies == 1
+
+
+def test_a_blob_indexed_before_chunks_is_still_normalized(
+    parcel_env: ParcelEnv, tmp_path: Path
+) -> None:
+    """A file indexed by a worker from before chunked groups: its invoice blob has the old
+    name (and whole groups only), and a new worker reads it there."""
+    path = tmp_path / "small.edi"
+    report = write_edi210(path, Edi210Spec(invoices=1, groups_per_invoice=3,
+                                           seed=uuid.uuid4().int % 10**8))
+    content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+    parcel_env.blobs.put_file(file_blob_key(content_hash), path)
+    acts = ParcelActivities(WorkerContext(parcel_env.settings, cast(HaulClient, None)))
+    env = ActivityEnvironment()
+    env.run(acts.index_file, IndexInput(content_hash=content_hash, workflow_id="w"))
+    body = parcel_env.blobs.get(invoice_blob_key(content_hash, 0))
+    assert b'{"c":' not in body
+    parcel_env.blobs.put(legacy_invoice_blob_key(content_hash, 0), body)
+    (parcel_env.blobs.root / invoice_blob_key(content_hash, 0)).unlink()
+    result = env.run(acts.normalize_invoice, InvoiceInput(content_hash=content_hash, index=0))
+    [invoice] = report.invoices
+    assert (result.group_count, result.charge_count) == (invoice.groups, invoice.charges)
+    assert sum(row[1] for row in _charge_rows(parcel_env, content_hash)) == invoice.charges
