@@ -90,6 +90,7 @@ def test_normalize_streams_a_long_group_with_heartbeats_in_one_transaction(
     assert (sequence, count, last) == (1, CHARGES, CHARGES)
     assert amounts == total == report.total
     # heartbeats came from inside the one group, before it ended, with the charges written
+    assert beats and all(len(details) == 2 for details in beats), beats
     inside = [written for group, written in beats if group == 1 and written < CHARGES]
     assert len(inside) >= CHARGES // 1_000 - 1 and inside == sorted(set(inside)), beats
 
