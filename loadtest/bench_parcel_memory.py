@@ -4,17 +4,22 @@ Each case runs in a fresh child process, so its peak is its own: the parent read
 ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` once the child has exited, and the child also
 reports its own ``RUSAGE_SELF`` peak. The cases are the inputs that used to take workers down:
 
-- ``one-group-400k``: one LX loop of 400,000 L1 charges (about 13.6 MB), refused by the cap on
-  charges per group;
+- ``one-group-400k``: one LX loop of 400,000 L1 charges (about 17 MB), accepted: its charges
+  stream through in chunks;
 - ``group-at-cap``: one LX loop of exactly HAUL_PARCEL_MAX_CHARGES_PER_GROUP charges, accepted;
+- ``group-over-cap``: one charge more, refused by the cap on charges per group;
 - ``csv-endless-line``: a UPS CSV with a 64 MiB line, refused by the line cap.
 
 The index step is ``ParcelActivities.index_file``'s streaming pass; normalize reads every invoice
 blob as ``normalize_invoice`` does and, with ``--dsn``, runs ``normalize_invoice`` itself
-against that app database (which must be migrated).
+against that app database (which must be migrated), then ``audit_charge_groups`` on every
+group it wrote.
 
     python -m loadtest.bench_parcel_memory                  # every case, parse + blob read
     python -m loadtest.bench_parcel_memory --dsn DSN        # the full activities on Postgres
+
+The caps are the worker's: HAUL_PARCEL_MAX_CHARGES_PER_GROUP (default 1,000,000) sizes the
+``group-*-cap`` cases, so a test can run them smaller.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CASES = ("one-group-400k", "group-at-cap", "csv-endless-line")
+CASES = ("one-group-400k", "group-at-cap", "group-over-cap", "csv-endless-line")
 MIB = 1 << 20
 
 
@@ -54,13 +59,15 @@ def write_case(case: str, path: Path, charges_per_group: int) -> None:
                 out.write(block)
             out.write("\r\n")
         return
-    charges = 400_000 if case == "one-group-400k" else charges_per_group
+    charges = {"one-group-400k": 400_000, "group-over-cap": charges_per_group + 1}.get(
+        case, charges_per_group)
     write_edi210(path, Edi210Spec(invoices=1, groups_per_invoice=1, charges_per_group=charges,
                                   discount_every=0, quirks=EdiQuirks(newline="\r\n")))
 
 
 def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
-    """Index the case's file and normalize its invoices in this process; what came out."""
+    """Index the case's file, normalize (and audit) its invoices in this process; what came
+    out."""
     from temporalio.exceptions import ApplicationError
     from temporalio.testing import ActivityEnvironment
 
@@ -74,6 +81,8 @@ def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
         file_blob_key,
         invoice_blob_key,
     )
+    from app.domains.rate_audit.activities import RateAuditActivities
+    from app.domains.rate_audit.models import AuditBatchInput
     from app.platform.worker import WorkerContext
 
     limits = ParserSettings().limits()
@@ -83,7 +92,8 @@ def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
     blobs = LocalBlobStore(workdir / "blobs")
     blobs.put_file(file_blob_key(content_hash), source)
     settings = Settings(database_url=dsn or "postgresql://unused", blob_dir=str(blobs.root))
-    acts = ParcelActivities(WorkerContext(settings, haul=None))  # type: ignore[arg-type]
+    ctx = WorkerContext(settings, haul=None)  # type: ignore[arg-type]
+    acts, audit = ParcelActivities(ctx), RateAuditActivities(ctx)
     env = ActivityEnvironment()
     started = time.perf_counter()
     index_input = IndexInput(content_hash=content_hash, workflow_id=f"bench-{case}",
@@ -91,12 +101,18 @@ def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
     result = (env.run(acts.index_file, index_input) if dsn else
               env.run(acts._index, index_input))
     failures = []
+    audited = 0
     for i in range(result.invoice_count):
         if dsn:
             try:
-                env.run(acts.normalize_invoice, InvoiceInput(content_hash=content_hash, index=i))
+                norm = env.run(acts.normalize_invoice,
+                               InvoiceInput(content_hash=content_hash, index=i))
             except ApplicationError as err:
                 failures.append(err.message[:300])
+                continue
+            audited += env.run(audit.audit_charge_groups, AuditBatchInput(
+                revision_id=norm.revision_id, first_sequence=1,
+                last_sequence=norm.group_count)).groups
             continue
         with blobs.reader(invoice_blob_key(content_hash, i)) as stream:
             head, groups, _ = read_invoice_blob(stream)
@@ -109,6 +125,7 @@ def run_case(case: str, workdir: Path, dsn: str) -> dict[str, Any]:
         "file_bytes": source.stat().st_size,
         "invoices": result.invoice_count,
         "charges": result.charge_count,
+        "audited_groups": audited,
         "failures": failures,
         "seconds": round(time.perf_counter() - started, 2),  # index and normalize, measured
         "self_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -24,10 +24,13 @@ from typing import Any
 
 from app.formats import csv_layouts as L
 from app.formats.invoice import (
+    CHARGE_CHUNK,
     MAX_LINE,
     Charge,
+    ChargeChunk,
     ChargeGroup,
     ChargeGroupParsed,
+    ChargesParsed,
     CsvFormatError,
     EmptyFileError,
     InvoiceError,
@@ -163,6 +166,25 @@ class _InvoiceState:
         self.summary.add(group)
         return ChargeGroupParsed(self.header.index, group)
 
+    def charge(self, charge: Charge) -> ChargesParsed | None:
+        """Add a charge to the open group; a full chunk of its charges comes back to be sent,
+        so a shipment of many rows is never held whole."""
+        group = self.group
+        assert group is not None
+        group.charges.append(charge)
+        if len(group.charges) < CHARGE_CHUNK:
+            return None
+        charges, group.charges = group.charges, []
+        self.summary.add_charges(charges)
+        return ChargesParsed(self.header.index, ChargeChunk(sequence=group.sequence,
+                                                            key=group.key, charges=charges))
+
+    @property
+    def group_charges(self) -> int:
+        """Charges of the open group so far, those already sent in chunks included."""
+        held = len(self.group.charges) if self.group is not None else 0
+        return self.summary.group_charges + held
+
 
 def _money(raw: str, what: str, invoice: str, row: int) -> Decimal:
     return parse_decimal(raw, what=f"{what} in row {row} of invoice {invoice!r}",
@@ -209,7 +231,7 @@ class _GroupedCsvParser:
         raise NotImplementedError
 
     def add_row(self, state: _InvoiceState, row: list[str], rownum: int
-                ) -> Iterator[ChargeGroupParsed]:
+                ) -> Iterator[ChargeGroupParsed | ChargesParsed]:
         raise NotImplementedError
 
     def events(self) -> Iterator[InvoiceEvent]:
@@ -320,7 +342,7 @@ class _GroupedCsvParser:
                 invoice_number=state.header.invoice_number, position=rownum,
             )
         group = state.group
-        if group is not None and len(group.charges) > self.limits.max_charges_per_group:
+        if group is not None and state.group_charges > self.limits.max_charges_per_group:
             raise InvoiceStructureError(
                 f"charge group {group.key!r} of invoice {state.header.invoice_number!r} has more "
                 f"than {self.limits.max_charges_per_group:,} charges (row {rownum}); raise "
@@ -395,7 +417,7 @@ class UpsCsvParser(_GroupedCsvParser):
         )
 
     def add_row(self, state: _InvoiceState, row: list[str], rownum: int
-                ) -> Iterator[ChargeGroupParsed]:
+                ) -> Iterator[ChargeGroupParsed | ChargesParsed]:
         col = self.col
         number = state.header.invoice_number
         tracking = col(row, "tracking_number") or col(row, "lead_shipment_number")
@@ -427,12 +449,14 @@ class UpsCsvParser(_GroupedCsvParser):
         if amount < 0 and not is_credit:
             reasons.append(f"negative net amount {amount} in row {rownum} on a "
                            f"{classification or 'blank'} charge that is not an adjustment")
-        state.group.charges.append(Charge(
-            line_number=str(rownum), code=classification, description=col(row,
-                                                                           "charge_description"),
-            amount=amount, incentive_amount=incentive, is_credit=is_credit,
-            needs_review=bool(reasons), review_reason="; ".join(reasons), position=rownum,
+        chunk = state.charge(Charge(
+            line_number=str(rownum), code=classification,
+            description=col(row, "charge_description"), amount=amount,
+            incentive_amount=incentive, is_credit=is_credit, needs_review=bool(reasons),
+            review_reason="; ".join(reasons), position=rownum,
         ))
+        if chunk:
+            yield chunk
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,7 +552,7 @@ class FedexCsvParser(_GroupedCsvParser):
         )
 
     def add_row(self, state: _InvoiceState, row: list[str], rownum: int
-                ) -> Iterator[ChargeGroupParsed]:
+                ) -> Iterator[ChargeGroupParsed | ChargesParsed]:
         flushed = state.flush()
         if flushed:
             yield flushed

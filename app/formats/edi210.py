@@ -25,10 +25,13 @@ from decimal import Decimal
 from typing import Any
 
 from app.formats.invoice import (
+    CHARGE_CHUNK,
     MAX_RATE,
     Charge,
+    ChargeChunk,
     ChargeGroup,
     ChargeGroupParsed,
+    ChargesParsed,
     ControlNumbers,
     DateRef,
     InvoiceError,
@@ -205,7 +208,9 @@ class _InvoiceMapper:
                 self.group = ChargeGroup(sequence=self.group_count, key=seg[1].strip())
                 self.party = None
             elif tag == "L1":
-                self._charge(seg)
+                chunk = self._charge(seg)
+                if chunk:
+                    yield chunk
             elif tag == "L3":
                 if self.header is None:
                     yield self._start(seg)
@@ -329,15 +334,18 @@ class _InvoiceMapper:
             party.city, party.state = seg[1].strip(), seg[2].strip()
             party.postal_code, party.country = seg[3].strip(), seg[4].strip()
 
-    def _charge(self, seg: Segment) -> None:
-        if self.group is None:
+    def _charge(self, seg: Segment) -> ChargesParsed | None:
+        """Add one L1 to the open group; a full chunk of its charges comes back to be sent."""
+        group = self.group
+        if group is None:
             raise self._structure(seg, f"L1 at segment {seg.position}{self._invoice_phrase()} "
                                        "is outside an LX loop; every charge line must follow "
                                        "an LX")
+        assert self.summary is not None
         limit = self.limits.max_charges_per_group
-        if len(self.group.charges) >= limit:
-            raise self._structure(seg, f"the LX loop {self.group.key!r} (charge group "
-                                       f"{self.group.sequence}){self._invoice_phrase()} has more "
+        if self.summary.group_charges + len(group.charges) >= limit:
+            raise self._structure(seg, f"the LX loop {group.key!r} (charge group "
+                                       f"{group.sequence}){self._invoice_phrase()} has more "
                                        f"than {limit:,} L1 charges (at segment {seg.position}); "
                                        "raise HAUL_PARCEL_MAX_CHARGES_PER_GROUP if such groups "
                                        "are genuine")
@@ -348,12 +356,18 @@ class _InvoiceMapper:
         if amount < 0 and not is_credit:
             reason = (f"negative charge {amount} on L1 at segment {seg.position} with special "
                       f"charge code {code or '(none)'!r}, which is not a discount or credit code")
-        self.group.charges.append(Charge(
+        group.charges.append(Charge(
             line_number=seg[1].strip(), code=code, description=seg[12].strip(), amount=amount,
             rate=parse_optional_decimal(seg[2], limit=MAX_RATE), rate_qualifier=seg[3].strip(),
             is_credit=is_credit, needs_review=bool(reason), review_reason=reason,
             position=seg.position,
         ))
+        if len(group.charges) < CHARGE_CHUNK:
+            return None
+        charges, group.charges = group.charges, []
+        self.summary.add_charges(charges)
+        return ChargesParsed(self.index, ChargeChunk(sequence=group.sequence, key=group.key,
+                                                     charges=charges))
 
     def _check_totals(self, charges_total: Decimal) -> None:
         header = self.header

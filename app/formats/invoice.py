@@ -2,9 +2,11 @@
 
 Every input format (X12 210, UPS billing CSV, FedEx billing CSV) is parsed into the same model,
 so the audit and storage code never looks at a carrier's file layout. Parsers stream: they emit
-events (an invoice starts, a charge group is parsed, the invoice finishes or fails), so an invoice
-with hundreds of thousands of charges never has to sit in memory at once. ``collect_invoices``
-turns the events back into whole ``Invoice`` objects when an invoice is known to be small.
+events (an invoice starts, a chunk of a charge group's charges is read, a charge group ends, the
+invoice finishes or fails), so neither an invoice nor one charge group of hundreds of thousands
+of charges ever sits in memory at once: a parser keeps only running totals and the group's own
+fields. ``collect_invoices`` turns the events back into whole ``Invoice`` objects when an
+invoice is known to be small.
 
 The errors carry a stable ``error_type`` so the activity layer can raise them as
 ``ApplicationError(non_retryable=True, type=error.error_type)``; this module does not import
@@ -118,18 +120,21 @@ class InvoiceStructureError(InvoiceError):
 
 
 MAX_LINE = 1 << 20  # characters in one CSV line; UPS's 250 columns come nowhere near it
+# Charges a parser holds of one open charge group before it emits them as a ChargesParsed chunk
+CHARGE_CHUNK = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
     """Caps that keep one hostile file from holding a worker's memory or a transaction open.
 
-    A charge group is held whole until it ends, so ``max_charges_per_group`` bounds the memory
-    of indexing and normalizing; ``max_rows_per_invoice`` (X12 segments of one transaction set,
-    or CSV rows of one invoice) bounds one normalize transaction; ``max_line`` bounds a CSV
-    line. The worker reads them from HAUL_PARCEL_* (``models.ParserSettings``)."""
+    A charge group's charges stream out in chunks of ``CHARGE_CHUNK``, so memory does not grow
+    with ``max_charges_per_group``: it is a guard against a runaway loop, with a clear error.
+    ``max_rows_per_invoice`` (X12 segments of one transaction set, or CSV rows of one invoice)
+    bounds one normalize transaction; ``max_line`` bounds a CSV line. The worker reads them
+    from HAUL_PARCEL_* (``models.ParserSettings``)."""
 
-    max_charges_per_group: int = 20_000
+    max_charges_per_group: int = 1_000_000
     max_rows_per_invoice: int = 2_000_000
     max_line: int = MAX_LINE
 
@@ -362,7 +367,10 @@ class Charge(_Model):
 
 
 class ChargeGroup(_Model):
-    """One LX loop of a 210, or one shipment / tracking number of a carrier CSV."""
+    """One LX loop of a 210, or one shipment / tracking number of a carrier CSV.
+
+    In the event stream a group's ``charges`` are only those not already sent in
+    ``ChargesParsed`` chunks (``collect_invoices`` puts them back together)."""
 
     sequence: int  # 1-based order within the invoice: the natural key with the invoice key
     key: str = ""  # LX01, or the tracking number
@@ -380,6 +388,14 @@ class ChargeGroup(_Model):
     @property
     def total(self) -> Decimal:
         return sum((c.amount for c in self.charges), Decimal("0.00"))
+
+
+class ChargeChunk(_Model):
+    """Charges of the open group ``sequence``, in file order, sent before the group ends."""
+
+    sequence: int
+    key: str = ""
+    charges: list[Charge]
 
 
 class InvoiceKey(_Model):
@@ -476,7 +492,18 @@ class InvoiceStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class ChargesParsed:
+    """A chunk of the open charge group's charges; the group's end follows as
+    ``ChargeGroupParsed``, carrying the charges after the last chunk."""
+
+    invoice_index: int
+    chunk: ChargeChunk
+
+
+@dataclass(frozen=True, slots=True)
 class ChargeGroupParsed:
+    """A charge group ends: its fields, and its charges not already sent in chunks."""
+
     invoice_index: int
     group: ChargeGroup
 
@@ -494,7 +521,8 @@ class InvoiceFailed:
     error: InvoiceError
 
 
-InvoiceEvent = InvoiceStarted | ChargeGroupParsed | InvoiceFinished | InvoiceFailed
+InvoiceEvent = (InvoiceStarted | ChargesParsed | ChargeGroupParsed | InvoiceFinished
+                | InvoiceFailed)
 InvoiceResult = Invoice | InvoiceFailure
 
 
@@ -513,7 +541,7 @@ def failure_from(index: int, error: InvoiceError) -> InvoiceFailed:
 
 
 class SummaryBuilder:
-    """Accumulates counts and totals while groups stream past."""
+    """Accumulates counts and totals while charges stream past: per charge, never per list."""
 
     def __init__(self, header: InvoiceHeader) -> None:
         self.header = header
@@ -521,20 +549,32 @@ class SummaryBuilder:
         self.charge_count = 0
         self.charges_total = Decimal("0.00")
         self.needs_review_count = 0
+        self.group_charges = 0  # of the open group, chunks included
+        self.group_total = Decimal("0.00")
+        self._last_position: int | None = None
 
-    def add(self, group: ChargeGroup) -> None:
-        self.group_count += 1
-        group_total = Decimal("0.00")
-        for charge in group.charges:
-            self.charge_count += 1
-            group_total += charge.amount
+    def add_charges(self, charges: Iterable[Charge]) -> None:
+        """Count charges of the open group (a chunk, or its tail when it ends)."""
+        for charge in charges:
+            self.group_charges += 1
+            self.group_total += charge.amount
             if charge.needs_review:
                 self.needs_review_count += 1
-        self.charges_total += group_total
-        if group_total.copy_abs() >= MAX_TOTAL or self.charges_total.copy_abs() >= MAX_TOTAL:
-            self._too_large(group, group_total)
+            self._last_position = charge.position
 
-    def _too_large(self, group: ChargeGroup, group_total: Decimal) -> None:
+    def add(self, group: ChargeGroup) -> None:
+        """The group ends: ``group.charges`` are its charges not yet counted."""
+        self.add_charges(group.charges)
+        group_total = self.group_total
+        self.group_count += 1
+        self.charge_count += self.group_charges
+        self.charges_total += group_total
+        position = self._last_position
+        self.group_charges, self.group_total, self._last_position = 0, Decimal("0.00"), None
+        if group_total.copy_abs() >= MAX_TOTAL or self.charges_total.copy_abs() >= MAX_TOTAL:
+            self._too_large(group, group_total, position)
+
+    def _too_large(self, group: ChargeGroup, group_total: Decimal, position: int | None) -> None:
         """A total the database cannot hold: numeric(16, 2), like every amount summed."""
         big = group_total.copy_abs() >= MAX_TOTAL
         what = f"charge group {group.sequence} ({group.key!r})" if big else "the charges"
@@ -544,7 +584,7 @@ class SummaryBuilder:
             "may reach; the file is corrupt or hostile",
             invoice_number=self.header.invoice_number,
             segment="L1" if self.header.source_format is SourceFormat.EDI210 else None,
-            position=group.charges[-1].position if group.charges else None,
+            position=position,
         )
 
     def build(self, declared_total: Decimal | None = None) -> InvoiceSummary:
@@ -564,14 +604,21 @@ class SummaryBuilder:
 
 
 def collect_invoices(events: Iterable[InvoiceEvent]) -> Iterator[InvoiceResult]:
-    """Whole invoices (or failures) from an event stream. Holds one invoice in memory at a time,
-    so use the events directly for invoices too large for that."""
+    """Whole invoices (or failures) from an event stream, chunks put back into their groups.
+    Holds one invoice in memory at a time, so use the events directly for invoices too large
+    for that."""
     header: InvoiceHeader | None = None
     groups: list[ChargeGroup] = []
+    streamed: list[Charge] = []  # chunks of the open group
     for event in events:
         if isinstance(event, InvoiceStarted):
-            header, groups = event.header, []
+            header, groups, streamed = event.header, [], []
+        elif isinstance(event, ChargesParsed):
+            streamed.extend(event.chunk.charges)
         elif isinstance(event, ChargeGroupParsed):
+            if streamed:
+                event.group.charges[:0] = streamed
+                streamed = []
             groups.append(event.group)
         elif isinstance(event, InvoiceFinished):
             assert header is not None and header.index == event.summary.index
@@ -579,4 +626,4 @@ def collect_invoices(events: Iterable[InvoiceEvent]) -> Iterator[InvoiceResult]:
             header, groups = None, []
         else:
             yield event.failure
-            header, groups = None, []
+            header, groups, streamed = None, [], []

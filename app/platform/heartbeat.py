@@ -21,9 +21,10 @@ class PacedHeartbeat:
     """A heartbeat callable that stays silent for the first `after` seconds of the attempt."""
 
     def __init__(
-        self, after: float = HEARTBEAT_AFTER, beat: Callable[..., None] | None = None
+        self, after: float | None = None, beat: Callable[..., None] | None = None
     ) -> None:
-        self.after = after
+        # read when made, not when defined, so a test can make every call beat
+        self.after = HEARTBEAT_AFTER if after is None else after
         self.beat = beat or activity.heartbeat
         self.started = time.monotonic()
 

@@ -11,6 +11,7 @@ as non-retryable too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -42,14 +43,17 @@ from app.domains.parcel.models import (
     index_blob_key,
     invoice_blob_key,
     job_key_of,
+    legacy_invoice_blob_key,
     page_blob_key,
 )
 from app.domains.rate_audit.models import REVISIONS_EVENT
 from app.domains.rate_audit.workflows import UpdateRateAuditStatusWorkflow
 from app.formats.files import FileEvents, parse_file
 from app.formats.invoice import (
+    ChargeChunk,
     ChargeGroup,
     ChargeGroupParsed,
+    ChargesParsed,
     InvoiceFailed,
     InvoiceFailure,
     InvoiceFinished,
@@ -178,7 +182,9 @@ class _Indexer:
                 ) as out:
                     out.write(b'{"h":' + header.model_dump_json().encode() + b"}\n")
                     for event in events:
-                        if isinstance(event, ChargeGroupParsed):
+                        if isinstance(event, ChargesParsed):
+                            out.write(b'{"c":' + event.chunk.model_dump_json().encode() + b"}\n")
+                        elif isinstance(event, ChargeGroupParsed):
                             out.write(b'{"g":' + event.group.model_dump_json().encode() + b"}\n")
                             self.seen_groups += 1
                             if self.seen_groups % HEARTBEAT_EVERY == 0:
@@ -204,9 +210,11 @@ class _Indexer:
 
 def read_invoice_blob(
     stream: IO[bytes] | Any,
-) -> tuple[InvoiceHeader | InvoiceFailure, Iterator[ChargeGroup], list[InvoiceSummary]]:
+) -> tuple[InvoiceHeader | InvoiceFailure, Iterator[ChargeChunk | ChargeGroup],
+           list[InvoiceSummary]]:
     """(header or failure, the groups as a stream, a list that holds the summary once the
-    groups are exhausted)."""
+    groups are exhausted). A long group comes as chunks of its charges, then the group with
+    the charges after them (``tables.write_revision`` takes both)."""
     lines = _lines(stream)
     first = json.loads(next(lines))
     if "f" in first:
@@ -214,10 +222,12 @@ def read_invoice_blob(
     header = InvoiceHeader.model_validate(first["h"])
     summary: list[InvoiceSummary] = []
 
-    def groups() -> Iterator[ChargeGroup]:
+    def groups() -> Iterator[ChargeChunk | ChargeGroup]:
         for raw in lines:
             line = raw.rstrip(b"\r\n")
-            if line.startswith(b'{"g":'):
+            if line.startswith(b'{"c":'):
+                yield ChargeChunk.model_validate_json(line[5:-1])
+            elif line.startswith(b'{"g":'):
                 yield ChargeGroup.model_validate_json(line[5:-1])
             elif line.startswith(b'{"s":'):
                 summary.append(InvoiceSummary.model_validate_json(line[5:-1]))
@@ -385,7 +395,13 @@ class ParcelActivities:
     def _normalize(self, conn: psycopg.Connection[Any], content_hash: str, index: int,
                    beat: Callable[..., None]) -> NormalizeResult:
         key = invoice_blob_key(content_hash, index)
-        with self.blobs.reader(key) as stream:
+        opened = contextlib.ExitStack()
+        try:
+            stream = opened.enter_context(self.blobs.reader(key))
+        except BlobNotFoundError:  # indexed before groups were chunked: whole groups, read alike
+            stream = opened.enter_context(
+                self.blobs.reader(legacy_invoice_blob_key(content_hash, index)))
+        with opened:
             head, groups, summary = read_invoice_blob(stream)
             if isinstance(head, InvoiceFailure):
                 tables.record_invoice_failure(conn, content_hash, head)

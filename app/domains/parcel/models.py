@@ -61,8 +61,9 @@ class ParserSettings(EnvSettings):
 
     model_config = SettingsConfigDict(env_prefix="HAUL_PARCEL_")
 
-    # L1 charges of one LX loop (or CSV rows of one shipment): a group is held whole in memory
-    max_charges_per_group: int = Field(default=20_000, ge=1, le=100_000)
+    # L1 charges of one LX loop (or CSV rows of one shipment): a guard with a clear error, not a
+    # memory bound (charges stream through in chunks); at most 10,000,000 (one transaction)
+    max_charges_per_group: int = Field(default=1_000_000, ge=1, le=10_000_000)
     # X12 segments of one transaction set, or CSV rows of one invoice (one normalize transaction)
     max_rows_per_invoice: int = Field(default=2_000_000, ge=1)
     # characters of one CSV line
@@ -333,6 +334,13 @@ def job_key_of(header: InvoiceHeader) -> str:
 
 
 def invoice_blob_key(content_hash: str, index: int) -> str:
+    """One invoice's blob. Its name changed when long groups began to come in chunks (``c``
+    lines), so a worker that knows no chunks finds no blob, rather than skipping charges."""
+    return f"parcel/{content_hash}/invoices/{index:07d}.v2.jsonl"
+
+
+def legacy_invoice_blob_key(content_hash: str, index: int) -> str:
+    """An invoice's blob as workers before chunked groups wrote it (whole groups only)."""
     return f"parcel/{content_hash}/invoices/{index:07d}.jsonl"
 
 

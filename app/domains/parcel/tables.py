@@ -4,7 +4,8 @@ Every write here may run twice (an activity retried after a worker died mid-call
 is an upsert on a natural key:
 - the invoice on (SCAC, account, invoice number, invoice date);
 - its revision on (file hash, index in file): the same file never adds a second revision;
-- charge groups on (revision, LX sequence) and charges on (group, ordinal);
+- charge groups on (revision, LX sequence) and charges on (group, ordinal), written only with
+  a revision created in the same transaction (charges by COPY, as they stream in);
 - audit findings and review items on the charge group.
 A revision's rows are written in one transaction, so a retry never sees half an invoice.
 """
@@ -19,7 +20,14 @@ from typing import Any
 import psycopg
 
 from app.domains.parcel.models import job_key_of
-from app.formats.invoice import ChargeGroup, InvoiceFailure, InvoiceHeader, InvoiceSummary
+from app.formats.invoice import (
+    Charge,
+    ChargeChunk,
+    ChargeGroup,
+    InvoiceFailure,
+    InvoiceHeader,
+    InvoiceSummary,
+)
 
 ROW_CHUNK = 1_000
 
@@ -142,91 +150,125 @@ def _insert_revision(
     return int(existing[0]), False
 
 
-def _write_groups(
-    conn: psycopg.Connection[Any], revision_id: int, currency: str, groups: list[ChargeGroup]
-) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            """insert into parcel_charge_groups (revision_id, sequence, group_key, service, zone,
-                   weight, weight_unit, description, total)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-               on conflict (revision_id, sequence) do nothing""",
-            [
-                (
-                    revision_id,
-                    g.sequence,
-                    g.key,
-                    g.service,
-                    g.zone,
-                    g.weight,
-                    g.weight_unit,
-                    g.description,
-                    g.total,
-                )
-                for g in groups
-            ],
+_CHARGE_COLUMNS = ("group_id, ordinal, line_number, code, description, amount, currency, rate, "
+                   "is_credit, needs_review, review_reason")
+
+
+class _RevisionRows:
+    """Writes one new revision's groups and charges as they stream in, in batches of about
+    ``ROW_CHUNK`` rows: small groups are inserted together, and a long group that arrives in
+    chunks gets its row at its first chunk (its fields and total are set when it ends), so
+    nothing ever holds more than a batch. Charges go in with COPY: the revision was created in
+    this transaction, so none of its rows can exist yet."""
+
+    def __init__(self, conn: psycopg.Connection[Any], revision_id: int, currency: str,
+                 heartbeat: Callable[..., None] | None) -> None:
+        self.conn, self.revision_id, self.currency = conn, revision_id, currency
+        self.heartbeat = heartbeat or (lambda *_: None)
+        self.batch: list[ChargeGroup] = []
+        self.batch_rows = 0
+        self.charges = 0  # written so far, for the heartbeat's details
+        # the long group being written: (sequence, group id, next ordinal, running total)
+        self.open: tuple[int, int, int, Decimal] | None = None
+
+    def add(self, item: ChargeChunk | ChargeGroup) -> None:
+        if isinstance(item, ChargeChunk):
+            self._chunk(item)
+        elif self.open is not None and self.open[0] == item.sequence:
+            self._end_open(item)
+        else:
+            self.batch.append(item)
+            self.batch_rows += len(item.charges) + 1
+            if self.batch_rows >= ROW_CHUNK:
+                self.flush()
+
+    def _chunk(self, chunk: ChargeChunk) -> None:
+        if self.open is None or self.open[0] != chunk.sequence:
+            self.flush()
+            row = self.conn.execute(
+                """insert into parcel_charge_groups (revision_id, sequence, group_key, total)
+                   values (%s, %s, %s, 0) returning id""",
+                (self.revision_id, chunk.sequence, chunk.key),
+            ).fetchone()
+            assert row is not None
+            self.open = (chunk.sequence, int(row[0]), 1, Decimal("0.00"))
+        sequence, group_id, ordinal, total = self.open
+        self._copy([(group_id, ordinal, chunk.charges)])
+        total += sum((c.amount for c in chunk.charges), Decimal("0.00"))
+        self.open = (sequence, group_id, ordinal + len(chunk.charges), total)
+        self.heartbeat(sequence, self.charges)
+
+    def _end_open(self, group: ChargeGroup) -> None:
+        assert self.open is not None
+        _, group_id, ordinal, total = self.open
+        self.open = None
+        if group.charges:
+            self._copy([(group_id, ordinal, group.charges)])
+        self.conn.execute(
+            """update parcel_charge_groups set group_key = %s, service = %s, zone = %s,
+                   weight = %s, weight_unit = %s, description = %s, total = %s
+               where id = %s""",
+            (group.key, group.service, group.zone, group.weight, group.weight_unit,
+             group.description, total + group.total, group_id),
         )
-        ids = dict(
-            cur.execute(
+
+    def flush(self) -> None:
+        """Write the batch of whole groups."""
+        groups, self.batch, self.batch_rows = self.batch, [], 0
+        if not groups:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                """insert into parcel_charge_groups (revision_id, sequence, group_key, service,
+                       zone, weight, weight_unit, description, total)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                [(self.revision_id, g.sequence, g.key, g.service, g.zone, g.weight,
+                  g.weight_unit, g.description, g.total) for g in groups],
+            )
+            ids = dict(cur.execute(
                 """select sequence, id from parcel_charge_groups
                    where revision_id = %s and sequence between %s and %s""",
-                (revision_id, groups[0].sequence, groups[-1].sequence),
-            ).fetchall()
-        )
-        cur.executemany(
-            """insert into parcel_charges (group_id, ordinal, line_number, code, description,
-                   amount, currency, rate, is_credit, needs_review, review_reason)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               on conflict (group_id, ordinal) do nothing""",
-            [
-                (
-                    ids[g.sequence],
-                    n,
-                    c.line_number,
-                    c.code,
-                    c.description,
-                    c.amount,
-                    currency,
-                    c.rate,
-                    c.is_credit,
-                    c.needs_review,
-                    c.review_reason,
-                )
-                for g in groups
-                for n, c in enumerate(g.charges, start=1)
-            ],
-        )
+                (self.revision_id, groups[0].sequence, groups[-1].sequence),
+            ).fetchall())
+        self._copy([(ids[g.sequence], 1, g.charges) for g in groups])
+        self.heartbeat(groups[-1].sequence, self.charges)
+
+    def _copy(self, runs: list[tuple[int, int, list[Charge]]]) -> None:
+        """COPY charges: (group id, first ordinal, charges) runs."""
+        with self.conn.cursor() as cur, cur.copy(
+            f"copy parcel_charges ({_CHARGE_COLUMNS}) from stdin"
+        ) as copy:
+            for group_id, first, charges in runs:
+                for n, c in enumerate(charges, start=first):
+                    copy.write_row((group_id, n, c.line_number, c.code, c.description, c.amount,
+                                    self.currency, c.rate, c.is_credit, c.needs_review,
+                                    c.review_reason))
+                self.charges += len(charges)
 
 
 def write_revision(
     conn: psycopg.Connection[Any],
     content_hash: str,
     header: InvoiceHeader,
-    groups: Iterable[ChargeGroup],
+    groups: Iterable[ChargeChunk | ChargeGroup],
     summary: Callable[[], InvoiceSummary],
-    heartbeat: Callable[[int], None] | None = None,
+    heartbeat: Callable[..., None] | None = None,
 ) -> tuple[int, int]:
     """Write one invoice revision with its groups and charges in one transaction.
 
-    `groups` is consumed as a stream; `summary()` is called once it is exhausted. Returns
+    `groups` is consumed as a stream (a long group as chunks of its charges, then the group);
+    rows are written in batches as they come, with a heartbeat (group sequence, charges
+    written) after each. `summary()` is called once the stream is exhausted. Returns
     (invoice id, revision id). Safe to repeat: a second call finds the revision and adds
-    nothing."""
+    nothing (the first one's rows were committed whole, or not at all)."""
     with conn.transaction():
         invoice_id = _upsert_invoice(conn, header)
         revision_id, created = _insert_revision(conn, invoice_id, content_hash, header)
         if created:
-            chunk: list[ChargeGroup] = []
-            size = 0
-            for group in groups:
-                chunk.append(group)
-                size += len(group.charges) + 1
-                if size >= ROW_CHUNK:
-                    _write_groups(conn, revision_id, header.currency, chunk)
-                    chunk, size = [], 0
-                    if heartbeat:
-                        heartbeat(group.sequence)
-            if chunk:
-                _write_groups(conn, revision_id, header.currency, chunk)
+            rows = _RevisionRows(conn, revision_id, header.currency, heartbeat)
+            for item in groups:
+                rows.add(item)
+            rows.flush()
             totals = summary()
             conn.execute(
                 """update parcel_invoice_revisions set declared_total = %s, charges_total = %s,

@@ -199,14 +199,15 @@ class RateAuditActivities:
                    order by g.sequence, c.ordinal""",
                 (revision_id, first, last),
             )
-            for gid, service, zone, weight, code, amount, credit, review, reason in cur:
+            for rows, (gid, service, zone, weight, code, amount, credit, review,
+                       reason) in enumerate(cur, start=1):
+                if rows % FETCH_ROWS == 0:
+                    beat(groups, rows)  # inside a long group too, not only between groups
                 if current is None or current.group_id != gid:
                     close(current)
                     current = AuditGroup(gid, carrier, service, zone, weight, currency)
-                if code is not None:
-                    current.charges.append(
-                        AuditCharge(code, Decimal(amount), credit, review, reason)
-                    )
+                if code is not None:  # folded as it comes: a group is never held whole
+                    current.add(AuditCharge(code, Decimal(amount), credit, review, reason))
             close(current)
         for start in range(0, len(found), 1_000):
             _write_findings(conn, revision_id, found[start : start + 1_000])

@@ -19,6 +19,9 @@ from importlib import resources
 BASE_CHARGE_CODES = frozenset({"400", "FRT"})
 # Billed above expected by more than this is a discrepancy (1%, and at least one cent).
 TOLERANCE = Decimal("0.01")
+# Charge-level reasons a finding keeps of each kind; the rest are counted in one more reason,
+# so a group of a million flagged charges costs no more memory than one of twenty.
+MAX_CHARGE_REASONS = 20
 _CENT = Decimal("0.01")
 
 
@@ -44,6 +47,10 @@ class AuditCharge:
 
 @dataclass
 class AuditGroup:
+    """One charge group as the audit sees it. Charges are folded into running figures as they
+    arrive (``add``), so a group is never held whole; ``charges`` given at construction are
+    folded by ``audit_group``."""
+
     group_id: int
     carrier: str
     service: str
@@ -51,6 +58,43 @@ class AuditGroup:
     weight: Decimal | None
     currency: str
     charges: list[AuditCharge] = field(default_factory=list)
+    billed: Decimal = Decimal(0)  # base-freight charges
+    has_base: bool = False
+    flagged: list[str] = field(default_factory=list)  # the parser's review reasons
+    negative: list[str] = field(default_factory=list)  # negative non-credit charges
+    more_flagged: int = 0  # reasons past MAX_CHARGE_REASONS, counted only
+    more_negative: int = 0
+
+    def add(self, c: AuditCharge) -> None:
+        if c.code in BASE_CHARGE_CODES:
+            self.billed += c.amount
+            self.has_base = True
+        if c.needs_review and c.review_reason:
+            if len(self.flagged) < MAX_CHARGE_REASONS:
+                self.flagged.append(c.review_reason)
+            else:
+                self.more_flagged += 1
+        elif c.amount < 0 and not c.is_credit and not c.needs_review:
+            if len(self.negative) < MAX_CHARGE_REASONS:
+                self.negative.append(
+                    f"negative amount {c.amount} on non-credit charge {c.code or '(no code)'}")
+            else:
+                self.more_negative += 1
+
+    def fold(self) -> None:
+        """Fold the charges given at construction into the running figures."""
+        charges, self.charges = self.charges, []
+        for c in charges:
+            self.add(c)
+
+    def charge_reasons(self) -> list[str]:
+        reasons = list(self.flagged)
+        if self.more_flagged:
+            reasons.append(f"and {self.more_flagged:,} more charges flagged for review")
+        reasons += self.negative
+        if self.more_negative:
+            reasons.append(f"and {self.more_negative:,} more negative non-credit charges")
+        return reasons
 
 
 @dataclass(frozen=True)
@@ -86,14 +130,9 @@ def find_rate(
 
 def audit_group(group: AuditGroup, rates: list[ContractRate]) -> Finding:
     """Compare the group's billed base charge with the contract, and flag what needs a human."""
-    reasons = [c.review_reason for c in group.charges if c.needs_review and c.review_reason]
-    reasons += [
-        f"negative amount {c.amount} on non-credit charge {c.code or '(no code)'}"
-        for c in group.charges
-        if c.amount < 0 and not c.is_credit and not c.needs_review
-    ]
-    billed = sum((c.amount for c in group.charges if c.code in BASE_CHARGE_CODES), Decimal(0))
-    has_base = any(c.code in BASE_CHARGE_CODES for c in group.charges)
+    group.fold()
+    reasons = group.charge_reasons()
+    billed, has_base = group.billed, group.has_base
     expected = difference = None
     if has_base:
         if not rates:

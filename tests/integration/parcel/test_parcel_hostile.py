@@ -219,18 +219,30 @@ def test_queueing_cannot_race_a_newer_revision(
 
 
 def test_worker_peak_rss_stays_bounded_on_the_full_activities(parcel_env: ParcelEnv) -> None:
-    """index_file and normalize_invoice themselves, on Postgres, on the largest inputs."""
+    """index_file and normalize_invoice themselves, on Postgres, on the largest inputs, at the
+    default caps: a 400,000-charge group is written whole, one past the cap is refused."""
     done = subprocess.run(
         [sys.executable, "-m", "loadtest.bench_parcel_memory", "--case", "one-group-400k",
-         "--case", "group-at-cap", "--dsn", parcel_env.dsn],
-        capture_output=True, text=True, cwd=ROOT, timeout=900, check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+         "--case", "group-over-cap", "--dsn", parcel_env.dsn],
+        capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False,
+        env={k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT)}.items()
+             if k != "HAUL_PARCEL_MAX_CHARGES_PER_GROUP"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     reports = [json.loads(line) for line in done.stdout.strip().splitlines()]
     print("\n".join(json.dumps(r) for r in reports))
     for report in reports:
         assert report["children_peak_rss_mib"] < 512 and report["self_peak_rss_mib"] < 512
-    refused, accepted = reports
-    assert refused["failures"] and "HAUL_PARCEL_MAX_CHARGES_PER_GROUP" in refused["failures"][0]
-    assert accepted["charges"] == 20_000 and not accepted["failures"]
+    accepted, refused = reports
+    assert accepted["charges"] == 400_000 and not accepted["failures"]
+    with psycopg.connect(parcel_env.dsn) as conn:
+        row = conn.execute(
+            """select count(*) from parcel_charges c
+               join parcel_charge_groups g on g.id = c.group_id
+               join parcel_invoice_revisions r on r.id = g.revision_id
+               join parcel_files f on f.content_hash = r.file_hash
+               where f.workflow_id = 'bench-one-group-400k'""").fetchone()
+    assert row is not None and row[0] == 400_000
+    [failure] = refused["failures"]
+    assert "more than 1,000,000 L1 charges" in failure
+    assert "HAUL_PARCEL_MAX_CHARGES_PER_GROUP" in failure
