@@ -38,7 +38,9 @@ def test_prod_release_runs_the_jwt_authorizer_with_the_mounted_jwks(stacks):
     server = run.temporal_release(CLUSTER)["inputs"]["values"]["server"]
     auth = server["config"]["authorization"]
     assert auth == authz.server_authorization("file:///etc/temporal/jwks/jwks.json")
-    assert server["internalFrontend"] == {"enabled": True}
+    # Chart 1.7.0's templates read `server.internal-frontend`; `internalFrontend` is ignored.
+    assert server["internal-frontend"] == {"enabled": True}
+    assert "internalFrontend" not in server
     assert {"name": "jwks", "configMap": {"name": f"{CLUSTER}-jwks"}} in server[
         "additionalVolumes"
     ]
