@@ -41,7 +41,9 @@ def pg_cluster() -> Iterator[ClusterRecord]:
 
 @pytest.fixture(scope="session")
 def cs_cluster() -> Iterator[ClusterRecord]:
-    rec = cluster.up(CS, "cassandra", timeout=180)
+    # `--tls`, as production Scylla runs: CQL only over TLS with a client certificate from the
+    # cluster CA, so every Cassandra test goes through the certificate path (one boot).
+    rec = cluster.up(CS, "cassandra", tls=True, timeout=180)
     try:
         yield rec
     finally:
