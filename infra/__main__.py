@@ -291,7 +291,6 @@ if stack.apps.api.enabled:
             profiles=profiles,
             temporal_namespace=stack.apps.worker_groups[0].namespace,
             temporal_toml=workers.temporal_toml,
-            client_tokens=client_tokens,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": eks.provider}, depends_on=[workers]),
     )

@@ -4,6 +4,9 @@ The jars come from Maven Central (app.stack.builds). Each cluster gets a generat
 cassandra.yaml with its own ports and directories, a GossipingPropertyFileSnitch whose
 datacenter is the one ClusterSpec names, and a JVM sized for a small shared machine
 (2 cores, 24 GiB): a 1 GiB G1 heap and two GC threads. The process is tracked by pid.
+
+When the spec's CQL store has TLS on (`haul stack up --tls`/`--mtls`), Cassandra serves CQL only
+over TLS and requires a client certificate from the cluster CA, as production Scylla does.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from app import versions
 from app.core.procs import StartupError, ensure_ports_free, log_tail, pid_alive, spawn, stop_pid
 from app.core.waiting import WaitTimeout, wait_until
-from app.stack import builds
+from app.stack import builds, scylla, tls
 from app.stack.registry import ClusterRecord
 from app.stack.spec import CassandraStore
 from app.stack.spec_render import dump_yaml
@@ -164,7 +167,11 @@ def write_config(rec: ClusterRecord, store: CassandraStore) -> Path:
     conf = rec.cassandra_dir / "conf"
     conf.mkdir(parents=True, exist_ok=True)
     (rec.cassandra_dir / "triggers").mkdir(exist_ok=True)
-    (conf / "cassandra.yaml").write_text(dump_yaml(render_yaml(rec, store)))
+    config = render_yaml(rec, store)
+    if store.tls.enabled:
+        files = tls.ensure_certs(rec.tls_dir)
+        config["client_encryption_options"] = tls.cassandra_client_encryption(files, conf)
+    (conf / "cassandra.yaml").write_text(dump_yaml(config))
     (conf / "cassandra-rackdc.properties").write_text(f"dc={store.datacenter}\nrack={RACK}\n")
     (conf / "logback.xml").write_text(LOGBACK)
     return conf
@@ -193,16 +200,14 @@ def start(rec: ClusterRecord, store: CassandraStore, timeout: float = 240.0) -> 
 
 
 def wait_cql(store: CassandraStore, pid: int, log: Path, timeout: float) -> None:
-    """Wait until a CQL session can query system.local, or fail with the log's tail."""
-    from cassandra.cluster import Cluster, NoHostAvailable
+    """Wait until a CQL session (with the store's TLS and client certificate) can query
+    system.local, or fail with the log's tail."""
+    from cassandra.cluster import NoHostAvailable
 
     def answers() -> bool:
-        cluster = Cluster(store.hosts, port=store.port, connect_timeout=2)
-        try:
-            cluster.connect().execute("select release_version from system.local")
-            return True
-        finally:
-            cluster.shutdown()
+        with scylla.session(store, timeout=5) as sess:
+            sess.execute("select release_version from system.local")
+        return True
 
     try:
         wait_until(

@@ -43,7 +43,9 @@ TemporalStarter = Callable[[ClusterRecord, ClusterSpec, Registry], None]
 
 
 def cluster_spec(record: ClusterRecord) -> ClusterSpec:
-    """The ClusterSpec a local cluster boots from."""
+    """The ClusterSpec a local cluster boots from. On a TLS cluster every store is reached over
+    TLS, and the CQL store (like Scylla in production) with a client certificate too."""
+    files = tls.ensure_certs(record.tls_dir) if record.tls else None
     return ClusterSpec.local(
         record.name,
         # The dev server keeps its own store; its spec still carries namespaces and limits.
@@ -52,7 +54,8 @@ def cluster_spec(record: ClusterRecord) -> ClusterSpec:
         postgres_user=record.postgres_user,
         cassandra_port=record.port("cassandra_cql"),
         num_history_shards=record.num_history_shards or DEFAULT_SHARDS,
-        tls=tls.settings_for(tls.ensure_certs(record.tls_dir)) if record.tls else None,
+        tls=tls.settings_for(files) if files else None,
+        cql_tls=tls.cql_settings_for(files) if files and record.backend == "cassandra" else None,
     )
 
 

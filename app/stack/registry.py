@@ -117,8 +117,9 @@ class ClusterRecord(BaseModel):
     postgres_user: str = "haul"
     postgres_password: str = ""
     num_history_shards: int = 0
-    # tls: Postgres and the frontend serve TLS from the cluster's CA. mtls (implies tls): the
-    # frontend also requires a client certificate and a JWT (the server's authorizer).
+    # tls: Postgres, Cassandra and the frontend serve TLS from the cluster's CA (Cassandra also
+    # requires a client certificate, as Scylla does). mtls (implies tls): the frontend also
+    # requires a client certificate and a JWT (the server's authorizer).
     tls: bool = False
     mtls: bool = False
 

@@ -95,6 +95,23 @@ def setup_sql(
     return Applied(store.database, tools.schema_versions[version_key])
 
 
+def cql_tls_flags(store: CassandraStore) -> list[str]:
+    """temporal-cassandra-tool's TLS flags for the store, with its client certificate (Scylla
+    and a `--tls` local Cassandra refuse a client without one)."""
+    if not store.tls.enabled:
+        return []
+    flags = ["--tls"]
+    if store.tls.ca_file:
+        flags += ["--tls-ca-file", store.tls.ca_file]
+    if store.tls.cert_file and store.tls.key_file:
+        flags += ["--tls-cert-file", store.tls.cert_file, "--tls-key-file", store.tls.key_file]
+    if store.tls.server_name:
+        flags += ["--tls-server-name", store.tls.server_name]
+    if not store.tls.enable_host_verification:
+        flags.append("--tls-disable-host-verification")
+    return flags
+
+
 def setup_cassandra(
     tools: TemporalBinaries,
     store: CassandraStore,
@@ -117,14 +134,7 @@ def setup_cassandra(
     ]
     if store.user:
         base += ["-u", store.user]
-    if store.tls.enabled:
-        base.append("--tls")
-        if store.tls.ca_file:
-            base += ["--tls-ca-file", store.tls.ca_file]
-        if store.tls.server_name:
-            base += ["--tls-server-name", store.tls.server_name]
-        if not store.tls.enable_host_verification:
-            base.append("--tls-disable-host-verification")
+    base += cql_tls_flags(store)
     _run([*base, "setup-schema", "-v", "0.0"], env, f"versioning keyspace {store.keyspace!r}", log)
     _run(
         [*base, "update-schema", "--schema-name", CQL_SCHEMA],

@@ -94,6 +94,9 @@ def session(store: CassandraStore, timeout: float = 30.0) -> Iterator[Any]:
         port=store.port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=10,
+        # The control connection reads the schema on connect (2 s by default): a node that has
+        # just started on a loaded host, behind a TLS handshake, needs longer.
+        control_connection_timeout=timeout,
         **kwargs,
     )
     try:

@@ -579,6 +579,7 @@ class ClusterSpec(_Model):
         datacenter: str = "datacenter1",
         num_history_shards: int = DEV_SHARDS,
         tls: TLSSettings | None = None,
+        cql_tls: TLSSettings | None = None,
         namespaces: list[NamespaceSpec] | None = None,
         dynamic_config: dict[str, Any] | None = None,
     ) -> ClusterSpec:
@@ -586,6 +587,7 @@ class ClusterSpec(_Model):
 
         Postgres holds visibility in both cases (and the default store for `postgres`); the
         schema tools create the databases locally, so the Helm-only keys keep their defaults.
+        `tls` is for the Postgres stores, `cql_tls` (with its client certificate) for the CQL one.
         """
         pg_tls = tls or TLSSettings()
         secret = SecretRef(env_var=password_env)
@@ -614,6 +616,7 @@ class ClusterSpec(_Model):
                 port=cassandra_port,
                 datacenter=datacenter,
                 replication={datacenter: 1},
+                tls=cql_tls or TLSSettings(),
             )
         else:
             raise SpecError(

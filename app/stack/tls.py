@@ -1,10 +1,15 @@
-"""TLS for a local cluster's Postgres and frontend, from a CA that haul generates
-(`haul stack up --tls`, and `--mtls` for client certificates).
+"""TLS for a local cluster's Postgres, Cassandra and frontend, from a CA that haul generates
+(`haul stack up --tls`, and `--mtls` for client certificates at the frontend).
 
 RDS Postgres 15+ forces SSL and production verifies the server against the RDS CA bundle; the
 local stack does the same with its own CA: Postgres serves a certificate the CA signed (for
 `localhost` and 127.0.0.1) and accepts TCP connections only over TLS, and temporal-server
 connects with `tls.enabled`, `enableHostVerification`, `caFile` and `serverName`.
+
+Production Scylla requires a client certificate (`require_client_auth`), so a TLS cluster's
+Cassandra does too: it serves the same server certificate on CQL, trusts only the cluster CA, and
+every CQL client (temporal-server, temporal-cassandra-tool, haul's own sessions) presents the
+`temporal-cql` certificate the CA issued.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import ipaddress
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,7 +31,11 @@ from app.stack.spec import TLSSettings
 
 SERVER_NAME = "localhost"
 CLIENT_NAME = "haul-client"
+# The CQL client certificate's name, as infra's Scylla CA issues Temporal's.
+CQL_CLIENT_NAME = "temporal-cql"
 VALIDITY = dt.timedelta(days=365)
+# Cassandra 4.1+ reads PEM key material with this factory (file-based: keystore/truststore).
+PEM_SSL_CONTEXT_FACTORY = "org.apache.cassandra.security.PEMBasedSslContextFactory"
 
 
 def ssl_bindir() -> Path:
@@ -70,6 +80,8 @@ class TLSFiles:
     key: Path
     client_cert: Path
     client_key: Path
+    cql_cert: Path
+    cql_key: Path
 
 
 def _name(cn: str) -> x509.Name:
@@ -193,19 +205,24 @@ def issue_server_cert(
 
 
 def issue_client_cert(
-    directory: Path, ca: Path, ca_key: Path, common_name: str = CLIENT_NAME
+    directory: Path,
+    ca: Path,
+    ca_key: Path,
+    common_name: str = CLIENT_NAME,
+    *,
+    stem: str = "client",
 ) -> tuple[Path, Path]:
-    """A client certificate signed by the CA, for callers of an mTLS frontend:
-    (client.pem, key). It proves only that the caller holds a cluster certificate; what it may
-    do comes from its JWT (app.stack.authz)."""
+    """A client certificate signed by the CA: (<stem>.pem, <stem>-key.pem). At an mTLS
+    frontend it proves only that the caller holds a cluster certificate; what it may do comes
+    from its JWT (app.stack.authz). At Cassandra it is what lets a client in at all."""
     return _issue(
         ca,
         ca_key,
         common_name,
         ExtendedKeyUsageOID.CLIENT_AUTH,
         [],
-        directory / "client.pem",
-        directory / "client-key.pem",
+        directory / f"{stem}.pem",
+        directory / f"{stem}-key.pem",
     )
 
 
@@ -215,14 +232,25 @@ def ensure_certs(directory: Path) -> TLSFiles:
     cert, key = directory / "server.pem", directory / "server-key.pem"
     if not (ca.exists() and ca_key.exists()):
         ca, ca_key = generate_ca(directory, "haul local CA")
-        cert.unlink(missing_ok=True)
-        (directory / "client.pem").unlink(missing_ok=True)
+        for issued in ("server.pem", "client.pem", "cql-client.pem"):
+            (directory / issued).unlink(missing_ok=True)
     if not (cert.exists() and key.exists()):
         cert, key = issue_server_cert(directory, ca, ca_key)
     client, client_key = directory / "client.pem", directory / "client-key.pem"
     if not (client.exists() and client_key.exists()):
         client, client_key = issue_client_cert(directory, ca, ca_key)
-    return TLSFiles(ca=ca, cert=cert, key=key, client_cert=client, client_key=client_key)
+    cql, cql_key = directory / "cql-client.pem", directory / "cql-client-key.pem"
+    if not (cql.exists() and cql_key.exists()):
+        cql, cql_key = issue_client_cert(directory, ca, ca_key, CQL_CLIENT_NAME, stem="cql-client")
+    return TLSFiles(
+        ca=ca,
+        cert=cert,
+        key=key,
+        client_cert=client,
+        client_key=client_key,
+        cql_cert=cql,
+        cql_key=cql_key,
+    )
 
 
 def settings_for(files: TLSFiles) -> TLSSettings:
@@ -233,6 +261,33 @@ def settings_for(files: TLSFiles) -> TLSSettings:
         enable_host_verification=True,
         server_name=SERVER_NAME,
     )
+
+
+def cql_settings_for(files: TLSFiles) -> TLSSettings:
+    """ClusterSpec TLS settings for the CQL store: verify Cassandra against our CA and present
+    the CQL client certificate, as temporal-server does against Scylla in production."""
+    return settings_for(files).model_copy(
+        update={"cert_file": str(files.cql_cert), "key_file": str(files.cql_key)}
+    )
+
+
+def cassandra_client_encryption(files: TLSFiles, conf_dir: Path) -> dict[str, Any]:
+    """cassandra.yaml `client_encryption_options`: CQL only over TLS, with the server
+    certificate, and a client certificate from the cluster CA required of every client.
+
+    Cassandra's PEM factory reads the key and its certificate from one file (the keystore) and
+    the trusted CAs from another; the key is unencrypted, so it is written owner-only.
+    """
+    keystore = conf_dir / "cql-keystore.pem"
+    write_private(keystore, files.key.read_bytes() + files.cert.read_bytes())
+    return {
+        "enabled": True,
+        "optional": False,
+        "ssl_context_factory": {"class_name": PEM_SSL_CONTEXT_FACTORY},
+        "keystore": str(keystore),
+        "truststore": str(files.ca),
+        "require_client_auth": True,
+    }
 
 
 def prepare_postgres(pgdata: Path, files: TLSFiles) -> dict[str, str]:

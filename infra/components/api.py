@@ -33,7 +33,6 @@ from components.workers import (
     client_volumes,
     pod_disruption_budget,
     scratch_volume,
-    token_env,
     toml_checksum,
 )
 
@@ -56,12 +55,10 @@ class FailureApiArgs(BaseModel):
     # One envconfig profile per apps cluster; with two, the migration phase decides which
     # takes new work (HAUL_MIGRATION).
     profiles: list[TemporalProfile]
-    # The worker role's JWT per mTLS cluster with an authorizer (its Secret is the workers').
-    client_tokens: dict[str, Any] = {}
     # The Temporal namespace the app runs in.
     temporal_namespace: str
-    # The workers' temporal.toml, whose checksum rolls the api pods with theirs.
-    temporal_toml: str
+    # The workers' temporal.toml (Output), whose checksum rolls the api pods with theirs.
+    temporal_toml: Any
 
 
 class FailureApi(pulumi.ComponentResource):
@@ -164,7 +161,6 @@ class FailureApi(pulumi.ComponentResource):
             # The profile it starts from; during a migration the other comes from the state.
             {"name": "TEMPORAL_PROFILE", "value": args.profiles[0].cluster},
             {"name": "TEMPORAL_NAMESPACE", "value": args.temporal_namespace},
-            *token_env(args.profiles[0], args.client_tokens),
             {"name": "HAUL_MIGRATION", "value": "true" if migration else "false"},
             DATABASE_URL_ENV,
             {"name": "HAUL_API_TOKEN_FILE", "value": TOKEN_FILE},

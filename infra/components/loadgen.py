@@ -38,10 +38,8 @@ from components.workers import (
     client_certificate,
     client_volumes,
     pod_disruption_budget,
-    render_temporal_toml,
     scratch_volume,
-    token_env,
-    token_secrets,
+    temporal_client_config,
     toml_checksum,
 )
 
@@ -99,16 +97,12 @@ class LoadGenerator(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        self.temporal_toml = render_temporal_toml(args.profiles)
-        needs: list[pulumi.Resource] = [
-            k8s.core.v1.ConfigMap(
-                f"{name}-temporal-toml",
-                metadata={"name": "temporal-client", "namespace": ns},
-                data={"temporal.toml": self.temporal_toml},
-                opts=in_ns,
-            )
-        ]
-        needs += token_secrets(name, ns, args.client_tokens, in_ns)
+        # Load-test users call the target cluster as the worker role does (its profile's
+        # api_key).
+        client_config, self.temporal_toml = temporal_client_config(
+            name, ns, args.profiles, args.client_tokens, in_ns
+        )
+        needs: list[pulumi.Resource] = [client_config]
         for cluster, issuer in args.client_issuers.items():
             needs.append(
                 client_certificate(
@@ -221,8 +215,7 @@ class LoadGenerator(pulumi.ComponentResource):
             scratch, mount = scratch_volume(volume, path, args.config.scratch_size)
             volumes.append(scratch)
             mounts.append(mount)
-        # Load-test users call the target cluster as the worker role does.
-        secrets: list[dict[str, Any]] = token_env(args.profiles[0], args.client_tokens)
+        secrets: list[dict[str, Any]] = []
         if app_access:
             volumes.append(RDS_CA_VOLUME)
             mounts.append(RDS_CA_MOUNT)

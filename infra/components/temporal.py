@@ -36,6 +36,8 @@ from app.stack.spec_render import render_helm_values, render_namespace_commands
 FRONTEND_PORTS = (7233, 7243)
 METRICS_PORT = 9090
 SERVICES = ("frontend", "history", "matching", "worker")
+# The chart's values key for the internal frontend (a service name, so hyphenated).
+INTERNAL_FRONTEND = "internal-frontend"
 INTERNAL_LB = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
     "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
@@ -245,7 +247,9 @@ def deployment_overlay(
         volumes.append({"name": "jwks", "configMap": {"name": jwks_config_map(cluster.name)}})
         mounts.append({"name": "jwks", "mountPath": JWKS_DIR, "readOnly": True})
         server["config"] = {"authorization": authz.server_authorization(JWKS_URI)}
-        server["internalFrontend"] = {"enabled": True}
+        # Chart 1.x reads `server.internal-frontend` (its templates index the service name);
+        # an `internalFrontend` key is ignored, leaving no internal frontend at all.
+        server[INTERNAL_FRONTEND] = {"enabled": True}
         server["tls"] = {
             "internode": {
                 "enabled": True,

@@ -1,7 +1,8 @@
 """Workers: one generic Deployment per worker group and cluster, from the one haul image.
 
 Each group serves a set of task queues. The Temporal connection is a mounted `temporal.toml`
-with one envconfig profile per cluster (two during a migration); each Deployment runs
+with one envconfig profile per cluster (two during a migration), each with its own cluster's
+worker-role token as `api_key` (so it lives in a Secret); each Deployment runs
 `haul worker` on its cluster's profile (TEMPORAL_PROFILE) and scales on that cluster's backlog.
 During a migration every pod mounts both clusters' client certificates and follows the phase in
 the app database (HAUL_MIGRATION): it polls both clusters from `dual` on, and the phase, not
@@ -13,6 +14,7 @@ with a CPU HPA when KEDA is off.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import pulumi
@@ -27,6 +29,8 @@ from components.cluster import irsa_trust_policy
 HEALTH_PORT = 9090
 CONFIG_DIR = "/etc/haul"
 TOML_PATH = f"{CONFIG_DIR}/temporal.toml"
+# The Secret holding the client pods' temporal.toml (profiles carry tokens).
+CLIENT_CONFIG = "temporal-client"
 TLS_DIR = f"{CONFIG_DIR}/tls"
 RDS_CA_PATH = f"{CONFIG_DIR}/rds-ca/global-bundle.pem"
 RDS_CA_VOLUME = {"name": "rds-ca", "configMap": {"name": "rds-ca-bundle"}}
@@ -100,13 +104,18 @@ def tls_paths(profile: TemporalProfile) -> dict[str, str]:
     return paths
 
 
-def render_temporal_toml(profiles: list[TemporalProfile]) -> str:
-    """temporal.toml in the envconfig format the SDK and the `temporal` CLI read."""
+def render_temporal_toml(
+    profiles: list[TemporalProfile], tokens: Mapping[str, str] | None = None
+) -> str:
+    """temporal.toml in the envconfig format the SDK and the `temporal` CLI read; a profile
+    whose cluster has a token (an authorizing mTLS frontend) carries it as its `api_key`."""
+    tokens = tokens or {}
     return envconfig.render(
         envconfig.Profile(
             name=p.cluster,
             address=p.address,
             namespace=p.namespace,
+            api_key=tokens.get(p.cluster, ""),
             tls=envconfig.ProfileTLS(server_name=p.server_name, **tls_paths(p))
             if p.mtls
             else envconfig.ProfileTLS(disabled=True),
@@ -115,13 +124,40 @@ def render_temporal_toml(profiles: list[TemporalProfile]) -> str:
     )
 
 
+def temporal_client_config(
+    name: str,
+    namespace: str,
+    profiles: list[TemporalProfile],
+    tokens: Mapping[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
+    """The client pods' temporal.toml, in the `temporal-client` Secret: (Secret, its text).
+
+    Each profile carries its own cluster's token. One TEMPORAL_API_KEY covers only the profile
+    a process starts from, and during a migration (HAUL_MIGRATION) no TEMPORAL_* variable
+    overrides a profile at all, so a pod that reaches both clusters needs both tokens here.
+    """
+    clusters = sorted(tokens)
+    text = pulumi.Output.all(*(tokens[c] for c in clusters)).apply(
+        lambda values: render_temporal_toml(profiles, dict(zip(clusters, values, strict=True)))
+    )
+    secret = k8s.core.v1.Secret(
+        f"{name}-temporal-toml",
+        metadata={"name": CLIENT_CONFIG, "namespace": namespace},
+        type="Opaque",
+        string_data={"temporal.toml": text},
+        opts=opts,
+    )
+    return secret, text
+
+
 def client_volumes(
     profiles: list[TemporalProfile],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Volumes and mounts of a Temporal client pod: the `temporal-client` ConfigMap (one
+    """Volumes and mounts of a Temporal client pod: the `temporal-client` Secret (one
     temporal.toml) and, per mTLS cluster, the client certificate its profile points at."""
     volumes: list[dict[str, Any]] = [
-        {"name": "temporal-client", "configMap": {"name": "temporal-client"}}
+        {"name": "temporal-client", "secret": {"secretName": CLIENT_CONFIG, "defaultMode": 0o440}}
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "temporal-client", "mountPath": CONFIG_DIR + "/client", "readOnly": True}
@@ -148,7 +184,8 @@ def client_token_secret(cluster: str) -> str:
 def token_secrets(
     name: str, namespace: str, tokens: dict[str, Any], opts: Any
 ) -> list[k8s.core.v1.Secret]:
-    """One Secret per mTLS cluster with the worker role's JWT for this client namespace."""
+    """One Secret per mTLS cluster with the worker role's JWT, for KEDA's TriggerAuthentication
+    (`apiKey`) in the workers' namespace."""
     return [
         k8s.core.v1.Secret(
             f"{name}-{cluster}-token",
@@ -159,14 +196,6 @@ def token_secrets(
         )
         for cluster, token in tokens.items()
     ]
-
-
-def token_env(profile: TemporalProfile, tokens: dict[str, Any]) -> list[dict[str, Any]]:
-    """TEMPORAL_API_KEY (envconfig's variable) for the profile's cluster, when it has one: the
-    SDK sends it as `Authorization: Bearer`, which the frontend's claim mapper reads."""
-    if profile.cluster not in tokens:
-        return []
-    return [secret_env("TEMPORAL_API_KEY", client_token_secret(profile.cluster), "token")]
 
 
 def client_certificate(
@@ -267,9 +296,13 @@ def pod_disruption_budget(
     )
 
 
-def toml_checksum(toml: str) -> dict[str, str]:
-    """Pod annotation that rolls the pods when their temporal.toml changes."""
-    return {"haul.dev/temporal-toml-sha256": hashlib.sha256(toml.encode()).hexdigest()}
+def toml_checksum(toml: Any) -> dict[str, Any]:
+    """Pod annotation that rolls the pods when their temporal.toml changes. The digest
+    reveals no token, so it is not kept secret (the pod template stays readable in diffs)."""
+    digest = pulumi.Output.from_input(toml).apply(
+        lambda text: hashlib.sha256(text.encode()).hexdigest()
+    )
+    return {"haul.dev/temporal-toml-sha256": pulumi.Output.unsecret(digest)}
 
 
 class WorkersArgs(BaseModel):
@@ -292,7 +325,7 @@ class WorkersArgs(BaseModel):
     keda: bool
     # cert-manager issuer per mTLS cluster, for the workers' client certificates.
     client_issuers: dict[str, str] = {}
-    # The worker role's JWT per mTLS cluster (Output, secret): sent as the profile's API key.
+    # The worker role's JWT per mTLS cluster (Output, secret): each profile's api_key.
     client_tokens: dict[str, Any] = {}
     tags: dict[str, str]
 
@@ -308,12 +341,8 @@ class Workers(pulumi.ComponentResource):
             opts=child,
         )
         after_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        self.temporal_toml = render_temporal_toml(args.profiles)
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-temporal-toml",
-            metadata={"name": "temporal-client", "namespace": ns},
-            data={"temporal.toml": self.temporal_toml},
-            opts=after_ns,
+        config_map, self.temporal_toml = temporal_client_config(
+            name, ns, args.profiles, args.client_tokens, after_ns
         )
         database = app_database(name, ns, args.database_url, args.rds_ca_pem, after_ns)
         migrate_url = k8s.core.v1.Secret(
@@ -442,7 +471,6 @@ class Workers(pulumi.ComponentResource):
                 {"name": "TEMPORAL_PROFILE", "value": profile.cluster},
                 {"name": "TEMPORAL_NAMESPACE", "value": group.namespace},
                 *migration_env(args.profiles),
-                *token_env(profile, args.client_tokens),
                 {"name": "HAUL_TASK_QUEUES", "value": ",".join(group.task_queues)},
                 {
                     "name": "HAUL_BLOB_DIR",

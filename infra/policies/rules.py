@@ -229,10 +229,11 @@ def check_frontend_authorizer_in_production(resources: list[Res]) -> list[str]:
                 "(server.config.authorization: authorizer and claimMapper default, with "
                 "jwtKeyProvider.keySourceURIs), so every client certificate is an admin"
             )
-        if not (server.get("internalFrontend") or {}).get("enabled"):
+        if not (server.get("internal-frontend") or {}).get("enabled"):
             out.append(
-                f"Temporal release {rel.name}: no internal frontend; with the authorizer on, "
-                "the server's system workers (no JWT) would be denied"
+                f"Temporal release {rel.name}: no internal frontend (server.internal-frontend."
+                "enabled); with the authorizer on, the server's system workers (no JWT) would "
+                "be denied"
             )
     return out
 

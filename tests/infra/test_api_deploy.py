@@ -104,15 +104,15 @@ def test_during_a_migration_it_reads_both_clusters_and_follows_the_state(stacks)
     env = env_of(container)
     first, second = stack_file("migration")["haul:apps"]["clusters"]
     assert (env["HAUL_MIGRATION"], env["TEMPORAL_PROFILE"]) == ("true", first)
-    config_map = run.one(
-        "kubernetes:core/v1:ConfigMap", metadata={"name": "temporal-client", "namespace": NS}
+    secret = run.one(
+        "kubernetes:core/v1:Secret", metadata={"name": "temporal-client", "namespace": NS}
     )["inputs"]
-    toml = tomllib.loads(config_map["data"]["temporal.toml"])
+    toml = tomllib.loads(secret["stringData"]["temporal.toml"])
     assert set(toml["profile"]) == {first, second}
     assert env["TEMPORAL_CONFIG_FILE"] == "/etc/haul/client/temporal.toml"
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert volumes[mounts["/etc/haul/client"]]["configMap"] == {"name": "temporal-client"}
+    assert volumes[mounts["/etc/haul/client"]]["secret"]["secretName"] == "temporal-client"
     # Each profile's client certificate sits where that profile points.
     for cluster in (first, second):
         tls = toml["profile"][cluster]["tls"]
@@ -126,13 +126,15 @@ def test_with_one_cluster_it_follows_no_migration(stacks, stack):
     env = env_of(pod["containers"][0])
     (cluster,) = stack_file(stack)["haul:apps"]["clusters"]
     assert (env["HAUL_MIGRATION"], env["TEMPORAL_PROFILE"]) == ("false", cluster)
-    # Behind an mTLS frontend's authorizer it calls Temporal (redrives) as the worker role.
+    # Behind an mTLS frontend's authorizer it calls Temporal (redrives) as the worker role: the
+    # token is its profile's api_key, in the temporal.toml Secret it shares with the workers.
     mtls = stack_file(stack)["haul:clusters"][0].get("mtls", False)
-    token = env.get("TEMPORAL_API_KEY")
-    if mtls:
-        assert token == {"secretKeyRef": {"name": f"{cluster}-temporal-token", "key": "token"}}
-    else:
-        assert token is None
+    assert "TEMPORAL_API_KEY" not in env
+    secret = stacks[stack].one(
+        "kubernetes:core/v1:Secret", metadata={"name": "temporal-client", "namespace": NS}
+    )["inputs"]
+    profile = tomllib.loads(secret["stringData"]["temporal.toml"])["profile"][cluster]
+    assert bool(profile.get("api_key")) is bool(mtls)
 
 
 def test_its_pods_count_in_the_app_database_connection_budget(run_stack, stacks):

@@ -4,6 +4,7 @@ mounted into the server, and one token per role where each caller runs."""
 from __future__ import annotations
 
 import json
+import tomllib
 
 import jwt
 
@@ -38,7 +39,9 @@ def test_prod_release_runs_the_jwt_authorizer_with_the_mounted_jwks(stacks):
     server = run.temporal_release(CLUSTER)["inputs"]["values"]["server"]
     auth = server["config"]["authorization"]
     assert auth == authz.server_authorization("file:///etc/temporal/jwks/jwks.json")
-    assert server["internalFrontend"] == {"enabled": True}
+    # Chart 1.7.0's templates read `server.internal-frontend`; `internalFrontend` is ignored.
+    assert server["internal-frontend"] == {"enabled": True}
+    assert "internalFrontend" not in server
     assert {"name": "jwks", "configMap": {"name": f"{CLUSTER}-jwks"}} in server[
         "additionalVolumes"
     ]
@@ -68,16 +71,19 @@ def test_each_role_gets_its_token_and_only_the_signing_key_secret_holds_the_key(
 
 def test_workers_send_the_worker_token_and_the_namespace_job_the_admin_token(stacks):
     run = stacks["prod-postgres"]
-    api_keys = []
-    for dep in run.of_type(DEPLOYMENT):
-        if dep["inputs"]["metadata"].get("namespace") != "haul-workers":
-            continue
+    # The worker role's token is the cluster profile's api_key in the pods' temporal.toml.
+    toml = _named(run, SECRET, "temporal-client", "haul-workers")["stringData"]["temporal.toml"]
+    worker = _named(run, SECRET, f"{CLUSTER}-temporal-token", "haul-workers")["stringData"]
+    assert tomllib.loads(toml)["profile"][CLUSTER]["api_key"] == worker["token"]
+    deployments = [
+        d
+        for d in run.of_type(DEPLOYMENT)
+        if d["inputs"]["metadata"].get("namespace") == "haul-workers"
+    ]
+    assert deployments
+    for dep in deployments:
         (container,) = dep["inputs"]["spec"]["template"]["spec"]["containers"]
-        api_keys += [e for e in container["env"] if e["name"] == "TEMPORAL_API_KEY"]
-    assert api_keys and all(
-        e["valueFrom"]["secretKeyRef"] == {"name": f"{CLUSTER}-temporal-token", "key": "token"}
-        for e in api_keys
-    )
+        assert "TEMPORAL_API_KEY" not in {e["name"] for e in container["env"]}
     job = _named(run, JOB, "namespace-setup", CLUSTER)
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {

@@ -89,8 +89,8 @@ def test_the_pods_settings_are_ones_the_cli_reads():
 
 def test_pods_run_read_only_with_a_scratch_dir_and_the_clients_temporal_toml(stacks):
     run = stacks["dev"]
-    toml_map = in_namespace(run, "ConfigMap")["temporal-client"]
-    profiles = tomllib.loads(toml_map["data"]["temporal.toml"])["profile"]
+    toml_map = in_namespace(run, "Secret")["temporal-client"]
+    profiles = tomllib.loads(toml_map["stringData"]["temporal.toml"])["profile"]
     assert (
         profiles["temporal-a"]["address"] == "temporal-a-frontend.temporal-a.svc.cluster.local:7233"
     )
@@ -125,8 +125,10 @@ def test_workers_can_run_parcel_ingest_and_the_master_holds_no_credentials(stack
     assert env(workers)["HAUL_BLOB_DIR"] == f"s3://{run.outputs['claimCheckBucket']}/claim-check"
     mounts = {m["mountPath"] for m in container(workers)["volumeMounts"]}
     assert "/etc/haul/rds-ca" in mounts  # the URL's sslrootcert
-    (secret,) = in_namespace(run, "Secret").values()
-    assert secret["metadata"]["name"] == "haul-database"
+    secrets = in_namespace(run, "Secret")
+    # The app database's URL, and the temporal.toml (profiles may carry tokens).
+    assert set(secrets) == {"haul-database", "temporal-client"}
+    secret = secrets["haul-database"]
     assert secret["stringData"]["url"].endswith("sslrootcert=/etc/haul/rds-ca/global-bundle.pem")
     assert "sslmode=verify-full" in secret["stringData"]["url"]
     assert urlsplit(secret["stringData"]["url"]).username == "haul_app"  # never the master
@@ -186,8 +188,8 @@ def test_off_unless_the_stack_turns_it_on(stacks, stack):
 def test_during_a_migration_it_can_reach_both_clusters_over_mtls(run_stack):
     run = run_stack("migration", overrides=ON)
     assert run.ok, run.error
-    toml_map = in_namespace(run, "ConfigMap")["temporal-client"]
-    profiles = tomllib.loads(toml_map["data"]["temporal.toml"])["profile"]
+    toml_map = in_namespace(run, "Secret")["temporal-client"]
+    profiles = tomllib.loads(toml_map["stringData"]["temporal.toml"])["profile"]
     assert set(profiles) == {"temporal-a", "temporal-b"}
     for cluster, profile in profiles.items():
         assert profile["tls"]["client_cert_path"] == f"/etc/haul/tls/{cluster}/tls.crt"
@@ -207,7 +209,11 @@ def test_during_a_migration_it_can_reach_both_clusters_over_mtls(run_stack):
         for v in workers["spec"]["template"]["spec"]["volumes"]
         if "secret" in v
     }
-    assert secrets == {"temporal-a-client-tls", "temporal-b-client-tls"}
+    assert secrets == {"temporal-client", "temporal-a-client-tls", "temporal-b-client-tls"}
+    # Each profile carries its own cluster's worker-role token.
+    toml_secret = in_namespace(run, "Secret")["temporal-client"]["stringData"]["temporal.toml"]
+    tokens = {c: p.get("api_key") for c, p in tomllib.loads(toml_secret)["profile"].items()}
+    assert all(tokens.values()) and tokens["temporal-a"] != tokens["temporal-b"]
     # New work (and so the default load) goes to the first apps cluster.
     master = in_namespace(run, "Deployment")["haul-loadgen-master"]
     first = stack_file("migration")["haul:apps"]["clusters"][0]

@@ -4,11 +4,16 @@ database instead of a cluster order in the stack config."""
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 from typing import Any
 
+import jwt
+import pytest
 from infra_harness import stack_file
 from temporalio.envconfig import ClientConfig
+
+from app.stack import authz
 
 CLUSTERS = {"temporal-a", "temporal-b"}
 
@@ -22,11 +27,11 @@ def worker_deployments(run) -> list[dict[str, Any]]:
 
 
 def profiles(run) -> dict[str, Any]:
-    cm = run.one(
-        "kubernetes:core/v1:ConfigMap",
+    secret = run.one(
+        "kubernetes:core/v1:Secret",
         metadata={"name": "temporal-client", "namespace": "haul-workers"},
     )
-    text = cm["inputs"]["data"]["temporal.toml"]
+    text = secret["inputs"]["stringData"]["temporal.toml"]
     return dict(ClientConfig.load(config_source=text, config_file_strict=True).profiles)
 
 
@@ -35,6 +40,42 @@ def test_the_migration_stack_lists_both_clusters_and_names_the_app_database() ->
     assert set(apps["clusters"]) == CLUSTERS
     # The phase lives in one app database that both sides read.
     assert apps["databaseCluster"] == "temporal-a"
+
+
+def _verified_claims(token: str, jwks_text: str) -> dict[str, Any]:
+    keys = {k["kid"]: jwt.PyJWK(k) for k in json.loads(jwks_text)["keys"]}
+    kid = jwt.get_unverified_header(token)["kid"]
+    if kid not in keys:
+        raise jwt.InvalidTokenError(f"no key {kid!r} in this JWKS")
+    return jwt.decode(token, keys[kid].key, algorithms=[authz.ALGORITHM])
+
+
+def test_each_profile_carries_its_own_clusters_token(stacks) -> None:
+    """With HAUL_MIGRATION no TEMPORAL_* variable overrides a profile, and one TEMPORAL_API_KEY
+    could hold only one cluster's token anyway: each profile carries the token its own
+    cluster's claim mapper accepts, and the other cluster's claim mapper refuses it."""
+    run = stacks["migration"]
+    found = profiles(run)
+    jwks = {
+        c: run.one("kubernetes:core/v1:ConfigMap", metadata={"name": f"{c}-jwks", "namespace": c})[
+            "inputs"
+        ]["data"]["jwks.json"]
+        for c in CLUSTERS
+    }
+    for cluster in CLUSTERS:
+        token = found[cluster].api_key
+        assert token, f"profile {cluster} has no api_key"
+        assert _verified_claims(token, jwks[cluster])["permissions"] == ["haul:write"]
+        (other,) = CLUSTERS - {cluster}
+        with pytest.raises(jwt.InvalidTokenError):
+            _verified_claims(token, jwks[other])
+    for dep in worker_deployments(run):
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["HAUL_MIGRATION"]["value"] == "true"
+        assert "TEMPORAL_API_KEY" not in env
+        volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["temporal-client"]["secret"]["secretName"] == "temporal-client"
 
 
 def test_every_worker_pod_mounts_both_clusters_certificates(stacks) -> None:

@@ -295,6 +295,24 @@ def test_rule_fails_on_the_programs_resource_altered(stacks, rule):
     assert any(message in m for m in found), found
 
 
+def _camel_case_internal_frontend(props: dict) -> dict:
+    values = props["values"]
+    server = {k: v for k, v in values["server"].items() if k != "internal-frontend"}
+    server["internalFrontend"] = {"enabled": True}
+    return {**props, "values": {**values, "server": server}}
+
+
+def test_an_internal_frontend_under_the_key_the_chart_ignores_is_refused(stacks):
+    """Chart 1.7.0 reads `server.internal-frontend.enabled`; `internalFrontend` deploys none."""
+    rule = "frontend-authorizer-in-production"
+    release = ("kubernetes:helm.sh/v3:Release", "haul-prod-postgres-temporal-a-temporal")
+    changed = altered(stacks["prod-postgres"], *release, _camel_case_internal_frontend)
+    found = pack_violations(changed, rule)
+    assert any("no internal frontend (server.internal-frontend.enabled)" in m for m in found), (
+        found
+    )
+
+
 def test_a_temporal_release_without_a_scylla_client_certificate_is_refused(stacks):
     rule = "scylla-client-certificates"
     assert violations(stacks["prod-scylla"], rule) == []

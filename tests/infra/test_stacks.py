@@ -186,11 +186,11 @@ def test_release_waits_for_persistence_and_hooks(stacks):
 
 
 def worker_toml(run) -> str:
-    cm = run.one(
-        "kubernetes:core/v1:ConfigMap",
+    secret = run.one(
+        "kubernetes:core/v1:Secret",
         metadata={"name": "temporal-client", "namespace": "haul-workers"},
     )
-    return cm["inputs"]["data"]["temporal.toml"]
+    return secret["inputs"]["stringData"]["temporal.toml"]
 
 
 def test_worker_temporal_toml_one_cluster(stacks):

@@ -24,7 +24,7 @@ from app.platform.client import HaulClient, connect
 from app.platform.discovery import discover
 from app.platform.worker import build_workers
 from app.stack import cluster, targets
-from app.stack.registry import ClusterRecord
+from app.stack.registry import ClusterRecord, Registry
 
 PG = "st-pg"
 CS = "st-cs"
@@ -41,11 +41,14 @@ def pg_cluster() -> Iterator[ClusterRecord]:
 
 @pytest.fixture(scope="session")
 def cs_cluster() -> Iterator[ClusterRecord]:
-    rec = cluster.up(CS, "cassandra", timeout=180)
+    # `--tls`, as production Scylla runs: CQL only over TLS with a client certificate from the
+    # cluster CA, so every Cassandra test goes through the certificate path (one boot).
     try:
-        yield rec
+        yield cluster.up(CS, "cassandra", tls=True, timeout=180)
     finally:
-        cluster.down(CS, purge=True)
+        # Also after a failed boot: Cassandra may be up when a later step fails.
+        if Registry().get(CS) is not None:
+            cluster.down(CS, purge=True)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from app.core.migrate import MigrationError, load, migrations_dir
 from app.platform.client import HaulClient
-from app.stack import check, cluster, scylla
+from app.stack import check, cluster, schema, scylla
 from app.stack.registry import ClusterRecord
 from app.stack.spec import CassandraStore, ClusterSpec
 from app.stack.spec_render import render_spec_file
@@ -205,6 +205,7 @@ async def test_check_names_both_versions_on_an_old_keyspace_schema(
         str(cs_cluster.port("cassandra_cql")),
         "-k",
         old_ks,
+        *schema.cql_tls_flags(_store(cs_cluster)),
     ]
     for args in (
         ["setup-schema", "-v", "0.0"],
