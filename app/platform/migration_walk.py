@@ -100,9 +100,11 @@ async def route(
     lead: float,
     say: Say = _quiet,
     on_step: Callable[[MigrationState], object] | None = None,
+    until: Step = Step.LOOKUP,
 ) -> MigrationState:
     """dual -> routing guard, claim, lookup (each in effect before the next); schedules are
-    copied paused first and moved once lookup is in effect. `on_step` sees each step."""
+    copied paused first and moved once lookup is in effect. `on_step` sees each step; `until`
+    stops at an earlier step (a rehearsal aborts there), before any schedule moves."""
     now = await ctl.state()
     if now.phase is Phase.DUAL:
         assert now.new is not None
@@ -115,10 +117,12 @@ async def route(
     state = await step(ctl, Action.ROUTE, actor=actor, timeout=timeout, say=say)
     if on_step is not None:
         on_step(state)
-    while state.step in (Step.GUARD, Step.CLAIM):
+    while state.step in (Step.GUARD, Step.CLAIM) and state.step is not until:
         state = await step(ctl, Action.ROUTE, actor=actor, timeout=timeout, say=say)
         if on_step is not None:
             on_step(state)
+    if state.step is not Step.LOOKUP:
+        return state
     assert state.new is not None
     await move_schedules(ctl, state.old, state.new, lead=lead, timeout=timeout, say=say)
     return state
