@@ -402,7 +402,7 @@ def rehearse(
         None,
         "--abort-at",
         help="Rehearse `haul migrate abort` at this stage: dual, routing:guard, routing:claim, "
-        "routing:lookup or draining (a migration back is then drained and finished).",
+        "routing:lookup (or routing) or draining; a migration back is then drained and finished.",
     ),
     seconds: float = typer.Option(5.0, "--duration", min=0.5, help="Seconds of load per phase."),
     rate: float = typer.Option(
@@ -410,10 +410,18 @@ def rehearse(
     ),
     entities: int = typer.Option(200, min=1, help="Entities the signal-with-starts fan in to."),
     parcel_every: float = typer.Option(5.0, min=0, help="Seconds between parcel files (0: none)."),
-    prefix: str = typer.Option(
-        "rehearse", help="Cluster names: PREFIX-old and PREFIX-new (purged afterwards)."
+    old: str = typer.Option(
+        "rehearse-old", "--old", help="Name of the old local cluster (started if not running)."
     ),
-    keep: bool = typer.Option(False, "--keep", help="Leave both clusters up afterwards."),
+    new: str = typer.Option(
+        "rehearse-new", "--new", help="Name of the new local cluster (started if not running)."
+    ),
+    keep: bool = typer.Option(
+        False,
+        "--keep",
+        help="Leave both clusters up afterwards (else they are stopped and purged). Their "
+        "migration state is reset at the start of every rehearsal.",
+    ),
     timeout: float = typer.Option(180.0, help="Seconds for each wait (a step, the drain)."),
 ) -> None:
     """Rehearse a whole migration between two local clusters under load, then prove nothing
@@ -429,7 +437,8 @@ def rehearse(
         target=target,
         shards_to=shards_to,
         abort_at=abort_at,
-        prefix=prefix,
+        old_name=old,
+        new_name=new,
         seconds=seconds,
         rate=rate,
         entities=entities,

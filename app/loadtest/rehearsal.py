@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import signal
 import tempfile
@@ -71,6 +72,8 @@ from app.stack.registry import ClusterRecord, Registry
 from app.stack.workers import start_worker, stop_worker
 
 ABORT_STAGES = ("dual", "routing:guard", "routing:claim", "routing:lookup", "draining")
+# `--abort-at routing` aborts once routing is complete (routing:lookup).
+ABORT_ALIASES = {"routing": "routing:lookup"}
 # Seconds a long-running entity's batch takes: longer than a loaded machine's call latency.
 BUSY_WORK = 3.0
 SCHEDULED_AT = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -87,7 +90,8 @@ class RehearsalConfig:
     target: str = "cassandra"
     shards_to: int | None = None
     abort_at: str | None = None
-    prefix: str = "rehearse"
+    old_name: str = "rehearse-old"
+    new_name: str = "rehearse-new"
     seconds: float = 5.0  # load time in each phase window
     rate: float = 20.0  # starts plus signal-with-starts offered per second
     entities: int = 200
@@ -100,11 +104,11 @@ class RehearsalConfig:
 
     @property
     def old(self) -> str:
-        return f"{self.prefix}-old"
+        return self.old_name
 
     @property
     def new(self) -> str:
-        return f"{self.prefix}-new"
+        return self.new_name
 
 
 @dataclass
@@ -133,6 +137,7 @@ class Outcome:
     drain_seconds: float | None = None
     handed_off: int = 0
     worker_killed: bool = False
+    samples_missed: int = 0
     final: MigrationState | None = None
 
 
@@ -162,6 +167,7 @@ class Rehearsal:
         self.inflight: set[asyncio.Task[None]] = set()
         self.clients: dict[str, Client] = {}
         self.schedule_id = f"rh-{self.tag}-tick"
+        self.samples_missed: Counter[str] = Counter()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -345,7 +351,16 @@ class Rehearsal:
         both is confirmed by describing it on each: the run described second counts as open
         at the first description only if it had started before that description began."""
         names = [self.cfg.old, self.cfg.new]
-        listed = {n: {wf.id async for wf in self.clients[n].list_workflows(OPEN)} for n in names}
+        try:
+            listed = {
+                n: {wf.id async for wf in self.clients[n].list_workflows(OPEN)} for n in names
+            }
+            await self._confirm(stage, names, listed)
+        except RPCError as err:
+            # A loaded server may time a listing out: this sample is lost, not the rehearsal.
+            self.samples_missed[str(err)] += 1
+
+    async def _confirm(self, stage: str, names: list[str], listed: dict[str, set[str]]) -> None:
         open_ = {n: set(ids) for n, ids in listed.items()}
         for wf_id in listed[names[0]] & listed[names[1]]:
             first, second = random.sample(names, 2)
@@ -419,7 +434,7 @@ class Rehearsal:
     ) -> bool:
         """Wait for `check`; past the timeout raise, or (not `fail`) say so and go on."""
         deadline = time.monotonic() + self.cfg.timeout
-        while not await check():
+        while not await self._checked(check):
             if time.monotonic() > deadline:
                 if fail:
                     raise TimeoutError(
@@ -429,6 +444,13 @@ class Rehearsal:
                 return False
             await asyncio.sleep(0.5)
         return True
+
+    @staticmethod
+    async def _checked(check: Callable[[], Awaitable[bool]]) -> bool:
+        try:
+            return await check()
+        except RPCError:
+            return False  # a loaded server timed out: ask again
 
     async def kill_worker(self, rec: ClusterRecord) -> None:
         """SIGKILL the worker mid-drain and start a new one, as a crashed pod is replaced."""
@@ -520,11 +542,14 @@ class Rehearsal:
         """Stop the load and the schedule, then wait until nothing is open on either cluster."""
         await self.delete_schedule()
 
+        said = [time.monotonic()]
+
         async def quiet() -> bool:
-            for c in self.clients.values():
-                if await migration_checks.open_workflows(c):
-                    return False
-            return True
+            left = {n: await migration_checks.open_workflows(c) for n, c in self.clients.items()}
+            if any(left.values()) and time.monotonic() - said[0] > 10:
+                said[0] = time.monotonic()
+                self.say("still open: " + ", ".join(f"{v} on {n}" for n, v in left.items()))
+            return not any(left.values())
 
         await self.until(quiet, "every run on both clusters to close", fail=False)
 
@@ -629,6 +654,7 @@ async def _run(cfg: RehearsalConfig, recs: dict[str, ClusterRecord], console: Co
         if rh.inflight:
             await asyncio.gather(*list(rh.inflight))
         outcome.stats = haul.router.stats
+        outcome.samples_missed = sum(rh.samples_missed.values())
         await rh.settle()
         # What is still missing or open then is the ledger's to report.
         await rh.until(rh.visibility_caught_up, "visibility to list every run closed", fail=False)
@@ -699,7 +725,7 @@ def report(outcome: Outcome, cfg: RehearsalConfig, console: Console) -> None:
     console.print(
         f"ledger: {len(ledger.ids(Kind.TASK))} tasks, {len(ledger.ids(Kind.ENTITY))} entities, "
         f"{ledger.events} events, {len(ledger.schedule_times)} schedule periods, "
-        f"{len(ledger.samples)} samples; router placed "
+        f"{len(ledger.samples)} samples ({outcome.samples_missed} missed); router placed "
         + ", ".join(f"{n} on {c}" for c, n in sorted(placed.items()))
     )
     if outcome.violations:
@@ -713,11 +739,15 @@ def report(outcome: Outcome, cfg: RehearsalConfig, console: Console) -> None:
 def rehearse(cfg: RehearsalConfig, console: Console | None = None) -> Outcome:
     """Bring both clusters up, rehearse, report; tear them down unless `keep`."""
     console = console or Console()
+    if cfg.abort_at in ABORT_ALIASES:
+        cfg = dataclasses.replace(cfg, abort_at=ABORT_ALIASES[cfg.abort_at])
     if cfg.abort_at is not None and cfg.abort_at not in ABORT_STAGES:
         raise ValueError(
             f"--abort-at {cfg.abort_at!r} is no stage to abort at; choose one of "
-            f"{', '.join(ABORT_STAGES)}"
+            f"{', '.join(ABORT_STAGES)} (routing means routing:lookup)"
         )
+    if cfg.old == cfg.new:
+        raise ValueError(f"--old and --new are both {cfg.old!r}: name two clusters")
     recs: dict[str, ClusterRecord] = {}
     try:
         for name, backend, shards in (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.loadtest.rehearsal_ledger import Kind, Ledger, Problem, Run, Sample
+from app.loadtest.rehearsal_ledger import Kind, Ledger, Problem, Run, Sample, Violation
 
 OLD, NEW = "old", "new"
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -121,3 +121,24 @@ def test_an_entity_left_open_or_handed_off_to_nowhere() -> None:
     ledger.runs["ledger-entity|e"] = [Run(OLD, "r3", "COMPLETED", handed_off=True)]
     problem, text = only(ledger)
     assert problem is Problem.ENTITY_RUN and "no run continued elsewhere" in text
+
+
+def test_the_cli_exits_1_on_a_violation_and_0_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli.main import app
+    from app.loadtest import rehearsal
+    from app.platform.router import RouterStats
+
+    def fake(violations: list[Violation]):  # type: ignore[no-untyped-def]
+        def run(cfg: rehearsal.RehearsalConfig, console: object) -> rehearsal.Outcome:
+            assert (cfg.source, cfg.target, cfg.shards_to) == ("postgres", "cassandra", 16)
+            return rehearsal.Outcome(Ledger(), [], RouterStats(), violations)
+
+        return run
+
+    args = ["migrate", "rehearse", "--from", "postgres", "--to", "cassandra", "--shards-to", "16"]
+    monkeypatch.setattr(rehearsal, "rehearse", fake([Violation(Problem.LOST_EVENT, "x")]))
+    assert CliRunner().invoke(app, args).exit_code == 1
+    monkeypatch.setattr(rehearsal, "rehearse", fake([]))
+    assert CliRunner().invoke(app, args).exit_code == 0
