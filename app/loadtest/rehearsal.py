@@ -74,6 +74,9 @@ from app.stack.workers import start_worker, stop_worker
 ABORT_STAGES = ("dual", "routing:guard", "routing:claim", "routing:lookup", "draining")
 # `--abort-at routing` aborts once routing is complete (routing:lookup).
 ABORT_ALIASES = {"routing": "routing:lookup"}
+# Seconds between background samples of open IDs (each lists every open run on both
+# clusters, heavy on a busy server); every step and phase also takes one.
+SAMPLE_EVERY = 2.0
 # Seconds a long-running entity's batch takes: longer than a loaded machine's call latency.
 BUSY_WORK = 3.0
 SCHEDULED_AT = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -391,7 +394,7 @@ class Rehearsal:
             state = await ctl.state()
             await self.sample(state.stage)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), 0.5)
+                await asyncio.wait_for(self.stop.wait(), SAMPLE_EVERY)
 
     # -- the walk ---------------------------------------------------------------------------
 
