@@ -171,6 +171,7 @@ class Rehearsal:
         self.clients: dict[str, Client] = {}
         self.schedule_id = f"rh-{self.tag}-tick"
         self.samples_missed: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -420,14 +421,45 @@ class Rehearsal:
         until = {"routing:guard": Step.GUARD, "routing:claim": Step.CLAIM}.get(
             cfg.abort_at or "", Step.LOOKUP
         )
-        state = await walk.route(
-            ctl, lead=5.0, say=say, until=until, actor=ACTOR, timeout=cfg.timeout
-        )
+        try:
+            state = await walk.route(
+                ctl, lead=5.0, say=say, until=until, actor=ACTOR, timeout=cfg.timeout
+            )
+        except RPCError as err:
+            # A loaded server timed out the schedule move that ends `route`; routing is in
+            # effect and `route` cannot run again, so finish the move as `drain` would.
+            state = await ctl.state()
+            if state.step is not Step.LOOKUP or state.new is None:
+                raise
+            self.say(f"[yellow]schedule move failed ({err}); moving again")
+            new = state.new
+            await self.again(
+                "moving schedules",
+                lambda: walk.move_schedules(
+                    ctl, state.old, new, lead=5.0, timeout=cfg.timeout, say=say
+                ),
+            )
         await self.sample(state.stage)
         if await self.phase(ctl, cfg.seconds):
             return await self.abort(ctl, outcome, old_rec)
-        await walk.begin_drain(ctl, lead=5.0, say=say, actor=ACTOR, timeout=cfg.timeout)
+        await self.again(
+            "drain",
+            lambda: walk.begin_drain(ctl, lead=5.0, say=say, actor=ACTOR, timeout=cfg.timeout),
+        )
         return await self.drain(ctl, outcome, old_rec, abort_here=cfg.abort_at == "draining")
+
+    async def again(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run an idempotent walk step again when a loaded server times out an RPC of it, as
+        an operator re-runs the command (at most 5 tries); the retries are reported."""
+        for attempt in range(1, 6):
+            try:
+                return await call()
+            except RPCError as err:
+                if attempt == 5:
+                    raise
+                self.retries[what] += 1
+                self.say(f"[yellow]{what}: {err}; trying again[/yellow]")
+                await asyncio.sleep(2.0)
 
     async def _pollers_ready(self) -> bool:
         return not await migration_checks.missing_pollers(self.clients[self.cfg.new], discover())
