@@ -47,6 +47,7 @@ def test_a_rehearsal_from_postgres_to_cassandra_loses_nothing(
         timeout=600,
     )
     out = done.stdout + done.stderr
+    print(out)  # the per-phase figures, with `pytest -s`
     assert done.returncode == 0, out
     assert "no violation" in out, out
     ledger = re.search(
