@@ -20,8 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.platform import migration_walk as walk
 from app.platform.migration_control import MigrationControl
-from app.platform.migration_schedules import ScheduleMove
 from app.platform.phases import Action, MigrationState, Phase, Step
 
 app = typer.Typer(
@@ -42,23 +42,9 @@ LEAD = typer.Option(
     help="Seconds ahead of now at which schedules change cluster (their boundary).",
 )
 
-# What each stage means for new work, for the "will change" lines.
-MEANING = {
-    "single": "every call goes to {old}",
-    "dual": "workers poll {old} and {new}; new work still goes to {old}",
-    "routing:guard": "new work still goes to {old}, under a per-ID lock that reads claims",
-    "routing:claim": "new work goes to {new} (claimed under the ID lock) unless open on {old}",
-    "routing:lookup": "new work goes to {new} unless its ID is open (or succeeded) on {old}",
-    "routing:both_new": "aborting: look up both clusters, else start on {new}",
-    "routing:both_old": "aborting: look up both clusters, else start on {old}",
-    "draining": "as routing:lookup, while {old} drains",
-    "drained": "{old} has no open workflow; new work goes to {new}",
-}
-
 
 def _meaning(state: MigrationState) -> str:
-    text = MEANING.get(state.stage, state.stage)
-    return text.format(old=state.old, new=state.new or "-")
+    return walk.meaning(state)
 
 
 @asynccontextmanager
@@ -100,43 +86,8 @@ def _actor() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-async def _step(
-    ctl: MigrationControl, action: Action, timeout: float, new_cluster: str | None = None
-) -> MigrationState:
-    """Announce one transition and wait until it is in effect."""
-    state = await ctl.apply(
-        action, actor=_actor(), reason=f"haul migrate {action}", new_cluster=new_cluster
-    )
-    console.print(f"announced {state.stage} (version {state.version}): {_meaning(state)}")
-    await ctl.wait_in_effect(state.version, timeout)
-    console.print(f"[green]{state.stage} in effect[/green]: every live router acknowledged it")
-    return state
-
-
-def _report(moves: list[ScheduleMove]) -> None:
-    for m in moves:
-        console.print(
-            f"schedule {m.schedule_id}: {m.outcome}" + (f" ({m.detail})" if m.detail else "")
-        )
-
-
-async def _move_schedules(
-    ctl: MigrationControl, src: str, dst: str, lead: float, timeout: float
-) -> None:
-    """Every schedule active on `dst` and paused on `src`, each at one boundary instant."""
-    from app.platform import migration_schedules
-
-    console.print(f"moving schedules from {src!r} to {dst!r}")
-    _report(
-        await migration_schedules.move(
-            await ctl.client(src),
-            await ctl.client(dst),
-            src_name=src,
-            dst_name=dst,
-            lead=timedelta(seconds=lead),
-            timeout=timeout,
-        )
-    )
+def _say(line: str) -> None:
+    console.print(line)
 
 
 def _ask(yes: bool, now: MigrationState, steps: list[str], after: MigrationState) -> None:
@@ -194,7 +145,7 @@ def start(
     async def body(ctl: MigrationControl) -> None:
         now, after = await ctl.preview(Action.START, new_cluster=to)
         _ask(yes, now, [after.stage], after)
-        await _step(ctl, Action.START, timeout, new_cluster=to)
+        await walk.start(ctl, to, actor=_actor(), timeout=timeout, say=_say)
 
     _run(cluster, body)
 
@@ -206,7 +157,6 @@ def route(
     """Send new work to the new cluster: dual -> routing guard, claim, lookup, each in effect
     before the next. Refused until workers poll every task queue there. Schedules are copied
     to the new cluster paused first, and moved there once routing:lookup is in effect."""
-    from app.platform import migration_schedules
 
     async def body(ctl: MigrationControl) -> None:
         now, after = await ctl.preview(Action.ROUTE)
@@ -214,18 +164,7 @@ def route(
             f"routing:{s}" for s in (Step.CLAIM, Step.LOOKUP) if _before(after.step, s)
         ]
         _ask(yes, now, [*steps, "schedules active on the new cluster"], after)
-        assert after.new is not None
-        if now.phase is Phase.DUAL:
-            _report(
-                await migration_schedules.copy_paused(
-                    await ctl.client(now.old), await ctl.client(after.new), src_name=now.old
-                )
-            )
-        state = await _step(ctl, Action.ROUTE, timeout)
-        while state.step in (Step.GUARD, Step.CLAIM):
-            state = await _step(ctl, Action.ROUTE, timeout)
-        assert state.new is not None
-        await _move_schedules(ctl, state.old, state.new, lead, timeout)
+        await walk.route(ctl, actor=_actor(), timeout=timeout, lead=lead, say=_say)
 
     _run(cluster, body)
 
@@ -247,21 +186,16 @@ def drain(
     """Start draining the old cluster (after routing:lookup), and mark it drained once no
     workflow is open there; with --wait, wait for that. Schedules still active on the old
     cluster are moved to the new one first."""
-    from app.platform import migration_checks
 
     async def body(ctl: MigrationControl) -> None:
         state = await ctl.state()
         if state.phase is Phase.ROUTING:
             now, after = await ctl.preview(Action.DRAIN)
             _ask(yes, now, [after.stage, "drained (once nothing is open)"], after)
-            assert state.new is not None
-            await _move_schedules(ctl, state.old, state.new, lead, timeout)
-            state = await _step(ctl, Action.DRAIN, timeout)
-        old = await ctl.client(state.old)
-        while wait and (left := await migration_checks.open_workflows(old)):
-            console.print(f"{left} workflow(s) still open on {state.old!r}")
-            await asyncio.sleep(poll)
-        await _step(ctl, Action.MARK_DRAINED, timeout)
+            await walk.begin_drain(ctl, actor=_actor(), timeout=timeout, lead=lead, say=_say)
+        await walk.mark_drained(
+            ctl, actor=_actor(), timeout=timeout, wait=wait, poll=poll, say=_say
+        )
 
     _run(cluster, body)
 
@@ -273,7 +207,7 @@ def finish(cluster: str | None = CLUSTER, yes: bool = YES, timeout: float = TIME
     async def body(ctl: MigrationControl) -> None:
         now, after = await ctl.preview(Action.FINISH)
         _ask(yes, now, [f"single on {after.old}"], after)
-        await _step(ctl, Action.FINISH, timeout)
+        await walk.finish(ctl, actor=_actor(), timeout=timeout, say=_say)
 
     _run(cluster, body)
 
@@ -286,7 +220,6 @@ def abort(
     claimed IDs for the new cluster this walks both look-up steps and leaves a migration back
     (old and new swapped) at routing:lookup: drain and finish it as usual. Schedules go back
     too: paused copies never moved are deleted, moved ones are moved back."""
-    from app.platform import migration_schedules
 
     async def body(ctl: MigrationControl) -> None:
         now, after = await ctl.preview(Action.ABORT)
@@ -295,15 +228,7 @@ def abort(
             steps += ["routing:both_old"] if after.step is Step.BOTH_NEW else []
             steps += [f"routing:lookup back to {now.old}"]
         _ask(yes, now, steps, after)
-        state = await _step(ctl, Action.ABORT, timeout)
-        while state.step in (Step.BOTH_NEW, Step.BOTH_OLD):
-            state = await _step(ctl, Action.ABORT, timeout)
-        if state.phase is Phase.SINGLE:
-            assert now.new is not None
-            _report(await migration_schedules.discard_copies(await ctl.client(now.new)))
-        else:
-            assert state.new is not None
-            await _move_schedules(ctl, state.old, state.new, lead, timeout)
+        await walk.abort(ctl, actor=_actor(), timeout=timeout, lead=lead, say=_say)
 
     _run(cluster, body)
 
@@ -460,3 +385,71 @@ def handoff(
             console.print(f"  [yellow]not handed off[/yellow]: {f}")
 
     _run(cluster, body)
+
+
+@app.command("rehearse")
+def rehearse(
+    source: str = typer.Option(
+        "postgres", "--from", help="Backend of the old cluster: dev, postgres or cassandra."
+    ),
+    target: str = typer.Option(
+        "cassandra", "--to", help="Backend of the new cluster: dev, postgres or cassandra."
+    ),
+    shards_to: int | None = typer.Option(
+        None, "--shards-to", min=1, help="History shards of the new cluster."
+    ),
+    abort_at: str | None = typer.Option(
+        None,
+        "--abort-at",
+        help="Rehearse `haul migrate abort` at this stage: dual, routing:guard, routing:claim, "
+        "routing:lookup (or routing) or draining; a migration back is then drained and finished.",
+    ),
+    seconds: float = typer.Option(5.0, "--duration", min=0.5, help="Seconds of load per phase."),
+    rate: float = typer.Option(
+        20.0, min=0, help="Starts plus signal-with-starts offered per second (0: unpaced)."
+    ),
+    entities: int = typer.Option(200, min=1, help="Entities the signal-with-starts fan in to."),
+    parcel_every: float = typer.Option(5.0, min=0, help="Seconds between parcel files (0: none)."),
+    old: str = typer.Option(
+        "rehearse-old", "--old", help="Name of the old local cluster (started if not running)."
+    ),
+    new: str = typer.Option(
+        "rehearse-new", "--new", help="Name of the new local cluster (started if not running)."
+    ),
+    keep: bool = typer.Option(
+        False,
+        "--keep",
+        help="Leave both clusters up afterwards (else they are stopped and purged). Their "
+        "migration state is reset at the start of every rehearsal.",
+    ),
+    timeout: float = typer.Option(180.0, help="Seconds for each wait (a step, the drain)."),
+) -> None:
+    """Rehearse a whole migration between two local clusters under load, then prove nothing
+    was lost: every started task completed on exactly one cluster, no ID ever open on both,
+    every event processed exactly once, no schedule period doubled or skipped. Starts both
+    clusters and a `haul worker`, kills that worker during draining, prints a table per phase
+    and exits 1 on any violation. Changes nothing outside its own two clusters."""
+    from app.loadtest.rehearsal import RehearsalConfig
+    from app.loadtest.rehearsal import rehearse as run_rehearsal
+
+    cfg = RehearsalConfig(
+        source=source,
+        target=target,
+        shards_to=shards_to,
+        abort_at=abort_at,
+        old_name=old,
+        new_name=new,
+        seconds=seconds,
+        rate=rate,
+        entities=entities,
+        parcel_every=parcel_every,
+        timeout=timeout,
+        keep=keep,
+    )
+    try:
+        # The per-phase table has eleven columns: wider than a pipe's 80.
+        outcome = run_rehearsal(cfg, Console(width=max(console.width, 140)))
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if outcome.violations:
+        raise typer.Exit(1)

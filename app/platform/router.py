@@ -251,6 +251,10 @@ class ClusterRouter:
         self._executor = ThreadPoolExecutor(
             max_workers=max(2, store.db.size) if store else 1, thread_name_prefix="router-db"
         )
+        # A locked ID holds a pooled connection and needs executor threads until unlocked:
+        # with every thread waiting for a connection held by a lock holder, nothing (refresh
+        # and heartbeat included) moves until the pool times out. Two stay free.
+        self._lock_slots = asyncio.Semaphore(max(1, store.db.size - 2) if store else 1)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -350,6 +354,7 @@ class ClusterRouter:
         """Take the ID's lock; a caller cancelled meanwhile still gets it released."""
         assert self.store is not None
         store = self.store
+        await self._lock_slots.acquire()
         taking = asyncio.get_running_loop().run_in_executor(self._executor, store.lock_id, wf_id)
         try:
             return await asyncio.shield(taking)
@@ -358,8 +363,12 @@ class ClusterRouter:
             def release(done: asyncio.Future[psycopg.Connection[Any]]) -> None:
                 if not done.cancelled() and done.exception() is None:
                     self._executor.submit(store.unlock_id, done.result(), wf_id)
+                self._lock_slots.release()
 
             taking.add_done_callback(release)
+            raise
+        except BaseException:
+            self._lock_slots.release()
             raise
 
     async def _unlock_id(self, conn: psycopg.Connection[Any], wf_id: str) -> None:
@@ -368,6 +377,7 @@ class ClusterRouter:
         releasing = asyncio.get_running_loop().run_in_executor(
             self._executor, self.store.unlock_id, conn, wf_id
         )
+        releasing.add_done_callback(lambda _: self._lock_slots.release())
         await asyncio.shield(releasing)
 
     # -- call bookkeeping -----------------------------------------------------------------

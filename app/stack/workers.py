@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Mapping
 
 import httpx
 
@@ -26,10 +27,19 @@ def worker_env(rec: ClusterRecord) -> dict[str, str]:
     }
 
 
-def start_worker(rec: ClusterRecord, *, role: str = "worker", timeout: float = 60.0) -> int:
-    """Start `haul worker` for the cluster as its own process; wait for /healthz."""
+def start_worker(
+    rec: ClusterRecord,
+    *,
+    role: str = "worker",
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start `haul worker` for the cluster as its own process; wait for /healthz. `env` adds
+    variables (HAUL_MIGRATION for a rehearsal) without changing this process's environment."""
     log = rec.log(role)
-    pid = spawn([sys.executable, "-m", "app", "worker"], log, env=worker_env(rec))
+    pid = spawn(
+        [sys.executable, "-m", "app", "worker"], log, env={**worker_env(rec), **(env or {})}
+    )
     reg = Registry()
     with reg.locked():
         fresh = reg.get(rec.name) or rec
@@ -64,5 +74,3 @@ def stop_worker(rec: ClusterRecord, role: str = "worker", *, sig: int = signal.S
         if fresh is not None and role in fresh.pids:
             fresh.forget(role)
             reg.put(fresh)
-
-

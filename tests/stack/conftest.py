@@ -66,13 +66,16 @@ async def sample_workers(rec: ClusterRecord) -> AsyncIterator[Client]:
         await asyncio.gather(*runs, return_exceptions=True)
 
 
-@pytest_asyncio.fixture(scope="session")
+# Per module, not per session: the rehearsal (test_rehearsal.py) serves these clusters with a
+# `haul worker` of its own that follows the migration state, and in-process workers that do
+# not would take its tasks (and refuse its handoffs).
+@pytest_asyncio.fixture(scope="module")
 async def pg_client(pg_cluster: ClusterRecord) -> AsyncIterator[HaulClient]:
     async with sample_workers(pg_cluster) as client:
         yield HaulClient(client)
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def cs_client(cs_cluster: ClusterRecord) -> AsyncIterator[HaulClient]:
     async with sample_workers(cs_cluster) as client:
         yield HaulClient(client)
