@@ -1,5 +1,6 @@
 """Settings from HAUL_* environment variables: one pydantic-settings model per process kind.
 
+- `ClientSettings`: any process that connects to Temporal (the transport of its client);
 - `AppSettings`: what any process that touches the app's data needs (database, blob store);
 - `Settings`: a worker process (`haul worker`), on top of AppSettings;
 - `StackSettings`: the local stack (`haul stack`, `haul run`): state and cache homes, ports;
@@ -63,6 +64,16 @@ class EnvSettings(BaseSettings):
             else:
                 problems.append(f"{field}: {item['msg']}")
         return "bad setting: " + "; ".join(problems)
+
+
+class ClientSettings(EnvSettings):
+    """How every haul client talks to its cluster, beyond what its envconfig profile says."""
+
+    # gRPC compression of the client's requests and responses. The Python SDK gzips by
+    # default (the Go SDK does not): on a loopback or in-cluster link that costs the worker,
+    # the starter and the server CPU for bytes nobody pays for (loadtest/PROFILE.md). "gzip"
+    # brings the SDK's default back, for a link where bytes cost more than CPU.
+    grpc_compression: Literal["none", "gzip"] = "none"
 
 
 class AppSettings(EnvSettings):
