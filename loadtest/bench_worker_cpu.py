@@ -365,6 +365,8 @@ def main() -> None:
         table.add_column(col, justify="right")
     for name in names:
         mine = [s for s in samples if s.variant == name]
+        if not mine:  # --rounds 0: the profiled round only
+            continue
         per = [s.cpu_per_1000 for s in mine]
         table.add_row(
             name,
