@@ -59,7 +59,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "HAUL_WORKFLOW_TASK_POLLERS": "2",
         "HAUL_ACTIVITY_TASK_POLLERS": "2",
     },
-    "gzip": {"HAUL_GRPC_COMPRESSION": "gzip"},
+    "grpc-plain": {"HAUL_GRPC_COMPRESSION": "none"},
     "pollers-10": {
         "HAUL_WORKFLOW_TASK_POLLERS": "10",
         "HAUL_ACTIVITY_TASK_POLLERS": "10",

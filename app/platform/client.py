@@ -83,7 +83,7 @@ async def connect(
     Works alike for a local cluster, a self-hosted TLS cluster and Temporal Cloud (API key or
     mTLS): all of that lives in the profile, never in our code. The client carries the haul
     plugin; `failure_store` is where workers built on it record failed workflows. gRPC
-    compression follows HAUL_GRPC_COMPRESSION (default none; see ClientSettings).
+    compression follows HAUL_GRPC_COMPRESSION (default gzip, the SDK's; see ClientSettings).
     """
     config = connect_config(profile, config_file=config_file, env_overrides=env_overrides)
     return await Client.connect(

@@ -1,8 +1,7 @@
-"""haul's clients send plain gRPC unless told otherwise (HAUL_GRPC_COMPRESSION).
+"""HAUL_GRPC_COMPRESSION chooses haul's clients' gRPC compression: gzip (the SDK's) or none.
 
-The Python SDK gzips every request and response by default; on loopback and in-cluster links
-that is CPU on the worker, the starter and the server for nothing (loadtest/PROFILE.md). A user
-on a link where bytes cost more can bring gzip back.
+Plain gRPC saves the zlib work on the worker, the starter and the server on loopback and
+in-cluster links (loadtest/PROFILE.md); both must reach a real server.
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ async def _connect(rec: ClusterRecord) -> Client:
     return await connect(target.profile, config_file=target.config_file)
 
 
-async def test_clients_send_uncompressed_grpc_by_default(
+async def test_clients_send_uncompressed_grpc_when_asked(
     dev_cluster: ClusterRecord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("HAUL_GRPC_COMPRESSION", raising=False)
+    monkeypatch.setenv("HAUL_GRPC_COMPRESSION", "none")
     client = await _connect(dev_cluster)
     assert client.service_client.config.grpc_compression == GrpcCompression.NONE
     # The server answers a plain client.
@@ -33,10 +32,10 @@ async def test_clients_send_uncompressed_grpc_by_default(
     assert info.server_version
 
 
-async def test_gzip_can_be_brought_back(
+async def test_gzip_stays_the_default(
     dev_cluster: ClusterRecord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HAUL_GRPC_COMPRESSION", "gzip")
+    monkeypatch.delenv("HAUL_GRPC_COMPRESSION", raising=False)
     client = await _connect(dev_cluster)
     assert client.service_client.config.grpc_compression == GrpcCompression.GZIP
     info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
