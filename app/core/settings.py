@@ -71,8 +71,8 @@ class ClientSettings(EnvSettings):
 
     # gRPC compression of the client's requests and responses. The Python SDK gzips by
     # default (the Go SDK does not); "none" saves the zlib work in the worker, the starter and
-    # the server on a loopback or in-cluster link (loadtest/PROFILE.md). Not the default yet:
-    # with it the distributed Locust capacity run lost its harness counts in 3 runs of 3.
+    # the server on a loopback or in-cluster link (loadtest/PROFILE.md). Not the default until
+    # a measurement on a quiet host shows the gain the profile predicts.
     grpc_compression: Literal["none", "gzip"] = "gzip"
 
 
