@@ -39,7 +39,7 @@ from app.core.procs import stop_pid
 from app.domains.loadgen.activities import LoadgenActivities
 from app.domains.loadgen.models import NoopInput
 from app.domains.loadgen.workflows import NoopActivityWorkflow
-from app.loadtest.ceiling import drive
+from app.loadtest.bare_starter import drive
 from app.loadtest.runner import resolve_target
 from app.platform.client import HaulClient
 from app.stack.registry import Registry
@@ -59,6 +59,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "HAUL_WORKFLOW_TASK_POLLERS": "2",
         "HAUL_ACTIVITY_TASK_POLLERS": "2",
     },
+    "grpc-plain": {"HAUL_GRPC_COMPRESSION": "none"},
     "pollers-10": {
         "HAUL_WORKFLOW_TASK_POLLERS": "10",
         "HAUL_ACTIVITY_TASK_POLLERS": "10",
@@ -134,6 +135,7 @@ async def one(
     concurrency: int,
     warmup: float,
     profile: Path | None,
+    native: bool = False,
 ) -> Sample:
     rec = Registry().get(target_name)
     if rec is None:
@@ -155,7 +157,12 @@ async def one(
     try:
         client = HaulClient(await tgt.client())
         if warmup:
-            await drive(client, duration=warmup, concurrency=concurrency)
+            await drive(
+                client,
+                duration=warmup,
+                concurrency=concurrency,
+                tag=f"benchw{uuid.uuid4().hex[:8]}",
+            )
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
             py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -170,7 +177,7 @@ async def one(
                         "raw",
                         "--rate",
                         "200",
-                        "--gil",
+                        *(["--native", "--threads"] if native else ["--gil"]),
                         "--duration",
                         str(int(duration)),
                         "-o",
@@ -182,7 +189,9 @@ async def one(
                 )
             await asyncio.sleep(1.0)
         before, threads_before = cpu_seconds(pid), thread_cpu(pid)
-        result = await drive(client, duration=duration, concurrency=concurrency)
+        result = await drive(
+            client, duration=duration, concurrency=concurrency, tag=f"bench{uuid.uuid4().hex[:8]}"
+        )
         used = cpu_seconds(pid) - before
         threads = thread_cpu(pid)
         threads.subtract(threads_before)
@@ -194,7 +203,13 @@ async def one(
                 stop_pid(spy.pid)
         stop_worker(rec, "bench-worker")
     return Sample(
-        variant, result.wf_per_s, result.workflows, result.failures, used, result.p50_ms, threads
+        variant,
+        result.workflows / result.seconds,
+        result.workflows,
+        result.failures,
+        used,
+        statistics.median(result.latency_ms) if result.latency_ms else 0.0,
+        threads,
     )
 
 
@@ -273,6 +288,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles into this directory")
     parser.add_argument(
+        "--native",
+        action="store_true",
+        help="with --profile: sample every thread with native frames (the SDK core's Rust "
+        "threads too), not only the GIL holder",
+    )
+    parser.add_argument(
         "--eager-start",
         action="store_true",
         help="instead: one process as worker and client, eager workflow start on and off",
@@ -319,6 +340,7 @@ def main() -> None:
                     concurrency=args.concurrency,
                     warmup=args.warmup,
                     profile=args.profile if r == 0 else None,
+                    native=args.native,
                 )
             )
             if r > 0:
@@ -343,6 +365,8 @@ def main() -> None:
         table.add_column(col, justify="right")
     for name in names:
         mine = [s for s in samples if s.variant == name]
+        if not mine:  # --rounds 0: the profiled round only
+            continue
         per = [s.cpu_per_1000 for s in mine]
         table.add_row(
             name,

@@ -380,6 +380,12 @@ def ceiling(
         help="The Go reference's source (default: loadtest/goref of this checkout); built "
         "with `go build` once per source hash, cached under HAUL_CACHE.",
     ),
+    cross: bool = typer.Option(
+        False,
+        "--cross",
+        help="Also run the bare starter on the Go worker and the Go starter on haul's worker, "
+        "to split a bare/Go gap into the starter's share and the worker's.",
+    ),
 ) -> None:
     """Run start_and_complete with three contenders against one local cluster, interleaved:
     Temporal's Go SDK starter and worker (the reference), the bare asyncio starter with haul's
@@ -450,6 +456,7 @@ def ceiling(
                 python_worker_pid=py_pid,
                 go_worker_pid=go_pid,
                 address=address,
+                cross=cross,
             )
             return await run.run(rounds, progress=show)
         finally:
@@ -483,6 +490,11 @@ def ceiling(
     console.print(
         "go: Go SDK starter and worker; bare: asyncio starter, haul worker; locust: Locust "
         "harness, haul worker"
+        + (
+            "; bare-on-go: asyncio starter, Go worker; go-on-haul: Go starter, haul worker"
+            if cross
+            else ""
+        )
     )
     r = result.ratios
 
@@ -495,6 +507,12 @@ def ceiling(
         f"Python worker CPU / Go worker CPU = {r.python_worker_cpu_over_go:.2f} "
         f"({verdict(r.python_worker_cpu_over_go <= 2.0)} <= 2)"
     )
+    if r.bare_starter_over_go_starter is not None and r.haul_worker_over_go_worker is not None:
+        console.print(
+            f"split of bare / Go: the bare starter on the Go worker = "
+            f"{r.bare_starter_over_go_starter:.2f} of Go; the Go starter on haul's worker = "
+            f"{r.haul_worker_over_go_worker:.2f} of Go"
+        )
     h = result.host
     console.print(
         f"host: {h.cpus} CPUs, 1-minute load {h.loadavg_1m_start:.2f} at start and "

@@ -1,5 +1,6 @@
 """Settings from HAUL_* environment variables: one pydantic-settings model per process kind.
 
+- `ClientSettings`: any process that connects to Temporal (the transport of its client);
 - `AppSettings`: what any process that touches the app's data needs (database, blob store);
 - `Settings`: a worker process (`haul worker`), on top of AppSettings;
 - `StackSettings`: the local stack (`haul stack`, `haul run`): state and cache homes, ports;
@@ -65,6 +66,16 @@ class EnvSettings(BaseSettings):
             else:
                 problems.append(f"{field}: {item['msg']}")
         return "bad setting: " + "; ".join(problems)
+
+
+class ClientSettings(EnvSettings):
+    """How every haul client talks to its cluster, beyond what its envconfig profile says."""
+
+    # gRPC compression of the client's requests and responses. The Python SDK gzips by
+    # default (the Go SDK does not); "none" saves the zlib work in the worker, the starter and
+    # the server on a loopback or in-cluster link (loadtest/PROFILE.md). Not the default until
+    # a measurement on a quiet host shows the gain the profile predicts.
+    grpc_compression: Literal["none", "gzip"] = "gzip"
 
 
 class AppSettings(EnvSettings):

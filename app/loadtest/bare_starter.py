@@ -3,7 +3,9 @@ process so its CPU is its own.
 
 `python -m app.loadtest.bare_starter --concurrency N --duration S --tag T --out FILE` keeps N
 NoopActivityWorkflows in flight on one client (start, await the result, start the next) for S
-seconds, and writes a StarterResult (the Go starter writes the same JSON). The connection
+seconds, and writes a StarterResult (the Go starter writes the same JSON). `--task-queue`
+sends them to another worker of the same names (the Go reference's, for the ceiling's cross
+pairings). The connection
 comes from envconfig (TEMPORAL_* variables), as the Locust processes' does.
 """
 
@@ -31,7 +33,12 @@ def _cpu() -> float:
 
 
 async def drive(
-    client: HaulClient, *, concurrency: int, duration: float, tag: str
+    client: HaulClient,
+    *,
+    concurrency: int,
+    duration: float,
+    tag: str,
+    task_queue: str | None = None,
 ) -> StarterResult:
     """N closed loops of start-and-wait for `duration` seconds."""
     seq = itertools.count(1)
@@ -48,7 +55,10 @@ async def drive(
             t = time.perf_counter()
             try:
                 handle = await client.start(
-                    NoopActivityWorkflow.run, NoopInput(tag=tag), f"{tag}-{next(seq)}"
+                    NoopActivityWorkflow.run,
+                    NoopInput(tag=tag),
+                    f"{tag}-{next(seq)}",
+                    task_queue=task_queue,
                 )
                 await handle.result()
             except Exception as exc:  # counted, and the first one reported
@@ -71,9 +81,13 @@ async def drive(
     )
 
 
-async def _main(concurrency: int, duration: float, tag: str) -> StarterResult:
+async def _main(
+    concurrency: int, duration: float, tag: str, task_queue: str | None
+) -> StarterResult:
     client = await HaulClient.connect(Target())
-    return await drive(client, concurrency=concurrency, duration=duration, tag=tag)
+    return await drive(
+        client, concurrency=concurrency, duration=duration, tag=tag, task_queue=task_queue
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,10 +96,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--tag", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--task-queue", help="start on this queue (default: the loadgen domain's own)"
+    )
     args = parser.parse_args(argv)
     if args.concurrency < 1:
         parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
-    result = asyncio.run(_main(args.concurrency, args.duration, args.tag))
+    result = asyncio.run(_main(args.concurrency, args.duration, args.tag, args.task_queue))
     args.out.write_text(result.model_dump_json())
     # The result is on disk: leave without interpreter teardown, where grpcio can abort a
     # process that used a temporalio client (DESIGN.md, "Abort at interpreter exit").

@@ -4,6 +4,9 @@
 - **bare**: the bare asyncio starter (bare_starter.py) with haul's worker;
 - **locust**: the Locust harness (`haul loadtest run`) with haul's worker.
 
+With `cross`, two more split a bare/Go gap between starter and worker: **bare-on-go** (the
+bare starter on the Go worker) and **go-on-haul** (the Go starter on haul's worker).
+
 Each round runs the three in turn with the same workflows in flight for the same time, so
 drift on a shared machine lands on all three. Every contender's billable actions come from
 the server's counter and are checked against its runs' histories; the CPU of each worker and
@@ -26,6 +29,7 @@ from typing import Any
 
 import psutil
 
+from app.domains.loadgen import DOMAIN as LOADGEN
 from app.loadtest import accounting, goref
 from app.loadtest.models import (
     CeilingRatios,
@@ -42,6 +46,7 @@ from app.loadtest.settings import RunSettings
 from app.platform.actions import ActionReader, delta
 
 CONTENDERS: tuple[Contender, ...] = ("go", "bare", "locust")
+CROSS: tuple[Contender, ...] = ("bare-on-go", "go-on-haul")
 TARGET_LOCUST_OVER_BARE = 0.9
 TARGET_BARE_OVER_GO = 0.9
 TARGET_WORKER_CPU_OVER_GO = 2.0
@@ -101,6 +106,7 @@ class Ceiling:
         address: str,
         quiet_timeout: float = 120.0,
         sample_interval: float = 1.0,
+        cross: bool = False,
     ) -> None:
         self.target = target
         self.concurrency = concurrency
@@ -111,7 +117,10 @@ class Ceiling:
             "go": go_worker_pid,
             "bare": python_worker_pid,
             "locust": python_worker_pid,
+            "bare-on-go": go_worker_pid,
+            "go-on-haul": python_worker_pid,
         }
+        self.contenders = CONTENDERS + CROSS if cross else CONTENDERS
         self.address = address
         self.quiet_timeout = quiet_timeout
         self.sample_interval = sample_interval
@@ -120,7 +129,7 @@ class Ceiling:
         )
 
     async def _starter(self, contender: Contender, tag: str) -> StarterResult:
-        if contender == "go":
+        if contender in ("go", "go-on-haul"):
             return await goref.run_starter(
                 self.go_binary,
                 address=self.address,
@@ -129,12 +138,15 @@ class Ceiling:
                 duration=self.duration,
                 tag=tag,
                 out=self.out,
+                task_queue=goref.TASK_QUEUE if contender == "go" else LOADGEN.task_queue,
             )
         result, log = self.out / f"{tag}.json", self.out / f"{tag}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
         env.update(self.target.env)
         argv = [sys.executable, "-m", "app.loadtest.bare_starter", "--tag", tag]
         argv += ["--concurrency", str(self.concurrency), "--duration", str(self.duration)]
+        if contender == "bare-on-go":
+            argv += ["--task-queue", goref.TASK_QUEUE]
         with log.open("wb") as fh:
             proc = await asyncio.create_subprocess_exec(
                 *argv, "--out", str(result), env=env, stdout=fh, stderr=asyncio.subprocess.STDOUT
@@ -146,7 +158,7 @@ class Ceiling:
         return StarterResult.model_validate_json(result.read_text())
 
     async def _starter_run(self, contender: Contender, round_no: int) -> ContenderRun:
-        """The Go or bare contender: a starter process, measured here like a Locust run."""
+        """A contender with a starter process (all but Locust), measured like a Locust run."""
         tag = f"ceil{contender}{uuid.uuid4().hex[:10]}"
         reader = self.reader
         baseline = await reader.wait_quiet(timeout=self.quiet_timeout) if reader else None
@@ -155,7 +167,7 @@ class Ceiling:
         # Sample the counter as a Locust run does, so every contender pays the same scrapes.
         sampler = asyncio.create_task(reader.sample(stop, self.sample_interval)) if reader else None
         worker = self.worker_pids[contender]
-        role = "Go worker" if contender == "go" else "haul worker"
+        role = "Go worker" if worker != self.worker_pids["bare"] else "haul worker"
         cpu0 = process_cpu(worker, role)
         try:
             res = await self._starter(contender, tag)
@@ -240,13 +252,14 @@ class Ceiling:
     async def run(
         self, rounds: int, progress: Callable[[ContenderRun], Any] | None = None
     ) -> tuple[CeilingReport, RunReport | None]:
-        """Every round runs go, bare, locust in turn; returns the report (written to
-        ceiling.json) and the last Locust RunReport (for the harness diagnosis)."""
+        """Every round runs go, bare, locust (and the cross pairings) in turn; returns the
+        report (written to ceiling.json) and the last Locust RunReport (for the harness
+        diagnosis)."""
         load0 = os.getloadavg()[0]
         runs: list[ContenderRun] = []
         last_locust: RunReport | None = None
         for round_no in range(1, max(1, rounds) + 1):
-            for contender in CONTENDERS:
+            for contender in self.contenders:
                 if contender == "locust":
                     one, last_locust = await self._locust_run(round_no)
                 else:
@@ -262,7 +275,7 @@ class Ceiling:
             rounds=max(1, rounds),
             go_binary=str(self.go_binary),
             runs=runs,
-            medians={c: medians([r for r in runs if r.contender == c]) for c in CONTENDERS},
+            medians={c: medians([r for r in runs if r.contender == c]) for c in self.contenders},
             ratios=ratios(runs),
             host=HostLoad(
                 cpus=os.cpu_count() or 1, loadavg_1m_start=load0, loadavg_1m_end=os.getloadavg()[0]
@@ -299,6 +312,7 @@ def ratios(runs: Sequence[ContenderRun]) -> CeilingRatios:
         return a / b if b else 0.0
 
     rounds = list(by_round.values())
+    crossed = [r for r in rounds if all(c in r for c in CROSS)]
     return CeilingRatios(
         locust_over_bare=statistics.median(
             ratio(r["locust"].wf_per_s, r["bare"].wf_per_s) for r in rounds
@@ -307,6 +321,16 @@ def ratios(runs: Sequence[ContenderRun]) -> CeilingRatios:
         python_worker_cpu_over_go=statistics.median(
             ratio(r["bare"].worker_cpu_per_1k, r["go"].worker_cpu_per_1k) for r in rounds
         ),
+        bare_starter_over_go_starter=statistics.median(
+            ratio(r["bare-on-go"].wf_per_s, r["go"].wf_per_s) for r in crossed
+        )
+        if crossed
+        else None,
+        haul_worker_over_go_worker=statistics.median(
+            ratio(r["go-on-haul"].wf_per_s, r["go"].wf_per_s) for r in crossed
+        )
+        if crossed
+        else None,
     )
 
 

@@ -111,12 +111,14 @@ async def run_starter(
     duration: float,
     tag: str,
     out: Path,
+    task_queue: str = TASK_QUEUE,
 ) -> StarterResult:
-    """Run the Go starter for `duration` with `concurrency` workflows in flight."""
+    """Run the Go starter for `duration` with `concurrency` workflows in flight, on the Go
+    worker's queue unless `task_queue` names another (haul's worker serves the same names)."""
     result = out / f"{tag}.json"
     log = out / f"{tag}.log"
     argv = [str(exe), "starter", "-address", address, "-namespace", namespace]
-    argv += ["-task-queue", TASK_QUEUE, "-concurrency", str(concurrency)]
+    argv += ["-task-queue", task_queue, "-concurrency", str(concurrency)]
     argv += ["-duration", f"{duration}s", "-id-prefix", tag, "-out", str(result)]
     with log.open("wb") as fh:
         proc = await asyncio.create_subprocess_exec(

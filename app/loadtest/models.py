@@ -288,7 +288,10 @@ class RunReport(BaseModel):
 # `haul loadtest ceiling`: three contenders on one server
 
 
-Contender = Literal["go", "bare", "locust"]
+# "bare-on-go" is the bare starter driving the Go worker, "go-on-haul" the Go starter driving
+# haul's worker: the cross pairings (`haul loadtest ceiling --cross`) that split a bare/Go gap
+# into the starter's share and the worker's.
+Contender = Literal["go", "bare", "locust", "bare-on-go", "go-on-haul"]
 
 
 class StarterResult(BaseModel):
@@ -356,6 +359,11 @@ class CeilingRatios(BaseModel):
     locust_over_bare: float
     bare_over_go: float
     python_worker_cpu_over_go: float
+    # With the cross pairings: the same Go worker under the bare starter against under the Go
+    # starter (the starter's share of bare/Go), and the same Go starter on haul's worker
+    # against on the Go worker (the worker's share).
+    bare_starter_over_go_starter: float | None = None
+    haul_worker_over_go_worker: float | None = None
 
 
 class HostLoad(BaseModel):

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from temporalio.client import Client, Interceptor, WorkflowHandle
 from temporalio.envconfig import ClientConfig, ClientConnectConfig
 from temporalio.runtime import Runtime
+from temporalio.service import GrpcCompression
 from temporalio.types import (
     MethodAsyncSingleParam,
     MethodSyncOrAsyncNoParam,
@@ -32,7 +33,7 @@ from temporalio.types import (
 )
 
 from app.core.database import Database
-from app.core.settings import AppSettings
+from app.core.settings import AppSettings, ClientSettings
 from app.core.target import Target
 from app.platform.failures import FailureStore
 from app.platform.migration_state import MigrationStore
@@ -81,15 +82,22 @@ async def connect(
 
     Works alike for a local cluster, a self-hosted TLS cluster and Temporal Cloud (API key or
     mTLS): all of that lives in the profile, never in our code. The client carries the haul
-    plugin; `failure_store` is where workers built on it record failed workflows.
+    plugin; `failure_store` is where workers built on it record failed workflows. gRPC
+    compression follows HAUL_GRPC_COMPRESSION (default gzip, the SDK's; see ClientSettings).
     """
     config = connect_config(profile, config_file=config_file, env_overrides=env_overrides)
     return await Client.connect(
         **config,
+        grpc_compression=grpc_compression(ClientSettings()),
         plugins=[HaulPlugin(failure_store)],
         interceptors=list(interceptors),
         runtime=runtime,
     )
+
+
+def grpc_compression(settings: ClientSettings) -> GrpcCompression:
+    """The SDK's compression mode for a setting."""
+    return GrpcCompression.GZIP if settings.grpc_compression == "gzip" else GrpcCompression.NONE
 
 
 class HaulClient:

@@ -20,8 +20,8 @@ import pytest
 
 from app import versions
 from app.loadtest import goref
-from app.loadtest.ceiling import CONTENDERS, WorkerGone, process_cpu
-from app.loadtest.models import CeilingReport, RunReport
+from app.loadtest.ceiling import CONTENDERS, CROSS, WorkerGone, process_cpu, ratios
+from app.loadtest.models import CeilingReport, ContenderRun, RunReport
 from app.stack.builds import BuildError
 from app.stack.registry import ClusterRecord
 
@@ -47,15 +47,16 @@ def _goref_workers(port: int) -> list[psutil.Process]:
     return found
 
 
-def test_ceiling_short_run_reports_three_contenders(
+def test_ceiling_short_run_reports_three_contenders_and_the_cross_pairings(
     lt_cluster: ClusterRecord, tmp_path: Path
 ) -> None:
-    args = ["--duration", "4s", "--concurrency", "4", "--rounds", "1"]
+    args = ["--duration", "4s", "--concurrency", "4", "--rounds", "1", "--cross"]
     done = _haul("loadtest", "ceiling", *args, "--target", lt_cluster.name, "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Locust / bare" in done.stdout and "bare / Go" in done.stdout
     report = CeilingReport.read(next(tmp_path.glob("ceiling-*/ceiling.json")))
-    assert [r.contender for r in report.runs] == list(CONTENDERS)
+    assert [r.contender for r in report.runs] == [*CONTENDERS, *CROSS]
+    assert "split of bare / Go" in done.stdout
     for run in report.runs:
         assert run.workflows > 0, run
         # The server's count is explained by this contender's histories, type by type.
@@ -65,10 +66,12 @@ def test_ceiling_short_run_reports_three_contenders(
         assert run.actions["command_ScheduleActivityTask"] == run.history_runs
         assert run.worker_cpu_s > 0 and run.starter_cpu_s > 0, run
         assert run.worker_cpu_per_1k > 0 and run.p50_ms is not None
-    go, bare, locust = report.runs
-    # A starter awaits every workflow it started, so none is left out of its histories.
-    for run in (go, bare):
+    go, bare, locust, bare_on_go, go_on_haul = report.runs
+    # A starter awaits every workflow it started, so none is left out of its histories. The
+    # cross pairings complete too: each SDK's worker reads the other SDK's starts.
+    for run in (go, bare, bare_on_go, go_on_haul):
         assert run.history_runs == run.workflows + run.failures
+        assert run.failures == 0, run
     assert RunReport.read(locust.locust_report or "").run_tag == locust.run_tag
     assert report.ratios.bare_over_go == pytest.approx(bare.wf_per_s / go.wf_per_s)
     assert report.ratios.locust_over_bare == pytest.approx(locust.wf_per_s / bare.wf_per_s)
@@ -76,6 +79,16 @@ def test_ceiling_short_run_reports_three_contenders(
         bare.worker_cpu_per_1k / go.worker_cpu_per_1k
     )
     assert report.medians["go"].wf_per_s == go.wf_per_s
+    # The split of bare/Go: the same Go worker under each starter, the same Go starter on
+    # each worker.
+    assert report.ratios.bare_starter_over_go_starter == pytest.approx(
+        bare_on_go.wf_per_s / go.wf_per_s
+    )
+    assert report.ratios.haul_worker_over_go_worker == pytest.approx(
+        go_on_haul.wf_per_s / go.wf_per_s
+    )
+    # Each pairing's worker CPU is its own worker's: the Go worker's for bare-on-go.
+    assert bare_on_go.worker_cpu_s > 0 and go_on_haul.worker_cpu_s > 0
     # The Go worker the command started is gone with it.
     assert not _goref_workers(lt_cluster.port("frontend")), "the ceiling left its Go worker running"
 
@@ -175,3 +188,39 @@ def test_a_worker_gone_mid_run_stops_the_ceiling_clearly() -> None:
         live.wait()
     with pytest.raises(WorkerGone, match=rf"the haul worker \(pid {live.pid}\) is not running"):
         process_cpu(live.pid, "haul worker")
+
+
+def _run(contender: str, wf_per_s: float) -> ContenderRun:
+    return ContenderRun.model_validate(
+        {
+            "contender": contender,
+            "round": 1,
+            "run_tag": contender,
+            "workflows": 10,
+            "failures": 0,
+            "seconds": 1.0,
+            "workflows_in_window": 10,
+            "wf_per_s": wf_per_s,
+            "actions": {},
+            "actions_per_s": 0.0,
+            "history_actions": {},
+            "history_runs": 10,
+            "accounting": [],
+            "p50_ms": None,
+            "p95_ms": None,
+            "worker_cpu_s": 1.0,
+            "starter_cpu_s": 1.0,
+            "worker_cpu_per_1k": 1.0,
+            "starter_cpu_per_1k": 1.0,
+        }
+    )
+
+
+def test_a_run_without_the_cross_pairings_claims_no_split() -> None:
+    plain = [_run("go", 10.0), _run("bare", 8.0), _run("locust", 8.0)]
+    r = ratios(plain)
+    assert r.bare_over_go == pytest.approx(0.8)
+    assert r.bare_starter_over_go_starter is None and r.haul_worker_over_go_worker is None
+    r = ratios([*plain, _run("bare-on-go", 9.0), _run("go-on-haul", 8.5)])
+    assert r.bare_starter_over_go_starter == pytest.approx(0.9)
+    assert r.haul_worker_over_go_worker == pytest.approx(0.85)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.settings import AppSettings, CliSettings, Settings, SettingsError, StackSettings
+from app.core.settings import (
+    AppSettings,
+    ClientSettings,
+    CliSettings,
+    Settings,
+    SettingsError,
+    StackSettings,
+)
 from app.domains.parcel.models import IngestInput, PipelineSettings
 
 
@@ -39,6 +46,7 @@ def test_defaults_without_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         (AppSettings, "HAUL_ROUTER_CACHE_SIZE", "-1"),
         (StackSettings, "HAUL_PORT_BASE", "80"),
         (CliSettings, "HAUL_KEEP_CLUSTER", "perhaps"),
+        (ClientSettings, "HAUL_GRPC_COMPRESSION", "brotli"),
     ],
 )
 def test_a_bad_value_names_the_variable(
@@ -84,7 +92,7 @@ def test_readme_lists_every_variable() -> None:
     readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
     table = readme.split("### Settings", 1)[1].split("\n### ", 1)[0]
     models: list[type[EnvSettings]] = [
-        AppSettings, Settings, StackSettings, CliSettings, _PipelineEnv
+        AppSettings, Settings, StackSettings, CliSettings, ClientSettings, _PipelineEnv
     ]
     missing = [
         model.env_name(field)
@@ -93,3 +101,18 @@ def test_readme_lists_every_variable() -> None:
         if f"`{model.env_name(field)}`" not in table
     ]
     assert missing == []
+
+
+def test_a_bad_compression_stops_connect_before_any_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from app.platform.client import connect
+
+    monkeypatch.setenv("HAUL_GRPC_COMPRESSION", "brotli")
+    # Port 1 on loopback: were the setting read after connecting, this would be a connection
+    # error instead.
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(SettingsError, match="HAUL_GRPC_COMPRESSION='brotli'"):
+        asyncio.run(connect())
