@@ -30,6 +30,14 @@ cluster: the first run on the target does not see a run still open on the source
 its owner paused stays paused on both (the copy's note keeps the owner's), and one already
 active on both clusters is left alone rather than overwritten.
 
+A move cut off half-way (an RPC that timed out on a busy server, a killed CLI) is resumed by
+running it again, never restarted: the source's note records its boundary and the owner's own
+end, so the next `move` keeps that boundary, unpauses the target if it is still paused, and
+pauses the source once the boundary has passed. Picking a new boundary instead would hand the
+source the times between the two. Each schedule RPC but the backfill is retried on transient
+errors within the move's timeout; the backfill is not (a repeat would run its times twice), so
+a resumed move backfills only when the target lists no action in the range.
+
 `abort` reverses it: with no move made yet the paused copies are deleted (`discard_copies`);
 after one, the same move runs the other way.
 """
@@ -38,10 +46,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from temporalio.client import (
     Client,
@@ -53,6 +63,9 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 from temporalio.service import RPCError, RPCStatusCode
+
+log = logging.getLogger("haul.migrate.schedules")
+T = TypeVar("T")
 
 # Notes haul writes start with this, so it never mistakes an owner's pause for its own.
 MARK = "haul migrate"
@@ -106,20 +119,52 @@ async def schedule_ids(client: Client) -> list[str]:
     return sorted([s.id async for s in await client.list_schedules()])
 
 
+# Answers a busy server gives to a schedule RPC that a repeat may well get through: a deadline,
+# an overloaded or restarting frontend, the scheduler's own workflow task failing for a moment.
+_TRANSIENT = {
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.ABORTED,
+}
+
+
+def _transient(err: RPCError) -> bool:
+    return err.status in _TRANSIENT or "Workflow Task in failed state" in err.message
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], what: str, timeout: float = 60.0) -> T:
+    """An idempotent schedule RPC, repeated on transient errors until `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    pause = 0.2
+    while True:
+        try:
+            return await call()
+        except RPCError as err:
+            if not _transient(err) or time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s: %s; retrying", what, err.message)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 3.0)
+
+
 async def _describe(handle: ScheduleHandle) -> ScheduleDescription | None:
-    try:
-        return await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    async def once() -> ScheduleDescription | None:
+        try:
+            return await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    return await _retrying(once, f"describe schedule {handle.id}")
 
 
 async def _replace(handle: ScheduleHandle, schedule: Schedule) -> None:
     async def updater(_: ScheduleUpdateInput) -> ScheduleUpdate:
         return ScheduleUpdate(schedule=schedule)
 
-    await handle.update(updater)
+    await _retrying(lambda: handle.update(updater), f"update schedule {handle.id}")
 
 
 async def _until(
@@ -131,7 +176,9 @@ async def _until(
     """Describe until `done`: updates and pauses reach the scheduler asynchronously."""
     deadline = time.monotonic() + timeout
     while True:
-        desc = await handle.describe()
+        desc = await _describe(handle)
+        if desc is None:
+            raise LookupError(f"schedule {handle.id}: deleted while {what} was awaited")
         if done(desc):
             return desc
         if time.monotonic() > deadline:
@@ -206,6 +253,27 @@ async def move(
     )
 
 
+def _ending_note(boundary: datetime, dst_name: str, own_end: datetime | None) -> str:
+    own = _stamp(own_end) if own_end is not None else "none"
+    return f"{MARK}: ends at {_stamp(boundary)}, moving to {dst_name}; own end {own}"
+
+
+def _own_end(note: str) -> datetime | None:
+    """The owner's `end_at` an interrupted move recorded in the source's note."""
+    own = note.rpartition("; own end ")[2]
+    return None if own == "none" else datetime.fromisoformat(own)
+
+
+def _begun(desc: ScheduleDescription, dst_name: str) -> bool:
+    """Did an earlier move to `dst_name` already give the source its boundary?"""
+    note = desc.schedule.state.note or ""
+    return (
+        note.startswith(f"{MARK}: ends at ")
+        and f"moving to {dst_name}; own end " in note
+        and desc.schedule.spec.end_at is not None
+    )
+
+
 async def _move_one(
     src: Client,
     dst: Client,
@@ -227,56 +295,72 @@ async def _move_one(
         return ScheduleMove(sid, "already", f"active on {dst_name}")
     if state.paused:
         return ScheduleMove(sid, "skipped", f"paused by haul on both; unpause on {dst_name}")
-    if not there.schedule.state.paused:
+    begun = _begun(desc, dst_name)
+    taken_over = not there.schedule.state.paused
+    if taken_over and not (begun and _ours(there.schedule.state.note)):
         # Someone runs it on both already; moving would overwrite theirs and run times twice.
         return ScheduleMove(sid, "skipped", f"active on {src_name} and {dst_name}; pause one")
 
     spec = desc.schedule.spec
-    boundary = pick_boundary(now(), desc.info.next_action_times, lead)
-    if spec.end_at is not None and spec.end_at < boundary:
-        boundary = spec.end_at
-    owed = sum(1 for t in desc.info.next_action_times if t <= boundary)
-    # 1. The source keeps every time up to the boundary, and none after it.
-    await _replace(
-        source,
-        dataclasses.replace(
-            desc.schedule,
-            spec=dataclasses.replace(spec, end_at=boundary),
-            state=dataclasses.replace(
-                state, note=f"{MARK}: ends at {_stamp(boundary)}, moving to {dst_name}"
+    if begun:
+        # An earlier move was cut off after step 1: keep its boundary, never pick a new one.
+        assert spec.end_at is not None and state.note is not None
+        boundary, own_end, bounded = spec.end_at, _own_end(state.note), desc
+        spec = dataclasses.replace(spec, end_at=own_end)
+    else:
+        boundary, own_end = pick_boundary(now(), desc.info.next_action_times, lead), spec.end_at
+        if own_end is not None and own_end < boundary:
+            boundary = own_end
+        # 1. The source keeps every time up to the boundary, and none after it.
+        await _replace(
+            source,
+            dataclasses.replace(
+                desc.schedule,
+                spec=dataclasses.replace(spec, end_at=boundary),
+                state=dataclasses.replace(state, note=_ending_note(boundary, dst_name, own_end)),
             ),
-        ),
-    )
-    bounded = await _until(
-        source, lambda d: _same(d.schedule.spec.end_at, boundary), timeout, "the end boundary"
-    )
+        )
+        bounded = await _until(
+            source, lambda d: _same(d.schedule.spec.end_at, boundary), timeout, "the end boundary"
+        )
+    owed = sum(1 for t in desc.info.next_action_times if t <= boundary)
     last = boundary
     updated = bounded.info.last_updated_at
     if updated is not None and updated >= boundary:
         # The update landed late: the source took every time up to it.
         last = updated.replace(microsecond=0)
     start = last + _SECOND
-    # 2. The target takes every time after the boundary, with the source's current schedule.
-    begin = spec.start_at if spec.start_at is not None and spec.start_at > start else start
-    remaining = max(0, state.remaining_actions - owed) if state.limited_actions else 0
-    await _replace(
-        target,
-        dataclasses.replace(
-            desc.schedule,
-            spec=dataclasses.replace(spec, start_at=begin),
-            state=dataclasses.replace(
-                state,
-                paused=False,
-                note=f"{MARK}: active from {_stamp(begin)}, moved from {src_name}",
-                remaining_actions=remaining,
+    detail = f"boundary {_stamp(boundary)}" + ("; resumed" if begun else "")
+    if taken_over:
+        # 2 was done by the interrupted move.
+        begin = there.schedule.spec.start_at or start
+        active = there
+    else:
+        # 2. The target takes every time after the boundary, with the source's current schedule.
+        begin = spec.start_at if spec.start_at is not None and spec.start_at > start else start
+        remaining = max(0, state.remaining_actions - owed) if state.limited_actions else 0
+        await _replace(
+            target,
+            dataclasses.replace(
+                desc.schedule,
+                spec=dataclasses.replace(spec, start_at=begin),
+                state=dataclasses.replace(
+                    state,
+                    paused=False,
+                    note=f"{MARK}: active from {_stamp(begin)}, moved from {src_name}",
+                    remaining_actions=remaining,
+                ),
             ),
-        ),
-    )
-    active = await _until(target, lambda d: not d.schedule.state.paused, timeout, "the unpause")
-    detail = f"boundary {_stamp(boundary)}"
+        )
+        active = await _until(target, lambda d: not d.schedule.state.paused, timeout, "the unpause")
     unpaused = active.info.last_updated_at
-    if unpaused is not None and unpaused > begin:
-        # The target skips times before its update: take them as a backfill.
+    # A resumed move's backfill may have run before it was cut off: its times are then listed.
+    backfilled = taken_over and any(
+        unpaused is not None and begin <= a.scheduled_at <= unpaused
+        for a in active.info.recent_actions
+    )
+    if unpaused is not None and unpaused > begin and not backfilled:
+        # The target skips times before its update: take them as a backfill (not retried).
         await target.backfill(ScheduleBackfill(start_at=begin, end_at=unpaused))
         detail += f"; backfilled {_stamp(begin)}..{_stamp(unpaused)}"
     # 3. Once the source has taken its last time, pause it.
@@ -284,12 +368,13 @@ async def _move_one(
         await _until(
             source,
             lambda d: now() > boundary and not any(t <= boundary for t in d.info.next_action_times),
-            timeout + (boundary - now()).total_seconds(),
+            timeout + max(0.0, (boundary - now()).total_seconds()),
             "the last time before the boundary",
         )
     except TimeoutError as err:
         return ScheduleMove(sid, "pending", f"{detail}; not paused yet: {err}", boundary)
-    await source.pause(note=f"{MARK}: moved to {dst_name} at {_stamp(boundary)}")
+    note = f"{MARK}: moved to {dst_name} at {_stamp(boundary)}"
+    await _retrying(lambda: source.pause(note=note), f"pause schedule {sid}")
     return ScheduleMove(sid, "moved", detail, boundary)
 
 

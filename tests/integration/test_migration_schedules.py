@@ -352,3 +352,57 @@ def test_a_schedule_already_active_on_both_clusters_is_left_alone(
         assert old.end_at is None and new.start_at is None
     finally:
         terminate_runs(sid)
+
+
+@pytest.mark.parametrize("cut", ["after-the-end", "before-the-pause"])
+def test_a_move_cut_off_half_way_is_resumed_by_the_next_move(
+    records: dict[str, ClusterRecord],
+    store: MigrationStore,
+    other_schedule_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cut: str,
+) -> None:
+    """The race forced: the move's RPC times out (as on a busy server) once the source has its
+    boundary, or once the target is active too. The next move keeps the first boundary and
+    finishes: no period twice, none skipped, the source paused. A fresh boundary would leave
+    the source's times between the two unowned; refusing ("active on both") would leave the
+    schedule running twice."""
+    sid = other_schedule_id
+    timed_out = RPCError("deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+    replace, until = migration_schedules._replace, migration_schedules._until
+    calls: list[str] = []
+
+    async def replace_then_time_out(handle, schedule):  # type: ignore[no-untyped-def]
+        calls.append("replace")
+        if len(calls) == 2:  # the target's unpause
+            raise timed_out
+        await replace(handle, schedule)
+
+    async def until_then_time_out(handle, done, timeout, what):  # type: ignore[no-untyped-def]
+        if what == "the last time before the boundary":
+            raise timed_out
+        return await until(handle, done, timeout, what)
+
+    async def move() -> list[migration_schedules.ScheduleMove]:
+        c = await clients()
+        return await migration_schedules.move(c[OLD], c[NEW], src_name=OLD, dst_name=NEW)
+
+    try:
+        wait_until(lambda: taken(sid, OLD) >= 2, "two periods on the old cluster")
+        with monkeypatch.context() as patch:
+            if cut == "after-the-end":
+                patch.setattr(migration_schedules, "_replace", replace_then_time_out)
+            else:
+                patch.setattr(migration_schedules, "_until", until_then_time_out)
+            with pytest.raises(RPCError):
+                run(move())
+        # The operator retries a little later: the first boundary has passed meanwhile.
+        time.sleep(3 * EVERY.total_seconds())
+        moves = run(move())
+        assert [(m.schedule_id, m.outcome) for m in moves] == [(sid, "moved")], moves
+        assert "resumed" in moves[0].detail, moves
+        assert paused(sid) == {OLD: True, NEW: False}
+        wait_until(lambda: taken(sid, NEW) >= 2, "two periods on the new cluster")
+        assert_every_period_once(sid, runs_on={OLD, NEW})
+    finally:
+        terminate_runs(sid)
