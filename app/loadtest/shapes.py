@@ -52,10 +52,12 @@ class StepLoadShape(LoadTestShape):
         self._spawned_now = False  # one of them was for the current step's users
 
     def _begin(self, step: int, now: float) -> None:
-        self.timeline.steps.append(
-            StepWindow(step=step + 1, users=self.shape.users(step), requested_at=now)
-        )
-        self._spawned_now = False
+        steps = self.timeline.steps
+        last = steps[-1] if steps else None
+        users = self.shape.users(step)
+        steps.append(StepWindow(step=step + 1, users=users, requested_at=now))
+        # The same users as a step that ran: Locust spawns nothing and reports nothing.
+        self._spawned_now = last is not None and last.ready_at is not None and last.users == users
         self._seen = len(_spawned)
 
     def _running(self, users: int) -> bool:
