@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -70,22 +70,7 @@ class Inbox:
         return {(name or self.cluster): c for name, c in self.haul.router.clients.items()}
 
     def filter(self, params: FilterParams) -> FailureFilter:
-        since = params.since
-        if params.hours is not None:
-            window = datetime.now(UTC) - timedelta(hours=params.hours)
-            since = max(since, window) if since else window
-        return FailureFilter(
-            status=None if params.status == "any" else params.status,
-            cluster=params.cluster,
-            namespace=params.namespace,
-            workflow_type=params.workflow_type,
-            owner_team=params.owner_team,
-            task_queue=params.task_queue,
-            fingerprint=params.fingerprint,
-            close_status=params.close_status,
-            since=since,
-            until=params.until,
-        )
+        return params.failure_filter(datetime.now(UTC))
 
     def ui_link(self, f: StoredFailure, run_id: str | None = None) -> str | None:
         """The run's history page in the Temporal UI, when we know where the UI is."""

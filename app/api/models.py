@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.platform.failures import Group, Redrive, StoredFailure
+from app.platform.failures import FailureFilter, Group, Redrive, StoredFailure
 from app.platform.redrive import RedriveOptions
 
 
-class FilterParams(BaseModel):
-    """A failure filter as query or body fields; `hours` is a window ending now."""
+class FilterParams(FailureFilter):
+    """The store's failure filter as query or body fields: `status` may also be `any` (the
+    store's None), and `hours` is a window ending now."""
 
-    status: Literal["open", "resolved", "any"] = "open"
-    cluster: str | None = None
-    namespace: str | None = None
-    workflow_type: str | None = None
-    owner_team: str | None = None
-    task_queue: str | None = None
-    fingerprint: str | None = None
-    close_status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    # Wider than the store's field (which says "any" as None), in the same place.
+    status: Literal["open", "resolved", "any"] = "open"  # type: ignore[assignment]
     hours: float | None = Field(default=None, gt=0)
+
+    def failure_filter(self, now: datetime) -> FailureFilter:
+        """The store's filter: `any` as None, and `hours` folded into `since`."""
+        since = self.since
+        if self.hours is not None:
+            window = now - timedelta(hours=self.hours)
+            since = max(since, window) if since else window
+        fields = self.model_dump(include=set(FailureFilter.model_fields))
+        status = None if self.status == "any" else self.status
+        return FailureFilter.model_validate({**fields, "status": status, "since": since})
 
 
 class Summary(BaseModel):

@@ -216,6 +216,9 @@ def locust_worker(
     console.print(f"served {served} run(s)")
 
 
+NOT_READY = "[yellow]harness not ready[/yellow]"
+
+
 @app.command("capacity")
 def capacity(
     scenario: str = typer.Option("start_and_complete", help="Scenario to step up."),
@@ -224,6 +227,12 @@ def capacity(
     steps: int = typer.Option(5, help="Number of steps."),
     step_duration: str = typer.Option("20s", "--step-duration", help="Length of each step."),
     spawn_rate: float = typer.Option(50.0, help="Users started per second within a step."),
+    ready_timeout: str = typer.Option(
+        "120s",
+        "--ready-timeout",
+        help="How long a step may wait for its users to all run (its clock starts then); a "
+        "step still waiting is reported as the harness not ready and fails the command.",
+    ),
     target: str = TARGET,
     namespace: str | None = NAMESPACE,
     metrics_url: str | None = METRICS,
@@ -258,6 +267,7 @@ def capacity(
             steps=steps,
             step_seconds=seconds,
             spawn_rate=spawn_rate,
+            ready_seconds=parse_duration(ready_timeout),
         )
     )
     settings = _valid(
@@ -303,6 +313,9 @@ def capacity(
     for col in ("step", "users", "actions/s", "operations", "p95 ms", "failure ratio", "SLO"):
         table.add_column(col, justify="right")
     for row in cap.steps:
+        if not row.harness_ready:
+            table.add_row(str(row.step), str(row.users), "", "", "", "", NOT_READY)
+            continue
         table.add_row(
             str(row.step),
             str(row.users),
@@ -348,6 +361,15 @@ def capacity(
     failed = [g.name for g in result.gates if g.kind == "accounting" and not g.passed]
     if cap.best_step is None:
         failed.insert(0, "no step held the SLOs")
+    unready = [row for row in cap.steps if not row.harness_ready]
+    if unready:
+        # Not a figure of the cluster: the load generator could not run the step's users.
+        failed.insert(
+            0,
+            f"harness not ready at step(s) {', '.join(str(r.step) for r in unready)}: their "
+            f"users did not all run within {shape.ready_seconds:.0f}s (raise --ready-timeout, "
+            "or give the load generator more CPU or workers)",
+        )
     if failed:
         raise SLOFailed(f"capacity: {', '.join(failed)}")
 

@@ -15,7 +15,15 @@ Three things plain Locust does not do for haul:
 - **The run ends with every operation counted.** With `-t`, a headless master quits its
   workers and waits half a second, so operations still finishing in the stop timeout, and
   the workers' files, are lost. The run's `stop_after` makes the master stop (waiting for every
-  worker to report its users stopped) and only then quit.
+  worker to report its users stopped), wait for every worker's files, and only then quit; a
+  capacity run's shape does the same from its own greenlet after its last step (shapes.py),
+  since its steps wait for their users and a headless Locust quits as soon as that greenlet
+  ends. Locust's own stop ends when the workers' stats report no users, which a busy worker
+  can send before it has sent its files.
+- **Users run from the moment they are reported.** A worker connects to the target as soon as
+  it takes the handoff, before it spawns a user, and reports its stats every second rather than
+  Locust's three: a capacity step's clock starts when the workers report its users spawned,
+  and its window counts what they report.
 - **A worker leaves with its run.** After a stop a Locust worker sleeps for the stop timeout
   before it reads another message, so the master's quit would reach it only after the master
   is gone (and the worker gives up a minute later). The master therefore says first that this
@@ -26,10 +34,11 @@ Three things plain Locust does not do for haul:
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import gevent
-from locust import events
+from locust import events, runners
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -41,7 +50,14 @@ FILES_MESSAGE = "haul_files"
 LAST_STOP_MESSAGE = "haul_last_stop"
 # Seconds a leaving worker allows its "users stopped" report to go out.
 LEAVE_DELAY_SECONDS = 1.0
+# Seconds between a worker's stats reports (Locust's default is 3; its maintainers point to
+# this module variable for changing it).
+REPORT_INTERVAL_SECONDS = 1.0
+# Seconds a stopping master waits, beyond the stop timeout, for each worker's files.
+FILES_WAIT_SECONDS = 30.0
 _last_stop: list[bool] = []
+# On a master: the workers whose files came home in this run.
+_files_from: set[str] = set()
 
 
 @events.init_command_line_parser.add_listener
@@ -55,13 +71,15 @@ def _arguments(parser: Any) -> None:
     )
 
 
-def take_handoff(environment: Environment) -> None:
-    """On a worker: take the master's target and settings for this run (a no-op elsewhere)."""
+def take_handoff(environment: Environment) -> bool:
+    """On a worker: take the master's target and settings for this run, and say so (False
+    elsewhere)."""
     if not isinstance(environment.runner, WorkerRunner):
-        return
+        return False
     raw = getattr(environment.parsed_options, "haul_handoff", "")
     if raw:
         use_run_settings(Handoff.model_validate_json(raw).apply(os.environ))
+    return True
 
 
 @events.init.add_listener
@@ -70,9 +88,11 @@ def _on_init(environment: Environment, **_: Any) -> None:
         environment.runner.register_message(FILES_MESSAGE, _receive_files)
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(LAST_STOP_MESSAGE, lambda **_: _last_stop.append(True))
+        runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_SECONDS
 
 
 def _receive_files(environment: Environment, msg: Any, **_: Any) -> None:
+    _files_from.add(msg.node_id)
     out = run_settings().out
     if out is None or not isinstance(msg.data, dict):
         return
@@ -84,17 +104,32 @@ def _receive_files(environment: Environment, msg: Any, **_: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     runner = environment.runner
-    after = run_settings().stop_after
-    if isinstance(runner, MasterRunner) and after > 0:
-        gevent.spawn_later(after, _stop_then_quit, runner)
+    settings = run_settings()
+    # A capacity shape ends the run itself after its last step (its steps wait for users).
+    if isinstance(runner, MasterRunner) and settings.stop_after > 0 and settings.shape is None:
+        gevent.spawn_later(settings.stop_after, _stop_then_quit, runner)
 
 
 def _stop_then_quit(runner: MasterRunner) -> None:
-    # stop() waits (up to the stop timeout + 60 s) until every worker reports its users
-    # stopped; each worker sends its files before that report, so they are all in by now.
-    runner.send_message(LAST_STOP_MESSAGE)
-    runner.stop()
+    stop_and_collect(runner)
     runner.quit()
+
+
+def stop_and_collect(runner: MasterRunner) -> None:
+    """Stop a distributed run and wait until every worker's files are in (the caller then
+    quits). A capacity shape calls this from its own greenlet: stopping from elsewhere ends
+    that greenlet, and a headless Locust quits the moment it ends, files or not."""
+    taking_part = set(runner.clients.keys())
+    runner.send_message(LAST_STOP_MESSAGE)
+    # stop() waits (up to the stop timeout + 60 s) until the workers' reports count no user;
+    # a worker sends its files when its users have stopped, which can come after that.
+    runner.stop()
+    deadline = time.monotonic() + runner.environment.stop_timeout + FILES_WAIT_SECONDS
+    while not taking_part <= _files_from and time.monotonic() < deadline:
+        gevent.sleep(0.2)
+    missing = sorted(taking_part - _files_from)
+    if missing:
+        print(f"haul: no files came from worker(s) {missing}; their counts are missing", flush=True)
 
 
 @events.test_stop.add_listener

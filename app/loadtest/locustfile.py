@@ -39,15 +39,17 @@ _seq = itertools.count()
 @events.test_start.add_listener
 def _take_handoff(environment: Environment, **_: Any) -> None:
     """A distributed worker has just been given this run's target and settings by its
-    master: use them before any user starts."""
-    distributed.take_handoff(environment)
+    master: use them, and connect, before it spawns a user, so the users it reports to the
+    master run at once (a capacity step's clock starts with that report)."""
+    if distributed.take_handoff(environment):
+        TemporalBridge.get()
 
 
 @events.init.add_listener
 def _connect_before_the_clock(environment: Environment, **_: Any) -> None:
     """A single local process connects before Locust's run time starts: on a busy machine a
     short run was spent connecting and reported no operation at all. (A distributed worker
-    learns its target only at the run's start, so it still connects with its first user.)"""
+    learns its target only at the run's start: it connects when it takes the handoff.)"""
     if isinstance(environment.runner, LocalRunner):
         TemporalBridge.get()
 

@@ -205,14 +205,39 @@ class ServerConfig(BaseModel):
         ]
 
 
+class StepWindow(BaseModel):
+    """One capacity step as the shape ran it (epoch seconds): asked for, its users all
+    running (Locust reported spawning complete with the step's user count), and ended.
+    `ready_at` None: the users never all ran within the shape's `ready_seconds`."""
+
+    step: int
+    users: int
+    requested_at: float
+    ready_at: float | None = None
+    ended_at: float | None = None
+
+
+class ShapeTimeline(BaseModel):
+    """What the process that runs a capacity shape records for the parent, step by step."""
+
+    steps: list[StepWindow] = Field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: Path) -> ShapeTimeline | None:
+        return cls.model_validate_json(path.read_text()) if path.exists() else None
+
+
 class CapacityStep(BaseModel):
     step: int
     users: int
     actions_per_s: float
-    operations: int
+    # None when the harness was not ready: the step's users never all ran, so nothing it
+    # counted says anything about the cluster.
+    operations: int | None
     p95_ms: float | None
     failure_ratio: float
     within_slo: bool
+    harness_ready: bool = True
     # Local clusters: each process's CPU over the step, and what limited it.
     cpu: StepCpu | None = None
 

@@ -36,10 +36,10 @@ def roots_file(out_dir: Path) -> Path:
     return out_dir / f"roots-{process_tag()}.txt"
 
 
-def shape_start_file(out_dir: Path) -> Path:
-    """Where the process that runs a capacity shape records when its clock started (epoch
-    seconds): the master's own directory, so it never travels."""
-    return out_dir / "shape-start.txt"
+def shape_timeline_file(out_dir: Path) -> Path:
+    """Where the process that runs a capacity shape records each step's times (a
+    `ShapeTimeline`): the master's own directory, so it never travels."""
+    return out_dir / "shape-steps.json"
 
 
 def own_files(out_dir: Path) -> dict[str, str]:

@@ -35,9 +35,11 @@ from app.loadtest.models import (
     ProcessStats,
     ReportFiles,
     RunReport,
+    ShapeTimeline,
+    StepWindow,
     Summary,
 )
-from app.loadtest.process_files import HARNESS_GLOB, read_roots, shape_start_file
+from app.loadtest.process_files import HARNESS_GLOB, read_roots, shape_timeline_file
 from app.loadtest.settings import HANDOFF_VAR, Handoff, RunSettings, StepShape
 from app.platform.actions import ActionReader, delta
 from app.platform.client import connect
@@ -178,12 +180,12 @@ def _locust_env(target: Target, s: RunSettings) -> dict[str, str]:
 
 
 def load_start(out: Path, history: Sequence[HistoryRow], fallback: float) -> float:
-    """When the load began: the time a capacity shape recorded for its clock, else Locust's
-    first stats row with users running. Its stats rows start earlier: a master writes them
-    while it waits for its workers, which on a busy machine takes longer than a step."""
-    recorded = shape_start_file(out)
-    if recorded.exists():
-        return float(recorded.read_text())
+    """When the load began: when a capacity shape asked for its first step's users, else
+    Locust's first stats row with users running. Its stats rows start earlier: a master writes
+    them while it waits for its workers, which on a busy machine takes longer than a step."""
+    timeline = ShapeTimeline.read(shape_timeline_file(out))
+    if timeline is not None and timeline.steps:
+        return timeline.steps[0].requested_at
     running = [h.t for h in history if h.users > 0]
     if running:
         return running[0]
@@ -350,9 +352,9 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
         ),
     )
     if s.load.shape is not None:
-        # The shape's clock starts with Locust's test, after its start-up (and, for a master,
-        # after its workers connected), not with the subprocess or its first stats row.
-        result.capacity = capacity_steps(s.load.shape, t0, history, rates, sc.operations, s)
+        # Each step's window is the one the shape ran: from its users all running to its end.
+        windows = step_windows(out, s.load.shape)
+        result.capacity = capacity_steps(windows, history, rates, sc.operations, s)
     result.write()
     Path(result.files.html).write_text(report.render_html(result, history))
     return result
@@ -362,21 +364,50 @@ async def run_load(target: Target, s: RunSettings, console: Any | None = None) -
 # Capacity: evaluate each step of the stepped shape
 
 
+def step_windows(out: Path, shape: StepShape) -> list[StepWindow]:
+    """Every step of the shape as it ran (the timeline its process recorded); a step it never
+    reached, or a run with no timeline, has no ready time: the harness was not ready."""
+    timeline = ShapeTimeline.read(shape_timeline_file(out)) or ShapeTimeline()
+    ran = {w.step: w for w in timeline.steps}
+    return [
+        ran.get(i + 1) or StepWindow(step=i + 1, users=shape.users(i), requested_at=0.0)
+        for i in range(shape.steps)
+    ]
+
+
 def capacity_steps(
-    shape: StepShape,
-    t0: float,
+    windows: Sequence[StepWindow],
     history: Sequence[HistoryRow],
     rates: Sequence[ActionRate],
     operations: Sequence[str],
     s: RunSettings,
 ) -> Capacity:
     """Per step: users, sustained actions/s, p95 and failure ratio of the business operations,
-    and whether the step held the SLOs. The capacity is the best passing step before the first
-    failing one; the breaking step is that first failing one."""
-    length = shape.step_seconds
+    and whether the step held the SLOs, over its window (from its users all running to its
+    end). A step whose users never all ran is the harness not ready: it has no figures and
+    is neither held nor the breaking step. The capacity is the best passing step before the
+    first failing one; the breaking step is that first failing one."""
     rows: list[CapacityStep] = []
-    for i in range(shape.steps):
-        lo, hi = t0 + i * length, t0 + (i + 1) * length
+    for window in windows:
+        if window.ready_at is None:
+            rows.append(
+                CapacityStep(
+                    step=window.step,
+                    users=window.users,
+                    actions_per_s=0.0,
+                    operations=None,
+                    p95_ms=None,
+                    failure_ratio=0.0,
+                    within_slo=False,
+                    harness_ready=False,
+                )
+            )
+            continue
+        lo = window.ready_at
+        # A run cut short (interrupted) has no end for its last step: its planned length.
+        planned = lo + (s.load.shape.step_seconds if s.load.shape else 0.0)
+        hi = window.ended_at if window.ended_at is not None else planned
+        length = hi - lo
         settle = lo + length * 0.25  # skip the ramp at the start of each step
         step_rates = [r.actions_per_s for r in rates if settle < r.t <= hi]
         ops = [h for h in history if h.name in operations and lo < h.t <= hi]
@@ -395,8 +426,8 @@ def capacity_steps(
         ok = reqs > 0 and p95 is not None and p95 <= s.slo_p95_ms and ratio <= s.slo_failure_ratio
         rows.append(
             CapacityStep(
-                step=i + 1,
-                users=shape.users(i),
+                step=window.step,
+                users=window.users,
                 actions_per_s=round(statistics.median(step_rates), 2) if step_rates else 0.0,
                 operations=reqs - fails,
                 p95_ms=p95,
@@ -407,6 +438,8 @@ def capacity_steps(
     best: CapacityStep | None = None
     breaking: CapacityStep | None = None
     for row in rows:
+        if not row.harness_ready:
+            continue
         if not row.within_slo:
             breaking = row
             break

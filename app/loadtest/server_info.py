@@ -21,9 +21,8 @@ from pathlib import Path
 from temporalio.api.workflowservice.v1 import GetClusterInfoRequest
 from temporalio.client import Client
 
-from app.loadtest import report
 from app.loadtest.models import RunReport, ServerConfig, StepCpu
-from app.loadtest.runner import load_start
+from app.loadtest.runner import step_windows
 from app.loadtest.settings import StepShape
 from app.stack.cluster import cluster_spec
 from app.stack.registry import ClusterRecord, Registry
@@ -189,12 +188,13 @@ def attach_cpu(result: RunReport, shape: StepShape, sampler: CpuSampler) -> None
     cap = result.capacity
     if cap is None:
         return
-    history = report.read_history(Path(result.out_dir) / "locust")
-    t0 = load_start(Path(result.out_dir), history, result.started_at)
-    length = shape.step_seconds
-    for i, row in enumerate(cap.steps):
-        lo, hi = t0 + i * length, t0 + (i + 1) * length
-        row.cpu = sampler.window(lo + 0.25 * length, hi)
+    windows = {w.step: w for w in step_windows(Path(result.out_dir), shape)}
+    for row in cap.steps:
+        w = windows[row.step]
+        if w.ready_at is None:
+            continue  # the harness was not ready: no window
+        hi = w.ended_at if w.ended_at is not None else w.ready_at + shape.step_seconds
+        row.cpu = sampler.window(w.ready_at + 0.25 * (hi - w.ready_at), hi)
         row.cpu.limit = limit(row.cpu)
     by_step = {row.step: row for row in cap.steps}
     if cap.best_step is not None:

@@ -32,14 +32,17 @@ TARGET_KEYS: tuple[str, ...] = get_args(TargetKey)
 
 
 class StepShape(BaseModel):
-    """A capacity run's load: `step_start` users, `step_users` more every `step_seconds`, for
-    `steps` steps, each step's users started at `spawn_rate` per second."""
+    """A capacity run's load: `step_start` users, `step_users` more each step, for `steps`
+    steps, each step's users started at `spawn_rate` per second. A step lasts `step_seconds`
+    from the moment its users all run; one whose users do not all run within
+    `ready_seconds` is reported as the harness not ready."""
 
     step_start: int = Field(default=5, ge=0)
     step_users: int = Field(default=5, ge=0)
     steps: int = Field(default=5, ge=1)
     step_seconds: float = Field(default=20.0, gt=0)
     spawn_rate: float = Field(default=50.0, gt=0)
+    ready_seconds: float = Field(default=120.0, gt=0)
 
     def users(self, step: int) -> int:
         """Users during `step` (0-based)."""

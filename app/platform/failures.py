@@ -81,9 +81,9 @@ class Redrive(BaseModel):
     closed_at: datetime | None = None
 
 
-@dataclass
-class FailureFilter:
-    """Which records a list, summary or bulk redrive covers; None means any."""
+class FailureFilter(BaseModel):
+    """Which records a list, summary or bulk redrive covers; None means any. Every field but
+    the time window is a column of the same name (the API's filter adds to these fields)."""
 
     status: Literal["open", "resolved"] | None = "open"
     cluster: str | None = None
@@ -98,16 +98,9 @@ class FailureFilter:
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
-        for column in (
-            "status",
-            "cluster",
-            "namespace",
-            "workflow_type",
-            "owner_team",
-            "task_queue",
-            "fingerprint",
-            "close_status",
-        ):
+        for column in FailureFilter.model_fields:
+            if column in ("since", "until"):
+                continue
             value = getattr(self, column)
             if value is not None:
                 clauses.append(f"{column} = %s")

@@ -16,10 +16,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 from temporalio.client import Client
 
-from app.core.migrate import migrate
-from app.platform.client import connect
-from app.stack import cluster, targets
 from app.stack.registry import ClusterRecord
+from tests import dev_stack
 from tests.api_server import ApiServer, api_server
 
 TOKEN = f"browser-{uuid.uuid4().hex}"
@@ -33,18 +31,13 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 def browser_cluster() -> Iterator[ClusterRecord]:
-    rec = cluster.up("br-dev", "dev", headless=True)
-    migrate(rec.dsn())
-    try:
+    with dev_stack.dev_cluster("br-dev") as rec:
         yield rec
-    finally:
-        cluster.down(rec.name, purge=True)
 
 
 @pytest_asyncio.fixture(scope="session")
 async def browser_client(browser_cluster: ClusterRecord) -> AsyncIterator[Client]:
-    target = targets.for_cluster(browser_cluster)
-    yield await connect(target.profile, config_file=target.config_file)
+    yield await dev_stack.dev_client(browser_cluster)
 
 
 @pytest.fixture(scope="session")

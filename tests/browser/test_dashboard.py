@@ -22,7 +22,7 @@ from tests.integration.failure_workflows import FailingWorkflow, FailInput, Fixe
 
 async def recorded_id(api: ApiServer, task_queue: str) -> int:
     """The failure's ID once haul api's own poller has recorded it."""
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
         for _ in range(200):
             page = (await http.get("/api/failures", params={"task_queue": task_queue})).json()
             if page["items"]:

@@ -9,31 +9,24 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from app.core.migrate import migrate
-from app.platform.client import HaulClient, connect
+from app.platform.client import HaulClient
 from app.platform.failures import FailureStore
-from app.stack import cluster, targets
 from app.stack.registry import ClusterRecord
+from tests import dev_stack
+
+# The two-cluster migration fixtures, for the modules that name their clusters OLD and NEW.
+from tests.integration.migration_clusters import records, store, worker  # noqa: F401
 
 
 @pytest.fixture(scope="session")
 def dev_cluster() -> Iterator[ClusterRecord]:
-    rec = cluster.up("it-dev", "dev", headless=True)
-    migrate(rec.dsn())
-    try:
+    with dev_stack.dev_cluster("it-dev") as rec:
         yield rec
-    finally:
-        cluster.down(rec.name, purge=True)
 
 
 @pytest_asyncio.fixture(scope="session")
 async def client(dev_cluster: ClusterRecord) -> AsyncIterator[Client]:
-    target = targets.for_cluster(dev_cluster)
-    yield await connect(
-        target.profile,
-        config_file=target.config_file,
-        failure_store=FailureStore(dev_cluster.dsn()),
-    )
+    yield await dev_stack.dev_client(dev_cluster, failure_store=FailureStore(dev_cluster.dsn()))
 
 
 @pytest.fixture

@@ -63,13 +63,13 @@ async def fail_runs(client: Client, task_queue: str, messages: list[str], kind: 
 
 
 async def get_json(api: ApiServer, path: str, **params: Any) -> Any:
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
         response = await http.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-async def until(check: Any, what: str, deadline: float = 60) -> Any:
+async def until(check: Any, what: str, deadline: float = 120) -> Any:
     """Call async `check()` until it returns something truthy; fail after `deadline` seconds."""
     end = asyncio.get_running_loop().time() + deadline
     while True:
@@ -142,7 +142,7 @@ async def test_failures_are_recorded_grouped_and_paged(
     )
 
     # The dashboard shows the groups with their counts; the list page the failures.
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
         page = await http.get("/", params={"task_queue": task_queue})
         assert page.status_code == 200 and fingerprint in page.text
         assert page.text.count('class="group"') == 2
@@ -151,7 +151,7 @@ async def test_failures_are_recorded_grouped_and_paged(
 
 
 async def test_bad_reads_get_clear_errors(api: ApiServer) -> None:
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
         by = await http.get("/api/failures/summary", params={"by": "colour"})
         assert by.status_code == 422 and "group by one of" in by.text
         missing = await http.get("/api/failures/987654321")
@@ -201,7 +201,7 @@ async def test_resolve_with_a_note_and_reopen(
 ) -> None:
     await fail_runs(client, task_queue, ["duplicate invoice"], "ApiResolve")
     [item] = await recorded(api, task_queue, 1)
-    async with httpx.AsyncClient(base_url=api.url, timeout=10, headers=api.headers()) as http:
+    async with httpx.AsyncClient(base_url=api.url, timeout=60, headers=api.headers()) as http:
         done = await http.post(
             f"/api/failures/{item['id']}/resolve", json={"note": "carrier resent it"}
         )
@@ -248,7 +248,7 @@ async def test_a_cross_site_form_post_changes_nothing(
 ) -> None:
     await fail_runs(client, task_queue, ["forged"], "ApiCsrf")
     [item] = await recorded(api, task_queue, 1)
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
         login = await http.get("/login")
         csrf = login.cookies["haul_csrf"]
         signed = await http.post(

@@ -140,7 +140,7 @@ async def serving(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60) -> None:
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 120) -> None:
     for _ in range(int(timeout / 0.1)):
         if await check():
             return
@@ -633,7 +633,7 @@ async def test_two_resumers_at_once_start_the_continuation_once(
 
         first.decision_hook = hold
         a = asyncio.create_task(first.resume_handoff(snap.workflow_id))
-        await asyncio.wait_for(decided.wait(), 10)
+        await asyncio.wait_for(decided.wait(), 60)
         b = asyncio.create_task(second.resume_handoff(snap.workflow_id))
         await asyncio.sleep(0.5)
         assert not b.done(), "the second resumer must wait for the ID's lock"

@@ -5,7 +5,6 @@ clusters (visibility, by TemporalScheduledById): no scheduled time twice, none s
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,43 +28,15 @@ from app.cli.main import app
 from app.domains.sample import DOMAIN
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow
-from app.platform import migration_checks, migration_schedules
+from app.platform import migration_schedules
 from app.platform.client import connect
-from app.platform.discovery import discover
 from app.platform.migration_state import MigrationStore
 from app.stack.registry import ClusterRecord, Registry
-from app.stack.workers import start_worker, stop_worker
-from tests.integration.migration_clusters import clean_store, two_clusters
+from tests.integration.migration_clusters import polled_on, wait_until
 
 OLD, NEW = "ms-old", "ms-new"
 EVERY = timedelta(seconds=2)
 SCHEDULED_AT = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
-
-
-@pytest.fixture(scope="module")
-def records() -> Iterator[dict[str, ClusterRecord]]:
-    with two_clusters(OLD, NEW) as recs:
-        yield recs
-
-
-@pytest.fixture
-def store(records: dict[str, ClusterRecord]) -> Iterator[MigrationStore]:
-    with clean_store(records[OLD].dsn()) as fresh_store:
-        yield fresh_store
-
-
-@pytest.fixture
-def worker(
-    records: dict[str, ClusterRecord], store: MigrationStore, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[int]:
-    """`haul worker` for the old cluster, following the migration state (polls both)."""
-    monkeypatch.setenv("HAUL_MIGRATION", "true")
-    rec = records[OLD]
-    pid = start_worker(rec)
-    try:
-        yield pid
-    finally:
-        stop_worker(rec)
 
 
 def haul(*args: str) -> str:
@@ -83,19 +54,8 @@ async def clients() -> dict[str, Client]:
     return {n: await connect(n, config_file=profiles) for n in (OLD, NEW)}
 
 
-def wait_until(check, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
-
-
 def polled_on_new() -> bool:
-    async def check() -> bool:
-        return not await migration_checks.missing_pollers((await clients())[NEW], discover())
-
-    return run(check())
+    return polled_on(NEW)
 
 
 @contextmanager

@@ -6,53 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
-import pytest
 from typer.testing import CliRunner, Result
 
 from app.cli.main import app
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow
-from app.platform import migration_checks
-from app.platform.client import HaulClient, connect
-from app.platform.discovery import discover
+from app.platform.client import HaulClient
 from app.platform.history import run_ids
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import MigrationState, Phase, Step
 from app.stack import targets
-from app.stack.registry import ClusterRecord, Registry
-from app.stack.workers import start_worker, stop_worker
-from tests.integration.migration_clusters import clean_store, two_clusters
+from app.stack.registry import ClusterRecord
+from tests.integration.migration_clusters import polled_on, wait_until
 
 OLD, NEW = "mw-old", "mw-new"
-
-
-@pytest.fixture(scope="module")
-def records() -> Iterator[dict[str, ClusterRecord]]:
-    with two_clusters(OLD, NEW) as recs:
-        yield recs
-
-
-@pytest.fixture
-def store(records: dict[str, ClusterRecord]) -> Iterator[MigrationStore]:
-    """The state store on a clean slate: no migration row, no routers, no claims."""
-    with clean_store(records[OLD].dsn()) as fresh_store:
-        yield fresh_store
-
-
-@pytest.fixture
-def worker(
-    records: dict[str, ClusterRecord], store: MigrationStore, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[int]:
-    """`haul worker` for the old cluster, following the migration state."""
-    monkeypatch.setenv("HAUL_MIGRATION", "true")
-    rec = records[OLD]
-    pid = start_worker(rec)
-    try:
-        yield pid
-    finally:
-        stop_worker(rec)
 
 
 def haul(*args: str) -> Result:
@@ -69,20 +37,8 @@ def ok(result: Result) -> str:
     return result.output
 
 
-def wait_until(check: object, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
-
-
 def polled_on_new() -> bool:
-    async def check() -> bool:
-        client = await connect(NEW, config_file=str(Registry().profile_file))
-        return not await migration_checks.missing_pollers(client, discover())
-
-    return asyncio.run(check())
+    return polled_on(NEW)
 
 
 def start_greeting(name: str, work_seconds: float = 0.0) -> tuple[str, dict[str, int]]:
@@ -96,7 +52,7 @@ def start_greeting(name: str, work_seconds: float = 0.0) -> tuple[str, dict[str,
                 GreetingWorkflow.run, GreetingInput(name=name, work_seconds=work_seconds), name
             )
             landed: dict[str, int] = {}
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             # Visibility trails the start by a moment.
             while sum(landed.values()) == 0 and time.monotonic() < deadline:
                 for n, c in client.router.clients.items():

@@ -93,7 +93,7 @@ async def router(
         yield r
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 120) -> None:
     for _ in range(int(timeout / 0.1)):
         if await check():
             return
@@ -394,7 +394,7 @@ async def test_two_routers_a_step_apart_start_one_id_once(
         lead = asyncio.create_task(
             leader.start(GreetingWorkflow.run, GreetingInput(name="l", work_seconds=3), task)
         )
-        await asyncio.wait_for(decided.wait(), 10)
+        await asyncio.wait_for(decided.wait(), 60)
         follow = asyncio.create_task(
             follower.start(GreetingWorkflow.run, GreetingInput(name="f", work_seconds=3), task)
         )
@@ -508,7 +508,7 @@ async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
         holder = asyncio.create_task(
             r.start(GreetingWorkflow.run, GreetingInput(name="h", work_seconds=5), task)
         )
-        await asyncio.wait_for(decided.wait(), 10)
+        await asyncio.wait_for(decided.wait(), 60)
         waiter = asyncio.create_task(r.start(GreetingWorkflow.run, GreetingInput(name="w"), task))
         await asyncio.sleep(0.5)
         waiter.cancel()
@@ -517,7 +517,7 @@ async def test_a_call_cancelled_while_waiting_for_the_id_lock_leaks_no_lock(
         with pytest.raises(asyncio.CancelledError):
             await waiter
         # The lock the cancelled waiter took afterwards was released: the next call proceeds.
-        await asyncio.wait_for(r.start(GreetingWorkflow.run, GreetingInput(name="n"), task), 10)
+        await asyncio.wait_for(r.start(GreetingWorkflow.run, GreetingInput(name="n"), task), 60)
         assert await landed(clients, r.id_for(GreetingWorkflow.run, task)) == {OLD: 1, NEW: 0}
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.loadtest.models import ActionRate, Gate, HistoryRow, StatsRow
-from app.loadtest.process_files import shape_start_file
+from app.loadtest.models import ActionRate, Gate, HistoryRow, ShapeTimeline, StatsRow, StepWindow
+from app.loadtest.process_files import shape_timeline_file
 from app.loadtest.report import slo_gates
-from app.loadtest.runner import capacity_steps, load_start
+from app.loadtest.runner import capacity_steps, load_start, step_windows
 from app.loadtest.settings import RunSettings, StepShape
 
 # The loosest failure SLO the settings accept.
@@ -105,6 +105,21 @@ def _rates(t0: float, per_step: list[float], length: float) -> list[ActionRate]:
     ]
 
 
+def _windows(shape: StepShape, t0: float) -> list[StepWindow]:
+    """Steps whose users ran at once, back to back from t0."""
+    length = shape.step_seconds
+    return [
+        StepWindow(
+            step=i + 1,
+            users=shape.users(i),
+            requested_at=t0 + i * length,
+            ready_at=t0 + i * length,
+            ended_at=t0 + (i + 1) * length,
+        )
+        for i in range(shape.steps)
+    ]
+
+
 def test_capacity_stops_at_the_first_step_that_breaks_its_slo(tmp_path: Path) -> None:
     op, t0, length = "start_and_complete", 1000.0, 10.0
     shape = StepShape(step_start=2, step_users=2, steps=3, step_seconds=length)
@@ -113,7 +128,7 @@ def test_capacity_stops_at_the_first_step_that_breaks_its_slo(tmp_path: Path) ->
     # found its limit: step 3 must not become the capacity.
     history = _history(op, t0, [(50, 0, 100.0), (80, 0, 900.0), (90, 0, 100.0)], length)
     rates = _rates(t0, [40.0, 60.0, 80.0], length)
-    cap = capacity_steps(shape, t0, history, rates, (op,), settings)
+    cap = capacity_steps(_windows(shape, t0), history, rates, (op,), settings)
     assert [s.within_slo for s in cap.steps] == [True, False, True]
     assert cap.breaking_step is not None and cap.breaking_step.step == 2
     assert cap.best_step is not None and cap.best_step.step == 1
@@ -125,36 +140,47 @@ def test_a_step_whose_operations_failed_is_the_limit(tmp_path: Path) -> None:
     shape = StepShape(step_start=2, step_users=2, steps=2, step_seconds=length)
     settings = RunSettings(scenario=op, out_dir=tmp_path, slo_p95_ms=500, slo_failure_ratio=0.5)
     history = _history(op, t0, [(50, 0, 100.0), (50, 50, 100.0)], length)
-    cap = capacity_steps(shape, t0, history, _rates(t0, [40.0, 1.0], length), (op,), settings)
+    rates = _rates(t0, [40.0, 1.0], length)
+    cap = capacity_steps(_windows(shape, t0), history, rates, (op,), settings)
     assert cap.breaking_step is not None and cap.breaking_step.step == 2
     assert cap.breaking_step.failure_ratio == 1.0
     assert cap.max_sustained_actions_per_s == 40.0
 
 
-def test_steps_start_with_the_shape_not_with_a_waiting_masters_first_rows(
+def test_a_step_counts_from_its_users_running_and_an_unready_one_has_no_figures(
     tmp_path: Path,
 ) -> None:
-    """A master writes stats rows while its workers connect (8 s here, more than a step on a
-    busy machine); the steps are timed from the shape's recorded start, or else from the
-    first row with users running, never from the first row."""
+    """A step is evaluated over the window its shape recorded, from its users all running (8 s
+    after it was asked for here, more than a step on a busy machine), never from when it was
+    asked for; a step whose users never ran is the harness not ready: no operations, neither
+    held nor the limit, and the steps after it are still judged."""
     op, length = "start_and_complete", 6.0
-    shape = StepShape(step_start=2, step_users=2, steps=2, step_seconds=length)
+    shape = StepShape(step_start=2, step_users=2, steps=3, step_seconds=length)
     settings = RunSettings(scenario=op, out_dir=tmp_path, slo_p95_ms=500, slo_failure_ratio=0.01)
     waiting = [
         HistoryRow(t=1000.0 + s, users=0, name=op, rps=0, fps=0, p50_ms=None, p95_ms=None,
                    p99_ms=None, total_requests=0, total_failures=0)
         for s in range(8)
     ]  # fmt: skip
-    started = 1008.0
-    history = waiting + _history(op, started, [(30, 0, 100.0), (60, 0, 100.0)], length)
-    rates = _rates(started, [20.0, 40.0], length)
-    for t0 in (load_start(tmp_path, history, 0.0), history[0].t):
-        cap = capacity_steps(shape, t0, history, rates, (op,), settings)
-        counted = [s.operations for s in cap.steps]
-        if t0 == history[0].t:
-            assert counted[0] == 0  # the flake: timed from the first row, step 1 saw nothing
-        else:
-            # Rows are whole seconds: the first with users is at most a second late.
-            assert started <= t0 <= started + 1 and all(n > 0 for n in counted), counted
-    shape_start_file(tmp_path).write_text("1008.4\n")
-    assert load_start(tmp_path, history, 0.0) == 1008.4
+    ready = 1008.0
+    history = waiting + _history(op, ready, [(30, 0, 100.0), (60, 0, 100.0)], length)
+    rates = _rates(ready, [20.0, 40.0], length)
+    timeline = ShapeTimeline(
+        steps=[
+            StepWindow(step=1, users=2, requested_at=1000.0, ready_at=ready, ended_at=ready + 6),
+            StepWindow(step=2, users=4, requested_at=ready + 6, ready_at=ready + 6,
+                       ended_at=ready + 12),
+            StepWindow(step=3, users=6, requested_at=ready + 12, ended_at=ready + 14),
+        ]
+    )  # fmt: skip
+    shape_timeline_file(tmp_path).write_text(timeline.model_dump_json())
+    assert load_start(tmp_path, history, 0.0) == 1000.0
+    windows = step_windows(tmp_path, shape)
+    assert windows == timeline.steps
+    cap = capacity_steps(windows, history, rates, (op,), settings)
+    assert [s.operations for s in cap.steps] == [30, 60, None]
+    assert [s.harness_ready for s in cap.steps] == [True, True, False]
+    assert cap.breaking_step is None and cap.best_step == cap.steps[1]
+    # A step the shape never reached (the run was cut short) is not ready either.
+    shape_timeline_file(tmp_path).write_text(ShapeTimeline(steps=timeline.steps[:1]).model_dump_json())
+    assert [w.ready_at is not None for w in step_windows(tmp_path, shape)] == [True, False, False]

@@ -18,7 +18,9 @@ import pytest
 from app.core import envconfig
 from app.core.procs import pid_alive, spawn, stop_pid
 from app.loadtest import scenarios
-from app.loadtest.models import RunReport
+from app.loadtest.locust_worker import worker_argv
+from app.loadtest.models import RunReport, ShapeTimeline
+from app.loadtest.report import read_history
 from app.loadtest.runner import resolve_target, run_load
 from app.loadtest.settings import LoadSettings, RunSettings
 from app.stack.registry import ClusterRecord, Registry
@@ -27,9 +29,10 @@ from tests.loadtest.conftest import SCENARIO_SECONDS
 
 
 def _haul(
-    *args: str, timeout: float = 240, env: dict[str, str] | None = None
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess (the tests' HAUL_HOME is inherited)."""
+    """Run the real CLI in a subprocess (the tests' HAUL_HOME is inherited). The deadline only
+    catches a hang: on a loaded machine one short capacity run took over 4 minutes."""
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         capture_output=True,
@@ -254,7 +257,8 @@ async def test_distributed_run_counts_every_worker(
             scenario = "start_and_complete" if label == "capacity" else label
             run = ["loadtest", *command, "--scenario", scenario, "--expect-workers", "2"]
             run += ["--master-bind-port", str(port), "--out", str(tmp_path / label)]
-            run += ["--slo-p95-ms", "120000", "--no-worker"]
+            # A worker process starts in well over a minute on a loaded machine.
+            run += ["--slo-p95-ms", "120000", "--no-worker", "--workers-max-wait", "600s"]
             done = _haul(*run, env=master_env)
             assert done.returncode == 0, done.stdout + done.stderr
             (report_json,) = (tmp_path / label).glob("*/report.json")
@@ -288,7 +292,7 @@ async def test_distributed_run_counts_every_worker(
                 assert server["command_StartChildWorkflowExecution"] == ops.succeeded
                 assert result.histories.runs >= ops.succeeded * 2
         for pid in pids:  # each served its three runs and left
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while pid_alive(pid) and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
             assert not pid_alive(pid)
@@ -297,6 +301,79 @@ async def test_distributed_run_counts_every_worker(
     finally:
         for pid in pids:
             stop_pid(pid)
+
+
+SLOW_SPAWN = Path(__file__).with_name("slow_spawn.py")
+
+
+def _slow_worker(tmp_path: Path, port: int, delay: float) -> int:
+    """One plain Locust worker that holds its spawn for `delay` seconds (slow_spawn.py)."""
+    argv = worker_argv("127.0.0.1", port)
+    files = argv.index("-f") + 1
+    argv[files] = f"{argv[files]},{SLOW_SPAWN}"
+    scratch = tmp_path / "worker-out"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "HAUL_LT_"))}
+    env |= {"HAUL_LT_OUT": str(scratch), "HAUL_TEST_SPAWN_DELAY": str(delay)}
+    return spawn(argv, tmp_path / "slow-worker.log", env=env, cwd=tmp_path)
+
+
+def _slow_capacity(cluster: str, tmp_path: Path, *extra: str) -> tuple[int, str, RunReport]:
+    """A two-step capacity run of 6 s steps on one slow worker; the worker's spawn takes
+    longer than a step."""
+    port = _free_port()
+    pid = _slow_worker(tmp_path, port, delay=8)
+    try:
+        steps = ["--start-users", "2", "--step-users", "2", "--steps", "2"]
+        done = _haul(
+            "loadtest", "capacity", *steps, "--step-duration", "6s", "--target", cluster,
+            "--expect-workers", "1", "--master-bind-port", str(port), "--no-worker",
+            "--workers-max-wait", "600s",
+            "--out", str(tmp_path / "out"), "--slo-p95-ms", "120000", *extra,
+        )  # fmt: skip
+    finally:
+        stop_pid(pid)
+    (report_json,) = (tmp_path / "out").glob("*/report.json")
+    return done.returncode, done.stdout + done.stderr, RunReport.read(report_json)
+
+
+def test_capacity_step_counts_only_once_its_users_run(
+    lt_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    """A step's clock starts when its users all run, however long the worker takes to spawn
+    them: no step is measured without its load (it was: 0 operations, taken for the limit)."""
+    code, output, report = _slow_capacity(lt_cluster.name, tmp_path)
+    assert code == 0, output
+    assert report.capacity is not None
+    steps = report.capacity.steps
+    assert [s.users for s in steps] == [2, 4], steps
+    assert all(s.harness_ready and s.operations and s.operations > 0 for s in steps), steps
+    assert all(s.within_slo for s in steps), steps
+    # The master waited for the worker's own counts before it quit.
+    assert report.harness.processes == 1, report.harness
+    # Over each step's window, Locust (the master, from the worker's reports) counted exactly
+    # the step's users in every second.
+    timeline = ShapeTimeline.read(report.out_dir / "shape-steps.json")
+    assert timeline is not None and len(timeline.steps) == 2, timeline
+    history = [h for h in read_history(report.out_dir / "locust") if h.name == "Aggregated"]
+    for window in timeline.steps:
+        assert window.ready_at is not None and window.ended_at is not None, window
+        inside = [h for h in history if window.ready_at <= h.t and h.t + 1 <= window.ended_at]
+        assert inside and {h.users for h in inside} == {window.users}, (window, inside)
+
+
+def test_capacity_step_whose_users_never_run_is_harness_not_ready(
+    lt_cluster: ClusterRecord, tmp_path: Path
+) -> None:
+    """A step whose users do not all run within --ready-timeout is reported as the harness not
+    ready, never as a step of 0 operations that broke the SLOs, and the command fails."""
+    code, output, report = _slow_capacity(lt_cluster.name, tmp_path, "--ready-timeout", "2s")
+    assert code == 1, output
+    assert "harness not ready at step(s) 1" in output
+    assert report.capacity is not None
+    first = report.capacity.steps[0]
+    assert not first.harness_ready and first.operations is None, first
+    assert report.capacity.breaking_step != first
 
 
 async def test_distributed_run_names_the_workers_that_never_came(

@@ -20,6 +20,7 @@ keys and counts pass through history.
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 
 from temporalio import workflow
@@ -194,10 +195,7 @@ class ParcelIngestWorkflow:
         self._phase = "running"
         # The starter asks for packed runs; the patch keeps a run an older worker began
         # without them on that path when a newer worker replays it (a rolling deploy).
-        if input.packed and workflow.patched(PACKED_RUNS):
-            await self._start_packed(input)
-        else:
-            await self._start_each(input)
+        await self._start_children(input, packed=input.packed and workflow.patched(PACKED_RUNS))
         # Let in-flight children finish: continue-as-new would terminate them.
         self._phase = "draining"
         await workflow.wait_condition(lambda: self._running == 0)
@@ -218,8 +216,11 @@ class ParcelIngestWorkflow:
             retry_policy=_SHORT,
         )
 
-    async def _start_packed(self, input: IngestInput) -> None:
-        """Start one child per packed run of small invoices, and one per large invoice."""
+    async def _start_children(self, input: IngestInput, packed: bool) -> None:
+        """Walk the manifests from the cursor, page by page, starting one child per step: a
+        packed run of small invoices or a large invoice (`packed`), else one per invoice (how
+        a file ingested before packed runs goes on). Both shapes issue the same commands in the
+        same order: a page read when the cursor enters a page, then that page's children."""
         index, settings = input.index, input.settings
         assert index is not None
         started = 0
@@ -232,14 +233,20 @@ class ParcelIngestWorkflow:
             if wanted != page_no:
                 page = await self._page(input, wanted)
                 page_no = wanted
-            slot = next_slot(page, input.cursor - wanted * index.page_size,
-                             settings.run_charge_budget, settings.invoices_per_run)
+            offset = input.cursor - wanted * index.page_size
+            if packed:
+                slot = next_slot(
+                    page, offset, settings.run_charge_budget, settings.invoices_per_run
+                )
+                count, child = slot.count, functools.partial(self._slot, input, slot)
+            else:
+                count, child = 1, functools.partial(self._child, input, page[offset])
             await workflow.wait_condition(lambda: self._running < settings.max_concurrency)
             self._running += 1
-            task = asyncio.create_task(self._slot(input, slot))
+            task = asyncio.create_task(child())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            input.cursor += slot.count
+            input.cursor += count
             started += 1
 
     async def _slot(self, input: IngestInput, slot: Slot) -> None:
@@ -290,29 +297,6 @@ class ParcelIngestWorkflow:
         except ChildWorkflowError as err:
             return [_failure(i, "", err) for i in range(slot.first, slot.first + slot.count)]
         return outcome.failures
-
-    async def _start_each(self, input: IngestInput) -> None:
-        """One child per invoice: how a file ingested before packed runs goes on."""
-        index, settings = input.index, input.settings
-        assert index is not None
-        started = 0
-        page_no = -1
-        page: list[PageEntry] = []
-        while input.cursor < index.invoice_count:
-            if started >= settings.children_per_run or self._history_full():
-                break
-            wanted = input.cursor // index.page_size
-            if wanted != page_no:
-                page = await self._page(input, wanted)
-                page_no = wanted
-            entry = page[input.cursor - wanted * index.page_size]
-            await workflow.wait_condition(lambda: self._running < settings.max_concurrency)
-            self._running += 1
-            task = asyncio.create_task(self._child(input, entry))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            input.cursor += 1
-            started += 1
 
     async def _finish(self, wf_id: str, outcome: str, error: str) -> IngestSummary:
         assert self._input is not None

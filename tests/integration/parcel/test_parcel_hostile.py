@@ -193,7 +193,7 @@ def test_queueing_cannot_race_a_newer_revision(
     def checked_then_superseded(conn: psycopg.Connection[Any], revision_id: int) -> bool:
         current = real_check(conn, revision_id)
         thread.start()  # the newer revision arrives between the check and the insert
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         with psycopg.connect(parcel_env.dsn, autocommit=True) as watch:
             while time.monotonic() < deadline and thread.is_alive():
                 waiting = pid and watch.execute(
