@@ -5,6 +5,7 @@ clusters (visibility, by TemporalScheduledById): no scheduled time twice, none s
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
