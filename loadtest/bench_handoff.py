@@ -31,13 +31,11 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from app.core.database import Database
-from app.core.migrate import migrate
 from app.core.settings import Settings
 from app.domains.sample import DOMAIN
 from app.domains.sample.models import LedgerBatch
 from app.domains.sample.workflows import LedgerEntityWorkflow
-from app.platform.client import HaulClient, connect
+from app.platform.client import HaulClient
 from app.platform.discovery import discover
 from app.platform.handoff_control import HandoffRefusedError, opted_in_types, request_handoff
 from app.platform.handoff_models import HandoffRequest
@@ -49,7 +47,8 @@ from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.router import ClusterRouter, RouterStats
 from app.platform.worker import build_workers
 from app.stack import cluster
-from app.stack.registry import ClusterRecord, Registry
+from app.stack.registry import ClusterRecord
+from loadtest.migration_setup import cluster_clients, fresh_store
 
 OLD, NEW = "bench-ho-old", "bench-ho-new"
 SAMPLE = discover(["app.domains.sample"])
@@ -118,16 +117,8 @@ async def bench(
     recs: dict[str, ClusterRecord], entities: int, senders: int, seconds: float, work: float
 ) -> int:
     console = Console()
-    dsn = recs[OLD].dsn()
-    migrate(dsn)
-    db = Database(dsn)
-    with db.connect() as conn:
-        conn.execute(
-            "truncate cluster_migration, cluster_migration_history, cluster_routers, "
-            "cluster_claims, workflow_handoffs"
-        )
-    store = MigrationStore(db)
-    clients = {n: await connect(n, config_file=str(Registry().profile_file)) for n in recs}
+    store = fresh_store(recs[OLD].dsn())
+    clients = await cluster_clients(recs)
     async with AsyncExitStack() as stack:
         worker_router = await stack.enter_async_context(
             ClusterRouter(clients, store, cluster=OLD, refresh_seconds=0.2)
@@ -189,7 +180,7 @@ async def bench(
                 accepted += 1
             except HandoffRefusedError:
                 refused += 1  # completed between batches: nothing to hand off
-        handoffs = HandoffStore(db)
+        handoffs = HandoffStore(store.db)
         while await asyncio.to_thread(handoffs.unresumed, OLD) or await _open(clients[OLD]):
             await asyncio.sleep(0.05)
         resumed_in = time.monotonic() - asked
@@ -225,7 +216,7 @@ async def bench(
     console.print(f"ledger: {events} events to {entities} entities checked on both clusters")
     for p in problems:
         console.print(f"[red]{p}[/red]")
-    db.close()
+    store.db.close()
     return 1 if problems else 0
 
 

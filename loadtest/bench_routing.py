@@ -36,21 +36,18 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import Client
 from temporalio.service import RPCError
 
-from app.core.database import Database
-from app.core.migrate import migrate
 from app.core.settings import ROUTER_CACHE_SIZE
 from app.domains.sample.models import GreetingInput
 from app.domains.sample.workflows import GreetingWorkflow, LedgerEntityWorkflow
-from app.platform.client import connect
 from app.platform.migration_state import MigrationStore
 from app.platform.phases import Action
 from app.platform.retry_on_signal import EntityEvent, EntityInput
 from app.platform.router import ClusterRouter
 from app.stack import cluster
-from app.stack.registry import ClusterRecord, Registry
+from app.stack.registry import ClusterRecord
+from loadtest.migration_setup import cluster_clients, fresh_store
 
 OLD, NEW = "bench-rt-old", "bench-rt-new"
 OPS = ("swS", "start")
@@ -131,18 +128,8 @@ async def _slice(
 async def bench(
     recs: dict[str, ClusterRecord], senders: int, slice_seconds: float, rounds: int, keys: int
 ) -> None:
-    dsn = recs[OLD].dsn()
-    migrate(dsn)
-    db = Database(dsn)
-    with db.connect() as conn:
-        conn.execute(
-            "truncate cluster_migration, cluster_migration_history, cluster_routers, "
-            "cluster_claims, workflow_handoffs"
-        )
-    store = MigrationStore(db)
-    clients: dict[str, Client] = {
-        n: await connect(n, config_file=str(Registry().profile_file)) for n in recs
-    }
+    store = fresh_store(recs[OLD].dsn())
+    clients = await cluster_clients(recs)
     cells: dict[tuple[str, str, str], Cell] = {}
     async with AsyncExitStack() as stack:
         routers = {
@@ -185,7 +172,7 @@ async def bench(
         await window("routing:lookup", NEW)
         await _step(store, Action.DRAIN)
         await window("draining", NEW)
-    db.close()
+    store.db.close()
 
     table = Table(
         "window",

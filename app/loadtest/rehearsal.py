@@ -264,31 +264,21 @@ class Rehearsal:
     ) -> None:
         """Signal-with-start one event; `wait` until the call returns (a busy entity's lane)."""
         self.ledger.send(haul.id_for(LedgerEntityWorkflow.run, key), event_id)
-        if wait:
-            await self.gate.acquire()
-            await self.timed(
-                "sws",
-                event_id,
-                lambda: haul.signal_with_start(
-                    LedgerEntityWorkflow.run,
-                    EntityInput(entity_key=key, state={"work_seconds": work}),
-                    key,
-                    LedgerEntityWorkflow.on_event,
-                    EntityEvent(event_id),
-                ),
-            )
-            return
-        await self.offer(
-            "sws",
-            event_id,
-            lambda: haul.signal_with_start(
+
+        def call() -> Awaitable[Any]:
+            return haul.signal_with_start(
                 LedgerEntityWorkflow.run,
                 EntityInput(entity_key=key, state={"work_seconds": work}),
                 key,
                 LedgerEntityWorkflow.on_event,
                 EntityEvent(event_id),
-            ),
-        )
+            )
+
+        if wait:
+            await self.gate.acquire()
+            await self.timed("sws", event_id, call)
+            return
+        await self.offer("sws", event_id, call)
 
     async def parcels(self, haul: HaulClient, folder: Path) -> None:
         """One small carrier file every `parcel_every` seconds, through the parcel starter."""
