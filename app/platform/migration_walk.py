@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from app.platform import migration_checks, migration_schedules
+from app.platform import migration_schedules
 from app.platform.migration_control import MigrationControl
 from app.platform.migration_schedules import ScheduleMove
 from app.platform.phases import Action, MigrationState, Phase, Step
@@ -151,15 +151,22 @@ async def mark_drained(
     say: Say = _quiet,
     deadline: float | None = None,
 ) -> MigrationState:
-    """draining -> drained; with `wait`, first until the old cluster has no open workflow
-    (for at most `deadline` seconds, when given). Refused while anything is open there."""
+    """draining -> drained; with `wait`, first until the old cluster has no open workflow and
+    every handed-off one has been resumed on the new (for at most `deadline` seconds, when
+    given): a handoff's old run closes before its continuation starts. Refused while either
+    is left."""
     state = await ctl.state()
-    old = await ctl.client(state.old)
     began = time.monotonic()
-    while wait and (left := await migration_checks.open_workflows(old)):
+    while wait:
+        facts = await ctl.facts(state, Action.MARK_DRAINED)
+        if not facts.open_on_old and not facts.handoffs_in_flight:
+            break
         if deadline is not None and time.monotonic() - began > deadline:
             break
-        say(f"{left} workflow(s) still open on {state.old!r}")
+        if facts.open_on_old:
+            say(f"{facts.open_on_old} workflow(s) still open on {state.old!r}")
+        else:
+            say(f"{facts.handoffs_in_flight} handoff(s) not yet resumed on {state.new!r}")
         await asyncio.sleep(poll)
     return await step(ctl, Action.MARK_DRAINED, actor=actor, timeout=timeout, say=say)
 
