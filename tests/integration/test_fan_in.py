@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 
@@ -22,12 +23,15 @@ async def processed_event_ids(client: Client, workflow_ids: list[str]) -> Counte
     """Event IDs in every process_ledger_batch input of every run, read from histories."""
     seen: Counter[str] = Counter()
     for wf_id in workflow_ids:
-        # Visibility is eventually consistent: wait until every run is listed and closed.
-        for _ in range(100):
+        # Visibility is eventually consistent: wait until every run is listed and closed (a
+        # busy machine may take a while; give up loudly rather than count a partial list).
+        deadline = time.monotonic() + 120
+        while True:
             runs = await run_ids(client, wf_id)
             statuses = [await client.get_workflow_handle(wf_id, run_id=r).describe() for r in runs]
             if runs and all(s.close_time is not None for s in statuses):
                 break
+            assert time.monotonic() < deadline, f"{wf_id}: runs {runs} not all listed closed"
             await asyncio.sleep(0.2)
         for run in runs:
             for batch in await scheduled_activity_inputs(
